@@ -1,0 +1,61 @@
+//! The environment a function runs in: every variable callsync reads, by name, and the
+//! AWS SDK configuration (which honours `AWS_ENDPOINT_URL` for local emulators).
+
+/// DynamoDB table of candidate documents.
+pub const CONFIG_TABLE: &str = "CALLSYNC_CONFIG_TABLE";
+/// Secrets Manager secret holding the API's bearer token.
+pub const API_TOKEN_SECRET: &str = "CALLSYNC_API_TOKEN_SECRET";
+/// Overrides VAN's base URL (local fake servers); unset in production.
+pub const VAN_BASE_URL: &str = "CALLSYNC_VAN_BASE_URL";
+/// Overrides every candidate's LiveVox base URL (local fake servers); unset in production.
+pub const LIVEVOX_BASE_URL: &str = "CALLSYNC_LIVEVOX_BASE_URL";
+
+/// Every variable callsync's code reads, for checks against the deploy template.
+pub const ALL: &[&str] = &[
+    CONFIG_TABLE,
+    API_TOKEN_SECRET,
+    VAN_BASE_URL,
+    LIVEVOX_BASE_URL,
+];
+
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "environment variable {0} is not set: the deploy template sets it; locally, `make dev-up` writes it to .env.local"
+)]
+pub struct MissingVar(pub &'static str);
+
+/// Where variables are read from: the process environment, or a given map (tests run
+/// many local stacks in one process, so they cannot share the process environment).
+#[derive(Debug, Clone, Default)]
+pub struct Vars(Option<std::collections::HashMap<String, String>>);
+
+impl Vars {
+    pub fn process() -> Self {
+        Self(None)
+    }
+
+    pub fn from_map(map: std::collections::HashMap<String, String>) -> Self {
+        Self(Some(map))
+    }
+
+    /// A variable; empty counts as unset.
+    pub fn optional(&self, name: &'static str) -> Option<String> {
+        match &self.0 {
+            None => std::env::var(name).ok(),
+            Some(map) => map.get(name).cloned(),
+        }
+        .filter(|v| !v.is_empty())
+    }
+
+    pub fn required(&self, name: &'static str) -> Result<String, MissingVar> {
+        self.optional(name).ok_or(MissingVar(name))
+    }
+}
+
+/// The SDK configuration from the standard chain (role credentials in Lambda; static
+/// credentials and `AWS_ENDPOINT_URL` against local emulators).
+pub async fn aws() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
+}

@@ -1,0 +1,7 @@
+//! Implementations of the ports: AWS services for Lambda, in-memory twins for unit tests,
+//! and the environment that says which is which.
+
+pub mod dynamo_config;
+pub mod env;
+pub mod memory;
+pub mod secrets_manager;

@@ -1,0 +1,167 @@
+//! What a call is once read from the dialer: the normalised record every later step uses,
+//! and the account-number pattern that carries the voter's VAN id.
+
+use std::fmt;
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+use crate::values::{PhoneNumber, ResultKey, ValueError, VanId};
+
+/// The dialer's id for one call (LiveVox `id` / `callId`), kept as text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CallId(pub String);
+
+impl fmt::Display for CallId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One call, normalised. Built only by the call sources (CDR reader, LiveVox API).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Call {
+    pub call_id: CallId,
+    /// The dialer account number as read, e.g. `ny14-van-18372073`.
+    pub account: String,
+    pub van_id: VanId,
+    /// The number dialed; `None` when the source had none or it was not a US number.
+    pub phone: Option<PhoneNumber>,
+    pub first_name: String,
+    pub last_name: String,
+    pub started_at: Timestamp,
+    pub ended_at: Option<Timestamp>,
+    /// The agent's login; empty for calls no agent handled.
+    pub agent: String,
+    pub result: ResultKey,
+    /// The result exactly as the dialer wrote it, for reports.
+    pub result_text: String,
+    pub service: Option<String>,
+    pub campaign: Option<String>,
+    /// The calendar day of `started_at` in the candidate's time zone: the day it belongs to.
+    pub local_date: Date,
+}
+
+/// How to find the VAN id inside an account number: a regular expression with a named
+/// group `van_id` (other named groups such as `district` or `system` are allowed and
+/// ignored), plus an optional pattern for test accounts that are skipped silently.
+#[derive(Debug, Clone)]
+pub struct AccountPattern {
+    pattern: Regex,
+    test_accounts: Option<Regex>,
+}
+
+/// What an account number turned out to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Account {
+    Voter(VanId),
+    /// A test row (matched the test-account pattern): skip it, it is not an error.
+    Test,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccountError {
+    #[error("account {account:?} does not match the account pattern {pattern}")]
+    NoMatch { account: String, pattern: String },
+    #[error("account {account:?}: {source}")]
+    BadVanId { account: String, source: ValueError },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatternError {
+    #[error("is not a valid regular expression: {0}")]
+    Syntax(String),
+    #[error("needs a named group `van_id`, e.g. ^[a-z]{{2}}\\d{{2}}-(?:van|myc)-(?P<van_id>\\d+)$")]
+    NoVanIdGroup,
+}
+
+impl AccountPattern {
+    /// The convention most campaigns use: `ny14-van-18372073`, `MYV-NY-18372073`, or a bare id.
+    pub const DEFAULT: &'static str =
+        r"^(?:(?P<district>[A-Za-z0-9]+)-(?P<system>[A-Za-z]+)-)?(?P<van_id>\d+)$";
+    pub const DEFAULT_TEST: &'static str = r"^(?i:test)";
+
+    pub fn new(pattern: &str, test_accounts: Option<&str>) -> Result<Self, PatternError> {
+        let pattern = Regex::new(pattern).map_err(|e| PatternError::Syntax(e.to_string()))?;
+        if !pattern.capture_names().any(|n| n == Some("van_id")) {
+            return Err(PatternError::NoVanIdGroup);
+        }
+        let test_accounts = test_accounts
+            .map(Regex::new)
+            .transpose()
+            .map_err(|e| PatternError::Syntax(e.to_string()))?;
+        Ok(Self {
+            pattern,
+            test_accounts,
+        })
+    }
+
+    pub fn parse(&self, account: &str) -> Result<Account, AccountError> {
+        let account = account.trim();
+        if self
+            .test_accounts
+            .as_ref()
+            .is_some_and(|t| t.is_match(account))
+        {
+            return Ok(Account::Test);
+        }
+        let caps = self
+            .pattern
+            .captures(account)
+            .ok_or_else(|| AccountError::NoMatch {
+                account: account.to_owned(),
+                pattern: self.pattern.as_str().to_owned(),
+            })?;
+        let raw = caps.name("van_id").map_or("", |m| m.as_str());
+        raw.parse::<VanId>()
+            .map(Account::Voter)
+            .map_err(|source| AccountError::BadVanId {
+                account: account.to_owned(),
+                source,
+            })
+    }
+}
+
+impl Default for AccountPattern {
+    fn default() -> Self {
+        Self::new(Self::DEFAULT, Some(Self::DEFAULT_TEST)).expect("the default pattern is valid")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_pattern_reads_the_usual_conventions() {
+        let p = AccountPattern::default();
+        let voter = |n| Ok(Account::Voter(VanId::new(n).unwrap()));
+        assert_eq!(p.parse("ny14-van-18372073"), voter(18372073));
+        assert_eq!(p.parse("MYV-NY-18372073"), voter(18372073));
+        assert_eq!(p.parse(" 18372073 "), voter(18372073));
+        assert_eq!(p.parse("TEST123456"), Ok(Account::Test));
+        assert!(matches!(
+            p.parse("ny14-van-"),
+            Err(AccountError::NoMatch { .. })
+        ));
+        assert!(matches!(
+            p.parse("ny14-van-0"),
+            Err(AccountError::BadVanId { .. })
+        ));
+    }
+
+    #[test]
+    fn a_pattern_without_van_id_is_refused() {
+        assert_eq!(
+            AccountPattern::new(r"^(\d+)$", None).unwrap_err(),
+            PatternError::NoVanIdGroup
+        );
+        assert!(matches!(
+            AccountPattern::new(r"^(?P<van_id>\d+", None),
+            Err(PatternError::Syntax(_))
+        ));
+    }
+}

@@ -1,0 +1,467 @@
+//! The candidate document (a.k.a. integration): everything callsync needs to sync one
+//! campaign's calls, as stored (`CandidateDoc`, plain serde) and as used (`Candidate`,
+//! every field parsed and checked, with every problem reported by its path).
+
+use serde::{Deserialize, Serialize};
+
+use crate::call::{AccountPattern, PatternError};
+use crate::livevox::cdr::CdrColumns;
+use crate::mapping::{FieldError, ResultMapping, ResultRowDoc};
+use crate::values::CandidateSlug;
+use crate::van::DatabaseMode;
+
+/// Extensions a candidate may switch on, by name.
+pub const KNOWN_EXTENSIONS: &[&str] = &["phone_ids"];
+
+/// The candidate document as written by people and stored in the config table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CandidateDoc {
+    pub slug: String,
+    pub display_name: String,
+    #[serde(default = "yes")]
+    pub active: bool,
+    /// IANA zone of the campaign: local call days and CDR wall-clock times are read in it.
+    pub time_zone: String,
+    /// Local hour (0–23) after which the previous local day is synced.
+    pub sync_hour: u8,
+    pub source: SourceDoc,
+    #[serde(default = "default_account_pattern")]
+    pub account_pattern: String,
+    /// Accounts matching this are test rows and are skipped; `null` to skip none.
+    #[serde(default = "default_test_pattern")]
+    pub test_account_pattern: Option<String>,
+    /// Required unless the strategy is `all_csv`.
+    #[serde(default)]
+    pub van: Option<VanSettings>,
+    pub strategy: Strategy,
+    #[serde(default)]
+    pub results: Vec<ResultRowDoc>,
+    #[serde(default)]
+    pub extensions: Vec<String>,
+    #[serde(default)]
+    pub notify: Option<Notify>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_account_pattern() -> String {
+    AccountPattern::DEFAULT.to_owned()
+}
+fn default_test_pattern() -> Option<String> {
+    Some(AccountPattern::DEFAULT_TEST.to_owned())
+}
+
+/// Where calls come from: CDR files dropped in S3, the LiveVox API, or both.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceDoc {
+    #[serde(default)]
+    pub cdr: Option<CdrSource>,
+    #[serde(default)]
+    pub livevox: Option<LiveVoxSource>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CdrSource {
+    /// S3 key prefix of the candidate's inbox; defaults to `inbox/<slug>/`.
+    #[serde(default)]
+    pub inbox_prefix: Option<String>,
+    /// Header names of the export; the original LiveVox export's by default.
+    #[serde(default)]
+    pub columns: CdrColumns,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiveVoxSource {
+    /// Secrets Manager secret holding `{access_token, client_name, user_name, password}`.
+    pub secret_name: String,
+    /// LiveVox API host of the account's environment (`https://api.na4.livevox.com`, …).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// LiveVox service ids whose calls belong to this candidate.
+    pub services: Vec<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VanSettings {
+    /// Secrets Manager secret holding `{application_name, api_key}`.
+    pub secret_name: String,
+    pub database_mode: DatabaseMode,
+    /// Resolved to an id by name at run time: ids differ per database.
+    #[serde(default = "default_contact_type")]
+    pub contact_type: String,
+    #[serde(default = "default_input_type")]
+    pub input_type: String,
+}
+
+fn default_contact_type() -> String {
+    "Phone".into()
+}
+fn default_input_type() -> String {
+    "API".into()
+}
+
+impl VanSettings {
+    /// VAN requires `canvassContext.phone` for these contact types.
+    pub fn contact_type_needs_phone(&self) -> bool {
+        ["phone", "sms text"]
+            .iter()
+            .any(|t| self.contact_type.trim().eq_ignore_ascii_case(t))
+    }
+}
+
+/// How a candidate's calls are split between VAN and the CSV export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Strategy {
+    /// Post every `sync` row; rows marked only `csv` go to the CSV.
+    Full,
+    /// The original's money saver: any row marked `csv` goes to the CSV, even when also
+    /// marked `sync`; only rows marked `sync` alone are posted.
+    Hybrid,
+    /// Nothing is posted; every `sync` or `csv` row goes to the CSV.
+    AllCsv,
+    /// As `full`, but at most `daily_free_requests` posts a local day, filled by row
+    /// priority; the overflow goes to the CSV so nobody pays per-request charges by accident.
+    Budget {
+        #[serde(default = "default_allowance")]
+        daily_free_requests: u32,
+    },
+}
+
+fn default_allowance() -> u32 {
+    1_000
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Notify {
+    /// Receives the run report as JSON with a `text` field (Slack, an e-mail relay, …).
+    pub webhook_url: String,
+}
+
+/// A candidate whose document passed every check.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub slug: CandidateSlug,
+    pub zone: jiff::tz::TimeZone,
+    pub accounts: AccountPattern,
+    pub mapping: ResultMapping,
+    doc: CandidateDoc,
+}
+
+impl Candidate {
+    /// Check every field of `doc`, reporting every problem at once.
+    pub fn from_doc(doc: CandidateDoc) -> Result<Self, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let slug = CandidateSlug::parse(&doc.slug)
+            .map_err(|e| errors.push(FieldError::new("slug", e.to_string())))
+            .ok();
+        if doc.display_name.trim().is_empty() {
+            errors.push(FieldError::new(
+                "display_name",
+                "is empty: give the campaign's name as reports should show it",
+            ));
+        }
+        let zone = jiff::tz::TimeZone::get(&doc.time_zone)
+            .map_err(|_| {
+                errors.push(FieldError::new(
+                    "time_zone",
+                    format!(
+                        "{:?} is not an IANA time zone: use a name such as America/New_York",
+                        doc.time_zone
+                    ),
+                ))
+            })
+            .ok();
+        if doc.sync_hour > 23 {
+            errors.push(FieldError::new(
+                "sync_hour",
+                format!(
+                    "{} is not an hour of the day: use 0–23 (local time)",
+                    doc.sync_hour
+                ),
+            ));
+        }
+        check_source(&doc.source, &mut errors);
+        let accounts =
+            AccountPattern::new(&doc.account_pattern, doc.test_account_pattern.as_deref())
+                .map_err(|e| {
+                    let field = match (&e, AccountPattern::new(&doc.account_pattern, None)) {
+                        (PatternError::Syntax(_), Ok(_)) => "test_account_pattern",
+                        _ => "account_pattern",
+                    };
+                    errors.push(FieldError::new(field, e.to_string()));
+                })
+                .ok();
+        match (&doc.van, doc.strategy) {
+            (None, Strategy::AllCsv) => {}
+            (None, _) => errors.push(FieldError::new(
+                "van",
+                "is missing: every strategy but all_csv posts to VAN and needs secret_name and database_mode",
+            )),
+            (Some(van), _) => check_van(van, &mut errors),
+        }
+        if let Strategy::Budget {
+            daily_free_requests: 0,
+        } = doc.strategy
+        {
+            errors.push(FieldError::new(
+                "strategy.budget.daily_free_requests",
+                "is 0, so nothing would ever be posted: use all_csv for that, or a positive allowance",
+            ));
+        }
+        let mapping = ResultMapping::from_docs(&doc.results)
+            .map_err(|e| errors.extend(e))
+            .ok();
+        for (i, ext) in doc.extensions.iter().enumerate() {
+            if !KNOWN_EXTENSIONS.contains(&ext.as_str()) {
+                errors.push(FieldError::new(
+                    format!("extensions[{i}]"),
+                    format!("{ext:?} is not an extension; known: {KNOWN_EXTENSIONS:?}"),
+                ));
+            }
+        }
+        if let Some(notify) = &doc.notify {
+            check_url("notify.webhook_url", &notify.webhook_url, &mut errors);
+        }
+        match (slug, zone, accounts, mapping) {
+            (Some(slug), Some(zone), Some(accounts), Some(mapping)) if errors.is_empty() => {
+                Ok(Self {
+                    slug,
+                    zone,
+                    accounts,
+                    mapping,
+                    doc,
+                })
+            }
+            _ => Err(errors),
+        }
+    }
+
+    pub fn doc(&self) -> &CandidateDoc {
+        &self.doc
+    }
+
+    pub fn into_doc(self) -> CandidateDoc {
+        self.doc
+    }
+
+    pub fn strategy(&self) -> Strategy {
+        self.doc.strategy
+    }
+
+    pub fn van(&self) -> Option<&VanSettings> {
+        self.doc.van.as_ref()
+    }
+
+    pub fn active(&self) -> bool {
+        self.doc.active
+    }
+
+    /// The S3 prefix CDR files for this candidate are dropped under.
+    pub fn inbox_prefix(&self) -> Option<String> {
+        let cdr = self.doc.source.cdr.as_ref()?;
+        Some(
+            cdr.inbox_prefix
+                .clone()
+                .unwrap_or_else(|| format!("inbox/{}/", self.slug)),
+        )
+    }
+}
+
+fn check_source(source: &SourceDoc, errors: &mut Vec<FieldError>) {
+    if source.cdr.is_none() && source.livevox.is_none() {
+        errors.push(FieldError::new(
+            "source",
+            "names no call source: set source.cdr (CDR files in S3), source.livevox (the API), or both",
+        ));
+    }
+    if let Some(prefix) = source.cdr.as_ref().and_then(|c| c.inbox_prefix.as_deref())
+        && (prefix.starts_with('/') || !prefix.ends_with('/') || prefix.len() < 2)
+    {
+        errors.push(FieldError::new(
+            "source.cdr.inbox_prefix",
+            format!("{prefix:?} must be an S3 key prefix like \"inbox/ny14-smith/\": no leading '/', ending in '/'"),
+        ));
+    }
+    if let Some(lv) = &source.livevox {
+        if lv.secret_name.trim().is_empty() {
+            errors.push(FieldError::new(
+                "source.livevox.secret_name",
+                "is empty: name the Secrets Manager secret holding the LiveVox credentials",
+            ));
+        }
+        if lv.services.is_empty() {
+            errors.push(FieldError::new(
+                "source.livevox.services",
+                "is empty: list the LiveVox service ids whose calls belong to this candidate (GET /configure shows them)",
+            ));
+        }
+        if let Some(url) = &lv.base_url {
+            check_url("source.livevox.base_url", url, errors);
+        }
+    }
+}
+
+fn check_van(van: &VanSettings, errors: &mut Vec<FieldError>) {
+    for (field, value, what) in [
+        (
+            "van.secret_name",
+            &van.secret_name,
+            "the Secrets Manager secret holding the VAN application name and API key",
+        ),
+        (
+            "van.contact_type",
+            &van.contact_type,
+            "a VAN contact type name such as Phone",
+        ),
+        (
+            "van.input_type",
+            &van.input_type,
+            "a VAN input type name such as API",
+        ),
+    ] {
+        if value.trim().is_empty() {
+            errors.push(FieldError::new(field, format!("is empty: give {what}")));
+        }
+    }
+}
+
+fn check_url(field: &str, url: &str, errors: &mut Vec<FieldError>) {
+    let local = ["http://127.0.0.1", "http://localhost"]
+        .iter()
+        .any(|p| url.starts_with(p));
+    match reqwest::Url::parse(url) {
+        Ok(u) if u.scheme() == "https" || local => {}
+        _ => errors.push(FieldError::new(
+            field,
+            format!("{url:?} must be an https:// URL"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    pub(crate) fn example_json() -> serde_json::Value {
+        serde_json::json!({
+            "slug": "ny14-smith",
+            "display_name": "Smith for Congress",
+            "time_zone": "America/New_York",
+            "sync_hour": 2,
+            "source": {"cdr": {}},
+            "van": {"secret_name": "callsync/ny14-smith/van", "database_mode": "voter_file"},
+            "strategy": "hybrid",
+            "results": [
+                {"result": "Agent Cust 1", "display_name": "Strong support", "success": true,
+                 "survey_responses": [{"question_id": 2301, "response_id": 9120}], "sync": true},
+                {"result": "Busy", "display_name": "Busy", "success": false, "result_code_id": 18, "csv": true}
+            ]
+        })
+    }
+
+    #[test]
+    fn the_example_document_is_valid_and_defaults_fill_in() {
+        let doc: CandidateDoc = serde_json::from_value(example_json()).unwrap();
+        let c = Candidate::from_doc(doc).unwrap();
+        assert!(c.active());
+        assert_eq!(c.van().unwrap().contact_type, "Phone");
+        assert_eq!(c.van().unwrap().input_type, "API");
+        assert_eq!(c.inbox_prefix().as_deref(), Some("inbox/ny14-smith/"));
+        assert_eq!(c.mapping.rows().len(), 2);
+        assert_eq!(c.doc().account_pattern, AccountPattern::DEFAULT);
+    }
+
+    #[test]
+    fn strategies_read_as_strings_or_budget_objects() {
+        for (json, want) in [
+            (r#""full""#, Strategy::Full),
+            (r#""all_csv""#, Strategy::AllCsv),
+            (
+                r#"{"budget":{}}"#,
+                Strategy::Budget {
+                    daily_free_requests: 1000,
+                },
+            ),
+            (
+                r#"{"budget":{"daily_free_requests":250}}"#,
+                Strategy::Budget {
+                    daily_free_requests: 250,
+                },
+            ),
+        ] {
+            assert_eq!(
+                serde_json::from_str::<Strategy>(json).unwrap(),
+                want,
+                "{json}"
+            );
+        }
+        assert!(serde_json::from_str::<Strategy>(r#""everything""#).is_err());
+    }
+
+    #[test]
+    fn every_problem_is_reported_by_its_path() {
+        let mut json = example_json();
+        json["slug"] = "NY 14".into();
+        json["time_zone"] = "Eastern".into();
+        json["sync_hour"] = 24.into();
+        json["source"] = serde_json::json!({"livevox": {"secret_name": "", "services": []}});
+        json["account_pattern"] = r"^(\d+)$".into();
+        json["van"] = serde_json::Value::Null;
+        json["extensions"] = serde_json::json!(["teleport"]);
+        json["notify"] = serde_json::json!({"webhook_url": "ftp://x"});
+        json["results"][0]["survey_responses"][0]["response_id"] = 0.into();
+        json["results"][1]["result_code_id"] = serde_json::Value::Null;
+        json["results"].as_array_mut().unwrap().push(serde_json::json!(
+            {"result": "agent cust 1 (12)", "display_name": "Dup", "success": true, "result_code_id": 14,
+             "activist_codes": [4411]}));
+        let doc: CandidateDoc = serde_json::from_value(json).unwrap();
+        let errors = Candidate::from_doc(doc).unwrap_err();
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            vec![
+                "slug",
+                "time_zone",
+                "sync_hour",
+                "source.livevox.secret_name",
+                "source.livevox.services",
+                "account_pattern",
+                "van",
+                "results[0].survey_responses[0].response_id",
+                "results[1].result_code_id",
+                "results[2].result_code_id",
+                "results[2].result",
+                "extensions[0]",
+                "notify.webhook_url",
+            ],
+            "{errors:#?}"
+        );
+        assert!(errors[10].message.contains("results[0]"), "{}", errors[10]);
+    }
+
+    #[test]
+    fn all_csv_needs_no_van_settings() {
+        let mut json = example_json();
+        json["van"] = serde_json::Value::Null;
+        json["strategy"] = "all_csv".into();
+        let doc: CandidateDoc = serde_json::from_value(json).unwrap();
+        assert!(Candidate::from_doc(doc).is_ok());
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let mut json = example_json();
+        json["sync_houre"] = 3.into();
+        let err = serde_json::from_value::<CandidateDoc>(json).unwrap_err();
+        assert!(err.to_string().contains("sync_houre"), "{err}");
+    }
+}

@@ -1,0 +1,139 @@
+//! The `configure` function's routes: what VAN offers a candidate's mapping
+//! (`GET /configure/{candidate}`), and storing candidate documents
+//! (`GET`/`PUT /candidates/{candidate}`, `PUT /candidates/{candidate}/results` from an
+//! Airtable-export CSV). Documents are validated before anything is stored.
+
+use lambda_http::http::{Method, StatusCode, header};
+use lambda_http::{Body, Request, Response};
+use serde_json::json;
+
+use super::http::{self, ApiContext, ApiError, json_response, text_response};
+use crate::candidate::{Candidate, CandidateDoc};
+use crate::catalogue::Catalogue;
+use crate::mapping::airtable::import_results;
+
+/// The `configure` Lambda's handler.
+pub async fn handle(ctx: &ApiContext, req: Request) -> Response<Body> {
+    http::serve(ctx, req, |req| route(ctx, req)).await
+}
+
+async fn route(ctx: &ApiContext, req: Request) -> Result<Response<Body>, ApiError> {
+    let segments = http::segments(&req);
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    match (req.method(), segments.as_slice()) {
+        (&Method::GET, ["configure", c]) => configure(ctx, &req, c).await,
+        (&Method::GET, ["candidates"]) => {
+            let known: Vec<String> = ctx
+                .config
+                .list()
+                .await?
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({ "candidates": known }),
+            ))
+        }
+        (&Method::GET, ["candidates", c]) => {
+            let doc = http::stored(ctx, &http::slug(c)?).await?;
+            Ok(json_response(StatusCode::OK, &doc))
+        }
+        (&Method::PUT, ["candidates", c]) => put_candidate(ctx, &req, c).await,
+        (&Method::PUT, ["candidates", c, "results"]) => put_results(ctx, &req, c).await,
+        _ => Err(http::not_found_route(&req)),
+    }
+}
+
+async fn configure(ctx: &ApiContext, req: &Request, c: &str) -> Result<Response<Body>, ApiError> {
+    let slug = http::slug(c)?;
+    let doc = http::stored(ctx, &slug).await?;
+    let van = doc.van.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "no_van_settings",
+            format!("candidate {slug} has no `van` settings, so there is no VAN database to list: add them first"),
+        )
+    })?;
+    let client = ctx.connectors.van(ctx.secrets.as_ref(), van).await?;
+    let mut catalogue = Catalogue::fetch(&client).await.map_err(ApiError::van)?;
+    if let Some(lv) = &doc.source.livevox {
+        let client = ctx.connectors.livevox(ctx.secrets.as_ref(), lv).await?;
+        catalogue.livevox = Some(
+            Catalogue::fetch_dialer(&client, &lv.services)
+                .await
+                .map_err(ApiError::livevox)?,
+        );
+    }
+    tracing::info!(candidate = %slug, van_requests = client.requests_made(), "configure");
+    if http::query(req, "format").as_deref() == Some("text") {
+        return Ok(text_response(StatusCode::OK, catalogue.to_text()));
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "candidate": slug.as_str(), "van": catalogue }),
+    ))
+}
+
+/// Check `doc` and store it, answering with what was stored (defaults filled in).
+async fn store(ctx: &ApiContext, doc: CandidateDoc) -> Result<Response<Body>, ApiError> {
+    let candidate = Candidate::from_doc(doc).map_err(|e| ApiError::invalid_document(&e))?;
+    ctx.config.put(candidate.doc()).await?;
+    tracing::info!(candidate = %candidate.slug, results = candidate.mapping.rows().len(), "stored candidate");
+    Ok(json_response(StatusCode::OK, candidate.doc()))
+}
+
+async fn put_candidate(
+    ctx: &ApiContext,
+    req: &Request,
+    c: &str,
+) -> Result<Response<Body>, ApiError> {
+    let slug = http::slug(c)?;
+    let doc: CandidateDoc = http::json_body(req)?;
+    if doc.slug != slug.as_str() {
+        return Err(ApiError::invalid_document(&[
+            crate::mapping::FieldError::new(
+                "slug",
+                format!(
+                    "is {:?} but the URL names {slug:?}: make them the same",
+                    doc.slug
+                ),
+            ),
+        ]));
+    }
+    store(ctx, doc).await
+}
+
+async fn put_results(ctx: &ApiContext, req: &Request, c: &str) -> Result<Response<Body>, ApiError> {
+    let slug = http::slug(c)?;
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type
+        .trim()
+        .to_ascii_lowercase()
+        .starts_with("text/csv")
+    {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "not_csv",
+            "send the Airtable result table exported as CSV with `Content-Type: text/csv`",
+        ));
+    }
+    let mut doc = http::stored(ctx, &slug).await?;
+    let rows = import_results(http::body_text(req)?).map_err(|errors| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_csv",
+            format!(
+                "the CSV has {} bad cell(s); nothing was stored",
+                errors.len()
+            ),
+        )
+        .with("errors", errors)
+    })?;
+    doc.results = rows;
+    store(ctx, doc).await
+}

@@ -1,0 +1,147 @@
+//! The `validate` function's routes: check the stored candidate (`GET /validate/{candidate}`)
+//! or a draft (`POST /validate/{candidate}`) against live VAN. Always answers
+//! `{ok, errors, warnings}`; `?format=text` gives the per-row verdict as lines.
+
+use std::fmt::Write as _;
+
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+
+use super::http::{self, ApiContext, ApiError, json_response, text_response};
+use crate::candidate::{Candidate, CandidateDoc};
+use crate::catalogue::Catalogue;
+use crate::validation::{self, Finding, Report};
+use crate::van::VanError;
+
+/// The `validate` Lambda's handler.
+pub async fn handle(ctx: &ApiContext, req: Request) -> Response<Body> {
+    http::serve(ctx, req, |req| route(ctx, req)).await
+}
+
+async fn route(ctx: &ApiContext, req: Request) -> Result<Response<Body>, ApiError> {
+    let segments = http::segments(&req);
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let doc = match (req.method(), segments.as_slice()) {
+        (&Method::GET, ["validate", c]) => http::stored(ctx, &http::slug(c)?).await?,
+        (&Method::POST, ["validate", c]) => {
+            let slug = http::slug(c)?;
+            let mut draft: CandidateDoc = http::json_body(&req)?;
+            if draft.slug.is_empty() {
+                draft.slug = slug.to_string();
+            }
+            draft
+        }
+        _ => return Err(http::not_found_route(&req)),
+    };
+    let report = check(ctx, &doc).await?;
+    if http::query(&req, "format").as_deref() == Some("text") {
+        return Ok(text_response(StatusCode::OK, to_text(&doc, &report)));
+    }
+    Ok(json_response(StatusCode::OK, &report))
+}
+
+/// Fetch what VAN (and LiveVox) offer and check `doc` against it. A VAN that refuses the
+/// candidate's credentials is a finding about the document, not a failure of the request.
+async fn check(ctx: &ApiContext, doc: &CandidateDoc) -> Result<Report, ApiError> {
+    let Some(van) = &doc.van else {
+        let errors = match Candidate::from_doc(doc.clone()) {
+            Ok(_) => Vec::new(),
+            Err(e) => validation::static_findings(doc, &e),
+        };
+        return Ok(Report {
+            ok: errors.is_empty(),
+            errors,
+            warnings: Vec::new(),
+        });
+    };
+    let client = match ctx.connectors.van(ctx.secrets.as_ref(), van).await {
+        Ok(c) => c,
+        Err(e) if e.status == StatusCode::INTERNAL_SERVER_ERROR => {
+            return Ok(single_error(
+                doc,
+                "van.secret_name",
+                e.body["message"].as_str().unwrap_or("unreadable secret"),
+            ));
+        }
+        Err(e) => return Err(e),
+    };
+    let mut catalogue = match Catalogue::fetch(&client).await {
+        Ok(c) => c,
+        Err(
+            e @ VanError::Api {
+                status: 401 | 403, ..
+            },
+        ) => {
+            return Ok(single_error(
+                doc,
+                "van.database_mode",
+                &format!(
+                    "VAN refused the credentials in secret {:?} for database mode {:?} ({e}): check the API key and that the key belongs to that mode",
+                    van.secret_name, van.database_mode
+                ),
+            ));
+        }
+        Err(e) => return Err(ApiError::van(e)),
+    };
+    if let Some(lv) = &doc.source.livevox {
+        let lv_client = ctx.connectors.livevox(ctx.secrets.as_ref(), lv).await?;
+        catalogue.livevox = Some(
+            Catalogue::fetch_dialer(&lv_client, &lv.services)
+                .await
+                .map_err(ApiError::livevox)?,
+        );
+    }
+    Ok(validation::check(doc, &catalogue))
+}
+
+fn single_error(doc: &CandidateDoc, field: &str, message: &str) -> Report {
+    let mut errors = match Candidate::from_doc(doc.clone()) {
+        Ok(_) => Vec::new(),
+        Err(e) => validation::static_findings(doc, &e),
+    };
+    errors.insert(
+        0,
+        Finding {
+            result: None,
+            field: field.into(),
+            message: message.into(),
+        },
+    );
+    Report {
+        ok: false,
+        errors,
+        warnings: Vec::new(),
+    }
+}
+
+/// The original app's listing: one line per result row, then the verdict.
+fn to_text(doc: &CandidateDoc, report: &Report) -> String {
+    let mut out = String::new();
+    for f in report.errors.iter().filter(|f| f.result.is_none()) {
+        let _ = writeln!(out, "ERROR  {}: {}", f.field, f.message);
+    }
+    for row in &doc.results {
+        let problems: Vec<&Finding> = report
+            .errors
+            .iter()
+            .filter(|f| f.result.as_deref() == Some(row.result.as_str()))
+            .collect();
+        if problems.is_empty() {
+            let _ = writeln!(out, "OK     {} → {}", row.result, row.display_name);
+        }
+        for f in problems {
+            let _ = writeln!(out, "ERROR  {} ({}): {}", row.result, f.field, f.message);
+        }
+    }
+    for w in &report.warnings {
+        let _ = writeln!(out, "WARN   {}", w.message);
+    }
+    let _ = writeln!(
+        out,
+        "\n{}: {} error(s), {} warning(s)",
+        if report.ok { "VALID" } else { "INVALID" },
+        report.errors.len(),
+        report.warnings.len()
+    );
+    out
+}

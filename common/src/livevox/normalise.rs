@@ -1,0 +1,420 @@
+//! Turning one raw dialer row — from a CDR file or the API — into a [`Call`], or into a
+//! precise error for that row alone.
+
+use std::fmt;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use jiff::civil::DateTime;
+use jiff::tz::TimeZone;
+
+use crate::call::{Account, AccountError, AccountPattern, Call, CallId};
+use crate::values::{PhoneNumber, ResultKey};
+
+/// Where a raw row came from, for error messages: a file and its physical line, or (API
+/// rows) the endpoint and the row's position in the result, counted from 1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowOrigin {
+    pub file: String,
+    pub line: u64,
+}
+
+/// What the source calls each field, so a row error names the column the user can find
+/// (`account number` in a CDR file, `account` in an API response).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldNames {
+    pub call_id: String,
+    pub account: String,
+    pub phone: String,
+    pub start: String,
+    pub result: String,
+}
+
+/// A time as the source wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawTime {
+    /// Local wall-clock text (CDR files) and the strftime format it is written in; it is
+    /// resolved in the candidate's zone.
+    Local { text: String, format: Arc<str> },
+    /// An instant (API epoch milliseconds).
+    Instant(Timestamp),
+}
+
+/// One row as read, before anything is checked. Names and the phone number are kept out
+/// of `Debug`.
+#[derive(Clone)]
+pub struct RawCall {
+    pub origin: RowOrigin,
+    pub fields: Arc<FieldNames>,
+    pub call_id: String,
+    pub account: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub phone: String,
+    pub start: Option<RawTime>,
+    pub end: Option<RawTime>,
+    pub agent: String,
+    pub result: String,
+    pub service: Option<String>,
+    pub campaign: Option<String>,
+}
+
+impl fmt::Debug for RawCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawCall")
+            .field("origin", &self.origin)
+            .field("call_id", &self.call_id)
+            .field("account", &self.account)
+            .field("first_name", &"<redacted>")
+            .field("last_name", &"<redacted>")
+            .field("phone", &mask_digits(&self.phone))
+            .field("start", &self.start)
+            .field("end", &self.end)
+            .field("agent", &self.agent)
+            .field("result", &self.result)
+            .field("service", &self.service)
+            .field("campaign", &self.campaign)
+            .finish()
+    }
+}
+
+/// What became of one row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RowOutcome {
+    Call(Call),
+    /// The account matched the test-account pattern: skipped on purpose, not an error.
+    TestAccount,
+    Bad(RowError),
+}
+
+/// A row that could not become a call: where it is, which value is wrong, why, and what
+/// to do about it. `value` never holds a name, and a phone number only masked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file} line {line}, column {column:?} = {value:?}: {reason}")]
+pub struct RowError {
+    pub file: String,
+    pub line: u64,
+    pub column: String,
+    pub value: String,
+    pub reason: String,
+}
+
+impl RowError {
+    pub fn new(origin: &RowOrigin, column: &str, value: &str, reason: impl Into<String>) -> Self {
+        Self {
+            file: origin.file.clone(),
+            line: origin.line,
+            column: column.to_owned(),
+            value: value.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Checks one raw row against the candidate's account pattern and time zone.
+///
+/// An unusable phone number becomes `phone: None` rather than an error: the call still
+/// happened and its result still counts.
+pub fn normalise(raw: RawCall, accounts: &AccountPattern, zone: &TimeZone) -> RowOutcome {
+    match build(raw, accounts, zone) {
+        Ok(Some(call)) => RowOutcome::Call(call),
+        Ok(None) => RowOutcome::TestAccount,
+        Err(err) => RowOutcome::Bad(err),
+    }
+}
+
+fn build(
+    raw: RawCall,
+    accounts: &AccountPattern,
+    zone: &TimeZone,
+) -> Result<Option<Call>, RowError> {
+    let names = &*raw.fields;
+    let bad = |column: &str, value: &str, reason: String| {
+        let value = if column == names.phone {
+            mask_digits(value)
+        } else {
+            value.to_owned()
+        };
+        RowError::new(&raw.origin, column, &value, reason)
+    };
+
+    let account = raw.account.trim();
+    let van_id = match accounts.parse(account) {
+        Ok(Account::Voter(id)) => id,
+        Ok(Account::Test) => return Ok(None),
+        Err(AccountError::NoMatch { pattern, .. }) => {
+            return Err(bad(
+                &names.account,
+                account,
+                format!(
+                    "does not match the account pattern {pattern} — fix the account or the candidate's account_pattern"
+                ),
+            ));
+        }
+        // Not `source`'s text: it repeats the value, which `bad` may have had to mask.
+        Err(AccountError::BadVanId { .. }) => {
+            return Err(bad(
+                &names.account,
+                account,
+                "the VAN id in it is not a positive whole number — fix the account or the candidate's account_pattern".into(),
+            ));
+        }
+    };
+
+    let call_id = raw.call_id.trim();
+    if call_id.is_empty() {
+        return Err(bad(
+            &names.call_id,
+            "",
+            "the call id is missing — every row needs the dialer's call id; check the report's column map".into(),
+        ));
+    }
+
+    let started_at = match &raw.start {
+        None => {
+            return Err(bad(
+                &names.start,
+                "",
+                "the start time is missing — every row needs the time the call started".into(),
+            ));
+        }
+        Some(time) => {
+            resolve(time, zone).map_err(|(value, reason)| bad(&names.start, &value, reason))?
+        }
+    };
+    // A finish time is informational; one that does not parse is dropped rather than
+    // costing the call.
+    let ended_at = raw.end.as_ref().and_then(|time| resolve(time, zone).ok());
+
+    let result_text = raw.result.trim();
+    let result = ResultKey::normalise(result_text).map_err(|_| {
+        bad(
+            &names.result,
+            result_text,
+            "the result is empty — every call needs the dialer's result; check the report's column map".into(),
+        )
+    })?;
+
+    Ok(Some(Call {
+        call_id: CallId(call_id.to_owned()),
+        account: account.to_owned(),
+        van_id,
+        phone: PhoneNumber::parse(&raw.phone).ok(),
+        first_name: raw.first_name.trim().to_owned(),
+        last_name: raw.last_name.trim().to_owned(),
+        started_at,
+        ended_at,
+        agent: raw.agent.trim().to_owned(),
+        result,
+        result_text: result_text.to_owned(),
+        service: non_empty(raw.service.as_deref()),
+        campaign: non_empty(raw.campaign.as_deref()),
+        local_date: zone.to_datetime(started_at).date(),
+    }))
+}
+
+/// The instant a raw time stands for; on failure, the value to report and why.
+/// Local times in a DST gap or fold resolve the "compatible" way (later offset in a gap,
+/// earlier in a fold), so a real call is never refused for the hour it was made in.
+fn resolve(time: &RawTime, zone: &TimeZone) -> Result<Timestamp, (String, String)> {
+    match time {
+        RawTime::Instant(ts) => Ok(*ts),
+        RawTime::Local { text, format } => {
+            let text = text.trim();
+            let civil: DateTime = jiff::fmt::strtime::parse(&**format, text)
+                .and_then(|tm| tm.to_datetime())
+                .map_err(|e| {
+                    (
+                        text.to_owned(),
+                        format!(
+                            "is not a time in the format {format:?} ({e}) — fix the value or the column map's time_format"
+                        ),
+                    )
+                })?;
+            zone.to_ambiguous_timestamp(civil)
+                .compatible()
+                .map_err(|e| {
+                    (
+                        text.to_owned(),
+                        format!(
+                            "cannot be placed in the time zone {} ({e})",
+                            zone.iana_name().unwrap_or("given")
+                        ),
+                    )
+                })
+        }
+    }
+}
+
+fn non_empty(value: Option<&str>) -> Option<String> {
+    value
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}
+
+/// Hides every digit but the last four, for values that may be phone numbers.
+pub(crate) fn mask_digits(raw: &str) -> String {
+    let total = raw.chars().filter(char::is_ascii_digit).count();
+    let mut seen = 0;
+    raw.chars()
+        .map(|c| {
+            if c.is_ascii_digit() {
+                seen += 1;
+                if seen + 4 <= total { '*' } else { c }
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn fields() -> Arc<FieldNames> {
+        Arc::new(FieldNames {
+            call_id: "id".into(),
+            account: "account number".into(),
+            phone: "phone dialed".into(),
+            start: "start time".into(),
+            result: "result".into(),
+        })
+    }
+
+    fn raw(start: &str) -> RawCall {
+        RawCall {
+            origin: RowOrigin {
+                file: "calls.csv".into(),
+                line: 7,
+            },
+            fields: fields(),
+            call_id: "101312525040".into(),
+            account: "ny14-van-18372073".into(),
+            first_name: "Ada".into(),
+            last_name: "Lovelace".into(),
+            phone: "212-555-0143".into(),
+            start: Some(RawTime::Local {
+                text: start.into(),
+                format: "%d-%m-%Y %H:%M:%S".into(),
+            }),
+            end: None,
+            agent: "".into(),
+            result: "Agent Cust 1 (167)".into(),
+            service: Some(" ".into()),
+            campaign: Some("88".into()),
+        }
+    }
+
+    fn zone() -> TimeZone {
+        TimeZone::get("America/New_York").unwrap()
+    }
+
+    #[test]
+    fn a_good_row_becomes_a_call() {
+        let RowOutcome::Call(call) = normalise(
+            raw("21-11-2026 18:04:05"),
+            &AccountPattern::default(),
+            &zone(),
+        ) else {
+            panic!("expected a call")
+        };
+        assert_eq!(call.van_id.get(), 18372073);
+        assert_eq!(call.result.as_str(), "agent cust 1");
+        assert_eq!(call.result_text, "Agent Cust 1 (167)");
+        assert_eq!(call.started_at.to_string(), "2026-11-21T23:04:05Z");
+        assert_eq!(call.phone.unwrap().digits(), "2125550143");
+        assert_eq!(call.service, None, "blank service is no service");
+        assert_eq!(call.campaign.as_deref(), Some("88"));
+    }
+
+    #[test]
+    fn an_unusable_phone_is_no_phone_not_an_error() {
+        let mut r = raw("21-11-2026 18:04:05");
+        r.phone = "555-01".into();
+        let RowOutcome::Call(call) = normalise(r, &AccountPattern::default(), &zone()) else {
+            panic!("expected a call")
+        };
+        assert_eq!(call.phone, None);
+    }
+
+    #[test]
+    fn an_unreadable_finish_time_does_not_cost_the_call() {
+        let mut r = raw("21-11-2026 18:04:05");
+        r.end = Some(RawTime::Local {
+            text: "soon".into(),
+            format: "%d-%m-%Y %H:%M:%S".into(),
+        });
+        let RowOutcome::Call(call) = normalise(r, &AccountPattern::default(), &zone()) else {
+            panic!("expected a call")
+        };
+        assert_eq!(call.ended_at, None);
+    }
+
+    #[test]
+    fn a_missing_call_id_names_the_column() {
+        let mut r = raw("21-11-2026 18:04:05");
+        r.call_id = " ".into();
+        let RowOutcome::Bad(err) = normalise(r, &AccountPattern::default(), &zone()) else {
+            panic!("expected an error")
+        };
+        assert_eq!(
+            (err.file.as_str(), err.line, err.column.as_str()),
+            ("calls.csv", 7, "id")
+        );
+    }
+
+    #[test]
+    fn a_bad_account_says_what_where_and_how_to_fix() {
+        let mut r = raw("21-11-2026 18:04:05");
+        r.account = "ny14-van-".into();
+        let RowOutcome::Bad(err) = normalise(r, &AccountPattern::default(), &zone()) else {
+            panic!("expected an error")
+        };
+        let text = err.to_string();
+        assert!(
+            text.starts_with(r#"calls.csv line 7, column "account number" = "ny14-van-": does not match the account pattern"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("fix the account or the candidate's account_pattern"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("Ada") && !text.contains("Lovelace"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn errors_on_the_phone_column_are_masked() {
+        // A report whose account number is the phone number dialed (column map pointing
+        // `account` at the phone column) must not leak the number in the error.
+        let mut r = raw("21-11-2026 18:04:05");
+        r.fields = Arc::new(FieldNames {
+            account: "phone dialed".into(),
+            ..(*fields()).clone()
+        });
+        r.account = "212-555-0143".into();
+        let RowOutcome::Bad(err) = normalise(r, &AccountPattern::default(), &zone()) else {
+            panic!("expected an error")
+        };
+        assert_eq!(err.column, "phone dialed");
+        assert_eq!(err.value, "***-***-0143");
+        assert!(!err.to_string().contains("555"), "{err}");
+    }
+
+    #[test]
+    fn raw_call_debug_hides_names_and_phone() {
+        let text = format!("{:?}", raw("21-11-2026 18:04:05"));
+        assert!(
+            !text.contains("Ada") && !text.contains("Lovelace"),
+            "{text}"
+        );
+        assert!(!text.contains("555"), "{text}");
+        assert!(text.contains("0143"), "{text}");
+    }
+}

@@ -1,0 +1,459 @@
+//! How a call is planned: a pure function of the call and its candidate that says whether
+//! the call is posted to VAN, written to the CSV, ignored, or cannot be handled — plus the
+//! daily request budget, which moves the lowest-priority VAN posts of a day to the CSV.
+//! Every rule about where a call goes lives here.
+
+use std::cmp::Reverse;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::call::{Call, CallId};
+use crate::candidate::{Candidate, Strategy};
+use crate::mapping::VanAction;
+use crate::values::{PhoneNumber, ResultKey, VanId};
+
+/// What happens to one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    Van(VanPost),
+    Csv(CsvReason),
+    /// The mapping says this result is not worth keeping (e.g. dropped calls).
+    Ignore,
+    /// The call cannot be handled until someone fixes the data or the mapping.
+    Error(PlanError),
+}
+
+/// A canvass post, ready but for the ids VAN resolves by name at send time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VanPost {
+    pub van_id: VanId,
+    pub action: VanAction,
+    /// The call's start in the candidate's zone, RFC 3339 with offset.
+    pub date_canvassed: String,
+    pub phone: Option<PhoneNumber>,
+    /// The mapping row's priority, for the daily budget.
+    pub priority: i32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CsvReason {
+    /// The row is marked `csv` and not `sync`.
+    CsvRow,
+    /// Strategy `hybrid`: the row is marked `csv` (as well as `sync`).
+    HybridCsvRow,
+    /// Strategy `all_csv`.
+    AllCsv,
+    /// Strategy `budget`: the day's free VAN requests were used by higher-priority calls.
+    OverBudget,
+}
+
+impl CsvReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CsvRow => "csv_row",
+            Self::HybridCsvRow => "hybrid_csv_row",
+            Self::AllCsv => "all_csv",
+            Self::OverBudget => "over_budget",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error(
+        "result {0:?} is not in the candidate's result mapping: add a row for it, then retry the day's unattempted errors"
+    )]
+    UnknownResult(ResultKey),
+    #[error(
+        "the call has no usable dialed phone number, and VAN requires one for contact type {contact_type:?}"
+    )]
+    MissingPhone { contact_type: String },
+}
+
+/// Plan one call. The budget is applied afterwards, over the whole day ([`apply_budget`]).
+pub fn plan(call: &Call, candidate: &Candidate) -> Plan {
+    let Some(row) = candidate.mapping.get(&call.result) else {
+        return Plan::Error(PlanError::UnknownResult(call.result.clone()));
+    };
+    if !row.sync && !row.csv {
+        return Plan::Ignore;
+    }
+    let post_it = match candidate.strategy() {
+        Strategy::AllCsv => return Plan::Csv(CsvReason::AllCsv),
+        Strategy::Hybrid if row.csv && row.sync => return Plan::Csv(CsvReason::HybridCsvRow),
+        Strategy::Full | Strategy::Hybrid | Strategy::Budget { .. } => row.sync,
+    };
+    // Validation guarantees every synced row carries an action and a candidate that posts
+    // has VAN settings; a row without them can only go to the CSV.
+    let (true, Some(action), Some(van)) = (post_it, row.van.clone(), candidate.van()) else {
+        return Plan::Csv(CsvReason::CsvRow);
+    };
+    if call.phone.is_none() && van.contact_type_needs_phone() {
+        return Plan::Error(PlanError::MissingPhone {
+            contact_type: van.contact_type.clone(),
+        });
+    }
+    Plan::Van(VanPost {
+        van_id: call.van_id,
+        action,
+        date_canvassed: date_canvassed(call.started_at, &candidate.zone),
+        phone: call.phone.clone(),
+        priority: row.priority,
+    })
+}
+
+/// RFC 3339 with the zone's offset at that instant, as VAN's `dateCanvassed` wants.
+pub fn date_canvassed(at: Timestamp, zone: &jiff::tz::TimeZone) -> String {
+    at.to_zoned_datetime(zone.clone())
+        .strftime("%Y-%m-%dT%H:%M:%S%:z")
+        .to_string()
+}
+
+/// One planned call of a day, as the budget sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayPlan {
+    pub call_id: CallId,
+    pub started_at: Timestamp,
+    pub plan: Plan,
+}
+
+/// Strategy `budget`: keep at most `allowance - already_used` VAN posts in `plans`,
+/// choosing by row priority (highest first), then by call start (earliest first), then by
+/// call id; move the rest to the CSV. Any other strategy leaves `plans` as they are.
+/// Returns how many posts were moved.
+pub fn apply_budget(plans: &mut [DayPlan], strategy: Strategy, already_used: u64) -> usize {
+    let Strategy::Budget {
+        daily_free_requests,
+    } = strategy
+    else {
+        return 0;
+    };
+    let left = u64::from(daily_free_requests).saturating_sub(already_used);
+    let mut posts: Vec<usize> = (0..plans.len())
+        .filter(|&i| matches!(plans[i].plan, Plan::Van(_)))
+        .collect();
+    posts.sort_by_key(|&i| {
+        let p = &plans[i];
+        let priority = match &p.plan {
+            Plan::Van(post) => post.priority,
+            _ => 0,
+        };
+        (Reverse(priority), p.started_at, p.call_id.clone())
+    });
+    let keep = usize::try_from(left).unwrap_or(usize::MAX);
+    let over = posts.get(keep..).unwrap_or_default();
+    for &i in over {
+        plans[i].plan = Plan::Csv(CsvReason::OverBudget);
+    }
+    over.len()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::candidate::CandidateDoc;
+    use crate::mapping::SurveyAnswer;
+
+    /// One row of each kind a mapping can hold.
+    fn candidate(strategy: &str, contact_type: &str) -> Candidate {
+        let strategy: serde_json::Value = serde_json::from_str(strategy).unwrap();
+        let doc: CandidateDoc = serde_json::from_value(serde_json::json!({
+            "slug": "ny14-smith", "display_name": "Smith", "time_zone": "America/New_York",
+            "sync_hour": 2, "source": {"cdr": {}}, "strategy": strategy,
+            "van": {"secret_name": "s", "database_mode": "voter_file", "contact_type": contact_type},
+            "results": [
+                {"result": "Agent Cust 1", "display_name": "Strong support", "success": true,
+                 "survey_responses": [{"question_id": 2301, "response_id": 9120}],
+                 "activist_codes": [4411], "sync": true, "priority": 10},
+                {"result": "Wrong Number", "display_name": "Wrong number", "success": false,
+                 "result_code_id": 20, "sync": true},
+                {"result": "Agent Cust 2", "display_name": "Lean support", "success": true,
+                 "survey_responses": [{"question_id": 2301, "response_id": 9121}],
+                 "sync": true, "csv": true, "priority": 5},
+                {"result": "No Answer", "display_name": "No answer", "success": false,
+                 "result_code_id": 17, "csv": true},
+                {"result": "Hung Up in Opening", "display_name": "Dropped", "success": false}
+            ]
+        }))
+        .unwrap();
+        Candidate::from_doc(doc).unwrap()
+    }
+
+    fn call(result: &str, phone: Option<&str>) -> Call {
+        Call {
+            call_id: CallId("101312525040".into()),
+            account: "ny14-van-18372073".into(),
+            van_id: VanId::new(18372073).unwrap(),
+            phone: phone.map(|p| PhoneNumber::parse(p).unwrap()),
+            first_name: "A".into(),
+            last_name: "B".into(),
+            started_at: "2026-11-21T23:04:11Z".parse().unwrap(),
+            ended_at: None,
+            agent: "agent7".into(),
+            result: ResultKey::normalise(result).unwrap(),
+            result_text: result.into(),
+            service: None,
+            campaign: None,
+            local_date: jiff::civil::date(2026, 11, 21),
+        }
+    }
+
+    fn strong_support() -> VanAction {
+        VanAction::Contact {
+            survey_responses: vec![SurveyAnswer {
+                question_id: 2301,
+                response_id: 9120,
+            }],
+            activist_codes: vec![4411],
+        }
+    }
+
+    fn lean_support() -> VanAction {
+        VanAction::Contact {
+            survey_responses: vec![SurveyAnswer {
+                question_id: 2301,
+                response_id: 9121,
+            }],
+            activist_codes: vec![],
+        }
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum Want {
+        Van(VanAction),
+        Csv(CsvReason),
+        Ignore,
+        Unknown,
+        NoPhone,
+    }
+
+    fn outcome(plan: Plan) -> Want {
+        match plan {
+            Plan::Van(post) => Want::Van(post.action),
+            Plan::Csv(reason) => Want::Csv(reason),
+            Plan::Ignore => Want::Ignore,
+            Plan::Error(PlanError::UnknownResult(_)) => Want::Unknown,
+            Plan::Error(PlanError::MissingPhone { .. }) => Want::NoPhone,
+        }
+    }
+
+    #[test]
+    fn planner_table() {
+        use Want::*;
+        let full = r#""full""#;
+        let hybrid = r#""hybrid""#;
+        let all_csv = r#""all_csv""#;
+        let budget = r#"{"budget":{"daily_free_requests":1000}}"#;
+        let phone = Some("212-555-0143");
+        let cases: Vec<(&str, &str, &str, Option<&str>, Want)> = vec![
+            // strategy, contact type, result, phone, expected
+            (
+                full,
+                "Phone",
+                "Agent Cust 1 (167)",
+                phone,
+                Van(strong_support()),
+            ),
+            (
+                full,
+                "Phone",
+                "WRONG NUMBER",
+                phone,
+                Van(VanAction::ResultCode(20)),
+            ),
+            (full, "Phone", "Agent Cust 2", phone, Van(lean_support())),
+            (full, "Phone", "No Answer", phone, Csv(CsvReason::CsvRow)),
+            (full, "Phone", "Hung Up in Opening", phone, Ignore),
+            (full, "Phone", "Agent Cust 9", phone, Unknown),
+            (full, "Phone", "Agent Cust 1", None, NoPhone),
+            (full, "SMS Text", "Agent Cust 1", None, NoPhone),
+            (full, "Walk", "Agent Cust 1", None, Van(strong_support())),
+            (
+                hybrid,
+                "Phone",
+                "Agent Cust 1",
+                phone,
+                Van(strong_support()),
+            ),
+            (
+                hybrid,
+                "Phone",
+                "Wrong Number",
+                phone,
+                Van(VanAction::ResultCode(20)),
+            ),
+            (
+                hybrid,
+                "Phone",
+                "Agent Cust 2",
+                phone,
+                Csv(CsvReason::HybridCsvRow),
+            ),
+            (hybrid, "Phone", "No Answer", phone, Csv(CsvReason::CsvRow)),
+            (hybrid, "Phone", "Hung Up in Opening", phone, Ignore),
+            (hybrid, "Phone", "Agent Cust 9", phone, Unknown),
+            (
+                all_csv,
+                "Phone",
+                "Agent Cust 1",
+                phone,
+                Csv(CsvReason::AllCsv),
+            ),
+            (
+                all_csv,
+                "Phone",
+                "Wrong Number",
+                None,
+                Csv(CsvReason::AllCsv),
+            ),
+            (all_csv, "Phone", "No Answer", phone, Csv(CsvReason::AllCsv)),
+            (all_csv, "Phone", "Hung Up in Opening", phone, Ignore),
+            (all_csv, "Phone", "Agent Cust 9", phone, Unknown),
+            (
+                budget,
+                "Phone",
+                "Agent Cust 1",
+                phone,
+                Van(strong_support()),
+            ),
+            (budget, "Phone", "Agent Cust 2", phone, Van(lean_support())),
+            (budget, "Phone", "No Answer", phone, Csv(CsvReason::CsvRow)),
+            (budget, "Phone", "Hung Up in Opening", phone, Ignore),
+        ];
+        for (strategy, contact_type, result, phone, want) in cases {
+            let c = candidate(strategy, contact_type);
+            let got = outcome(plan(&call(result, phone), &c));
+            assert_eq!(
+                got, want,
+                "{strategy} / {contact_type} / {result:?} / phone {phone:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_van_post_carries_the_local_date_phone_and_voter() {
+        let c = candidate(r#""full""#, "Phone");
+        let Plan::Van(post) = plan(&call("Agent Cust 1", Some("(212) 555-0143")), &c) else {
+            panic!("expected a VAN post");
+        };
+        // 23:04 UTC on 21 Nov is 18:04 in New York (EST, -05:00).
+        assert_eq!(post.date_canvassed, "2026-11-21T18:04:11-05:00");
+        assert_eq!(post.phone.unwrap().digits(), "2125550143");
+        assert_eq!(post.van_id.get(), 18372073);
+        assert_eq!(post.priority, 10);
+    }
+
+    #[test]
+    fn summer_calls_carry_the_daylight_offset() {
+        let zone = jiff::tz::TimeZone::get("America/Los_Angeles").unwrap();
+        let at: Timestamp = "2026-07-04T02:30:00Z".parse().unwrap();
+        assert_eq!(date_canvassed(at, &zone), "2026-07-03T19:30:00-07:00");
+    }
+
+    fn day(strategy: &str, results: &[(&str, &str)]) -> Vec<DayPlan> {
+        let c = candidate(strategy, "Phone");
+        results
+            .iter()
+            .map(|(id, result)| {
+                let mut call = call(result, Some("212-555-0143"));
+                call.call_id = CallId((*id).into());
+                call.started_at =
+                    Timestamp::from_second(1_800_000_000 + id.parse::<i64>().unwrap()).unwrap();
+                DayPlan {
+                    call_id: call.call_id.clone(),
+                    started_at: call.started_at,
+                    plan: plan(&call, &c),
+                }
+            })
+            .collect()
+    }
+
+    fn kinds(plans: &[DayPlan]) -> Vec<(&str, &str)> {
+        plans
+            .iter()
+            .map(|p| {
+                let kind = match &p.plan {
+                    Plan::Van(_) => "van",
+                    Plan::Csv(CsvReason::OverBudget) => "over",
+                    Plan::Csv(_) => "csv",
+                    Plan::Ignore => "ignore",
+                    Plan::Error(_) => "error",
+                };
+                (p.call_id.0.as_str(), kind)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_budget_fills_by_priority_then_start_time_and_overflows_to_csv() {
+        let calls = [
+            ("1", "Wrong Number"),       // priority 0
+            ("2", "Agent Cust 2"),       // priority 5
+            ("3", "Agent Cust 1"),       // priority 10
+            ("4", "No Answer"),          // csv row: untouched
+            ("5", "Agent Cust 1"),       // priority 10, later than 3
+            ("6", "Hung Up in Opening"), // ignored: untouched
+        ];
+        let budget = |n: u32| format!(r#"{{"budget":{{"daily_free_requests":{n}}}}}"#);
+
+        let mut plans = day(&budget(3), &calls);
+        assert_eq!(
+            apply_budget(&mut plans, candidate(&budget(3), "Phone").strategy(), 0),
+            1
+        );
+        assert_eq!(
+            kinds(&plans),
+            vec![
+                ("1", "over"),
+                ("2", "van"),
+                ("3", "van"),
+                ("4", "csv"),
+                ("5", "van"),
+                ("6", "ignore")
+            ]
+        );
+
+        // Two requests already spent today: one post left, and it goes to the earliest top-priority call.
+        let mut plans = day(&budget(3), &calls);
+        assert_eq!(
+            apply_budget(&mut plans, candidate(&budget(3), "Phone").strategy(), 2),
+            3
+        );
+        assert_eq!(
+            kinds(&plans),
+            vec![
+                ("1", "over"),
+                ("2", "over"),
+                ("3", "van"),
+                ("4", "csv"),
+                ("5", "over"),
+                ("6", "ignore")
+            ]
+        );
+
+        // Spent beyond the allowance: nothing more is posted.
+        let mut plans = day(&budget(3), &calls);
+        assert_eq!(
+            apply_budget(&mut plans, candidate(&budget(3), "Phone").strategy(), 7),
+            4
+        );
+
+        // A roomy allowance moves nothing.
+        let mut plans = day(&budget(1000), &calls);
+        assert_eq!(
+            apply_budget(&mut plans, candidate(&budget(1000), "Phone").strategy(), 0),
+            0
+        );
+    }
+
+    #[test]
+    fn other_strategies_ignore_the_budget() {
+        let calls = [("1", "Wrong Number"), ("2", "Agent Cust 1")];
+        let mut plans = day(r#""full""#, &calls);
+        assert_eq!(apply_budget(&mut plans, Strategy::Full, 1_000_000), 0);
+        assert_eq!(kinds(&plans), vec![("1", "van"), ("2", "van")]);
+    }
+}

@@ -1,0 +1,296 @@
+//! Typed values parsed once at the edge: slugs, VAN ids, phone numbers, result keys.
+//!
+//! Past these constructors nothing re-checks: a `VanId` is a positive number, a
+//! `PhoneNumber` is ten NANP digits, a `ResultKey` is already normalised.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Why a raw string is not a valid value; `Display` says what was expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    #[error(
+        "{0:?} is not a valid candidate slug: use 1-64 lower-case letters, digits and '-', starting with a letter or digit"
+    )]
+    Slug(String),
+    #[error("{0:?} is not a VAN id: expected a positive whole number such as 18372073")]
+    VanId(String),
+    #[error(
+        "{masked} is not a US phone number: expected 10 digits, or 11 starting with 1 (punctuation is ignored)"
+    )]
+    Phone { masked: String },
+    #[error("result text is empty")]
+    EmptyResult,
+}
+
+/// A candidate's slug: the key of its document and the prefix of its files.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CandidateSlug(String);
+
+impl CandidateSlug {
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        let ok = (1..=64).contains(&raw.len())
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && raw
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_alphanumeric());
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(ValueError::Slug(raw.to_owned()))
+        }
+    }
+
+    /// The original app's rule for turning a reference name into a slug:
+    /// lower-case, spaces become '-'.
+    pub fn from_reference_name(name: &str) -> Result<Self, ValueError> {
+        Self::parse(&name.trim().to_lowercase().replace(' ', "-"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CandidateSlug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A person's id in VAN (`vanId`): always positive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "u64", into = "u64")]
+pub struct VanId(u64);
+
+impl VanId {
+    pub fn new(id: u64) -> Result<Self, ValueError> {
+        if id == 0 {
+            Err(ValueError::VanId("0".into()))
+        } else {
+            Ok(Self(id))
+        }
+    }
+
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl TryFrom<u64> for VanId {
+    type Error = ValueError;
+    fn try_from(id: u64) -> Result<Self, Self::Error> {
+        Self::new(id)
+    }
+}
+
+impl From<VanId> for u64 {
+    fn from(id: VanId) -> u64 {
+        id.0
+    }
+}
+
+impl FromStr for VanId {
+    type Err = ValueError;
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() || !trimmed.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ValueError::VanId(raw.to_owned()));
+        }
+        trimmed
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| Self::new(n).ok())
+            .ok_or_else(|| ValueError::VanId(raw.to_owned()))
+    }
+}
+
+impl fmt::Display for VanId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A dialed US phone number, held as its ten national digits.
+///
+/// `Display` masks all but the last four digits so a number can be logged; use
+/// [`PhoneNumber::digits`] where the full number is needed (VAN requests, CSV exports).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct PhoneNumber(String);
+
+impl PhoneNumber {
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
+        let national = match digits.len() {
+            10 => digits,
+            11 if digits.starts_with('1') => digits[1..].to_owned(),
+            _ => {
+                return Err(ValueError::Phone {
+                    masked: mask(&digits),
+                });
+            }
+        };
+        Ok(Self(national))
+    }
+
+    /// The ten national digits, e.g. `2125550143`.
+    pub fn digits(&self) -> &str {
+        &self.0
+    }
+
+    /// The country dialing prefix VAN expects beside the number.
+    pub fn dialing_prefix(&self) -> &'static str {
+        "1"
+    }
+}
+
+fn mask(digits: &str) -> String {
+    let keep = digits.len().min(4);
+    let (hidden, shown) = digits.split_at(digits.len() - keep);
+    format!("{}{}", "*".repeat(hidden.len()), shown)
+}
+
+impl fmt::Display for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "***-***-{}", &self.0[6..])
+    }
+}
+
+impl fmt::Debug for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PhoneNumber({self})")
+    }
+}
+
+impl Serialize for PhoneNumber {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for PhoneNumber {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        Self::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A dialer result, normalised the way the result mapping is keyed.
+///
+/// Lower case, whitespace collapsed; agent dispositions (`Agent Cust 1 (167)`) lose their
+/// trailing ` (…)`, system results keep theirs (`answering machine (hung up)`), as the
+/// original app did.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ResultKey(String);
+
+impl ResultKey {
+    pub fn normalise(raw: &str) -> Result<Self, ValueError> {
+        let mut key = raw
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase();
+        if key.starts_with("agent")
+            && key.ends_with(')')
+            && let Some(open) = key.rfind(" (")
+        {
+            key.truncate(open);
+        }
+        if key.is_empty() {
+            Err(ValueError::EmptyResult)
+        } else {
+            Ok(Self(key))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ResultKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+macro_rules! string_serde {
+    ($ty:ty, $parse:path) => {
+        impl Serialize for $ty {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let raw = String::deserialize(d)?;
+                $parse(&raw).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+string_serde!(CandidateSlug, CandidateSlug::parse);
+string_serde!(ResultKey, ResultKey::normalise);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_keys_normalise_like_the_original() {
+        for (raw, want) in [
+            ("Agent Cust 1 (167)", "agent cust 1"),
+            ("AGENT - CUST 12", "agent - cust 12"),
+            ("  Agent   Cust RPC 3 (12) ", "agent cust rpc 3"),
+            ("Answering Machine (Hung Up)", "answering machine (hung up)"),
+            ("No Answer", "no answer"),
+            ("Busy (Not Made)", "busy (not made)"),
+        ] {
+            assert_eq!(ResultKey::normalise(raw).unwrap().as_str(), want, "{raw}");
+        }
+        assert_eq!(ResultKey::normalise("   "), Err(ValueError::EmptyResult));
+    }
+
+    #[test]
+    fn phone_numbers_keep_ten_digits_and_log_masked() {
+        let p = PhoneNumber::parse("+1 (212) 555-0143").unwrap();
+        assert_eq!(p.digits(), "2125550143");
+        assert_eq!(p.to_string(), "***-***-0143");
+        assert_eq!(format!("{p:?}"), "PhoneNumber(***-***-0143)");
+        assert_eq!(PhoneNumber::parse("212.555.0143").unwrap(), p);
+        let err = PhoneNumber::parse("55501").unwrap_err().to_string();
+        assert!(err.contains("*5501"), "{err}");
+        assert!(
+            !err.contains("55501"),
+            "the error must not echo the number: {err}"
+        );
+        assert!(PhoneNumber::parse("22125550143").is_err());
+    }
+
+    #[test]
+    fn van_ids_are_positive_integers() {
+        assert_eq!("18372073".parse::<VanId>().unwrap().get(), 18372073);
+        assert!("0".parse::<VanId>().is_err());
+        assert!("12a".parse::<VanId>().is_err());
+        assert!("-5".parse::<VanId>().is_err());
+        assert!(serde_json::from_str::<VanId>("0").is_err());
+    }
+
+    #[test]
+    fn slugs() {
+        assert_eq!(
+            CandidateSlug::from_reference_name("NY14 Smith")
+                .unwrap()
+                .as_str(),
+            "ny14-smith"
+        );
+        assert!(CandidateSlug::parse("Bad Slug").is_err());
+        assert!(CandidateSlug::parse("-x").is_err());
+        assert!(CandidateSlug::parse("").is_err());
+    }
+}
