@@ -1,0 +1,137 @@
+//! The records the fake VAN serves, shaped like the API's JSON (camelCase) so they serialise as-is.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything a fake VAN database holds; tests mutate it through [`super::FakeVan::with_data`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VanData {
+    pub credentials: Vec<Credential>,
+    pub survey_questions: Vec<SurveyQuestion>,
+    pub activist_codes: Vec<ActivistCode>,
+    pub result_codes: Vec<ResultCode>,
+    pub contact_types: Vec<ContactType>,
+    pub input_types: Vec<InputType>,
+    pub people: BTreeMap<u64, Person>,
+    /// When `Some(n)`, every id with `0 < id < n` counts as an existing person, so
+    /// tests can post for arbitrary voters without seeding each one.
+    pub accept_any_van_id_below: Option<u64>,
+}
+
+/// One API key: valid only with this application name and database mode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Credential {
+    pub application_name: String,
+    pub api_key: String,
+    /// 0 = VoterFile ("My Voters"), 1 = MyCampaign.
+    pub db_mode: u8,
+}
+
+/// Whether a survey question or activist code can be used in the current context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Status {
+    Active,
+    Inactive,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Active => "Active",
+            Status::Inactive => "Inactive",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SurveyQuestion {
+    pub survey_question_id: u64,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub cycle: u32,
+    pub name: String,
+    pub medium_name: String,
+    pub short_name: String,
+    pub script_question: String,
+    pub status: Status,
+    pub responses: Vec<SurveyResponse>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SurveyResponse {
+    pub survey_response_id: u64,
+    pub name: String,
+    pub medium_name: String,
+    pub short_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActivistCode {
+    pub activist_code_id: u64,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: String,
+    pub medium_name: String,
+    pub short_name: String,
+    pub description: String,
+    pub script_question: String,
+    pub status: Status,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResultCode {
+    pub result_code_id: u64,
+    pub name: String,
+    pub medium_name: String,
+    pub short_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactType {
+    pub contact_type_id: u64,
+    pub name: String,
+    pub channel_type_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InputType {
+    pub input_type_id: u64,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Person {
+    pub van_id: u64,
+    pub first_name: String,
+    pub last_name: String,
+    pub phones: Vec<Phone>,
+    pub emails: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Phone {
+    pub phone_id: u64,
+    /// Digits only, e.g. "2125550143".
+    pub phone_number: String,
+}
+
+impl VanData {
+    /// Whether `van_id` names a person this database would accept a result for.
+    pub fn knows_person(&self, van_id: u64) -> bool {
+        self.people.contains_key(&van_id)
+            || self
+                .accept_any_van_id_below
+                .is_some_and(|below| van_id > 0 && van_id < below)
+    }
+}
