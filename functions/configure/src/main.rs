@@ -1,0 +1,15 @@
+//! The `configure` Lambda (API Gateway HTTP API): wiring only; the routes live in
+//! `callsync::entrypoints::configure`.
+
+use callsync::entrypoints::{configure, http::ApiContext};
+use lambda_http::{Error, Request, run, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    callsync::telemetry::init();
+    let ctx = &ApiContext::from_env().await?;
+    run(service_fn(move |req: Request| async move {
+        Ok::<_, Error>(configure::handle(ctx, req).await)
+    }))
+    .await
+}
