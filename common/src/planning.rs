@@ -6,7 +6,7 @@
 use std::cmp::Reverse;
 
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::call::{Call, CallId};
 use crate::candidate::{Candidate, Strategy};
@@ -36,7 +36,7 @@ pub struct VanPost {
     pub priority: i32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CsvReason {
     /// The row is marked `csv` and not `sync`.
@@ -70,6 +70,16 @@ pub enum PlanError {
         "the call has no usable dialed phone number, and VAN requires one for contact type {contact_type:?}"
     )]
     MissingPhone { contact_type: String },
+}
+
+impl PlanError {
+    /// A stable code for the ledger and reports.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownResult(_) => "unknown_result",
+            Self::MissingPhone { .. } => "missing_phone",
+        }
+    }
 }
 
 /// Plan one call. The budget is applied afterwards, over the whole day ([`apply_budget`]).

@@ -1,11 +1,16 @@
-//! The ports the core depends on: where candidate documents and secrets are kept, and
-//! what time it is. Adapters (DynamoDB, Secrets Manager, in-memory twins) implement them.
+//! The ports the core depends on: where candidate documents, secrets, the call ledger and
+//! day records are kept, the queue, the bucket, the report webhook, and what time it is.
+//! Adapters (DynamoDB, Secrets Manager, S3, SQS, HTTP, in-memory twins) implement them.
 
 use std::fmt;
 
 use async_trait::async_trait;
 
+use serde::{Deserialize, Serialize};
+
+use crate::call::CallId;
 use crate::candidate::CandidateDoc;
+use crate::ledger::{CallKey, CallRecord, DayKey, DayRecord};
 use crate::values::CandidateSlug;
 
 /// A failure of a store, split by what the caller should do about it.
@@ -67,6 +72,79 @@ impl fmt::Debug for SecretValue {
 #[async_trait]
 pub trait SecretStore: Send + Sync {
     async fn get(&self, name: &str) -> Result<SecretValue, StoreError>;
+}
+
+/// The call ledger (see [`crate::ledger`]). Every write is conditional.
+#[async_trait]
+pub trait Ledger: Send + Sync {
+    /// Store a new record unless the call is already known. `Ok(false)`: it was, and
+    /// nothing changed — a re-run is a no-op.
+    async fn insert(&self, record: &CallRecord) -> Result<bool, StoreError>;
+    /// One call, read consistently.
+    async fn get(&self, key: &CallKey) -> Result<Option<CallRecord>, StoreError>;
+    /// Write `record` if the stored version is still `record.version`; on success the
+    /// stored (and `record`'s) version is one higher. `Ok(false)`: someone else wrote
+    /// first; read again and decide again.
+    async fn replace(&self, record: &mut CallRecord) -> Result<bool, StoreError>;
+    /// Every call of a day.
+    async fn day(&self, day: &DayKey) -> Result<Vec<CallRecord>, StoreError>;
+}
+
+/// Per-candidate, per-day bookkeeping: the run record of a local day, and the count of
+/// VAN requests made on a day.
+#[async_trait]
+pub trait DayStore: Send + Sync {
+    async fn get(&self, day: &DayKey) -> Result<Option<DayRecord>, StoreError>;
+    /// As [`Ledger::replace`], creating the record when `record.version` is 0.
+    async fn replace(&self, record: &mut DayRecord) -> Result<bool, StoreError>;
+    /// Days of a candidate that are not complete (report not yet sent), oldest first.
+    async fn open_days(&self, candidate: &CandidateSlug) -> Result<Vec<DayRecord>, StoreError>;
+    /// Add `n` to the VAN requests counted for `day` (the day the requests were made).
+    async fn add_van_requests(&self, day: &DayKey, n: u64) -> Result<(), StoreError>;
+    async fn van_requests(&self, day: &DayKey) -> Result<u64, StoreError>;
+}
+
+/// A message asking `sync-call` to post one call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncMessage {
+    pub candidate: CandidateSlug,
+    pub date: jiff::civil::Date,
+    pub call_id: CallId,
+}
+
+/// The queue `sync-call` reads.
+#[async_trait]
+pub trait CallQueue: Send + Sync {
+    /// Send messages (the adapter batches them by ten). Returns the indexes of the
+    /// messages that could not be sent; they stay `unsynced` for the sweep.
+    async fn send(&self, messages: &[SyncMessage]) -> Result<Vec<usize>, StoreError>;
+}
+
+/// An object in the bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub size: u64,
+}
+
+/// The bucket: CDR inboxes and CSV exports.
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    fn bucket(&self) -> &str;
+    /// Objects under `prefix`, in key order.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError>;
+    async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError>;
+    async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), StoreError>;
+    /// Copy then delete.
+    async fn rename(&self, from: &str, to: &str) -> Result<(), StoreError>;
+    /// A link anyone holding it may GET until `ttl` passes.
+    async fn presign(&self, key: &str, ttl: std::time::Duration) -> Result<String, StoreError>;
+}
+
+/// Where run reports go (a webhook: Slack, an e-mail relay, …).
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    async fn send(&self, url: &str, body: &serde_json::Value) -> Result<(), String>;
 }
 
 /// The current time; a port so tests can fix it.

@@ -26,6 +26,9 @@ pub struct LocalStack {
     pub env: HashMap<String, String>,
     /// Each function's own variables, by the template's logical id.
     pub functions: HashMap<String, HashMap<String, String>>,
+    /// Every created resource's physical id (table name, bucket name, queue URL, secret
+    /// name), by the template's logical id.
+    pub resources: HashMap<String, String>,
     pub aws: aws_config::SdkConfig,
 }
 
@@ -33,6 +36,7 @@ pub struct LocalStack {
 struct UpOutput {
     env: HashMap<String, String>,
     functions: HashMap<String, HashMap<String, String>>,
+    resources: HashMap<String, String>,
 }
 
 pub fn repo_root() -> PathBuf {
@@ -97,6 +101,7 @@ impl LocalStack {
             moto_url,
             env: up.env,
             functions: up.functions,
+            resources: up.resources,
             aws,
         }
     }

@@ -4,3 +4,4 @@ pub mod demo_data;
 pub mod fake_livevox;
 pub mod fake_van;
 pub mod harness;
+pub mod night;

@@ -3,6 +3,14 @@
 
 /// DynamoDB table of candidate documents.
 pub const CONFIG_TABLE: &str = "CALLSYNC_CONFIG_TABLE";
+/// DynamoDB table of the call ledger.
+pub const CALLS_TABLE: &str = "CALLSYNC_CALLS_TABLE";
+/// DynamoDB table of day records and VAN request counts.
+pub const DAYS_TABLE: &str = "CALLSYNC_DAYS_TABLE";
+/// S3 bucket of CDR inboxes and CSV exports.
+pub const BUCKET: &str = "CALLSYNC_BUCKET";
+/// URL of the SQS queue `sync-call` reads.
+pub const SYNC_QUEUE_URL: &str = "CALLSYNC_SYNC_QUEUE_URL";
 /// Secrets Manager secret holding the API's bearer token.
 pub const API_TOKEN_SECRET: &str = "CALLSYNC_API_TOKEN_SECRET";
 /// Overrides VAN's base URL (local fake servers); unset in production.
@@ -13,6 +21,10 @@ pub const LIVEVOX_BASE_URL: &str = "CALLSYNC_LIVEVOX_BASE_URL";
 /// Every variable callsync's code reads, for checks against the deploy template.
 pub const ALL: &[&str] = &[
     CONFIG_TABLE,
+    CALLS_TABLE,
+    DAYS_TABLE,
+    BUCKET,
+    SYNC_QUEUE_URL,
     API_TOKEN_SECRET,
     VAN_BASE_URL,
     LIVEVOX_BASE_URL,

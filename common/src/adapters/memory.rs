@@ -6,7 +6,11 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use crate::candidate::CandidateDoc;
-use crate::ports::{ConfigStore, SecretStore, SecretValue, StoreError};
+use crate::ledger::{CallKey, CallRecord, DayKey, DayRecord};
+use crate::ports::{
+    CallQueue, ConfigStore, DayStore, Ledger, Notifier, ObjectInfo, ObjectStore, SecretStore,
+    SecretValue, StoreError, SyncMessage,
+};
 use crate::values::CandidateSlug;
 
 #[derive(Debug, Default)]
@@ -63,5 +67,234 @@ impl SecretStore for MemorySecrets {
             .get(name)
             .cloned()
             .ok_or_else(|| StoreError::SecretNotFound(name.to_owned()))
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryLedger {
+    records: Mutex<BTreeMap<(DayKey, String), CallRecord>>,
+}
+
+fn call_slot(key: &CallKey) -> (DayKey, String) {
+    (key.day.clone(), key.call_id.0.clone())
+}
+
+#[async_trait]
+impl Ledger for MemoryLedger {
+    async fn insert(&self, record: &CallRecord) -> Result<bool, StoreError> {
+        let mut records = self.records.lock().expect("lock");
+        let slot = call_slot(&record.key);
+        if records.contains_key(&slot) {
+            return Ok(false);
+        }
+        records.insert(slot, record.clone());
+        Ok(true)
+    }
+
+    async fn get(&self, key: &CallKey) -> Result<Option<CallRecord>, StoreError> {
+        Ok(self
+            .records
+            .lock()
+            .expect("lock")
+            .get(&call_slot(key))
+            .cloned())
+    }
+
+    async fn replace(&self, record: &mut CallRecord) -> Result<bool, StoreError> {
+        let mut records = self.records.lock().expect("lock");
+        let slot = call_slot(&record.key);
+        match records.get(&slot) {
+            Some(stored) if stored.version == record.version => {
+                record.version += 1;
+                records.insert(slot, record.clone());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn day(&self, day: &DayKey) -> Result<Vec<CallRecord>, StoreError> {
+        Ok(self
+            .records
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|((d, _), _)| d == day)
+            .map(|(_, r)| r.clone())
+            .collect())
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryDays {
+    days: Mutex<BTreeMap<DayKey, DayRecord>>,
+    usage: Mutex<BTreeMap<DayKey, u64>>,
+}
+
+#[async_trait]
+impl DayStore for MemoryDays {
+    async fn get(&self, day: &DayKey) -> Result<Option<DayRecord>, StoreError> {
+        Ok(self.days.lock().expect("lock").get(day).cloned())
+    }
+
+    async fn replace(&self, record: &mut DayRecord) -> Result<bool, StoreError> {
+        let mut days = self.days.lock().expect("lock");
+        let stored = days.get(&record.key).map_or(0, |d| d.version);
+        if stored != record.version {
+            return Ok(false);
+        }
+        record.version += 1;
+        days.insert(record.key.clone(), record.clone());
+        Ok(true)
+    }
+
+    async fn open_days(&self, candidate: &CandidateSlug) -> Result<Vec<DayRecord>, StoreError> {
+        Ok(self
+            .days
+            .lock()
+            .expect("lock")
+            .values()
+            .filter(|d| &d.key.candidate == candidate && !d.complete)
+            .cloned()
+            .collect())
+    }
+
+    async fn add_van_requests(&self, day: &DayKey, n: u64) -> Result<(), StoreError> {
+        *self
+            .usage
+            .lock()
+            .expect("lock")
+            .entry(day.clone())
+            .or_default() += n;
+        Ok(())
+    }
+
+    async fn van_requests(&self, day: &DayKey) -> Result<u64, StoreError> {
+        Ok(self
+            .usage
+            .lock()
+            .expect("lock")
+            .get(day)
+            .copied()
+            .unwrap_or(0))
+    }
+}
+
+/// A queue that keeps what was sent, for tests to drain.
+#[derive(Debug, Default)]
+pub struct MemoryQueue {
+    pub sent: Mutex<Vec<SyncMessage>>,
+}
+
+impl MemoryQueue {
+    pub fn drain(&self) -> Vec<SyncMessage> {
+        std::mem::take(&mut *self.sent.lock().expect("lock"))
+    }
+}
+
+#[async_trait]
+impl CallQueue for MemoryQueue {
+    async fn send(&self, messages: &[SyncMessage]) -> Result<Vec<usize>, StoreError> {
+        self.sent
+            .lock()
+            .expect("lock")
+            .extend(messages.iter().cloned());
+        Ok(Vec::new())
+    }
+}
+
+#[derive(Debug)]
+pub struct MemoryObjects {
+    bucket: String,
+    objects: Mutex<BTreeMap<String, Vec<u8>>>,
+}
+
+impl Default for MemoryObjects {
+    fn default() -> Self {
+        Self {
+            bucket: "memory-bucket".into(),
+            objects: Mutex::default(),
+        }
+    }
+}
+
+fn no_object(key: &str) -> StoreError {
+    StoreError::Corrupt {
+        what: format!("object {key:?}"),
+        message: "does not exist".into(),
+    }
+}
+
+#[async_trait]
+impl ObjectStore for MemoryObjects {
+    fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+        Ok(self
+            .objects
+            .lock()
+            .expect("lock")
+            .range(prefix.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| ObjectInfo {
+                key: k.clone(),
+                size: v.len() as u64,
+            })
+            .collect())
+    }
+
+    async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+        self.objects
+            .lock()
+            .expect("lock")
+            .get(key)
+            .cloned()
+            .ok_or_else(|| no_object(key))
+    }
+
+    async fn put(&self, key: &str, body: Vec<u8>, _content_type: &str) -> Result<(), StoreError> {
+        self.objects
+            .lock()
+            .expect("lock")
+            .insert(key.to_owned(), body);
+        Ok(())
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> Result<(), StoreError> {
+        let mut objects = self.objects.lock().expect("lock");
+        let body = objects.remove(from).ok_or_else(|| no_object(from))?;
+        objects.insert(to.to_owned(), body);
+        Ok(())
+    }
+
+    async fn presign(&self, key: &str, ttl: std::time::Duration) -> Result<String, StoreError> {
+        Ok(format!(
+            "memory://{}/{key}?expires={}",
+            self.bucket,
+            ttl.as_secs()
+        ))
+    }
+}
+
+/// A webhook that keeps what it was sent; `fail` makes every delivery fail.
+#[derive(Debug, Default)]
+pub struct MemoryNotifier {
+    pub sent: Mutex<Vec<(String, serde_json::Value)>>,
+    pub fail: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl Notifier for MemoryNotifier {
+    async fn send(&self, url: &str, body: &serde_json::Value) -> Result<(), String> {
+        if self.fail.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err("the webhook answered 500".into());
+        }
+        self.sent
+            .lock()
+            .expect("lock")
+            .push((url.to_owned(), body.clone()));
+        Ok(())
     }
 }

@@ -2,6 +2,10 @@
 //! and the environment that says which is which.
 
 pub mod dynamo_config;
+pub mod dynamo_ledger;
 pub mod env;
 pub mod memory;
+pub mod s3;
 pub mod secrets_manager;
+pub mod sqs;
+pub mod webhook;

@@ -14,12 +14,14 @@ use subtle::ConstantTimeEq;
 use crate::adapters::dynamo_config::DynamoConfigStore;
 use crate::adapters::env;
 use crate::adapters::secrets_manager::SecretsManagerStore;
-use crate::candidate::{CandidateDoc, LiveVoxSource, VanSettings};
-use crate::livevox::{LiveVoxClient, LiveVoxCredentials, LiveVoxError, LiveVoxOptions};
+use crate::candidate::CandidateDoc;
+use crate::connect::ConnectError;
+pub use crate::connect::Connectors;
+use crate::livevox::LiveVoxError;
 use crate::mapping::FieldError;
 use crate::ports::{ConfigStore, SecretStore, StoreError};
 use crate::values::CandidateSlug;
-use crate::van::{ClientOptions, VanClient, VanCredentials, VanError};
+use crate::van::VanError;
 
 /// Everything an API handler needs, built once per Lambda instance.
 #[derive(Clone)]
@@ -61,57 +63,6 @@ impl ApiContext {
             token_secret: vars.required(env::API_TOKEN_SECRET)?,
             connectors: Connectors::from_vars(&vars),
         })
-    }
-}
-
-/// Builds VAN and LiveVox clients for a candidate from its secrets.
-#[derive(Debug, Clone, Default)]
-pub struct Connectors {
-    pub van_base_url: Option<String>,
-    pub livevox_base_url: Option<String>,
-    pub van_options: ClientOptions,
-    pub livevox_options: LiveVoxOptions,
-}
-
-impl Connectors {
-    pub fn from_vars(vars: &env::Vars) -> Self {
-        Self {
-            van_base_url: vars.optional(env::VAN_BASE_URL),
-            livevox_base_url: vars.optional(env::LIVEVOX_BASE_URL),
-            ..Self::default()
-        }
-    }
-
-    pub async fn van(
-        &self,
-        secrets: &dyn SecretStore,
-        van: &VanSettings,
-    ) -> Result<VanClient, ApiError> {
-        let creds: VanCredentials = secrets
-            .get(&van.secret_name)
-            .await?
-            .json(&van.secret_name)?;
-        let base = self
-            .van_base_url
-            .as_deref()
-            .unwrap_or(VanClient::DEFAULT_BASE_URL);
-        VanClient::new(base, creds, van.database_mode, self.van_options.clone())
-            .map_err(ApiError::van)
-    }
-
-    pub async fn livevox(
-        &self,
-        secrets: &dyn SecretStore,
-        lv: &LiveVoxSource,
-    ) -> Result<LiveVoxClient, ApiError> {
-        let creds: LiveVoxCredentials =
-            secrets.get(&lv.secret_name).await?.json(&lv.secret_name)?;
-        let base = self
-            .livevox_base_url
-            .as_deref()
-            .or(lv.base_url.as_deref())
-            .unwrap_or(LiveVoxClient::DEFAULT_BASE_URL);
-        LiveVoxClient::new(base, creds, self.livevox_options.clone()).map_err(ApiError::livevox)
     }
 }
 
@@ -170,6 +121,16 @@ impl ApiError {
             );
         }
         resp
+    }
+}
+
+impl From<ConnectError> for ApiError {
+    fn from(e: ConnectError) -> Self {
+        match e {
+            ConnectError::Store(e) => e.into(),
+            ConnectError::Van(e) => Self::van(e),
+            ConnectError::LiveVox(e) => Self::livevox(e),
+        }
     }
 }
 

@@ -3,4 +3,6 @@
 
 pub mod configure;
 pub mod http;
+pub mod nightly;
+pub mod sync_call;
 pub mod validate;

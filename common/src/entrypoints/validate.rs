@@ -10,6 +10,8 @@ use lambda_http::{Body, Request, Response};
 use super::http::{self, ApiContext, ApiError, json_response, text_response};
 use crate::candidate::{Candidate, CandidateDoc};
 use crate::catalogue::Catalogue;
+use crate::connect::ConnectError;
+use crate::ports::StoreError;
 use crate::validation::{self, Finding, Report};
 use crate::van::VanError;
 
@@ -56,14 +58,12 @@ async fn check(ctx: &ApiContext, doc: &CandidateDoc) -> Result<Report, ApiError>
     };
     let client = match ctx.connectors.van(ctx.secrets.as_ref(), van).await {
         Ok(c) => c,
-        Err(e) if e.status == StatusCode::INTERNAL_SERVER_ERROR => {
-            return Ok(single_error(
-                doc,
-                "van.secret_name",
-                e.body["message"].as_str().unwrap_or("unreadable secret"),
-            ));
+        Err(ConnectError::Store(
+            e @ (StoreError::Corrupt { .. } | StoreError::SecretNotFound(_)),
+        )) => {
+            return Ok(single_error(doc, "van.secret_name", &e.to_string()));
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     let mut catalogue = match Catalogue::fetch(&client).await {
         Ok(c) => c,

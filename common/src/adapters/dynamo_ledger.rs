@@ -1,0 +1,391 @@
+//! The call ledger and the day records in DynamoDB, each write a conditional put on the
+//! record's version.
+//!
+//! **Calls table.** Partition key `pk` = `"{candidate}#{date}#{shard:02}"`, sort key `sk` =
+//! the call id, where `shard` = FNV-1a 64 of the call id's bytes modulo [`SHARDS`]. A big
+//! night is ~100k calls written in minutes; under one partition key per day they would all
+//! land on one partition, which takes at most 1,000 writes a second. Sixteen shards spread
+//! that burst, while a point lookup still computes its key from the call alone, and a day
+//! is read with sixteen queries (run concurrently). The item is the whole [`CallRecord`] as
+//! a native map (readable in the console) plus `pk` and `sk`; its top-level `state` and
+//! `version` are the record's own fields, and `version` is what every write's condition
+//! checks. A new call is put with `attribute_not_exists(pk)`, so a re-run is a no-op.
+//!
+//! **Days table.** Partition key `candidate`, sort key `sk`: a day's run record at
+//! `day#YYYY-MM-DD`, and the VAN requests made on a day at `usage#YYYY-MM-DD`. The counter
+//! is a separate item so its atomic `ADD` never races the day record's versioned writes.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use futures::future::try_join_all;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::call::CallId;
+use crate::ledger::{CallKey, CallRecord, DayKey, DayRecord};
+use crate::ports::{DayStore, Ledger, StoreError};
+use crate::values::CandidateSlug;
+
+/// Partitions of a day in the calls table. Changing it orphans every stored call.
+pub const SHARDS: u64 = 16;
+
+type Item = HashMap<String, AttributeValue>;
+
+const CALLS: &str = "the calls table";
+const DAYS: &str = "the days table";
+
+/// FNV-1a, 64 bit. Stored keys depend on it: it must never change (which is why it is
+/// written out here rather than taken from a hasher whose output may change).
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    bytes
+        .iter()
+        .fold(OFFSET, |h, b| (h ^ u64::from(*b)).wrapping_mul(PRIME))
+}
+
+fn shard(call_id: &CallId) -> u64 {
+    fnv1a64(call_id.0.as_bytes()) % SHARDS
+}
+
+fn partition(day: &DayKey, shard: u64) -> String {
+    format!("{}#{}#{shard:02}", day.candidate, day.date)
+}
+
+fn call_key(key: &CallKey) -> [(&'static str, AttributeValue); 2] {
+    [
+        (
+            "pk",
+            AttributeValue::S(partition(&key.day, shard(&key.call_id))),
+        ),
+        ("sk", AttributeValue::S(key.call_id.0.clone())),
+    ]
+}
+
+/// An SDK error as [`StoreError::Unavailable`], with its whole chain of causes.
+fn service<E: std::error::Error>(what: &'static str) -> impl Fn(E) -> StoreError {
+    move |e| StoreError::Unavailable(what, DisplayErrorContext(e).to_string())
+}
+
+/// `record` as an item, with `extra` (the key) added.
+fn encode<T: Serialize>(
+    record: &T,
+    what: impl Fn() -> String,
+    extra: impl IntoIterator<Item = (&'static str, AttributeValue)>,
+) -> Result<Item, StoreError> {
+    let mut item: Item =
+        serde_dynamo::aws_sdk_dynamodb_1::to_item(record).map_err(|e| StoreError::Corrupt {
+            what: what(),
+            message: e.to_string(),
+        })?;
+    item.extend(extra.into_iter().map(|(k, v)| (k.to_owned(), v)));
+    Ok(item)
+}
+
+/// A record from its item; the key attributes are ignored.
+fn decode<T: DeserializeOwned>(item: Item, what: impl Fn() -> String) -> Result<T, StoreError> {
+    serde_dynamo::aws_sdk_dynamodb_1::from_item(item).map_err(|e| StoreError::Corrupt {
+        what: what(),
+        message: e.to_string(),
+    })
+}
+
+fn version(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// `Ok(false)` when the put's condition failed; the service's other refusals are errors.
+fn conditional(
+    what: &'static str,
+    result: Result<impl Sized, SdkError<PutItemError>>,
+) -> Result<bool, StoreError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(PutItemError::is_conditional_check_failed_exception) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(service(what)(e)),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoLedger {
+    client: Client,
+    table: String,
+}
+
+impl DynamoLedger {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    async fn shard(&self, day: &DayKey, shard: u64) -> Result<Vec<CallRecord>, StoreError> {
+        let mut items = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(partition(day, shard)))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        let mut records = Vec::new();
+        while let Some(item) = items.next().await {
+            let item = item.map_err(service(CALLS))?;
+            records.push(decode(item, || format!("a call of {day} (shard {shard})"))?);
+        }
+        Ok(records)
+    }
+}
+
+#[async_trait]
+impl Ledger for DynamoLedger {
+    async fn insert(&self, record: &CallRecord) -> Result<bool, StoreError> {
+        let item = encode(
+            record,
+            || format!("call {}", record.key),
+            call_key(&record.key),
+        )?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        conditional(CALLS, result)
+    }
+
+    async fn get(&self, key: &CallKey) -> Result<Option<CallRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(call_key(key).map(|(k, v)| (k.to_owned(), v)).into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(service(CALLS))?;
+        out.item
+            .map(|item| decode(item, || format!("call {key}")))
+            .transpose()
+    }
+
+    async fn replace(&self, record: &mut CallRecord) -> Result<bool, StoreError> {
+        let expected = record.version;
+        let mut next = record.clone();
+        next.version = expected + 1;
+        let item = encode(&next, || format!("call {}", next.key), call_key(&next.key))?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("version = :expected")
+            .expression_attribute_values(":expected", version(expected))
+            .send()
+            .await;
+        let written = conditional(CALLS, result)?;
+        if written {
+            record.version = next.version;
+        }
+        Ok(written)
+    }
+
+    async fn day(&self, day: &DayKey) -> Result<Vec<CallRecord>, StoreError> {
+        let shards = try_join_all((0..SHARDS).map(|s| self.shard(day, s))).await?;
+        let mut records: Vec<CallRecord> = shards.into_iter().flatten().collect();
+        records.sort_by(|a, b| a.key.call_id.cmp(&b.key.call_id));
+        Ok(records)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoDayStore {
+    client: Client,
+    table: String,
+}
+
+fn day_key(day: &DayKey) -> [(&'static str, AttributeValue); 2] {
+    [
+        ("candidate", AttributeValue::S(day.candidate.to_string())),
+        ("sk", AttributeValue::S(format!("day#{}", day.date))),
+    ]
+}
+
+fn usage_key(day: &DayKey) -> Item {
+    HashMap::from([
+        (
+            "candidate".to_owned(),
+            AttributeValue::S(day.candidate.to_string()),
+        ),
+        (
+            "sk".to_owned(),
+            AttributeValue::S(format!("usage#{}", day.date)),
+        ),
+    ])
+}
+
+impl DynamoDayStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl DayStore for DynamoDayStore {
+    async fn get(&self, day: &DayKey) -> Result<Option<DayRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(day_key(day).map(|(k, v)| (k.to_owned(), v)).into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(service(DAYS))?;
+        out.item
+            .map(|item| decode(item, || format!("day {day}")))
+            .transpose()
+    }
+
+    async fn replace(&self, record: &mut DayRecord) -> Result<bool, StoreError> {
+        let expected = record.version;
+        let mut next = record.clone();
+        next.version = expected + 1;
+        let item = encode(&next, || format!("day {}", next.key), day_key(&next.key))?;
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        let put = if expected == 0 {
+            put.condition_expression("attribute_not_exists(candidate)")
+        } else {
+            put.condition_expression("version = :expected")
+                .expression_attribute_values(":expected", version(expected))
+        };
+        let written = conditional(DAYS, put.send().await)?;
+        if written {
+            record.version = next.version;
+        }
+        Ok(written)
+    }
+
+    async fn open_days(&self, candidate: &CandidateSlug) -> Result<Vec<DayRecord>, StoreError> {
+        let mut items = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("candidate = :c AND begins_with(sk, :day)")
+            .filter_expression("attribute_not_exists(complete) OR complete = :false")
+            .expression_attribute_values(":c", AttributeValue::S(candidate.to_string()))
+            .expression_attribute_values(":day", AttributeValue::S("day#".into()))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        let mut days = Vec::new();
+        while let Some(item) = items.next().await {
+            let item = item.map_err(service(DAYS))?;
+            days.push(decode::<DayRecord>(item, || {
+                format!("a day of {candidate}")
+            })?);
+        }
+        days.sort_by_key(|d| d.key.date);
+        Ok(days)
+    }
+
+    async fn add_van_requests(&self, day: &DayKey, n: u64) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(usage_key(day)))
+            .update_expression("ADD van_requests :n")
+            .expression_attribute_values(":n", AttributeValue::N(n.to_string()))
+            .send()
+            .await
+            .map_err(service(DAYS))?;
+        Ok(())
+    }
+
+    async fn van_requests(&self, day: &DayKey) -> Result<u64, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(usage_key(day)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(service(DAYS))?;
+        match out.item.as_ref().and_then(|i| i.get("van_requests")) {
+            None => Ok(0),
+            Some(AttributeValue::N(n)) => n.parse().map_err(|_| StoreError::Corrupt {
+                what: format!("the VAN request count of {day}"),
+                message: format!("{n:?} is not a whole number"),
+            }),
+            Some(other) => Err(StoreError::Corrupt {
+                what: format!("the VAN request count of {day}"),
+                message: format!("expected a number, found {other:?}"),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn fnv1a64_matches_the_reference_vectors() {
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn partition_keys_never_change() {
+        // Stored calls are found by these keys: if this test fails, existing ledgers break.
+        let day = DayKey {
+            candidate: CandidateSlug::parse("pa07-lee").unwrap(),
+            date: jiff::civil::date(2026, 11, 21),
+        };
+        let key = |id: &str| {
+            call_key(&CallKey {
+                day: day.clone(),
+                call_id: CallId(id.into()),
+            })
+        };
+        assert_eq!(
+            key("101312525040"),
+            [
+                ("pk", AttributeValue::S("pa07-lee#2026-11-21#13".into())),
+                ("sk", AttributeValue::S("101312525040".into())),
+            ]
+        );
+        assert_eq!(
+            key("a")[0].1,
+            AttributeValue::S("pa07-lee#2026-11-21#12".into())
+        );
+        assert_eq!(partition(&day, 3), "pa07-lee#2026-11-21#03");
+    }
+}

@@ -1,0 +1,167 @@
+//! The bucket in S3: CDR inboxes, CSV exports, and presigned links to them.
+
+use async_trait::async_trait;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::ByteStream;
+
+use crate::ports::{ObjectInfo, ObjectStore, StoreError};
+
+const WHAT: &str = "the bucket";
+
+#[derive(Debug, Clone)]
+pub struct S3Objects {
+    client: Client,
+    bucket: String,
+}
+
+fn unavailable(e: impl std::error::Error) -> StoreError {
+    StoreError::Unavailable(WHAT, DisplayErrorContext(e).to_string())
+}
+
+/// `bucket/key` for `x-amz-copy-source`: percent-encoded except the unreserved characters
+/// and `/`, so keys with spaces or non-ASCII names copy as themselves.
+fn copy_source(bucket: &str, key: &str) -> String {
+    let mut out = String::with_capacity(bucket.len() + key.len() + 1);
+    for b in bucket.bytes().chain([b'/']).chain(key.bytes()) {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl S3Objects {
+    pub fn new(client: Client, bucket: impl Into<String>) -> Self {
+        Self {
+            client,
+            bucket: bucket.into(),
+        }
+    }
+
+    /// A client with path-style addressing (`https://s3.…/bucket/key`), which S3 and the
+    /// local emulator both serve; virtual-host style needs DNS the emulator does not have.
+    pub fn from_conf(sdk_config: &aws_config::SdkConfig, bucket: impl Into<String>) -> Self {
+        let config = aws_sdk_s3::config::Builder::from(sdk_config)
+            .force_path_style(true)
+            .build();
+        Self::new(Client::from_conf(config), bucket)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for S3Objects {
+    fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        let mut objects = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(unavailable)?;
+            objects.extend(page.contents().iter().filter_map(|o| {
+                let key = o.key()?;
+                // "Folders" made in the console are empty objects named `prefix/`.
+                (!key.ends_with('/')).then(|| ObjectInfo {
+                    key: key.to_owned(),
+                    size: o.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+                })
+            }));
+        }
+        objects.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(objects)
+    }
+
+    async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.as_service_error().is_some_and(|e| e.is_no_such_key()) {
+                    StoreError::Corrupt {
+                        what: format!("object {key}"),
+                        message: "does not exist".into(),
+                    }
+                } else {
+                    unavailable(e)
+                }
+            })?;
+        let body = out.body.collect().await.map_err(unavailable)?;
+        Ok(body.into_bytes().to_vec())
+    }
+
+    async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), StoreError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> Result<(), StoreError> {
+        self.client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(to)
+            .copy_source(copy_source(&self.bucket, from))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(from)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn presign(&self, key: &str, ttl: std::time::Duration) -> Result<String, StoreError> {
+        let config = PresigningConfig::expires_in(ttl).map_err(|e| StoreError::Corrupt {
+            what: format!("a link to {key}"),
+            message: e.to_string(),
+        })?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .presigned(config)
+            .await
+            .map_err(unavailable)?;
+        Ok(request.uri().to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_sources_keep_slashes_and_encode_the_rest() {
+        assert_eq!(
+            copy_source("b-1", "inbox/pa07 lee/Nov 21+22 ü.csv"),
+            "b-1/inbox/pa07%20lee/Nov%2021%2B22%20%C3%BC.csv"
+        );
+    }
+}

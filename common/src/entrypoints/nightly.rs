@@ -1,0 +1,78 @@
+//! The `nightly` function's events: EventBridge's hourly tick, or a manual run
+//! `{"candidate": "…", "date": "YYYY-MM-DD"?, "dry_run": bool?}` (a backfill, a re-run, a
+//! preview). A malformed event is refused with what is wrong and where.
+
+use jiff::civil::Date;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::nightly::{self, RunOptions};
+use crate::services::Services;
+use crate::values::CandidateSlug;
+
+/// A manual run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManualRun {
+    pub candidate: CandidateSlug,
+    /// The candidate's local day; yesterday (in its zone) when absent.
+    #[serde(default)]
+    pub date: Option<Date>,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    #[error(
+        "the event is neither EventBridge's scheduled event nor a manual run: {0} (send {{\"candidate\": \"<slug>\", \"date\": \"YYYY-MM-DD\", \"dry_run\": false}})"
+    )]
+    Malformed(String),
+    #[error("{0}")]
+    Run(#[from] nightly::RunError),
+    #[error("{0}")]
+    Store(#[from] crate::ports::StoreError),
+}
+
+fn is_scheduled(event: &Value) -> bool {
+    event.get("source").and_then(Value::as_str) == Some("aws.events")
+        || event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event")
+}
+
+/// Handle one event; the answer is the run's summary as JSON.
+pub async fn handle(svc: &Services, event: Value) -> Result<Value, EventError> {
+    if is_scheduled(&event) {
+        let entries = nightly::tick(svc).await?;
+        return Ok(json!({ "tick": entries }));
+    }
+    let run: ManualRun = serde_path_to_error::deserialize(event).map_err(|e| {
+        let path = e.path().to_string();
+        EventError::Malformed(if path == "." {
+            e.inner().to_string()
+        } else {
+            format!("field `{path}`: {}", e.inner())
+        })
+    })?;
+    let date = match run.date {
+        Some(d) => d,
+        None => {
+            let candidate = svc
+                .candidate(&run.candidate)
+                .await
+                .map_err(nightly::RunError::from)?;
+            let today = nightly::local_today(svc, &candidate);
+            today.yesterday().unwrap_or(today)
+        }
+    };
+    let summary = nightly::run(
+        svc,
+        &run.candidate,
+        date,
+        RunOptions {
+            dry_run: run.dry_run,
+            force_livevox: true,
+        },
+    )
+    .await?;
+    Ok(serde_json::to_value(summary).unwrap_or(Value::Null))
+}

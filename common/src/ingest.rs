@@ -1,0 +1,251 @@
+//! Reading a candidate's calls from its sources: CDR files dropped in its S3 inbox (each
+//! moved aside once every row is in the ledger) and the LiveVox API for one local day.
+//! A bad row becomes an error for that row; a file whose header is unusable is set aside
+//! with a note beside it; nothing else stops.
+
+use std::collections::HashSet;
+
+use jiff::civil::Date;
+use serde::Serialize;
+
+use crate::call::{Call, CallId};
+use crate::candidate::Candidate;
+use crate::connect::ConnectError;
+use crate::ledger::{CallKey, CallRecord, DayKey};
+use crate::livevox::{CallDetailSource, CdrColumns, CdrReader, RowError, RowOutcome, normalise};
+use crate::ports::{ObjectStore, StoreError};
+use crate::services::Services;
+
+/// What one read of the sources produced.
+#[derive(Debug, Default)]
+pub struct Ingested {
+    pub calls: Vec<Call>,
+    /// Rows that could not become calls, as ledger records (`unattempted_error`).
+    pub bad_rows: Vec<CallRecord>,
+    pub test_rows: u64,
+    /// Rows seen twice (the same call in two files, or in a file and the API).
+    pub duplicates: u64,
+    pub files: Vec<FileRead>,
+    pub problems: Vec<SourceProblem>,
+    seen: HashSet<(Date, CallId)>,
+}
+
+/// One CDR file read from the inbox.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileRead {
+    pub key: String,
+    pub rows: u64,
+    pub bad_rows: u64,
+    pub test_rows: u64,
+}
+
+/// A source that could not be read at all this time; the rest went on.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceProblem {
+    pub source: String,
+    pub message: String,
+    /// Where a rejected file was moved, with a `.error.txt` note beside it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub moved_to: Option<String>,
+}
+
+impl Ingested {
+    fn take(
+        &mut self,
+        outcome: RowOutcome,
+        candidate: &Candidate,
+        bad_day: Date,
+        now: jiff::Timestamp,
+        file: &mut FileRead,
+    ) {
+        file.rows += 1;
+        match outcome {
+            RowOutcome::Call(call) => {
+                if self.seen.insert((call.local_date, call.call_id.clone())) {
+                    self.calls.push(call);
+                } else {
+                    self.duplicates += 1;
+                }
+            }
+            RowOutcome::TestAccount => {
+                file.test_rows += 1;
+                self.test_rows += 1;
+            }
+            RowOutcome::Bad(err) => {
+                file.bad_rows += 1;
+                self.bad_rows.push(bad_row(candidate, bad_day, &err, now));
+            }
+        }
+    }
+}
+
+/// A bad row's ledger record. It belongs to no readable day, so it is filed under the
+/// day being run, keyed by where it was read: reading the same file again finds it known.
+fn bad_row(candidate: &Candidate, day: Date, err: &RowError, now: jiff::Timestamp) -> CallRecord {
+    let key = CallKey {
+        day: DayKey {
+            candidate: candidate.slug.clone(),
+            date: day,
+        },
+        call_id: CallId(format!("row:{}:{}", err.file, err.line)),
+    };
+    CallRecord::bad_row(key, err.to_string(), now)
+}
+
+/// Where a candidate's CDR files are dropped.
+pub fn inbox_prefix(candidate: &Candidate) -> Option<String> {
+    let cdr = candidate.doc().source.cdr.as_ref()?;
+    Some(
+        cdr.inbox_prefix
+            .clone()
+            .unwrap_or_else(|| format!("inbox/{}/", candidate.slug)),
+    )
+}
+
+fn file_name(key: &str) -> &str {
+    key.rsplit('/').next().unwrap_or(key)
+}
+
+/// Where a file goes once every row of it is in the ledger.
+pub fn processed_key(candidate: &Candidate, key: &str, today: Date) -> String {
+    format!("processed/{}/{today}/{}", candidate.slug, file_name(key))
+}
+
+/// Read every file in the candidate's inbox. `bad_day` files the rows that have no
+/// readable day. Files are not moved here: see [`set_aside`].
+pub async fn read_inbox(
+    svc: &Services,
+    candidate: &Candidate,
+    bad_day: Date,
+    into: &mut Ingested,
+) -> Result<(), StoreError> {
+    let Some(prefix) = inbox_prefix(candidate) else {
+        return Ok(());
+    };
+    let columns: CdrColumns = candidate
+        .doc()
+        .source
+        .cdr
+        .as_ref()
+        .map(|c| c.columns.clone())
+        .unwrap_or_default();
+    let now = svc.clock.now();
+    for object in svc.objects.list(&prefix).await? {
+        let body = svc.objects.get(&object.key).await?;
+        let reader = CdrReader::new(
+            &object.key,
+            &columns,
+            candidate.accounts.clone(),
+            candidate.zone.clone(),
+        );
+        match reader.rows(body.as_slice()) {
+            Ok(rows) => {
+                let mut file = FileRead {
+                    key: object.key.clone(),
+                    rows: 0,
+                    bad_rows: 0,
+                    test_rows: 0,
+                };
+                for outcome in rows {
+                    into.take(outcome, candidate, bad_day, now, &mut file);
+                }
+                into.files.push(file);
+            }
+            Err(err) => into.problems.push(SourceProblem {
+                source: object.key.clone(),
+                message: err.to_string(),
+                moved_to: None,
+            }),
+        }
+    }
+    Ok(())
+}
+
+/// Move read files out of the inbox (to `processed/`), and files that could not be read
+/// at all (to `rejected/`, with a note saying why). Call only after every row of the
+/// read files is in the ledger: a run that dies before reads them again, harmlessly.
+pub async fn set_aside(
+    objects: &dyn ObjectStore,
+    candidate: &Candidate,
+    today: Date,
+    ingested: &mut Ingested,
+) -> Result<(), StoreError> {
+    for file in &ingested.files {
+        objects
+            .rename(&file.key, &processed_key(candidate, &file.key, today))
+            .await?;
+    }
+    for problem in &mut ingested.problems {
+        let Some(prefix) = inbox_prefix(candidate) else {
+            continue;
+        };
+        if !problem.source.starts_with(&prefix) {
+            continue;
+        }
+        let to = format!(
+            "rejected/{}/{today}/{}",
+            candidate.slug,
+            file_name(&problem.source)
+        );
+        objects.rename(&problem.source, &to).await?;
+        objects
+            .put(
+                &format!("{to}.error.txt"),
+                format!(
+                    "{}\n\nFix the file (or the candidate's source.cdr.columns) and drop it in {prefix} again.\n",
+                    problem.message
+                )
+                .into_bytes(),
+                "text/plain; charset=utf-8",
+            )
+            .await?;
+        problem.moved_to = Some(to);
+    }
+    Ok(())
+}
+
+/// Read one local day of calls from the LiveVox API.
+pub async fn read_livevox(
+    svc: &Services,
+    candidate: &Candidate,
+    date: Date,
+    into: &mut Ingested,
+) -> Result<(), ConnectError> {
+    let Some(lv) = candidate.doc().source.livevox.as_ref() else {
+        return Ok(());
+    };
+    let client = svc.connectors.livevox(svc.secrets.as_ref(), lv).await?;
+    let (from, to) = day_window(candidate, date);
+    let details = client.call_details(from, to, &lv.services).await?;
+    let now = svc.clock.now();
+    let mut file = FileRead {
+        key: "livevox:callDetail".into(),
+        rows: 0,
+        bad_rows: 0,
+        test_rows: 0,
+    };
+    for (i, detail) in details.iter().enumerate() {
+        let outcome = normalise(
+            detail.to_raw(i as u64),
+            &candidate.accounts,
+            &candidate.zone,
+        );
+        // The API may return a neighbouring day's call at the window's edge; it belongs
+        // to its own day, and that day's run reads it.
+        if matches!(&outcome, RowOutcome::Call(c) if c.local_date != date) {
+            continue;
+        }
+        into.take(outcome, candidate, date, now, &mut file);
+    }
+    Ok(())
+}
+
+/// `[start, end)` of a local day as instants (23 or 25 hours long on DST changes).
+pub fn day_window(candidate: &Candidate, date: Date) -> (jiff::Timestamp, jiff::Timestamp) {
+    let start = |d: Date| {
+        d.to_zoned_datetime(candidate.zone.clone())
+            .map(|z| z.timestamp())
+            .unwrap_or_default()
+    };
+    (start(date), start(date.tomorrow().unwrap_or(date)))
+}

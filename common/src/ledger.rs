@@ -1,0 +1,439 @@
+//! The call ledger: one record per call read, holding its state, what the planner decided,
+//! and its receipt or error. Every change is a compare-and-set on the record's version, so
+//! two workers can never both move the same call.
+//!
+//! States (the original app's, with fixed meanings):
+//! `unsynced` → `in_progress` → `finished` | `attempted_error`;
+//! `queued_for_csv` → `finished`; `ignored`; `unattempted_error`.
+
+use std::fmt;
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::call::{Call, CallId};
+use crate::mapping::VanAction;
+use crate::planning::{CsvReason, Plan, VanPost};
+use crate::values::{CandidateSlug, PhoneNumber, VanId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallState {
+    /// Planned for VAN, not yet taken by a worker.
+    Unsynced,
+    /// Leased by a worker that is posting it.
+    InProgress,
+    /// In VAN or in a CSV; keeps a receipt.
+    Finished,
+    /// VAN refused it; keeps VAN's answer.
+    AttemptedError,
+    /// Waiting to be written to the day's CSV.
+    QueuedForCsv,
+    /// The mapping says not to keep this result.
+    Ignored,
+    /// No request could be built: a bad row or a mapping gap.
+    UnattemptedError,
+}
+
+impl CallState {
+    pub const ALL: [CallState; 7] = [
+        Self::Unsynced,
+        Self::InProgress,
+        Self::Finished,
+        Self::AttemptedError,
+        Self::QueuedForCsv,
+        Self::Ignored,
+        Self::UnattemptedError,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unsynced => "unsynced",
+            Self::InProgress => "in_progress",
+            Self::Finished => "finished",
+            Self::AttemptedError => "attempted_error",
+            Self::QueuedForCsv => "queued_for_csv",
+            Self::Ignored => "ignored",
+            Self::UnattemptedError => "unattempted_error",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+
+    /// Nothing more happens to the call unless someone asks (`/retry`).
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Self::Finished | Self::AttemptedError | Self::Ignored | Self::UnattemptedError
+        )
+    }
+
+    /// States `/retry` may re-plan: errors only, never a call that finished.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, Self::AttemptedError | Self::UnattemptedError)
+    }
+}
+
+impl fmt::Display for CallState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A candidate's local day: the unit of a nightly run.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct DayKey {
+    pub candidate: CandidateSlug,
+    pub date: Date,
+}
+
+impl fmt::Display for DayKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.candidate, self.date)
+    }
+}
+
+/// One call of one day.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CallKey {
+    pub day: DayKey,
+    pub call_id: CallId,
+}
+
+impl fmt::Display for CallKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.day, self.call_id)
+    }
+}
+
+/// The VAN post the planner decided on, as stored (the plan's [`VanPost`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredPost {
+    pub van_id: VanId,
+    #[serde(flatten)]
+    pub action: StoredAction,
+    pub date_canvassed: String,
+    #[serde(default)]
+    pub phone: Option<PhoneNumber>,
+    #[serde(default)]
+    pub priority: i32,
+}
+
+/// [`VanAction`] with a stable stored shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoredAction {
+    ResultCode(u32),
+    Contact {
+        survey_responses: Vec<crate::mapping::SurveyAnswer>,
+        activist_codes: Vec<u32>,
+    },
+}
+
+impl From<&VanPost> for StoredPost {
+    fn from(p: &VanPost) -> Self {
+        Self {
+            van_id: p.van_id,
+            action: match &p.action {
+                VanAction::ResultCode(c) => StoredAction::ResultCode(*c),
+                VanAction::Contact {
+                    survey_responses,
+                    activist_codes,
+                } => StoredAction::Contact {
+                    survey_responses: survey_responses.clone(),
+                    activist_codes: activist_codes.clone(),
+                },
+            },
+            date_canvassed: p.date_canvassed.clone(),
+            phone: p.phone.clone(),
+            priority: p.priority,
+        }
+    }
+}
+
+impl StoredPost {
+    pub fn action(&self) -> VanAction {
+        match &self.action {
+            StoredAction::ResultCode(c) => VanAction::ResultCode(*c),
+            StoredAction::Contact {
+                survey_responses,
+                activist_codes,
+            } => VanAction::Contact {
+                survey_responses: survey_responses.clone(),
+                activist_codes: activist_codes.clone(),
+            },
+        }
+    }
+}
+
+/// Proof that a call landed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Receipt {
+    /// VAN answered 204 (it returns no id): what was sent, and when.
+    Van {
+        /// SHA-256 of the exact request body, hex.
+        fingerprint: String,
+        status: u16,
+        at: Timestamp,
+        attempts: u32,
+    },
+    /// The call is row `row` (1 = first data row) of this CSV object.
+    Csv {
+        bucket: String,
+        key: String,
+        row: u64,
+        at: Timestamp,
+    },
+}
+
+/// Why a call is in an error state, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorNote {
+    /// A stable code: `bad_row`, `unknown_result`, `missing_phone`, `van_rejected`, …
+    pub code: String,
+    pub message: String,
+    /// VAN's HTTP status, for attempted errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// VAN's error envelope verbatim (or its raw body when it answered HTML).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub van: Option<Value>,
+    pub at: Timestamp,
+}
+
+/// One call in the ledger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallRecord {
+    pub key: CallKey,
+    pub state: CallState,
+    /// Bumped by every write; a write succeeds only if nobody wrote in between.
+    pub version: u64,
+    /// The normalised call; `None` for a row that could not be read.
+    #[serde(default)]
+    pub call: Option<Call>,
+    /// The mapping row's display name at planning time, for reports.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub post: Option<StoredPost>,
+    #[serde(default)]
+    pub csv_reason: Option<CsvReason>,
+    #[serde(default)]
+    pub receipt: Option<Receipt>,
+    #[serde(default)]
+    pub error: Option<ErrorNote>,
+    /// While `in_progress`: the worker's lease ends here; the sweep re-queues after it.
+    #[serde(default)]
+    pub lease_until: Option<Timestamp>,
+    /// Identifies the lease holder, so only it can finish or release the call.
+    #[serde(default)]
+    pub lease_id: Option<String>,
+    /// Times a worker took the call.
+    #[serde(default)]
+    pub attempts: u32,
+    /// When the call was last handed to the queue.
+    #[serde(default)]
+    pub enqueued_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl CallRecord {
+    /// A new record for a planned call.
+    pub fn planned(
+        candidate: &CandidateSlug,
+        call: Call,
+        display_name: Option<String>,
+        plan: &Plan,
+        now: Timestamp,
+    ) -> Self {
+        let key = CallKey {
+            day: DayKey {
+                candidate: candidate.clone(),
+                date: call.local_date,
+            },
+            call_id: call.call_id.clone(),
+        };
+        let mut record = Self::empty(key, CallState::Unsynced, now);
+        record.call = Some(call);
+        record.display_name = display_name;
+        record.apply_plan(plan, now);
+        record
+    }
+
+    /// A row that could not become a call: an `unattempted_error` keyed by where it was.
+    pub fn bad_row(key: CallKey, message: String, now: Timestamp) -> Self {
+        let mut record = Self::empty(key, CallState::UnattemptedError, now);
+        record.error = Some(ErrorNote {
+            code: "bad_row".into(),
+            message,
+            status: None,
+            van: None,
+            at: now,
+        });
+        record
+    }
+
+    fn empty(key: CallKey, state: CallState, now: Timestamp) -> Self {
+        Self {
+            key,
+            state,
+            version: 0,
+            call: None,
+            display_name: None,
+            post: None,
+            csv_reason: None,
+            receipt: None,
+            error: None,
+            lease_until: None,
+            lease_id: None,
+            attempts: 0,
+            enqueued_at: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// Set state and plan fields from a plan (a new call, or a re-plan after `/retry`).
+    pub fn apply_plan(&mut self, plan: &Plan, now: Timestamp) {
+        self.post = None;
+        self.csv_reason = None;
+        self.error = None;
+        self.receipt = None;
+        self.lease_until = None;
+        self.lease_id = None;
+        self.enqueued_at = None;
+        self.updated_at = now;
+        self.state = match plan {
+            Plan::Van(post) => {
+                self.post = Some(StoredPost::from(post));
+                CallState::Unsynced
+            }
+            Plan::Csv(reason) => {
+                self.csv_reason = Some(*reason);
+                CallState::QueuedForCsv
+            }
+            Plan::Ignore => CallState::Ignored,
+            Plan::Error(e) => {
+                self.error = Some(ErrorNote {
+                    code: e.code().into(),
+                    message: e.to_string(),
+                    status: None,
+                    van: None,
+                    at: now,
+                });
+                CallState::UnattemptedError
+            }
+        };
+    }
+
+    /// Whether a worker may take the call now.
+    pub fn can_lease(&self, now: Timestamp) -> bool {
+        match self.state {
+            CallState::Unsynced => true,
+            CallState::InProgress => self.lease_until.is_none_or(|t| t <= now),
+            _ => false,
+        }
+    }
+}
+
+/// A CSV written for a day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportRef {
+    pub key: String,
+    pub rows: u64,
+    pub at: Timestamp,
+}
+
+/// What became of a day's run report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportState {
+    #[serde(default)]
+    pub sent_at: Option<Timestamp>,
+    /// Delivery attempts so far (each with its own retries).
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+/// The run record of one candidate's local day.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DayRecord {
+    pub key: DayKey,
+    /// See [`crate::ports::Ledger::replace`]; 0 = not stored yet.
+    pub version: u64,
+    /// Nothing pending, and the report is sent (or given up on): ticks leave the day alone.
+    #[serde(default)]
+    pub complete: bool,
+    /// A run holds the day until then; another run of the same day waits its turn.
+    #[serde(default)]
+    pub lock_until: Option<Timestamp>,
+    #[serde(default)]
+    pub lock_id: Option<String>,
+    /// The LiveVox API was read for this day (reading it again changes nothing, but costs).
+    #[serde(default)]
+    pub livevox_read_at: Option<Timestamp>,
+    #[serde(default)]
+    pub exports: Vec<ExportRef>,
+    #[serde(default)]
+    pub report: ReportState,
+    #[serde(default)]
+    pub runs: u32,
+    #[serde(default)]
+    pub last_run_at: Option<Timestamp>,
+}
+
+impl DayRecord {
+    pub fn new(key: DayKey) -> Self {
+        Self {
+            key,
+            version: 0,
+            complete: false,
+            lock_until: None,
+            lock_id: None,
+            livevox_read_at: None,
+            exports: Vec::new(),
+            report: ReportState::default(),
+            runs: 0,
+            last_run_at: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_read_back_from_their_names() {
+        for s in CallState::ALL {
+            assert_eq!(CallState::parse(s.as_str()), Some(s));
+            assert_eq!(
+                serde_json::to_value(s).unwrap(),
+                Value::String(s.as_str().into())
+            );
+        }
+        assert_eq!(CallState::parse("done"), None);
+    }
+
+    #[test]
+    fn only_errors_are_retryable_and_finished_is_terminal() {
+        let retryable: Vec<_> = CallState::ALL
+            .into_iter()
+            .filter(|s| s.is_retryable())
+            .collect();
+        assert_eq!(
+            retryable,
+            vec![CallState::AttemptedError, CallState::UnattemptedError]
+        );
+        assert!(CallState::Finished.is_terminal());
+        assert!(!CallState::Unsynced.is_terminal());
+        assert!(!CallState::QueuedForCsv.is_terminal());
+    }
+}

@@ -1,0 +1,853 @@
+//! The nightly run of one candidate: read the calls, plan each, record every call in the
+//! ledger (a known call keeps its state, so re-runs are no-ops), then settle each day the
+//! calls belong to — CSV-bound calls into one CSV, VAN-bound calls onto the queue, stale
+//! work swept back onto it, and once nothing is pending, the report.
+//!
+//! Also the hourly tick (which candidates are due), dry runs, and `/retry`.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use jiff::civil::Date;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::call::CallId;
+use crate::candidate::Candidate;
+use crate::export;
+use crate::ingest::{self, FileRead, Ingested, SourceProblem};
+use crate::ledger::{CallRecord, CallState, DayKey, DayRecord, ExportRef, Receipt};
+use crate::planning::{self, DayPlan};
+use crate::ports::{StoreError, SyncMessage};
+use crate::posting::VanTarget;
+use crate::report;
+use crate::services::{CandidateError, Services};
+use crate::values::CandidateSlug;
+
+/// Why a run could not be made at all (per-call and per-file problems never end a run:
+/// they are in its summary and in the ledger).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Candidate(#[from] CandidateError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("another run holds {0} until {1}; try again after it")]
+    Busy(DayKey, Timestamp),
+    #[error("{0} is in the future for this candidate: its calls cannot be synced yet")]
+    Future(DayKey),
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Read and plan, write nothing, and say what would happen.
+    pub dry_run: bool,
+    /// Read the LiveVox API even if this day's was already read.
+    pub force_livevox: bool,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub candidate: CandidateSlug,
+    pub date: Date,
+    pub dry_run: bool,
+    pub files: Vec<FileRead>,
+    pub problems: Vec<SourceProblem>,
+    pub calls_read: u64,
+    pub test_rows: u64,
+    pub bad_rows: u64,
+    pub duplicates: u64,
+    /// Calls new to the ledger (in a dry run: that would be).
+    pub new_calls: u64,
+    /// Calls the ledger already knew; they keep their state.
+    pub known_calls: u64,
+    /// The planned state of the new calls.
+    pub planned: BTreeMap<CallState, u64>,
+    pub planned_by_display_name: BTreeMap<String, u64>,
+    pub moved_over_budget: u64,
+    /// Dry runs: a few of the VAN requests that would be sent.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sample_requests: Vec<Value>,
+    pub days: Vec<SettleSummary>,
+}
+
+/// What settling one day did.
+#[derive(Debug, Clone, Serialize)]
+pub struct SettleSummary {
+    pub date: Date,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csv: Option<ExportRef>,
+    pub enqueued: u64,
+    /// Calls the queue refused this time; the next tick sends them.
+    pub not_enqueued: u64,
+    pub counts: BTreeMap<CallState, u64>,
+    pub pending: u64,
+    pub report: ReportOutcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "status", content = "detail")]
+pub enum ReportOutcome {
+    /// Calls are still pending (or the day is not over): no report yet.
+    Waiting,
+    Sent,
+    /// The candidate has no webhook: the day is complete without one.
+    NoWebhook,
+    /// Delivery failed; a later tick tries again (up to the configured attempts).
+    Failed(String),
+    /// Delivery failed on every attempt; recorded on the day and given up.
+    GaveUp(String),
+    /// The day was already complete.
+    AlreadyDone,
+    /// Another run was settling this day.
+    Busy,
+}
+
+/// Run one candidate's local day: read its sources, plan and record the calls, settle.
+pub async fn run(
+    svc: &Services,
+    slug: &CandidateSlug,
+    date: Date,
+    opts: RunOptions,
+) -> Result<RunSummary, RunError> {
+    let candidate = svc.candidate(slug).await?;
+    let today = local_today(svc, &candidate);
+    let day = DayKey {
+        candidate: slug.clone(),
+        date,
+    };
+    if date > today {
+        return Err(RunError::Future(day));
+    }
+
+    let mut ingested = Ingested::default();
+    if let Err(e) = ingest::read_inbox(svc, &candidate, date, &mut ingested).await {
+        ingested.problems.push(SourceProblem {
+            source: ingest::inbox_prefix(&candidate).unwrap_or_default(),
+            message: format!("the inbox could not be read this time: {e}"),
+            moved_to: None,
+        });
+    }
+    let day_record = svc.days.get(&day).await?;
+    let read_api = candidate.doc().source.livevox.is_some()
+        && (opts.force_livevox
+            || day_record
+                .as_ref()
+                .is_none_or(|d| d.livevox_read_at.is_none()));
+    let mut livevox_read = false;
+    if read_api {
+        match ingest::read_livevox(svc, &candidate, date, &mut ingested).await {
+            Ok(()) => livevox_read = true,
+            Err(e) => ingested.problems.push(SourceProblem {
+                source: "livevox".into(),
+                message: e.to_string(),
+                moved_to: None,
+            }),
+        }
+    }
+
+    let mut summary = RunSummary {
+        candidate: slug.clone(),
+        date,
+        dry_run: opts.dry_run,
+        files: ingested.files.clone(),
+        problems: Vec::new(),
+        calls_read: ingested.calls.len() as u64,
+        test_rows: ingested.test_rows,
+        bad_rows: ingested.bad_rows.len() as u64,
+        duplicates: ingested.duplicates,
+        new_calls: 0,
+        known_calls: 0,
+        planned: BTreeMap::new(),
+        planned_by_display_name: BTreeMap::new(),
+        moved_over_budget: 0,
+        sample_requests: Vec::new(),
+        days: Vec::new(),
+    };
+
+    let records = plan_calls(svc, &candidate, &mut ingested, &mut summary).await?;
+
+    if opts.dry_run {
+        for r in &records {
+            *summary.planned.entry(r.state).or_default() += 1;
+            if let Some(name) = &r.display_name {
+                *summary
+                    .planned_by_display_name
+                    .entry(name.clone())
+                    .or_default() += 1;
+            }
+        }
+        summary.new_calls = records.len() as u64;
+        summary.sample_requests = sample_requests(svc, &candidate, &records).await;
+        summary.problems = ingested.problems;
+        return Ok(summary);
+    }
+
+    // Record every call; a known call keeps its state.
+    let inserted = insert_all(svc, &records).await;
+    let mut fresh: HashSet<(Date, CallId)> = HashSet::new();
+    let mut touched: BTreeSet<Date> = BTreeSet::from([date]);
+    let mut insert_failed = false;
+    for (record, result) in records.iter().zip(inserted) {
+        match result {
+            Ok(true) => {
+                summary.new_calls += 1;
+                *summary.planned.entry(record.state).or_default() += 1;
+                if let Some(name) = &record.display_name {
+                    *summary
+                        .planned_by_display_name
+                        .entry(name.clone())
+                        .or_default() += 1;
+                }
+                fresh.insert((record.key.day.date, record.key.call_id.clone()));
+                touched.insert(record.key.day.date);
+            }
+            Ok(false) => summary.known_calls += 1,
+            Err(e) => {
+                insert_failed = true;
+                tracing::warn!(call = %record.key, error = %e, "could not record the call");
+            }
+        }
+    }
+
+    // Files leave the inbox only once all their rows are recorded.
+    if insert_failed {
+        ingested.problems.push(SourceProblem {
+            source: "ledger".into(),
+            message: "some calls could not be recorded; the inbox files stay for the next run"
+                .into(),
+            moved_to: None,
+        });
+    } else if let Err(e) =
+        ingest::set_aside(svc.objects.as_ref(), &candidate, today, &mut ingested).await
+    {
+        ingested.problems.push(SourceProblem {
+            source: "inbox".into(),
+            message: format!(
+                "files could not be moved aside (the next run reads them again, harmlessly): {e}"
+            ),
+            moved_to: None,
+        });
+    }
+    summary.problems = ingested.problems;
+
+    if livevox_read {
+        update_day(svc, &day, |d| {
+            d.livevox_read_at = Some(svc.clock.now());
+            true
+        })
+        .await?;
+    }
+
+    for date in touched.into_iter().filter(|d| *d <= today) {
+        summary
+            .days
+            .push(settle_day(svc, &candidate, date, &fresh).await?);
+    }
+    tracing::info!(
+        candidate = %slug,
+        %date,
+        calls = summary.calls_read,
+        new = summary.new_calls,
+        known = summary.known_calls,
+        bad_rows = summary.bad_rows,
+        "run done"
+    );
+    Ok(summary)
+}
+
+/// Plan each call, apply the day's budget, and build the ledger records (bad rows too).
+async fn plan_calls(
+    svc: &Services,
+    candidate: &Candidate,
+    ingested: &mut Ingested,
+    summary: &mut RunSummary,
+) -> Result<Vec<CallRecord>, RunError> {
+    let now = svc.clock.now();
+    let calls = std::mem::take(&mut ingested.calls);
+    let mut by_day: BTreeMap<Date, Vec<(DayPlan, crate::call::Call)>> = BTreeMap::new();
+    for call in calls {
+        let plan = planning::plan(&call, candidate);
+        by_day.entry(call.local_date).or_default().push((
+            DayPlan {
+                call_id: call.call_id.clone(),
+                started_at: call.started_at,
+                plan,
+            },
+            call,
+        ));
+    }
+    let mut records = Vec::new();
+    for (date, entries) in by_day {
+        let (mut plans, calls): (Vec<DayPlan>, Vec<_>) = entries.into_iter().unzip();
+        if matches!(
+            candidate.strategy(),
+            crate::candidate::Strategy::Budget { .. }
+        ) {
+            let used = budget_used(svc, candidate, date).await?;
+            summary.moved_over_budget +=
+                planning::apply_budget(&mut plans, candidate.strategy(), used) as u64;
+        }
+        for (plan, call) in plans.into_iter().zip(calls) {
+            let display = candidate
+                .mapping
+                .get(&call.result)
+                .map(|row| row.display_name.clone());
+            records.push(CallRecord::planned(
+                &candidate.slug,
+                call,
+                display,
+                &plan.plan,
+                now,
+            ));
+        }
+    }
+    records.append(&mut ingested.bad_rows);
+    Ok(records)
+}
+
+/// The day's allowance already spoken for: VAN requests counted for the day, plus the
+/// day's VAN-bound calls not yet posted. Known calls are not re-planned, so they do not
+/// count twice.
+async fn budget_used(svc: &Services, candidate: &Candidate, date: Date) -> Result<u64, StoreError> {
+    let day = DayKey {
+        candidate: candidate.slug.clone(),
+        date,
+    };
+    let counted = svc.days.van_requests(&day).await?;
+    let pending = svc
+        .ledger
+        .day(&day)
+        .await?
+        .iter()
+        .filter(|r| matches!(r.state, CallState::Unsynced | CallState::InProgress))
+        .count() as u64;
+    Ok(counted + pending)
+}
+
+async fn insert_all(svc: &Services, records: &[CallRecord]) -> Vec<Result<bool, StoreError>> {
+    futures::stream::iter(records)
+        .map(|r| svc.ledger.insert(r))
+        .buffered(svc.settings.ledger_concurrency.max(1))
+        .collect()
+        .await
+}
+
+/// A dry run's view of the requests: the first few VAN posts, with the contact and
+/// input types resolved when VAN can be reached.
+async fn sample_requests(
+    svc: &Services,
+    candidate: &Candidate,
+    records: &[CallRecord],
+) -> Vec<Value> {
+    let posts: Vec<_> = records
+        .iter()
+        .filter_map(|r| r.post.as_ref().map(|p| (r, p)))
+        .take(3)
+        .collect();
+    if posts.is_empty() {
+        return Vec::new();
+    }
+    let target = VanTarget::connect(svc, candidate).await;
+    posts
+        .into_iter()
+        .map(|(r, post)| match &target {
+            Ok(t) => json!({
+                "call_id": r.key.call_id,
+                "path": format!("/people/{}/canvassResponses", post.van_id),
+                "body": serde_json::to_value(t.request_with(post, None)).unwrap_or(Value::Null),
+            }),
+            Err(e) => json!({
+                "call_id": r.key.call_id,
+                "path": format!("/people/{}/canvassResponses", post.van_id),
+                "error": format!("the body cannot be shown: {e}"),
+            }),
+        })
+        .collect()
+}
+
+/// The candidate's date now.
+pub fn local_today(svc: &Services, candidate: &Candidate) -> Date {
+    svc.clock
+        .now()
+        .to_zoned_datetime(candidate.zone.clone())
+        .date()
+}
+
+/// Read-modify-write of a day record; `change` returns false to leave it as it is.
+/// Returns the record as stored afterwards.
+pub async fn update_day(
+    svc: &Services,
+    day: &DayKey,
+    mut change: impl FnMut(&mut DayRecord) -> bool,
+) -> Result<DayRecord, StoreError> {
+    loop {
+        let mut record = svc
+            .days
+            .get(day)
+            .await?
+            .unwrap_or_else(|| DayRecord::new(day.clone()));
+        if !change(&mut record) {
+            return Ok(record);
+        }
+        if svc.days.replace(&mut record).await? {
+            return Ok(record);
+        }
+    }
+}
+
+/// Settle one day: export, enqueue, sweep, report. Holds the day's lock while it works,
+/// so two runs never write the same CSV rows or double-send the report.
+pub async fn settle_day(
+    svc: &Services,
+    candidate: &Candidate,
+    date: Date,
+    fresh: &HashSet<(Date, CallId)>,
+) -> Result<SettleSummary, StoreError> {
+    let day = DayKey {
+        candidate: candidate.slug.clone(),
+        date,
+    };
+    let now = svc.clock.now();
+    let lock = format!("{:016x}", fastrand::u64(..));
+    let lock_until = now + svc.settings.run_lock;
+    let mut busy = false;
+    let held = update_day(svc, &day, |d| {
+        if d.lock_until.is_some_and(|t| t > now) && d.lock_id.as_deref() != Some(lock.as_str()) {
+            busy = true;
+            return false;
+        }
+        d.lock_until = Some(lock_until);
+        d.lock_id = Some(lock.clone());
+        d.runs += 1;
+        d.last_run_at = Some(now);
+        true
+    })
+    .await?;
+    let mut summary = SettleSummary {
+        date,
+        csv: None,
+        enqueued: 0,
+        not_enqueued: 0,
+        counts: BTreeMap::new(),
+        pending: 0,
+        report: ReportOutcome::Busy,
+    };
+    if busy {
+        return Ok(summary);
+    }
+
+    let result = settle_locked(svc, candidate, &day, held.complete, fresh, &mut summary).await;
+    let finish = update_day(svc, &day, |d| {
+        if d.lock_id.as_deref() != Some(lock.as_str()) {
+            return false;
+        }
+        d.lock_until = None;
+        d.lock_id = None;
+        true
+    })
+    .await;
+    result?;
+    finish?;
+    Ok(summary)
+}
+
+async fn settle_locked(
+    svc: &Services,
+    candidate: &Candidate,
+    day: &DayKey,
+    complete: bool,
+    fresh: &HashSet<(Date, CallId)>,
+    summary: &mut SettleSummary,
+) -> Result<(), StoreError> {
+    let mut records = svc.ledger.day(day).await?;
+
+    // 1. CSV-bound calls into one new CSV.
+    let mut queued: Vec<usize> = (0..records.len())
+        .filter(|&i| records[i].state == CallState::QueuedForCsv)
+        .collect();
+    queued.sort_by_key(|&i| {
+        let r = &records[i];
+        (r.call.as_ref().map(|c| c.started_at), r.key.call_id.clone())
+    });
+    if !queued.is_empty() {
+        summary.csv = Some(export_csv(svc, candidate, day, &mut records, &queued).await?);
+    }
+
+    // 2. VAN-bound calls onto the queue: new ones, ones a dead run never sent, ones whose
+    // message was lost, and ones whose worker died holding them.
+    let now = svc.clock.now();
+    let s = &svc.settings;
+    let due = |r: &CallRecord| match r.state {
+        CallState::Unsynced => match r.enqueued_at {
+            None => {
+                fresh.contains(&(r.key.day.date, r.key.call_id.clone()))
+                    || r.updated_at + s.requeue_unsent_after <= now
+            }
+            Some(at) => at + s.requeue_stale_after <= now,
+        },
+        CallState::InProgress => r.lease_until.is_none_or(|t| t <= now),
+        _ => false,
+    };
+    let send: Vec<usize> = (0..records.len()).filter(|&i| due(&records[i])).collect();
+    if !send.is_empty() {
+        let messages: Vec<SyncMessage> = send
+            .iter()
+            .map(|&i| SyncMessage {
+                candidate: day.candidate.clone(),
+                date: day.date,
+                call_id: records[i].key.call_id.clone(),
+            })
+            .collect();
+        let failed: HashSet<usize> = match svc.queue.send(&messages).await {
+            Ok(failed) => failed.into_iter().collect(),
+            Err(e) => {
+                tracing::warn!(day = %day, error = %e, "queue unavailable; the next tick sends these calls");
+                (0..messages.len()).collect()
+            }
+        };
+        summary.not_enqueued = failed.len() as u64;
+        summary.enqueued = (messages.len() - failed.len()) as u64;
+        let sent: Vec<usize> = send
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| !failed.contains(j))
+            .map(|(_, &i)| i)
+            .collect();
+        mark_enqueued(svc, &mut records, &sent, now).await;
+    }
+
+    // 3. Counts, and the report once nothing is pending and the day is over.
+    for r in &records {
+        *summary.counts.entry(r.state).or_default() += 1;
+    }
+    summary.pending = records.iter().filter(|r| !r.state.is_terminal()).count() as u64;
+    summary.report = if complete {
+        ReportOutcome::AlreadyDone
+    } else if summary.pending > 0 || day.date >= local_today(svc, candidate) {
+        ReportOutcome::Waiting
+    } else {
+        send_report(svc, candidate, day, &records).await?
+    };
+    Ok(())
+}
+
+async fn export_csv(
+    svc: &Services,
+    candidate: &Candidate,
+    day: &DayKey,
+    records: &mut [CallRecord],
+    queued: &[usize],
+) -> Result<ExportRef, StoreError> {
+    // The file number comes from what is in the bucket, not from the day record: a run
+    // that died after writing a file must not overwrite it (its receipts point into it).
+    let prefix = format!("exports/{}/{}/", day.candidate, day.date);
+    let n = svc.objects.list(&prefix).await?.len() + 1;
+    let key = export::object_key(&day.candidate, day.date, n);
+    let rows: Vec<CallRecord> = queued.iter().map(|&i| records[i].clone()).collect();
+    let id_type = export::voter_id_type(candidate.van().map(|v| v.database_mode));
+    let bytes = export::write(&rows, &candidate.zone, id_type);
+    svc.objects
+        .put(&key, bytes, "text/csv; charset=utf-8")
+        .await?;
+    let at = svc.clock.now();
+    let bucket = svc.objects.bucket().to_owned();
+    let finished: Vec<Result<bool, StoreError>> = futures::stream::iter(queued.iter().enumerate())
+        .map(|(row, &i)| {
+            let mut r = records[i].clone();
+            r.state = CallState::Finished;
+            r.receipt = Some(Receipt::Csv {
+                bucket: bucket.clone(),
+                key: key.clone(),
+                row: row as u64 + 1,
+                at,
+            });
+            r.updated_at = at;
+            async move {
+                let ok = svc.ledger.replace(&mut r).await?;
+                Ok::<_, StoreError>((ok, r))
+            }
+        })
+        .buffered(svc.settings.ledger_concurrency.max(1))
+        .map(|res| res.map(|(ok, _)| ok))
+        .collect()
+        .await;
+    for (&i, res) in queued.iter().zip(&finished) {
+        match res {
+            Ok(true) => {
+                records[i].state = CallState::Finished;
+                records[i].version += 1;
+            }
+            Ok(false) => {
+                tracing::warn!(call = %records[i].key, "changed while being exported; left as it is")
+            }
+            Err(e) => {
+                tracing::warn!(call = %records[i].key, error = %e, "exported but not marked; the next run exports it again")
+            }
+        }
+    }
+    let export = ExportRef {
+        key,
+        rows: queued.len() as u64,
+        at,
+    };
+    let added = export.clone();
+    update_day(svc, day, |d| {
+        d.exports.push(added.clone());
+        true
+    })
+    .await?;
+    Ok(export)
+}
+
+async fn mark_enqueued(svc: &Services, records: &mut [CallRecord], sent: &[usize], now: Timestamp) {
+    let results: Vec<(usize, Option<CallRecord>)> = futures::stream::iter(sent)
+        .map(|&i| {
+            let mut r = records[i].clone();
+            r.enqueued_at = Some(now);
+            async move {
+                // A worker may have taken the call already: then it is no longer ours to mark.
+                match svc.ledger.replace(&mut r).await {
+                    Ok(true) => (i, Some(r)),
+                    _ => (i, None),
+                }
+            }
+        })
+        .buffered(svc.settings.ledger_concurrency.max(1))
+        .collect()
+        .await;
+    for (i, r) in results {
+        if let Some(r) = r {
+            records[i] = r;
+        }
+    }
+}
+
+async fn send_report(
+    svc: &Services,
+    candidate: &Candidate,
+    day: &DayKey,
+    records: &[CallRecord],
+) -> Result<ReportOutcome, StoreError> {
+    let Some(notify) = candidate.doc().notify.as_ref() else {
+        update_day(svc, day, |d| {
+            d.complete = true;
+            true
+        })
+        .await?;
+        return Ok(ReportOutcome::NoWebhook);
+    };
+    let stored = svc
+        .days
+        .get(day)
+        .await?
+        .unwrap_or_else(|| DayRecord::new(day.clone()));
+    if stored.report.sent_at.is_some() {
+        update_day(svc, day, |d| {
+            d.complete = true;
+            true
+        })
+        .await?;
+        return Ok(ReportOutcome::AlreadyDone);
+    }
+    let mut links = Vec::new();
+    for e in &stored.exports {
+        links.push(svc.objects.presign(&e.key, svc.settings.link_ttl).await?);
+    }
+    let body = report::run_report(candidate, day, records, &links);
+    let delivered = svc.notifier.send(&notify.webhook_url, &body).await;
+    let now = svc.clock.now();
+    let give_up_after = svc.settings.report_attempts;
+    let mut outcome = ReportOutcome::Sent;
+    update_day(svc, day, |d| {
+        d.report.attempts += 1;
+        match &delivered {
+            Ok(()) => {
+                d.report.sent_at = Some(now);
+                d.report.last_error = None;
+                d.complete = true;
+                outcome = ReportOutcome::Sent;
+            }
+            Err(e) => {
+                d.report.last_error = Some(e.clone());
+                if d.report.attempts >= give_up_after {
+                    d.complete = true;
+                    outcome = ReportOutcome::GaveUp(e.clone());
+                } else {
+                    outcome = ReportOutcome::Failed(e.clone());
+                }
+            }
+        }
+        true
+    })
+    .await?;
+    if let ReportOutcome::Failed(e) | ReportOutcome::GaveUp(e) = &outcome {
+        tracing::warn!(day = %day, error = %e, "run report not delivered");
+    }
+    Ok(outcome)
+}
+
+/// What one tick did for one candidate.
+#[derive(Debug, Clone, Serialize)]
+pub struct TickEntry {
+    pub candidate: CandidateSlug,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunSummary>,
+    pub settled: Vec<SettleSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The hourly tick: every active candidate whose sync hour has come in its own zone gets
+/// its previous local day run (until that day is complete), and every recent day with
+/// work left is settled. One candidate's failure never stops another's.
+pub async fn tick(svc: &Services) -> Result<Vec<TickEntry>, StoreError> {
+    let mut entries = Vec::new();
+    for slug in svc.config.list().await? {
+        let entry = match tick_candidate(svc, &slug).await {
+            Ok(entry) => entry,
+            Err(e) => {
+                tracing::warn!(candidate = %slug, error = %e, "tick failed for this candidate");
+                TickEntry {
+                    candidate: slug.clone(),
+                    run: None,
+                    settled: Vec::new(),
+                    error: Some(e.to_string()),
+                }
+            }
+        };
+        entries.push(entry);
+    }
+    Ok(entries)
+}
+
+async fn tick_candidate(svc: &Services, slug: &CandidateSlug) -> Result<TickEntry, RunError> {
+    let candidate = svc.candidate(slug).await?;
+    let mut entry = TickEntry {
+        candidate: slug.clone(),
+        run: None,
+        settled: Vec::new(),
+        error: None,
+    };
+    if !candidate.doc().active {
+        return Ok(entry);
+    }
+    let local = svc.clock.now().to_zoned_datetime(candidate.zone.clone());
+    let today = local.date();
+    let yesterday = today.yesterday().unwrap_or(today);
+    let mut done: BTreeSet<Date> = BTreeSet::new();
+    if local.hour() >= i8::try_from(candidate.doc().sync_hour).unwrap_or(0) {
+        let record = svc
+            .days
+            .get(&DayKey {
+                candidate: slug.clone(),
+                date: yesterday,
+            })
+            .await?;
+        if !record.is_some_and(|d| d.complete) {
+            let summary = run(svc, slug, yesterday, RunOptions::default()).await?;
+            done.extend(summary.days.iter().map(|d| d.date));
+            entry.run = Some(summary);
+        }
+    }
+    let oldest = today
+        .checked_sub(jiff::Span::new().days(svc.settings.lookback_days))
+        .unwrap_or(today);
+    for open in svc.days.open_days(slug).await? {
+        let date = open.key.date;
+        if done.contains(&date) || date < oldest || date >= today {
+            continue;
+        }
+        entry
+            .settled
+            .push(settle_day(svc, &candidate, date, &HashSet::new()).await?);
+    }
+    Ok(entry)
+}
+
+/// What `/retry` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RetrySummary {
+    pub candidate: CandidateSlug,
+    pub date: Date,
+    /// Calls re-planned, by their new state.
+    pub replanned: BTreeMap<CallState, u64>,
+    /// Calls in the asked states that could not be re-planned (bad rows: fix the file
+    /// and drop it in the inbox again).
+    pub unreadable: u64,
+    pub settled: SettleSummary,
+}
+
+/// Re-plan a day's calls in `states` (error states only) with the current mapping, and
+/// settle the day so the fixed calls are posted or exported. Never touches a finished call.
+pub async fn retry(
+    svc: &Services,
+    slug: &CandidateSlug,
+    date: Date,
+    states: &[CallState],
+) -> Result<RetrySummary, RunError> {
+    let candidate = svc.candidate(slug).await?;
+    let day = DayKey {
+        candidate: slug.clone(),
+        date,
+    };
+    let wanted: Vec<CallState> = states
+        .iter()
+        .copied()
+        .filter(|s| s.is_retryable())
+        .collect();
+    let now = svc.clock.now();
+    let mut replanned: BTreeMap<CallState, u64> = BTreeMap::new();
+    let mut unreadable = 0;
+    let mut fresh = HashSet::new();
+    let records = svc.ledger.day(&day).await?;
+    let mut plans: Vec<DayPlan> = Vec::new();
+    let mut targets: Vec<CallRecord> = Vec::new();
+    for record in records.into_iter().filter(|r| wanted.contains(&r.state)) {
+        let Some(call) = record.call.clone() else {
+            unreadable += 1;
+            continue;
+        };
+        plans.push(DayPlan {
+            call_id: call.call_id.clone(),
+            started_at: call.started_at,
+            plan: planning::plan(&call, &candidate),
+        });
+        targets.push(record);
+    }
+    let used = budget_used(svc, &candidate, date).await?;
+    planning::apply_budget(&mut plans, candidate.strategy(), used);
+    for (mut record, plan) in targets.into_iter().zip(plans) {
+        let display = record
+            .call
+            .as_ref()
+            .and_then(|c| candidate.mapping.get(&c.result))
+            .map(|row| row.display_name.clone());
+        let version = record.version;
+        record.apply_plan(&plan.plan, now);
+        record.display_name = display;
+        record.version = version;
+        if svc.ledger.replace(&mut record).await? {
+            *replanned.entry(record.state).or_default() += 1;
+            fresh.insert((date, record.key.call_id.clone()));
+        }
+    }
+    // The day has work again: ticks settle it until it is done. The report, if it was
+    // sent, is not sent twice.
+    update_day(svc, &day, |d| {
+        let was = d.complete;
+        d.complete = false;
+        was
+    })
+    .await?;
+    let settled = settle_day(svc, &candidate, date, &fresh).await?;
+    Ok(RetrySummary {
+        candidate: slug.clone(),
+        date,
+        replanned,
+        unreadable,
+        settled,
+    })
+}

@@ -1,0 +1,467 @@
+//! Posting one call to VAN (`sync-call`): lease it, build the canvass request from what
+//! the planner stored, post it under a deadline, and record the outcome — `finished`
+//! with a receipt, `attempted_error` with VAN's answer, or the lease released so the
+//! queue delivers it again.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::sync::Mutex;
+
+use crate::candidate::Candidate;
+use crate::connect::ConnectError;
+use crate::ledger::{CallKey, CallRecord, CallState, DayKey, ErrorNote, Receipt, StoredPost};
+use crate::mapping::VanAction;
+use crate::ports::{StoreError, SyncMessage};
+use crate::services::{CandidateError, Services};
+use crate::values::CandidateSlug;
+use crate::van::{
+    ActivistAction, CanvassContext, CanvassOutcome, CanvassResponse, ResponseItem, VanClient,
+    VanError,
+};
+
+/// A candidate's VAN connection with its contact and input types resolved by name
+/// (ids differ per database).
+#[derive(Debug, Clone)]
+pub struct VanTarget {
+    pub client: VanClient,
+    pub contact_type_id: u32,
+    pub input_type_id: u32,
+    /// Extension `phone_ids`: look up VAN's `phoneId` for the dialed number first.
+    pub phone_ids: bool,
+}
+
+/// Why a candidate's VAN connection could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error("VAN: {0}")]
+    Van(#[from] VanError),
+    #[error("{0}")]
+    Config(String),
+}
+
+impl SetupError {
+    fn is_transient(&self) -> bool {
+        match self {
+            Self::Connect(e) => e.is_transient(),
+            Self::Van(e) => e.is_retryable(),
+            Self::Config(_) => false,
+        }
+    }
+}
+
+impl VanTarget {
+    pub async fn connect(svc: &Services, candidate: &Candidate) -> Result<Self, SetupError> {
+        let van = candidate.van().ok_or_else(|| {
+            SetupError::Config(format!(
+                "candidate {} has no VAN settings: add `van` to its document",
+                candidate.slug
+            ))
+        })?;
+        let client = svc.connectors.van(svc.secrets.as_ref(), van).await?;
+        let contact_type_id = client
+            .contact_types()
+            .await?
+            .into_iter()
+            .find(|t| t.name.trim().eq_ignore_ascii_case(van.contact_type.trim()))
+            .map(|t| t.contact_type_id)
+            .ok_or_else(|| {
+                SetupError::Config(format!(
+                    "contact type {:?} does not exist in this VAN database: set van.contact_type to one GET /configure lists",
+                    van.contact_type
+                ))
+            })?;
+        let input_type_id = client
+            .input_types()
+            .await?
+            .into_iter()
+            .find(|t| t.name.trim().eq_ignore_ascii_case(van.input_type.trim()))
+            .map(|t| t.input_type_id)
+            .ok_or_else(|| {
+                SetupError::Config(format!(
+                    "input type {:?} does not exist in this VAN database: set van.input_type to one GET /configure lists",
+                    van.input_type
+                ))
+            })?;
+        Ok(Self {
+            client,
+            contact_type_id,
+            input_type_id,
+            phone_ids: candidate.doc().extensions.iter().any(|e| e == "phone_ids"),
+        })
+    }
+
+    /// The canvass request for a stored post.
+    pub async fn request(&self, post: &StoredPost) -> Result<CanvassResponse, VanError> {
+        let phone_id = match (&post.phone, self.phone_ids) {
+            (Some(phone), true) => match self.client.person_with_phones(post.van_id).await {
+                Ok(person) => person.phone_id_for(phone),
+                // An unknown person gets its 404 from the post itself.
+                Err(VanError::Api { status: 404, .. }) => None,
+                Err(e) => return Err(e),
+            },
+            _ => None,
+        };
+        Ok(self.request_with(post, phone_id))
+    }
+
+    pub fn request_with(&self, post: &StoredPost, phone_id: Option<u64>) -> CanvassResponse {
+        CanvassResponse {
+            context: CanvassContext {
+                contact_type_id: self.contact_type_id,
+                input_type_id: self.input_type_id,
+                date_canvassed: post.date_canvassed.clone(),
+                phone: post.phone.clone(),
+                phone_id,
+                omit_activist_code_contact_history: false,
+            },
+            outcome: outcome(&post.action()),
+        }
+    }
+}
+
+/// A mapping action as VAN's `resultCodeId` or `responses` — never both.
+pub fn outcome(action: &VanAction) -> CanvassOutcome {
+    match action {
+        VanAction::ResultCode(code) => CanvassOutcome::ResultCode(*code),
+        VanAction::Contact {
+            survey_responses,
+            activist_codes,
+        } => {
+            CanvassOutcome::Responses(
+                survey_responses
+                    .iter()
+                    .map(|a| ResponseItem::Survey {
+                        question_id: a.question_id,
+                        response_id: a.response_id,
+                    })
+                    .chain(activist_codes.iter().map(|&activist_code_id| {
+                        ResponseItem::ActivistCode {
+                            activist_code_id,
+                            action: ActivistAction::Apply,
+                        }
+                    }))
+                    .collect(),
+            )
+        }
+    }
+}
+
+/// SHA-256 of the exact request body: the receipt of a post VAN gives no id for.
+pub fn fingerprint(body: &CanvassResponse) -> String {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Connections kept for the life of a Lambda instance, so a batch does not resolve the
+/// contact and input types again for every call.
+#[derive(Debug, Default)]
+pub struct Targets {
+    cache: Mutex<HashMap<CandidateSlug, (Instant, Arc<VanTarget>)>>,
+}
+
+impl Targets {
+    const TTL: Duration = Duration::from_secs(10 * 60);
+
+    async fn get(
+        &self,
+        svc: &Services,
+        candidate: &Candidate,
+    ) -> Result<Arc<VanTarget>, SetupError> {
+        let mut cache = self.cache.lock().await;
+        if let Some((at, target)) = cache.get(&candidate.slug)
+            && at.elapsed() < Self::TTL
+        {
+            return Ok(Arc::clone(target));
+        }
+        let target = Arc::new(VanTarget::connect(svc, candidate).await?);
+        cache.insert(
+            candidate.slug.clone(),
+            (Instant::now(), Arc::clone(&target)),
+        );
+        Ok(target)
+    }
+
+    /// VAN requests made by every cached connection so far, per candidate.
+    async fn requests(&self) -> HashMap<CandidateSlug, u64> {
+        self.cache
+            .lock()
+            .await
+            .iter()
+            .map(|(slug, (_, t))| (slug.clone(), t.client.requests_made()))
+            .collect()
+    }
+}
+
+/// What became of one message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Posted and recorded.
+    Finished,
+    /// VAN refused it, or no request could be built; recorded.
+    Failed,
+    /// Nothing to do: already done, not VAN-bound, or another worker holds it.
+    Skipped,
+    /// Not done, for a reason that may pass: the message should be delivered again.
+    Retry,
+}
+
+/// Post the calls of one batch, at most `van_concurrency` at a time. Returns each
+/// message's outcome, in order.
+pub async fn sync_batch(
+    svc: &Services,
+    targets: &Targets,
+    messages: &[SyncMessage],
+) -> Vec<Outcome> {
+    let before = targets.requests().await;
+    // One deadline for the whole batch, well inside the function's timeout: a call that
+    // cannot be finished by then is released, not cut off mid-post.
+    let deadline = tokio::time::Instant::now() + svc.settings.post_deadline;
+    let outcomes: Vec<Outcome> = futures::stream::iter(messages)
+        .map(|m| sync_one(svc, targets, m, deadline))
+        .buffered(svc.settings.van_concurrency.max(1))
+        .collect()
+        .await;
+    count_requests(svc, targets, before, messages).await;
+    outcomes
+}
+
+/// Add the batch's VAN requests to the day counters the budget reads. A batch's calls
+/// almost always share a day; requests are put on each candidate's first day in it.
+async fn count_requests(
+    svc: &Services,
+    targets: &Targets,
+    before: HashMap<CandidateSlug, u64>,
+    messages: &[SyncMessage],
+) {
+    for (slug, now) in targets.requests().await {
+        let used = now - before.get(&slug).copied().unwrap_or(0);
+        let Some(first) = messages.iter().find(|m| m.candidate == slug) else {
+            continue;
+        };
+        if used == 0 {
+            continue;
+        }
+        let day = DayKey {
+            candidate: slug.clone(),
+            date: first.date,
+        };
+        if let Err(e) = svc.days.add_van_requests(&day, used).await {
+            tracing::warn!(day = %day, used, error = %e, "could not count VAN requests");
+        }
+    }
+}
+
+fn lease_id() -> String {
+    format!("{:016x}", fastrand::u64(..))
+}
+
+/// Post one call; never panics, never returns an error: every failure is an outcome.
+pub async fn sync_one(
+    svc: &Services,
+    targets: &Targets,
+    msg: &SyncMessage,
+    deadline: tokio::time::Instant,
+) -> Outcome {
+    if tokio::time::Instant::now() >= deadline {
+        return Outcome::Retry;
+    }
+    let key = CallKey {
+        day: DayKey {
+            candidate: msg.candidate.clone(),
+            date: msg.date,
+        },
+        call_id: msg.call_id.clone(),
+    };
+    match try_sync(svc, targets, &key, deadline).await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            tracing::warn!(call = %key, error = %e, "ledger unavailable; the message will be delivered again");
+            Outcome::Retry
+        }
+    }
+}
+
+async fn try_sync(
+    svc: &Services,
+    targets: &Targets,
+    key: &CallKey,
+    deadline: tokio::time::Instant,
+) -> Result<Outcome, StoreError> {
+    let Some(mut record) = svc.ledger.get(key).await? else {
+        tracing::warn!(call = %key, "no such call in the ledger; message dropped");
+        return Ok(Outcome::Skipped);
+    };
+    let now = svc.clock.now();
+    if !record.can_lease(now) {
+        return Ok(Outcome::Skipped);
+    }
+    let Some(post) = record.post.clone() else {
+        tracing::warn!(call = %key, state = %record.state, "call has no VAN post; message dropped");
+        return Ok(Outcome::Skipped);
+    };
+    let lease = lease_id();
+    record.state = CallState::InProgress;
+    record.lease_until = Some(now + svc.settings.lease);
+    record.lease_id = Some(lease.clone());
+    record.attempts += 1;
+    record.updated_at = now;
+    if !svc.ledger.replace(&mut record).await? {
+        // Another worker took it between our read and write.
+        return Ok(Outcome::Skipped);
+    }
+
+    let candidate = match svc.candidate(&key.day.candidate).await {
+        Ok(c) => c,
+        Err(CandidateError::Store(e)) => {
+            tracing::warn!(call = %key, error = %e, "config unavailable");
+            return release(svc, record).await;
+        }
+        Err(e) => {
+            return fail(
+                svc,
+                record,
+                CallState::UnattemptedError,
+                "candidate_unusable",
+                e.to_string(),
+                None,
+                None,
+            )
+            .await;
+        }
+    };
+    let target = match targets.get(svc, &candidate).await {
+        Ok(t) => t,
+        Err(e) if e.is_transient() => {
+            tracing::warn!(call = %key, error = %e, "VAN setup failed for now");
+            return release(svc, record).await;
+        }
+        Err(SetupError::Van(e)) => {
+            return fail(
+                svc,
+                record,
+                CallState::AttemptedError,
+                "van_rejected",
+                e.to_string(),
+                e.status(),
+                e.envelope_json(),
+            )
+            .await;
+        }
+        Err(e) => {
+            return fail(
+                svc,
+                record,
+                CallState::UnattemptedError,
+                "van_setup",
+                e.to_string(),
+                None,
+                None,
+            )
+            .await;
+        }
+    };
+
+    let posted = tokio::time::timeout_at(deadline, async {
+        let body = target.request(&post).await?;
+        let receipt = target
+            .client
+            .post_canvass_response(post.van_id, &body)
+            .await?;
+        Ok::<_, VanError>((body, receipt))
+    })
+    .await;
+    match posted {
+        Ok(Ok((body, receipt))) => {
+            record.receipt = Some(Receipt::Van {
+                fingerprint: fingerprint(&body),
+                status: receipt.status,
+                at: svc.clock.now(),
+                attempts: receipt.attempts,
+            });
+            record.state = CallState::Finished;
+            record.error = None;
+            settle(svc, record, &lease).await?;
+            Ok(Outcome::Finished)
+        }
+        Ok(Err(e)) if !e.is_retryable() => {
+            fail(
+                svc,
+                record,
+                CallState::AttemptedError,
+                "van_rejected",
+                e.to_string(),
+                e.status(),
+                e.envelope_json(),
+            )
+            .await
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(call = %key, error = %e, "VAN did not accept the post in time; released");
+            release(svc, record).await
+        }
+        Err(_) => {
+            tracing::warn!(call = %key, "post deadline passed; released");
+            release(svc, record).await
+        }
+    }
+}
+
+/// Write the final state of a leased call as soon as possible after VAN answered.
+async fn settle(svc: &Services, mut record: CallRecord, lease: &str) -> Result<(), StoreError> {
+    record.lease_until = None;
+    record.lease_id = None;
+    record.updated_at = svc.clock.now();
+    if svc.ledger.replace(&mut record).await? {
+        return Ok(());
+    }
+    // Someone wrote in between: only a sweep that found our lease expired can have.
+    tracing::error!(
+        call = %record.key,
+        lease,
+        state = %record.state,
+        "the ledger changed while this worker held the call; its outcome was not recorded"
+    );
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn fail(
+    svc: &Services,
+    mut record: CallRecord,
+    state: CallState,
+    code: &str,
+    message: String,
+    status: Option<u16>,
+    van: Option<serde_json::Value>,
+) -> Result<Outcome, StoreError> {
+    let lease = record.lease_id.clone().unwrap_or_default();
+    record.state = state;
+    record.error = Some(ErrorNote {
+        code: code.into(),
+        message,
+        status,
+        van,
+        at: svc.clock.now(),
+    });
+    settle(svc, record, &lease).await?;
+    Ok(Outcome::Failed)
+}
+
+/// Give the call back (`unsynced`) so the queue's next delivery can take it.
+async fn release(svc: &Services, mut record: CallRecord) -> Result<Outcome, StoreError> {
+    let lease = record.lease_id.clone().unwrap_or_default();
+    record.state = CallState::Unsynced;
+    settle(svc, record, &lease).await?;
+    Ok(Outcome::Retry)
+}

@@ -1,0 +1,119 @@
+//! What a day came to: counts per state and per display name, the errors with their
+//! reasons, and the run report sent to the candidate's webhook (JSON with a `text` field
+//! fit for Slack or an e-mail relay). Names and phone numbers never appear here.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::candidate::Candidate;
+use crate::ledger::{CallRecord, CallState, DayKey, ErrorNote};
+
+/// Counts of a day's calls.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Tally {
+    pub total: u64,
+    pub by_state: BTreeMap<CallState, u64>,
+    /// Per display name (the mapping row's; `(unmapped)` for calls without one).
+    pub by_display_name: BTreeMap<String, u64>,
+    /// Calls posted to VAN (finished with a VAN receipt).
+    pub synced: u64,
+    /// Calls finished in a CSV.
+    pub exported: u64,
+    pub errors: u64,
+}
+
+pub fn tally(records: &[CallRecord]) -> Tally {
+    let mut t = Tally::default();
+    for r in records {
+        t.total += 1;
+        *t.by_state.entry(r.state).or_default() += 1;
+        let name = r
+            .display_name
+            .clone()
+            .unwrap_or_else(|| "(unmapped)".into());
+        *t.by_display_name.entry(name).or_default() += 1;
+        match (&r.state, &r.receipt) {
+            (CallState::Finished, Some(crate::ledger::Receipt::Van { .. })) => t.synced += 1,
+            (CallState::Finished, Some(crate::ledger::Receipt::Csv { .. })) => t.exported += 1,
+            (CallState::AttemptedError | CallState::UnattemptedError, _) => t.errors += 1,
+            _ => {}
+        }
+    }
+    t
+}
+
+/// One call in an error state, as the status endpoint lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorLine<'a> {
+    pub call_id: &'a str,
+    pub state: CallState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<&'a str>,
+    pub error: Option<&'a ErrorNote>,
+}
+
+pub fn error_lines(records: &[CallRecord]) -> Vec<ErrorLine<'_>> {
+    records
+        .iter()
+        .filter(|r| {
+            matches!(
+                r.state,
+                CallState::AttemptedError | CallState::UnattemptedError
+            )
+        })
+        .map(|r| ErrorLine {
+            call_id: &r.key.call_id.0,
+            state: r.state,
+            result: r.call.as_ref().map(|c| c.result.as_str()),
+            error: r.error.as_ref(),
+        })
+        .collect()
+}
+
+/// The report posted once a day is settled.
+pub fn run_report(
+    candidate: &Candidate,
+    day: &DayKey,
+    records: &[CallRecord],
+    csv_links: &[String],
+) -> Value {
+    let t = tally(records);
+    let mut text = format!(
+        "callsync: {} — calls of {}\n{} calls: {} posted to VAN, {} in the CSV, {} ignored, {} errors\n",
+        candidate.doc().display_name,
+        day.date,
+        t.total,
+        t.synced,
+        t.exported,
+        t.by_state.get(&CallState::Ignored).copied().unwrap_or(0),
+        t.errors,
+    );
+    let mut names: Vec<(&String, &u64)> = t.by_display_name.iter().collect();
+    names.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    for (name, n) in names {
+        text.push_str(&format!("• {name}: {n}\n"));
+    }
+    if t.errors > 0 {
+        text.push_str(&format!(
+            "Errors are listed at GET /status/{}?date={}; after fixing the mapping, POST /retry.\n",
+            day.candidate, day.date
+        ));
+    }
+    for link in csv_links {
+        text.push_str(&format!("CSV (link valid 7 days): {link}\n"));
+    }
+    json!({
+        "text": text,
+        "candidate": day.candidate,
+        "date": day.date,
+        "total": t.total,
+        "synced": t.synced,
+        "exported": t.exported,
+        "errors": t.errors,
+        "by_state": t.by_state,
+        "by_display_name": t.by_display_name,
+        "csv": csv_links,
+    })
+}

@@ -1,0 +1,158 @@
+//! Everything the sync needs, wired once per Lambda instance: the stores, the queue, the
+//! bucket, the report webhook, the clock, the client builders, and the knobs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::adapters::dynamo_config::DynamoConfigStore;
+use crate::adapters::dynamo_ledger::{DynamoDayStore, DynamoLedger};
+use crate::adapters::env;
+use crate::adapters::s3::S3Objects;
+use crate::adapters::secrets_manager::SecretsManagerStore;
+use crate::adapters::sqs::SqsQueue;
+use crate::adapters::webhook::WebhookNotifier;
+use crate::candidate::Candidate;
+use crate::connect::Connectors;
+use crate::ports::{
+    CallQueue, Clock, ConfigStore, DayStore, Ledger, Notifier, ObjectStore, SecretStore,
+    StoreError, SystemClock,
+};
+use crate::values::CandidateSlug;
+
+/// The knobs of a run; the defaults are the production values.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How long a `sync-call` worker holds a call. Longer than the function's timeout, so
+    /// a lease only expires when its worker is gone.
+    pub lease: Duration,
+    /// An `unsynced` call never handed to the queue is re-queued after this long (a run
+    /// died between the ledger and the queue).
+    pub requeue_unsent_after: Duration,
+    /// An `unsynced` call handed to the queue this long ago without finishing is handed
+    /// again (its message went to the dead-letter queue, or was lost).
+    pub requeue_stale_after: Duration,
+    /// How long a run holds its day against other runs of the same day.
+    pub run_lock: Duration,
+    /// Concurrent ledger writes of one run.
+    pub ledger_concurrency: usize,
+    /// Concurrent VAN posts of one `sync-call` batch.
+    pub van_concurrency: usize,
+    /// Budget for one `sync-call` batch, retries included; shorter than the function's
+    /// 60 s timeout so unfinished calls are released, not abandoned.
+    pub post_deadline: Duration,
+    /// How long CSV links in status answers and reports stay valid.
+    pub link_ttl: Duration,
+    /// Ticks that try to deliver a day's report before it is given up (and recorded).
+    pub report_attempts: u32,
+    /// Ticks look back this many days for days with work left.
+    pub lookback_days: i32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            lease: Duration::from_secs(15 * 60),
+            requeue_unsent_after: Duration::from_secs(5 * 60),
+            requeue_stale_after: Duration::from_secs(6 * 3600),
+            run_lock: Duration::from_secs(15 * 60),
+            ledger_concurrency: 16,
+            van_concurrency: 4,
+            post_deadline: Duration::from_secs(45),
+            link_ttl: Duration::from_secs(7 * 24 * 3600),
+            report_attempts: 3,
+            lookback_days: 14,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Services {
+    pub config: Arc<dyn ConfigStore>,
+    pub secrets: Arc<dyn SecretStore>,
+    pub ledger: Arc<dyn Ledger>,
+    pub days: Arc<dyn DayStore>,
+    pub queue: Arc<dyn CallQueue>,
+    pub objects: Arc<dyn ObjectStore>,
+    pub notifier: Arc<dyn Notifier>,
+    pub clock: Arc<dyn Clock>,
+    pub connectors: Connectors,
+    pub settings: Settings,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services")
+            .field("bucket", &self.objects.bucket())
+            .field("connectors", &self.connectors)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a candidate cannot be used right now.
+#[derive(Debug, thiserror::Error)]
+pub enum CandidateError {
+    #[error("candidate {0} does not exist (PUT /candidates/{0} stores it)")]
+    Unknown(CandidateSlug),
+    #[error(
+        "candidate {slug}'s stored document is invalid: {problems} (fix it with PUT /candidates/{slug})"
+    )]
+    Invalid {
+        slug: CandidateSlug,
+        problems: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Services {
+    /// The production wiring, named by the environment.
+    pub async fn from_env() -> Result<Self, env::MissingVar> {
+        Self::build(&env::aws().await, &env::Vars::process())
+    }
+
+    pub fn build(aws: &aws_config::SdkConfig, vars: &env::Vars) -> Result<Self, env::MissingVar> {
+        let dynamo = aws_sdk_dynamodb::Client::new(aws);
+        Ok(Self {
+            config: Arc::new(DynamoConfigStore::new(
+                dynamo.clone(),
+                vars.required(env::CONFIG_TABLE)?,
+            )),
+            secrets: Arc::new(SecretsManagerStore::new(
+                aws_sdk_secretsmanager::Client::new(aws),
+                SecretsManagerStore::DEFAULT_TTL,
+            )),
+            ledger: Arc::new(DynamoLedger::new(
+                dynamo.clone(),
+                vars.required(env::CALLS_TABLE)?,
+            )),
+            days: Arc::new(DynamoDayStore::new(dynamo, vars.required(env::DAYS_TABLE)?)),
+            queue: Arc::new(SqsQueue::new(
+                aws_sdk_sqs::Client::new(aws),
+                vars.required(env::SYNC_QUEUE_URL)?,
+            )),
+            objects: Arc::new(S3Objects::from_conf(aws, vars.required(env::BUCKET)?)),
+            notifier: Arc::new(WebhookNotifier::default()),
+            clock: Arc::new(SystemClock),
+            connectors: Connectors::from_vars(vars),
+            settings: Settings::default(),
+        })
+    }
+
+    /// A stored candidate, checked.
+    pub async fn candidate(&self, slug: &CandidateSlug) -> Result<Candidate, CandidateError> {
+        let doc = self
+            .config
+            .get(slug)
+            .await?
+            .ok_or_else(|| CandidateError::Unknown(slug.clone()))?;
+        Candidate::from_doc(doc).map_err(|errors| CandidateError::Invalid {
+            slug: slug.clone(),
+            problems: errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        })
+    }
+}

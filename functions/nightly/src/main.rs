@@ -1,0 +1,17 @@
+//! The `nightly` Lambda (EventBridge hourly tick, or a manual run event): wiring only; the
+//! run lives in `callsync::nightly`.
+
+use callsync::entrypoints::nightly;
+use callsync::services::Services;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    callsync::telemetry::init();
+    let svc = &Services::from_env().await?;
+    run(service_fn(move |event: LambdaEvent<Value>| async move {
+        Ok::<_, Error>(nightly::handle(svc, event.payload).await?)
+    }))
+    .await
+}

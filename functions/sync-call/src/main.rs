@@ -1,0 +1,19 @@
+//! The `sync-call` Lambda (SQS batches, partial batch failures): wiring only; posting
+//! lives in `callsync::posting`.
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use callsync::entrypoints::sync_call;
+use callsync::posting::Targets;
+use callsync::services::Services;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    callsync::telemetry::init();
+    let svc = &Services::from_env().await?;
+    let targets = &Targets::default();
+    run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        Ok::<SqsBatchResponse, Error>(sync_call::handle(svc, targets, event.payload).await)
+    }))
+    .await
+}

@@ -1,0 +1,182 @@
+//! A night on the local stack: the sync's real wiring (DynamoDB, S3, SQS and Secrets
+//! Manager in moto, the fake VAN over HTTP, a webhook that records what it is sent), a
+//! clock the test moves, CDR files to drop in the inbox, and the queue driven the way
+//! Lambda's SQS event source drives `sync-call` (batches of ten, partial failures
+//! redelivered).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use callsync::adapters::env::Vars;
+use callsync::entrypoints::sync_call;
+use callsync::ports::Clock;
+use callsync::posting::Targets;
+use callsync::services::Services;
+use jiff::Timestamp;
+
+use crate::harness::LocalStack;
+
+/// A clock the test sets.
+#[derive(Debug)]
+pub struct TestClock(Mutex<Timestamp>);
+
+impl TestClock {
+    pub fn new(at: &str) -> Arc<Self> {
+        Arc::new(Self(Mutex::new(at.parse().expect("an RFC 3339 instant"))))
+    }
+
+    pub fn set(&self, at: &str) {
+        *self.0.lock().expect("lock") = at.parse().expect("an RFC 3339 instant");
+    }
+
+    pub fn advance(&self, by: Duration) {
+        let mut now = self.0.lock().expect("lock");
+        *now += by;
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> Timestamp {
+        *self.0.lock().expect("lock")
+    }
+}
+
+/// A webhook receiver on a local port that keeps every JSON body posted to it.
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    pub url: String,
+    pub received: Arc<Mutex<Vec<serde_json::Value>>>,
+}
+
+impl Webhook {
+    pub async fn start() -> Webhook {
+        let received: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+        let kept = Arc::clone(&received);
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+                let kept = Arc::clone(&kept);
+                async move {
+                    kept.lock().expect("lock").push(body);
+                    "ok"
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a local port");
+        let url = format!("http://{}/hook", listener.local_addr().expect("address"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Webhook { url, received }
+    }
+
+    pub fn bodies(&self) -> Vec<serde_json::Value> {
+        self.received.lock().expect("lock").clone()
+    }
+}
+
+/// The sync's services on a local stack, with short retry waits and the given clock.
+pub fn services(stack: &LocalStack, clock: Arc<TestClock>) -> Services {
+    let mut svc = Services::build(&stack.aws, &Vars::from_map(stack.env.clone()))
+        .expect("the template gives the sync functions every variable they need");
+    svc.clock = clock;
+    svc.connectors.van_options.retry.base_delay = Duration::from_millis(5);
+    svc.connectors.van_options.retry.max_delay = Duration::from_millis(200);
+    svc.connectors.van_options.retry.deadline = Duration::from_secs(20);
+    svc.connectors.van_options.retry.max_attempts = 30;
+    svc
+}
+
+/// The standard LiveVox CDR header.
+pub const CDR_HEADER: &str = "id,account number,first name,last name,phone dialed,connect time,start time,finish time,caller login,result,campaign id";
+
+/// One CDR line: `local` is `DD-MM-YYYY HH:MM:SS` in the candidate's zone.
+pub fn cdr_row(id: u64, account: &str, phone: &str, local: &str, result: &str) -> String {
+    format!("{id},{account},Pat,Doe {id},{phone},{local},{local},{local},agent7,{result},C1")
+}
+
+pub async fn drop_cdr(svc: &Services, key: &str, rows: &[String]) {
+    let mut text = String::from(CDR_HEADER);
+    for r in rows {
+        text.push('\n');
+        text.push_str(r);
+    }
+    text.push('\n');
+    svc.objects
+        .put(key, text.into_bytes(), "text/csv")
+        .await
+        .expect("put the CDR file");
+}
+
+/// Drive `sync-call` from the queue until it is empty: batches of ten, failed messages
+/// made visible again (as their visibility timeout would). Returns the batches handled.
+pub async fn drain(stack: &LocalStack, svc: &Services, targets: &Targets) -> usize {
+    let sqs = aws_sdk_sqs::Client::new(&stack.aws);
+    let url = stack.env["CALLSYNC_SYNC_QUEUE_URL"].clone();
+    let mut batches = 0;
+    let mut empty = 0;
+    while empty < 2 && batches < 500 {
+        let got = sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .visibility_timeout(60)
+            .send()
+            .await
+            .expect("receive");
+        let messages = got.messages.unwrap_or_default();
+        if messages.is_empty() {
+            empty += 1;
+            continue;
+        }
+        empty = 0;
+        batches += 1;
+        let mut handles = HashMap::new();
+        let mut event = SqsEvent::default();
+        for m in &messages {
+            let id = m.message_id.clone().unwrap_or_default();
+            handles.insert(id.clone(), m.receipt_handle.clone().unwrap_or_default());
+            let mut record = SqsMessage::default();
+            record.message_id = Some(id);
+            record.body = m.body.clone();
+            event.records.push(record);
+        }
+        let answer = sync_call::handle(svc, targets, event).await;
+        let failed: Vec<String> = answer
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone())
+            .collect();
+        for (id, handle) in handles {
+            if failed.contains(&id) {
+                sqs.change_message_visibility()
+                    .queue_url(&url)
+                    .receipt_handle(handle)
+                    .visibility_timeout(0)
+                    .send()
+                    .await
+                    .expect("make visible again");
+            } else {
+                sqs.delete_message()
+                    .queue_url(&url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .expect("delete");
+            }
+        }
+    }
+    batches
+}
+
+/// Objects under a prefix, as (key, bytes).
+pub async fn objects(svc: &Services, prefix: &str) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for o in svc.objects.list(prefix).await.expect("list") {
+        let bytes = svc.objects.get(&o.key).await.expect("get");
+        out.push((o.key, bytes));
+    }
+    out
+}

@@ -1,0 +1,548 @@
+//! The ledger, day store, bucket and queue adapters against moto, through the real SDK, on
+//! a stack built from the template: what each promises the core, kept.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use callsync::adapters::dynamo_ledger::{DynamoDayStore, DynamoLedger};
+use callsync::adapters::s3::S3Objects;
+use callsync::adapters::sqs::SqsQueue;
+use callsync::call::{Call, CallId};
+use callsync::ledger::{
+    CallKey, CallRecord, CallState, DayKey, DayRecord, ErrorNote, ExportRef, Receipt,
+};
+use callsync::mapping::{SurveyAnswer, VanAction};
+use callsync::planning::{CsvReason, Plan, VanPost};
+use callsync::ports::{
+    CallQueue, DayStore, Ledger, ObjectInfo, ObjectStore, StoreError, SyncMessage,
+};
+use callsync::values::{CandidateSlug, PhoneNumber, ResultKey, VanId};
+use callsync_tests::harness::LocalStack;
+use jiff::Timestamp;
+use jiff::civil::{Date, date};
+
+fn slug(s: &str) -> CandidateSlug {
+    CandidateSlug::parse(s).unwrap()
+}
+
+fn day(candidate: &str, date: Date) -> DayKey {
+    DayKey {
+        candidate: slug(candidate),
+        date,
+    }
+}
+
+fn call(id: &str, local_date: Date) -> Call {
+    Call {
+        call_id: CallId(id.into()),
+        account: "pa07-van-18372073".into(),
+        van_id: VanId::new(18_372_073).unwrap(),
+        phone: Some(PhoneNumber::parse("(212) 555-0143").unwrap()),
+        first_name: "Ana".into(),
+        last_name: "Núñez".into(),
+        started_at: "2026-11-21T23:04:11.123456789Z".parse().unwrap(),
+        ended_at: Some("2026-11-21T23:06:40Z".parse().unwrap()),
+        agent: "agent7".into(),
+        result: ResultKey::normalise("Strong Support").unwrap(),
+        result_text: "Strong Support (SS)".into(),
+        service: Some("GOTV".into()),
+        campaign: None,
+        local_date,
+    }
+}
+
+fn van_post() -> VanPost {
+    VanPost {
+        van_id: VanId::new(18_372_073).unwrap(),
+        action: VanAction::Contact {
+            survey_responses: vec![SurveyAnswer {
+                question_id: 2301,
+                response_id: 9120,
+            }],
+            activist_codes: vec![4411, 4412],
+        },
+        date_canvassed: "2026-11-21T17:04:11-06:00".into(),
+        phone: Some(PhoneNumber::parse("2125550143").unwrap()),
+        priority: -3,
+    }
+}
+
+/// A VAN-bound call of `candidate` on `date`.
+fn planned(candidate: &str, id: &str, date: Date) -> CallRecord {
+    CallRecord::planned(
+        &slug(candidate),
+        call(id, date),
+        Some("Strong support".into()),
+        &Plan::Van(van_post()),
+        Timestamp::now(),
+    )
+}
+
+struct Stores {
+    stack: LocalStack,
+    ledger: DynamoLedger,
+    days: DynamoDayStore,
+}
+
+async fn stores() -> Stores {
+    let stack = LocalStack::up(&[], &[]).await;
+    let client = aws_sdk_dynamodb::Client::new(&stack.aws);
+    let ledger = DynamoLedger::new(client.clone(), &stack.resources["CallsTable"]);
+    let days = DynamoDayStore::new(client, &stack.resources["DaysTable"]);
+    Stores {
+        stack,
+        ledger,
+        days,
+    }
+}
+
+#[tokio::test]
+async fn call_records_round_trip_exactly_through_the_ledger() {
+    let s = stores().await;
+    let d = date(2026, 11, 21);
+    let now = Timestamp::now();
+
+    // Every optional part filled: nested enums, a flattened action, nanosecond times, and
+    // VAN's error envelope as arbitrary JSON (nulls, floats, nesting, empty strings).
+    let mut van = planned("pa07-lee", "101312525040", d);
+    van.state = CallState::AttemptedError;
+    van.receipt = Some(Receipt::Van {
+        fingerprint: "ab".repeat(32),
+        status: 204,
+        at: now,
+        attempts: 2,
+    });
+    van.error = Some(ErrorNote {
+        code: "van_rejected".into(),
+        message: "VAN said no".into(),
+        status: Some(400),
+        van: Some(serde_json::json!({"errors": [{
+            "code": "INVALID_PARAMETER", "text": "", "properties": ["vanId"],
+            "hint": null, "weight": 1.5, "offset": -2, "nested": {"empty": []}
+        }]})),
+        at: now,
+    });
+    van.lease_until = Some(now);
+    van.lease_id = Some("lease-1".into());
+    van.attempts = 3;
+    van.enqueued_at = Some(now);
+
+    let mut csv = CallRecord::planned(
+        &slug("pa07-lee"),
+        call("101312525041", d),
+        None,
+        &Plan::Csv(CsvReason::OverBudget),
+        now,
+    );
+    csv.state = CallState::Finished;
+    csv.receipt = Some(Receipt::Csv {
+        bucket: "b".into(),
+        key: "exports/pa07-lee/2026-11-21.csv".into(),
+        row: 7,
+        at: now,
+    });
+    let mut result_code = planned("pa07-lee", "101312525043", d);
+    result_code.post.as_mut().unwrap().action = callsync::ledger::StoredAction::ResultCode(18);
+
+    let bad = CallRecord::bad_row(
+        CallKey {
+            day: day("pa07-lee", d),
+            call_id: CallId("cdr/Nov 21.csv:17".into()),
+        },
+        "line 17, column 4 (\"start\"): \"yesterday\" is not a time".into(),
+        now,
+    );
+
+    for record in [&van, &csv, &result_code, &bad] {
+        assert!(s.ledger.insert(record).await.unwrap(), "{}", record.key);
+        assert_eq!(
+            s.ledger.get(&record.key).await.unwrap().as_ref(),
+            Some(record),
+            "{}",
+            record.key
+        );
+    }
+    let unknown = CallKey {
+        day: day("pa07-lee", d),
+        call_id: CallId("nope".into()),
+    };
+    assert_eq!(s.ledger.get(&unknown).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn inserting_a_known_call_changes_nothing() {
+    let s = stores().await;
+    let first = planned("pa07-lee", "c-1", date(2026, 11, 21));
+    assert!(s.ledger.insert(&first).await.unwrap());
+
+    let mut again = first.clone();
+    again.state = CallState::Ignored;
+    again.post = None;
+    again.display_name = Some("re-run".into());
+    assert!(
+        !s.ledger.insert(&again).await.unwrap(),
+        "a re-run is a no-op"
+    );
+    assert_eq!(s.ledger.get(&first.key).await.unwrap(), Some(first));
+}
+
+#[tokio::test]
+async fn replace_succeeds_only_on_the_current_version_and_bumps_it() {
+    let s = stores().await;
+    let record = planned("pa07-lee", "c-1", date(2026, 11, 21));
+    s.ledger.insert(&record).await.unwrap();
+
+    let mut mine = s.ledger.get(&record.key).await.unwrap().unwrap();
+    let mut theirs = mine.clone();
+    mine.state = CallState::InProgress;
+    mine.lease_id = Some("mine".into());
+    assert!(s.ledger.replace(&mut mine).await.unwrap());
+    assert_eq!(mine.version, 1);
+
+    theirs.state = CallState::InProgress;
+    theirs.lease_id = Some("theirs".into());
+    assert!(
+        !s.ledger.replace(&mut theirs).await.unwrap(),
+        "a stale version must not overwrite"
+    );
+    assert_eq!(
+        theirs.version, 0,
+        "a failed replace leaves the record alone"
+    );
+    assert_eq!(s.ledger.get(&record.key).await.unwrap(), Some(mine.clone()));
+
+    mine.state = CallState::Finished;
+    assert!(s.ledger.replace(&mut mine).await.unwrap());
+    assert_eq!(mine.version, 2);
+    let stored = s.ledger.get(&record.key).await.unwrap().unwrap();
+    assert_eq!((stored.state, stored.version), (CallState::Finished, 2));
+
+    let mut never_inserted = planned("pa07-lee", "c-2", date(2026, 11, 21));
+    assert!(
+        !s.ledger.replace(&mut never_inserted).await.unwrap(),
+        "replace never creates a call"
+    );
+    assert_eq!(s.ledger.get(&never_inserted.key).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_day_returns_every_call_of_that_day_across_shards_and_nothing_else() {
+    let s = stores().await;
+    let wanted = date(2026, 11, 21);
+    let other = date(2026, 11, 22);
+    let mut expected = BTreeSet::new();
+    let mut records = Vec::new();
+    for i in 0..50_u64 {
+        let (d, id) = if i % 5 < 3 {
+            (wanted, format!("{}", 101_312_525_040 + i * 7919))
+        } else {
+            (other, format!("{}", 201_312_525_040 + i))
+        };
+        if d == wanted {
+            expected.insert(id.clone());
+        }
+        records.push(planned("pa07-lee", &id, d));
+    }
+    // Same date, another candidate.
+    let stranger = planned("ny14-smith", "101312525040", wanted);
+    for r in records.iter().chain([&stranger]) {
+        assert!(s.ledger.insert(r).await.unwrap());
+    }
+
+    let got = s.ledger.day(&day("pa07-lee", wanted)).await.unwrap();
+    let ids: Vec<String> = got.iter().map(|r| r.key.call_id.0.clone()).collect();
+    assert_eq!(ids, expected.into_iter().collect::<Vec<_>>(), "all, by id");
+    assert_eq!(ids.len(), 30);
+    for r in &got {
+        let original = records.iter().find(|o| o.key == r.key).unwrap();
+        assert_eq!(r, original);
+    }
+
+    // The day really is spread over partitions: that is the point of the key design.
+    let items = aws_sdk_dynamodb::Client::new(&s.stack.aws)
+        .scan()
+        .table_name(&s.stack.resources["CallsTable"])
+        .send()
+        .await
+        .unwrap();
+    let partitions: BTreeSet<String> = items
+        .items()
+        .iter()
+        .filter_map(|i| match i.get("pk") {
+            Some(AttributeValue::S(pk)) if pk.starts_with("pa07-lee#2026-11-21#") => {
+                Some(pk.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(
+        partitions.len() > 8,
+        "30 calls should fill most of 16 shards: {partitions:?}"
+    );
+    assert!(
+        partitions
+            .iter()
+            .all(|p| p.len() == "pa07-lee#2026-11-21#00".len())
+    );
+
+    assert_eq!(
+        s.ledger
+            .day(&day("pa07-lee", date(2026, 11, 20)))
+            .await
+            .unwrap(),
+        vec![]
+    );
+}
+
+fn stored_day(candidate: &str, d: Date, complete: bool) -> DayRecord {
+    let mut r = DayRecord::new(day(candidate, d));
+    r.complete = complete;
+    r.runs = 1;
+    r.last_run_at = Some(Timestamp::now());
+    r.exports.push(ExportRef {
+        key: format!("exports/{candidate}/{d}.csv"),
+        rows: 12,
+        at: Timestamp::now(),
+    });
+    r
+}
+
+#[tokio::test]
+async fn day_records_are_created_once_and_replaced_only_on_the_current_version() {
+    let s = stores().await;
+    let key = day("pa07-lee", date(2026, 11, 21));
+    assert_eq!(s.days.get(&key).await.unwrap(), None);
+
+    let mut record = DayRecord::new(key.clone());
+    record.lock_id = Some("run-1".into());
+    record.lock_until = Some(Timestamp::now());
+    assert!(
+        s.days.replace(&mut record).await.unwrap(),
+        "version 0 creates"
+    );
+    assert_eq!(record.version, 1);
+    assert_eq!(s.days.get(&key).await.unwrap(), Some(record.clone()));
+
+    let mut rival = DayRecord::new(key.clone());
+    assert!(
+        !s.days.replace(&mut rival).await.unwrap(),
+        "a second create of the same day fails"
+    );
+    assert_eq!(rival.version, 0);
+
+    let mut stale = record.clone();
+    record.runs = 1;
+    record.report.attempts = 1;
+    record.report.last_error = Some("webhook answered 500".into());
+    assert!(s.days.replace(&mut record).await.unwrap());
+    assert_eq!(record.version, 2);
+
+    stale.complete = true;
+    assert!(!s.days.replace(&mut stale).await.unwrap(), "stale version");
+    assert_eq!(stale.version, 1);
+    assert_eq!(s.days.get(&key).await.unwrap(), Some(record));
+}
+
+#[tokio::test]
+async fn open_days_omit_complete_days_and_come_oldest_first() {
+    let s = stores().await;
+    let mut created = Vec::new();
+    for (d, complete) in [
+        (date(2026, 11, 21), false),
+        (date(2026, 11, 19), false),
+        (date(2026, 11, 20), true),
+        (date(2025, 12, 31), false),
+    ] {
+        let mut r = stored_day("pa07-lee", d, complete);
+        assert!(s.days.replace(&mut r).await.unwrap());
+        created.push(r);
+    }
+    let mut elsewhere = stored_day("ny14-smith", date(2026, 11, 18), false);
+    s.days.replace(&mut elsewhere).await.unwrap();
+    // A usage counter shares the candidate's partition but is not a day.
+    s.days
+        .add_van_requests(&day("pa07-lee", date(2026, 11, 19)), 3)
+        .await
+        .unwrap();
+
+    let open = s.days.open_days(&slug("pa07-lee")).await.unwrap();
+    let dates: Vec<Date> = open.iter().map(|r| r.key.date).collect();
+    assert_eq!(
+        dates,
+        vec![date(2025, 12, 31), date(2026, 11, 19), date(2026, 11, 21)]
+    );
+    for r in &open {
+        assert_eq!(Some(r), created.iter().find(|c| c.key == r.key));
+    }
+
+    // Completing a day closes it.
+    let mut last = open.last().unwrap().clone();
+    last.complete = true;
+    assert!(s.days.replace(&mut last).await.unwrap());
+    assert_eq!(s.days.open_days(&slug("pa07-lee")).await.unwrap().len(), 2);
+    assert_eq!(
+        s.days.open_days(&slug("ca12-nobody")).await.unwrap(),
+        vec![]
+    );
+}
+
+#[tokio::test]
+async fn van_requests_accumulate_per_day() {
+    let s = stores().await;
+    let key = day("pa07-lee", date(2026, 11, 21));
+    assert_eq!(s.days.van_requests(&key).await.unwrap(), 0);
+
+    // One after another. DynamoDB's ADD is atomic, so workers counting at the same time
+    // never lose a count; moto's is not (it reads and writes the item in separate steps
+    // without a lock, and 20 parallel adds there end at 17 or 18), so it cannot show that.
+    for _ in 0..20 {
+        s.days.add_van_requests(&key, 1).await.unwrap();
+    }
+    assert_eq!(s.days.van_requests(&key).await.unwrap(), 20);
+
+    s.days.add_van_requests(&key, 5).await.unwrap();
+    assert_eq!(s.days.van_requests(&key).await.unwrap(), 25);
+    assert_eq!(
+        s.days
+            .van_requests(&day("pa07-lee", date(2026, 11, 22)))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        s.days.get(&key).await.unwrap(),
+        None,
+        "the counter is not a day record"
+    );
+}
+
+#[tokio::test]
+async fn objects_list_in_order_read_back_rename_and_presign() {
+    let stack = LocalStack::up(&[], &[]).await;
+    let bucket = &stack.resources["DataBucket"];
+    let objects = S3Objects::from_conf(&stack.aws, bucket);
+    assert_eq!(objects.bucket(), bucket);
+
+    let cdr = b"call_id,account\n1,pa07-van-1\n".to_vec();
+    let spaced = "inbox/pa07-lee/Nov 21 (final)+1.csv";
+    objects.put(spaced, cdr.clone(), "text/csv").await.unwrap();
+    objects
+        .put("inbox/pa07-lee/a.csv", b"x".to_vec(), "text/csv")
+        .await
+        .unwrap();
+    objects
+        .put("inbox/pa07-lee/sub/", Vec::new(), "application/x-directory")
+        .await
+        .unwrap();
+    objects
+        .put("inbox/ny14-smith/b.csv", b"y".to_vec(), "text/csv")
+        .await
+        .unwrap();
+
+    assert_eq!(
+        objects.list("inbox/pa07-lee/").await.unwrap(),
+        vec![
+            ObjectInfo {
+                key: spaced.into(),
+                size: cdr.len() as u64
+            },
+            ObjectInfo {
+                key: "inbox/pa07-lee/a.csv".into(),
+                size: 1
+            },
+        ],
+        "in key order, without folder markers"
+    );
+    assert_eq!(objects.get(spaced).await.unwrap(), cdr);
+
+    let processed = "processed/pa07-lee/Nov 21 (final)+1.csv";
+    objects.rename(spaced, processed).await.unwrap();
+    assert_eq!(objects.get(processed).await.unwrap(), cdr);
+    assert_eq!(
+        objects
+            .list("inbox/pa07-lee/")
+            .await
+            .unwrap()
+            .iter()
+            .map(|o| o.key.as_str())
+            .collect::<Vec<_>>(),
+        vec!["inbox/pa07-lee/a.csv"]
+    );
+    match objects.get(spaced).await {
+        Err(StoreError::Corrupt { what, message }) => {
+            assert!(what.contains(spaced), "{what}");
+            assert_eq!(message, "does not exist");
+        }
+        other => panic!("expected a missing object, got {other:?}"),
+    }
+
+    let url = objects
+        .presign(processed, Duration::from_secs(300))
+        .await
+        .unwrap();
+    assert!(url.contains("X-Amz-Expires=300"), "{url}");
+    let resp = reqwest::get(&url).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("text/csv")
+    );
+    assert_eq!(resp.bytes().await.unwrap().to_vec(), cdr);
+}
+
+fn messages(n: usize) -> Vec<SyncMessage> {
+    (0..n)
+        .map(|i| SyncMessage {
+            candidate: slug(if i % 2 == 0 { "pa07-lee" } else { "ny14-smith" }),
+            date: date(2026, 11, 21),
+            call_id: CallId(format!("call-{i:03}")),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn sent_sync_messages_all_arrive_on_the_queue() {
+    let stack = LocalStack::up(&[], &[]).await;
+    let url = &stack.resources["SyncQueue"];
+    let client = aws_sdk_sqs::Client::new(&stack.aws);
+    let queue = SqsQueue::new(client.clone(), url);
+    let sent = messages(25);
+    assert_eq!(queue.send(&sent).await.unwrap(), Vec::<usize>::new());
+    assert_eq!(queue.send(&[]).await.unwrap(), Vec::<usize>::new());
+
+    let mut received = Vec::new();
+    for _ in 0..20 {
+        if received.len() >= sent.len() {
+            break;
+        }
+        let out = client
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        for m in out.messages() {
+            received.push(serde_json::from_str::<SyncMessage>(m.body().unwrap()).unwrap());
+        }
+    }
+    received.sort_by(|a, b| a.call_id.cmp(&b.call_id));
+    assert_eq!(received, sent);
+}
+
+#[tokio::test]
+async fn a_queue_that_cannot_be_reached_reports_every_message_unsent() {
+    let stack = LocalStack::up(&[], &[]).await;
+    let missing = stack.resources["SyncQueue"].replace("SyncQueue", "NoSuchQueue");
+    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&stack.aws), missing);
+    assert_eq!(
+        queue.send(&messages(23)).await.unwrap(),
+        (0..23).collect::<Vec<_>>(),
+        "whole-batch failures come back as indexes for the sweep, not as an error"
+    );
+}

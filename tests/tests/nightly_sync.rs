@@ -1,0 +1,692 @@
+//! The nightly sync end to end: CDR files in the S3 inbox (moto) → `nightly` → ledger
+//! (DynamoDB in moto) → SQS (moto) → `sync-call` → the fake VAN over HTTP, plus the CSV in
+//! S3 and the report on a local webhook. Nothing of callsync's own is mocked.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use callsync::call::CallId;
+use callsync::candidate::CandidateDoc;
+use callsync::entrypoints::nightly as nightly_event;
+use callsync::ledger::{CallKey, CallState, DayKey, Receipt};
+use callsync::nightly;
+use callsync::posting::Targets;
+use callsync::services::Services;
+use callsync::values::CandidateSlug;
+use callsync_tests::fake_van::{FakeVan, Fault, FaultKind, RateLimit, VanData};
+use callsync_tests::harness::LocalStack;
+use callsync_tests::night::{TestClock, Webhook, cdr_row, drain, drop_cdr, objects, services};
+use jiff::civil::{Date, date};
+use serde_json::{Value, json};
+
+const VAN_SECRET: &str = r#"{"application_name":"callsync-demo","api_key":"demo-van-key"}"#;
+/// 09:00 in New York on 22 Nov: past the 03:00 sync hour, so the 21st is due.
+const MORNING: &str = "2026-11-22T14:00:00Z";
+const DAY: Date = date(2026, 11, 21);
+
+struct Night {
+    van: FakeVan,
+    stack: LocalStack,
+    svc: Services,
+    clock: std::sync::Arc<TestClock>,
+    hook: Webhook,
+    targets: Targets,
+}
+
+fn slug() -> CandidateSlug {
+    CandidateSlug::parse("night").unwrap()
+}
+
+fn doc(strategy: Value, hook: &str) -> CandidateDoc {
+    serde_json::from_value(json!({
+        "slug": "night", "display_name": "Night for Congress", "time_zone": "America/New_York",
+        "sync_hour": 3, "source": {"cdr": {}}, "strategy": strategy,
+        "van": {"secret_name": "callsync/night/van", "database_mode": "voter_file"},
+        "results": [
+            {"result": "Agent Cust 1", "display_name": "Strong support", "success": true,
+             "survey_responses": [{"question_id": 2300, "response_id": 9100}],
+             "activist_codes": [4400], "sync": true, "priority": 10},
+            {"result": "Agent Cust 2", "display_name": "Lean support", "success": true,
+             "survey_responses": [{"question_id": 2300, "response_id": 9101}],
+             "sync": true, "csv": true, "priority": 5},
+            {"result": "Agent Cust 3", "display_name": "Wrong number", "success": false,
+             "result_code_id": 20, "sync": true},
+            {"result": "Agent Cust 5", "display_name": "Bad code", "success": false,
+             "result_code_id": 999, "sync": true},
+            {"result": "No Answer", "display_name": "No answer", "success": false,
+             "result_code_id": 1, "csv": true},
+            {"result": "Hung Up in Opening", "display_name": "Dropped", "success": false}
+        ],
+        "notify": {"webhook_url": hook}
+    }))
+    .unwrap()
+}
+
+async fn night(strategy: Value) -> Night {
+    let van = FakeVan::start(VanData::demo()).await;
+    let stack = LocalStack::up(
+        &[("callsync/night/van", VAN_SECRET.into())],
+        &[("CALLSYNC_VAN_BASE_URL", van.base_url())],
+    )
+    .await;
+    let clock = TestClock::new(MORNING);
+    let svc = services(&stack, clock.clone());
+    let hook = Webhook::start().await;
+    svc.config.put(&doc(strategy, &hook.url)).await.unwrap();
+    Night {
+        van,
+        stack,
+        svc,
+        clock,
+        hook,
+        targets: Targets::default(),
+    }
+}
+
+impl Night {
+    async fn run_event(&self, event: Value) -> Value {
+        nightly_event::handle(&self.svc, event).await.unwrap()
+    }
+
+    async fn run(&self) -> Value {
+        self.run_event(json!({"candidate": "night", "date": DAY.to_string()}))
+            .await
+    }
+
+    async fn drain(&self) -> usize {
+        drain(&self.stack, &self.svc, &self.targets).await
+    }
+
+    async fn tick(&self) -> Value {
+        self.run_event(json!({"source": "aws.events", "detail-type": "Scheduled Event"}))
+            .await
+    }
+
+    async fn states(&self, date: Date) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for r in self.svc.ledger.day(&day(date)).await.unwrap() {
+            *out.entry(r.state.to_string()).or_default() += 1;
+        }
+        out
+    }
+
+    async fn state_of(&self, id: &str) -> callsync::ledger::CallRecord {
+        self.svc
+            .ledger
+            .get(&CallKey {
+                day: day(DAY),
+                call_id: CallId(id.into()),
+            })
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("call {id} is in the ledger"))
+    }
+
+    /// Requests (any answer) to post a result for this person.
+    fn attempts_for(&self, van_id: u64) -> usize {
+        self.van
+            .count("POST", &format!("/people/{van_id}/canvassResponses"))
+    }
+
+    /// Results VAN accepted for this person.
+    fn posts_for(&self, van_id: u64) -> usize {
+        self.van
+            .canvass_posts()
+            .iter()
+            .filter(|(id, _)| *id == van_id)
+            .count()
+    }
+}
+
+fn day(date: Date) -> DayKey {
+    DayKey {
+        candidate: slug(),
+        date,
+    }
+}
+
+fn counts(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+}
+
+/// One of everything: posts, CSV rows, an ignored call, an unknown result, a result code
+/// VAN refuses, a person VAN does not know, a bad row and a test account.
+fn mixed_night() -> Vec<String> {
+    vec![
+        cdr_row(
+            1001,
+            "ny14-van-100001",
+            "212-555-0101",
+            "21-11-2026 18:04:11",
+            "Agent Cust 1 (167)",
+        ),
+        cdr_row(
+            1002,
+            "ny14-van-100002",
+            "212-555-0102",
+            "21-11-2026 18:05:00",
+            "Agent Cust 3",
+        ),
+        cdr_row(
+            1003,
+            "ny14-van-100003",
+            "212-555-0103",
+            "21-11-2026 18:06:00",
+            "Agent Cust 2",
+        ),
+        cdr_row(
+            1004,
+            "ny14-van-100004",
+            "212-555-0104",
+            "21-11-2026 18:07:00",
+            "No Answer",
+        ),
+        cdr_row(
+            1005,
+            "ny14-van-100005",
+            "212-555-0105",
+            "21-11-2026 18:08:00",
+            "Hung Up in Opening",
+        ),
+        cdr_row(
+            1006,
+            "ny14-van-100006",
+            "212-555-0106",
+            "21-11-2026 18:09:00",
+            "Agent Cust 9",
+        ),
+        cdr_row(
+            1007,
+            "ny14-van-100007",
+            "212-555-0107",
+            "21-11-2026 18:10:00",
+            "Agent Cust 5",
+        ),
+        cdr_row(
+            1008,
+            "ny14-van-950000001",
+            "212-555-0108",
+            "21-11-2026 18:11:00",
+            "Agent Cust 3",
+        ),
+        cdr_row(
+            1009,
+            "ny14-van-",
+            "212-555-0109",
+            "21-11-2026 18:12:00",
+            "Agent Cust 1",
+        ),
+        cdr_row(
+            1010,
+            "TEST-1",
+            "212-555-0110",
+            "21-11-2026 18:13:00",
+            "Agent Cust 1",
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn a_night_reaches_every_state_with_the_right_counts_and_one_report() {
+    let n = night(json!("hybrid")).await;
+    drop_cdr(&n.svc, "inbox/night/cdr-2026-11-21.csv", &mixed_night()).await;
+
+    let summary = n.run().await;
+    assert_eq!(summary["calls_read"], 8, "{summary:#}");
+    assert_eq!(summary["bad_rows"], 1);
+    assert_eq!(summary["test_rows"], 1);
+    assert_eq!(summary["new_calls"], 9);
+    // The file left the inbox once every row was recorded.
+    assert!(objects(&n.svc, "inbox/night/").await.is_empty());
+    assert_eq!(objects(&n.svc, "processed/night/").await.len(), 1);
+    // Nothing is reported while calls are still queued.
+    assert!(n.hook.bodies().is_empty());
+
+    n.drain().await;
+    n.tick().await;
+
+    assert_eq!(
+        n.states(DAY).await,
+        counts(&[
+            ("finished", 4),          // 1001, 1002 in VAN; 1003 (hybrid) and 1004 in the CSV
+            ("attempted_error", 2),   // 1007: bad result code; 1008: VAN knows no such person
+            ("ignored", 1),           // 1005
+            ("unattempted_error", 2), // 1006: unknown result; 1009: bad account
+        ])
+    );
+    assert_eq!(
+        n.van.canvass_posts().len(),
+        2,
+        "1001 and 1002 were accepted"
+    );
+    for van_id in [100_001, 100_002, 100_007, 950_000_001] {
+        assert_eq!(n.attempts_for(van_id), 1, "{van_id} was sent once");
+    }
+    let strong = n.state_of("1001").await;
+    assert!(
+        matches!(&strong.receipt, Some(Receipt::Van { status: 204, fingerprint, .. }) if fingerprint.len() == 64),
+        "{:?}",
+        strong.receipt
+    );
+    let unknown = n.state_of("1006").await;
+    assert_eq!(unknown.error.as_ref().unwrap().code, "unknown_result");
+    let bad = n
+        .svc
+        .ledger
+        .day(&day(DAY))
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.key.call_id.0.starts_with("row:"))
+        .unwrap();
+    assert!(
+        bad.error.as_ref().unwrap().message.contains("line 10"),
+        "{:?}",
+        bad.error
+    );
+
+    // Exactly one report, with the counts and the CSV link.
+    n.tick().await;
+    let reports = n.hook.bodies();
+    assert_eq!(reports.len(), 1, "{reports:#?}");
+    let report = &reports[0];
+    assert_eq!(report["total"], 9);
+    assert_eq!(report["synced"], 2);
+    assert_eq!(report["exported"], 2);
+    assert_eq!(report["errors"], 4);
+    assert_eq!(report["by_display_name"]["Strong support"], 1);
+    let text = report["text"].as_str().unwrap();
+    assert!(
+        text.contains("Night for Congress") && text.contains("CSV"),
+        "{text}"
+    );
+    assert!(!text.contains("Doe"), "names stay out of reports: {text}");
+}
+
+#[tokio::test]
+async fn the_csv_holds_the_kept_calls_byte_for_byte() {
+    let n = night(json!("hybrid")).await;
+    drop_cdr(&n.svc, "inbox/night/a.csv", &mixed_night()).await;
+    n.run().await;
+
+    let csv = objects(&n.svc, "exports/night/").await;
+    assert_eq!(csv.len(), 1);
+    assert_eq!(csv[0].0, "exports/night/2026-11-21/night-11-21-2026-1.csv");
+    assert_eq!(
+        String::from_utf8(csv[0].1.clone()).unwrap(),
+        "Voter ID,Voter ID Type,Voter First Name,Voter Last Name,Voter Phone,Date Called,Time Called,Result,Caller Login,Call ID,Result Key,CSV Reason\n\
+         100003,VANID,Pat,Doe 1003,2125550103,11/21/2026,18:06:00,Lean support,agent7,1003,agent cust 2,hybrid_csv_row\n\
+         100004,VANID,Pat,Doe 1004,2125550104,11/21/2026,18:07:00,No answer,agent7,1004,no answer,csv_row\n"
+    );
+    let receipt = n.state_of("1004").await.receipt;
+    assert!(
+        matches!(&receipt, Some(Receipt::Csv { key, row: 2, .. }) if key.ends_with("-1.csv")),
+        "{receipt:?}"
+    );
+}
+
+#[tokio::test]
+async fn rerun_of_a_finished_day_posts_nothing() {
+    let n = night(json!("full")).await;
+    drop_cdr(&n.svc, "inbox/night/a.csv", &mixed_night()).await;
+    n.run().await;
+    n.drain().await;
+    let posts = n.van.canvass_posts().len();
+    let before = n.states(DAY).await;
+
+    // The same file dropped again, and the day run again.
+    drop_cdr(&n.svc, "inbox/night/a.csv", &mixed_night()).await;
+    let again = n.run().await;
+    n.drain().await;
+    assert_eq!(again["new_calls"], 0, "{again:#}");
+    assert_eq!(again["known_calls"], 9);
+    assert_eq!(
+        n.van.canvass_posts().len(),
+        posts,
+        "nothing was posted twice"
+    );
+    assert_eq!(n.states(DAY).await, before);
+    assert_eq!(
+        objects(&n.svc, "exports/night/").await.len(),
+        1,
+        "no second CSV"
+    );
+}
+
+#[tokio::test]
+async fn a_worker_that_dies_holding_a_call_is_swept_and_the_call_posted_once() {
+    let n = night(json!("full")).await;
+    drop_cdr(
+        &n.svc,
+        "inbox/night/a.csv",
+        &[cdr_row(
+            2001,
+            "ny14-van-200001",
+            "212-555-0201",
+            "21-11-2026 12:00:00",
+            "Agent Cust 1",
+        )],
+    )
+    .await;
+    n.run().await;
+
+    // A worker takes the call and dies before posting: its lease stands, its message is gone.
+    let mut record = n.state_of("2001").await;
+    record.state = CallState::InProgress;
+    record.lease_until = Some(n.svc.clock.now() + Duration::from_secs(900));
+    record.lease_id = Some("dead-worker".into());
+    assert!(n.svc.ledger.replace(&mut record).await.unwrap());
+    let sqs = aws_sdk_sqs::Client::new(&n.stack.aws);
+    sqs.purge_queue()
+        .queue_url(&n.stack.env["CALLSYNC_SYNC_QUEUE_URL"])
+        .send()
+        .await
+        .unwrap();
+
+    // Before the lease ends the sweep leaves it alone; after, it is queued and posted once.
+    n.tick().await;
+    n.drain().await;
+    assert_eq!(n.posts_for(200_001), 0);
+    n.clock.advance(Duration::from_secs(901));
+    n.tick().await;
+    n.drain().await;
+    n.tick().await;
+    n.drain().await;
+    assert_eq!(n.posts_for(200_001), 1);
+    assert_eq!(n.state_of("2001").await.state, CallState::Finished);
+}
+
+#[tokio::test]
+async fn a_storm_of_429s_ends_with_every_call_finished() {
+    let n = night(json!("full")).await;
+    let rows: Vec<String> = (0..30)
+        .map(|i| {
+            cdr_row(
+                3000 + i,
+                &format!("ny14-van-{}", 300_000 + i),
+                "212-555-0300",
+                "21-11-2026 12:00:00",
+                "Agent Cust 3",
+            )
+        })
+        .collect();
+    drop_cdr(&n.svc, "inbox/night/a.csv", &rows).await;
+    n.run().await;
+    n.van.set_rate_limit(Some(RateLimit {
+        burst: 3,
+        per_second: 20,
+    }));
+    n.drain().await;
+    let limited = n.van.requests().iter().filter(|r| r.status == 429).count();
+    assert!(limited > 0, "the fake refused some requests with 429");
+    assert_eq!(n.states(DAY).await, counts(&[("finished", 30)]));
+    assert_eq!(
+        n.van.canvass_posts().len(),
+        30,
+        "each call posted exactly once"
+    );
+    // Every request, the refused ones too, is counted for the day.
+    let used = n.svc.days.van_requests(&day(DAY)).await.unwrap();
+    assert_eq!(used as usize, n.van.requests().len());
+}
+
+#[tokio::test]
+async fn a_permanent_400_is_an_attempted_error_keeping_vans_envelope() {
+    let n = night(json!("full")).await;
+    drop_cdr(
+        &n.svc,
+        "inbox/night/a.csv",
+        &[cdr_row(
+            4001,
+            "ny14-van-400001",
+            "212-555-0401",
+            "21-11-2026 12:00:00",
+            "Agent Cust 5",
+        )],
+    )
+    .await;
+    n.run().await;
+    n.drain().await;
+    let record = n.state_of("4001").await;
+    assert_eq!(record.state, CallState::AttemptedError);
+    let error = record.error.unwrap();
+    assert_eq!(error.status, Some(400));
+    assert_eq!(
+        error.van.as_ref().unwrap()["errors"][0]["code"],
+        "INVALID_PARAMETER"
+    );
+    assert_eq!(n.attempts_for(400_001), 1, "a 400 is never retried");
+}
+
+#[tokio::test]
+async fn a_server_error_is_retried_and_the_call_finishes() {
+    let n = night(json!("full")).await;
+    drop_cdr(
+        &n.svc,
+        "inbox/night/a.csv",
+        &[cdr_row(
+            4101,
+            "ny14-van-410001",
+            "212-555-0411",
+            "21-11-2026 12:00:00",
+            "Agent Cust 3",
+        )],
+    )
+    .await;
+    n.run().await;
+    n.van
+        .inject(Fault::once("canvassResponses", FaultKind::ServerError).times(2));
+    n.drain().await;
+    assert_eq!(n.state_of("4101").await.state, CallState::Finished);
+}
+
+#[tokio::test]
+async fn strategies_split_the_same_night_as_the_planner_says() {
+    let rows = || {
+        vec![
+            cdr_row(
+                5001,
+                "ny14-van-500001",
+                "212-555-0501",
+                "21-11-2026 10:00:00",
+                "Agent Cust 1",
+            ),
+            cdr_row(
+                5002,
+                "ny14-van-500002",
+                "212-555-0502",
+                "21-11-2026 10:01:00",
+                "Agent Cust 2",
+            ),
+            cdr_row(
+                5003,
+                "ny14-van-500003",
+                "212-555-0503",
+                "21-11-2026 10:02:00",
+                "Agent Cust 3",
+            ),
+            cdr_row(
+                5004,
+                "ny14-van-500004",
+                "212-555-0504",
+                "21-11-2026 10:03:00",
+                "No Answer",
+            ),
+            cdr_row(
+                5005,
+                "ny14-van-500005",
+                "212-555-0505",
+                "21-11-2026 10:04:00",
+                "Hung Up in Opening",
+            ),
+        ]
+    };
+    // (strategy, calls posted, calls in the CSV)
+    let cases = [
+        (json!("full"), 3, 1),
+        (json!("hybrid"), 2, 2),
+        (json!("all_csv"), 0, 4),
+        (json!({"budget": {"daily_free_requests": 1}}), 1, 3),
+    ];
+    for (strategy, posted, exported) in cases {
+        let n = night(strategy.clone()).await;
+        drop_cdr(&n.svc, "inbox/night/a.csv", &rows()).await;
+        n.run().await;
+        n.drain().await;
+        assert_eq!(n.van.canvass_posts().len(), posted, "{strategy}");
+        let csv = objects(&n.svc, "exports/night/").await;
+        let lines = csv
+            .iter()
+            .map(|(_, b)| b.split(|&c| c == b'\n').filter(|l| !l.is_empty()).count() - 1)
+            .sum::<usize>();
+        assert_eq!(lines, exported, "{strategy}");
+        if posted == 1 {
+            // The budget went to the highest priority: Strong support.
+            assert_eq!(n.posts_for(500_001), 1, "{strategy}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn calls_around_local_midnight_land_on_their_local_day() {
+    let n = night(json!("all_csv")).await;
+    drop_cdr(
+        &n.svc,
+        "inbox/night/a.csv",
+        &[
+            cdr_row(
+                6001,
+                "ny14-van-600001",
+                "212-555-0601",
+                "20-11-2026 23:59:59",
+                "No Answer",
+            ),
+            cdr_row(
+                6002,
+                "ny14-van-600002",
+                "212-555-0602",
+                "21-11-2026 00:00:01",
+                "No Answer",
+            ),
+            cdr_row(
+                6003,
+                "ny14-van-600003",
+                "212-555-0603",
+                "21-11-2026 23:59:59",
+                "No Answer",
+            ),
+            cdr_row(
+                6004,
+                "ny14-van-600004",
+                "212-555-0604",
+                "22-11-2026 00:00:01",
+                "No Answer",
+            ),
+        ],
+    )
+    .await;
+    n.run().await;
+    let ids = |records: Vec<callsync::ledger::CallRecord>| -> Vec<String> {
+        records.into_iter().map(|r| r.key.call_id.0).collect()
+    };
+    assert_eq!(
+        ids(n.svc.ledger.day(&day(date(2026, 11, 20))).await.unwrap()),
+        ["6001"]
+    );
+    assert_eq!(
+        ids(n.svc.ledger.day(&day(DAY)).await.unwrap()),
+        ["6002", "6003"]
+    );
+    // Today's call is recorded under today and waits for today to end.
+    assert_eq!(
+        ids(n.svc.ledger.day(&day(date(2026, 11, 22))).await.unwrap()),
+        ["6004"]
+    );
+    assert_eq!(n.state_of("6003").await.state, CallState::Finished);
+}
+
+#[tokio::test]
+async fn a_retry_after_a_mapping_fix_posts_the_fixed_calls_and_nothing_else() {
+    let n = night(json!("full")).await;
+    drop_cdr(&n.svc, "inbox/night/a.csv", &mixed_night()).await;
+    n.run().await;
+    n.drain().await;
+    let before = n.van.canvass_posts().len();
+
+    // Map the unknown result, then retry the day's unattempted errors.
+    let mut fixed = doc(json!("full"), &n.hook.url);
+    fixed.results.push(
+        serde_json::from_value(json!({
+        "result": "Agent Cust 9", "display_name": "Moved", "success": false,
+        "result_code_id": 18, "sync": true}))
+        .unwrap(),
+    );
+    n.svc.config.put(&fixed).await.unwrap();
+    let retried = nightly::retry(
+        &n.svc,
+        &slug(),
+        DAY,
+        &[CallState::UnattemptedError, CallState::Finished],
+    )
+    .await
+    .unwrap();
+    assert_eq!(retried.unreadable, 1, "the bad row needs its file fixed");
+    n.drain().await;
+    let after = n.van.canvass_posts();
+    assert_eq!(after.len(), before + 1, "only the fixed call was posted");
+    assert_eq!(after.last().unwrap().0, 100_006);
+    assert_eq!(n.state_of("1006").await.state, CallState::Finished);
+}
+
+#[tokio::test]
+async fn a_dry_run_writes_nothing_and_shows_the_plan() {
+    let n = night(json!("full")).await;
+    drop_cdr(&n.svc, "inbox/night/a.csv", &mixed_night()).await;
+    let plan = n
+        .run_event(json!({"candidate": "night", "date": DAY.to_string(), "dry_run": true}))
+        .await;
+    assert_eq!(plan["dry_run"], true);
+    assert_eq!(plan["planned"]["unsynced"], 5, "{plan:#}");
+    assert_eq!(plan["planned_by_display_name"]["Strong support"], 1);
+    let sample = &plan["sample_requests"][0];
+    assert_eq!(sample["path"], "/people/100001/canvassResponses");
+    assert_eq!(sample["body"]["canvassContext"]["contactTypeId"], 1);
+
+    assert!(n.svc.ledger.day(&day(DAY)).await.unwrap().is_empty());
+    assert_eq!(
+        objects(&n.svc, "inbox/night/").await.len(),
+        1,
+        "the file stays"
+    );
+    assert!(objects(&n.svc, "exports/").await.is_empty());
+    assert!(n.svc.days.get(&day(DAY)).await.unwrap().is_none());
+    assert!(n.van.canvass_posts().is_empty());
+}
+
+#[tokio::test]
+async fn a_malformed_event_is_refused_with_what_is_wrong() {
+    let n = night(json!("full")).await;
+    let err = nightly_event::handle(&n.svc, json!({"candidate": "night", "date": "21/11/2026"}))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`date`"), "{err}");
+}
+
+#[tokio::test]
+async fn the_sample_events_are_understood() {
+    use callsync_tests::harness::event;
+    let n = night(json!("full")).await;
+    let tick = n.run_event(event("nightly-scheduled.json")).await;
+    assert!(tick["tick"].is_array(), "{tick:#}");
+    for name in ["nightly-manual.json", "nightly-dry-run.json"] {
+        let run: nightly_event::ManualRun = serde_json::from_value(event(name)).unwrap();
+        assert_eq!(run.candidate.as_str(), "demo", "{name}");
+    }
+    let batch: aws_lambda_events::sqs::SqsEvent =
+        serde_json::from_value(event("sync-call-batch.json")).unwrap();
+    let body = batch.records[0].body.as_deref().unwrap();
+    let message: callsync::ports::SyncMessage = serde_json::from_str(body).unwrap();
+    assert_eq!(message.call_id.0, "101312525040");
+}
