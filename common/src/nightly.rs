@@ -554,26 +554,27 @@ async fn export_csv(
         .await?;
     let at = svc.clock.now();
     let bucket = svc.objects.bucket().to_owned();
-    let finished: Vec<Result<bool, StoreError>> = futures::stream::iter(queued.iter().enumerate())
-        .map(|(row, &i)| {
-            let mut r = records[i].clone();
-            r.state = CallState::Finished;
-            r.receipt = Some(Receipt::Csv {
-                bucket: bucket.clone(),
-                key: key.clone(),
-                row: row as u64 + 1,
-                at,
-            });
-            r.updated_at = at;
-            async move {
-                let ok = svc.ledger.replace(&mut r).await?;
-                Ok::<_, StoreError>((ok, r))
-            }
-        })
-        .buffered(svc.settings.ledger_concurrency.max(1))
-        .map(|res| res.map(|(ok, _)| ok))
-        .collect()
-        .await;
+    let finished: Vec<Result<bool, StoreError>> =
+        futures::stream::iter(queued.iter().copied().enumerate())
+            .map(|(row, i)| {
+                let mut r = records[i].clone();
+                r.state = CallState::Finished;
+                r.receipt = Some(Receipt::Csv {
+                    bucket: bucket.clone(),
+                    key: key.clone(),
+                    row: row as u64 + 1,
+                    at,
+                });
+                r.updated_at = at;
+                async move {
+                    let ok = svc.ledger.replace(&mut r).await?;
+                    Ok::<_, StoreError>((ok, r))
+                }
+            })
+            .buffered(svc.settings.ledger_concurrency.max(1))
+            .map(|res| res.map(|(ok, _)| ok))
+            .collect()
+            .await;
     for (&i, res) in queued.iter().zip(&finished) {
         match res {
             Ok(true) => {
@@ -603,8 +604,8 @@ async fn export_csv(
 }
 
 async fn mark_enqueued(svc: &Services, records: &mut [CallRecord], sent: &[usize], now: Timestamp) {
-    let results: Vec<(usize, Option<CallRecord>)> = futures::stream::iter(sent)
-        .map(|&i| {
+    let results: Vec<(usize, Option<CallRecord>)> = futures::stream::iter(sent.iter().copied())
+        .map(|i| {
             let mut r = records[i].clone();
             r.enqueued_at = Some(now);
             async move {

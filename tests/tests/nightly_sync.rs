@@ -690,3 +690,71 @@ async fn the_sample_events_are_understood() {
     let message: callsync::ports::SyncMessage = serde_json::from_str(body).unwrap();
     assert_eq!(message.call_id.0, "101312525040");
 }
+
+#[tokio::test]
+async fn status_shows_the_day_and_retry_replans_only_errors() {
+    use callsync::entrypoints::status;
+    use callsync_tests::harness::{Answer, TEST_TOKEN, event, for_candidate, request, with_token};
+    let n = night(json!("hybrid")).await;
+    drop_cdr(&n.svc, "inbox/night/a.csv", &mixed_night()).await;
+    n.run().await;
+    n.drain().await;
+    let ctx = n.stack.api_context();
+
+    let mut get = for_candidate(event("status-get.json"), "night");
+    get["rawQueryString"] = "date=2026-11-21".into();
+    get["queryStringParameters"] = json!({"date": "2026-11-21"});
+    let a = Answer::from(
+        status::handle(
+            &ctx,
+            &n.svc,
+            request(&with_token(get.clone(), Some(TEST_TOKEN))),
+        )
+        .await,
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    let s = a.json();
+    assert_eq!(s["total"], 9);
+    assert_eq!(s["by_state"]["finished"], 4);
+    assert_eq!(s["errors_total"], 4);
+    assert!(s["errors"][0]["error"]["message"].is_string(), "{s:#}");
+    assert!(s["van_requests"].as_u64().unwrap() >= 4);
+    assert!(
+        s["csv"][0]["url"]
+            .as_str()
+            .unwrap()
+            .contains("X-Amz-Signature"),
+        "{s:#}"
+    );
+
+    let unauthorized =
+        Answer::from(status::handle(&ctx, &n.svc, request(&with_token(get, None))).await);
+    assert_eq!(unauthorized.status, 401);
+
+    // A finished call is never re-planned.
+    let mut retry = event("retry-post.json");
+    retry["body"] = json!({"candidate": "night", "date": "2026-11-21", "states": ["finished"]})
+        .to_string()
+        .into();
+    let refused = Answer::from(
+        status::handle(
+            &ctx,
+            &n.svc,
+            request(&with_token(retry.clone(), Some(TEST_TOKEN))),
+        )
+        .await,
+    );
+    assert_eq!(refused.status, 400, "{}", refused.body);
+
+    retry["body"] = json!({"candidate": "night", "date": "2026-11-21"})
+        .to_string()
+        .into();
+    let done = Answer::from(
+        status::handle(&ctx, &n.svc, request(&with_token(retry, Some(TEST_TOKEN)))).await,
+    );
+    assert_eq!(done.status, 200, "{}", done.body);
+    // Nothing changed in the mapping: the errors stay errors, and nothing new was posted.
+    let before = n.van.canvass_posts().len();
+    n.drain().await;
+    assert_eq!(n.van.canvass_posts().len(), before);
+}

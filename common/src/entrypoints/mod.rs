@@ -4,5 +4,6 @@
 pub mod configure;
 pub mod http;
 pub mod nightly;
+pub mod status;
 pub mod sync_call;
 pub mod validate;

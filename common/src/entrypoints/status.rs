@@ -1,0 +1,153 @@
+//! The `status` function's routes: what became of a candidate's day
+//! (`GET /status/{candidate}?date=YYYY-MM-DD&errors_from=N`) and re-planning its errors
+//! after a mapping fix (`POST /retry` with `{candidate, date, states}`).
+
+use jiff::civil::Date;
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::http::{self, ApiContext, ApiError, json_response};
+use crate::ledger::{CallState, DayKey};
+use crate::nightly::{self, RunError};
+use crate::report;
+use crate::services::{CandidateError, Services};
+use crate::values::CandidateSlug;
+
+/// Errors listed per answer; `errors_from` pages through the rest.
+pub const ERRORS_PER_PAGE: usize = 100;
+
+/// The `status` Lambda's handler.
+pub async fn handle(ctx: &ApiContext, svc: &Services, req: Request) -> Response<Body> {
+    http::serve(ctx, req, |req| route(ctx, svc, req)).await
+}
+
+async fn route(ctx: &ApiContext, svc: &Services, req: Request) -> Result<Response<Body>, ApiError> {
+    let segments = http::segments(&req);
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    match (req.method(), segments.as_slice()) {
+        (&Method::GET, ["status", c]) => status(ctx, svc, &req, c).await,
+        (&Method::POST, ["retry"]) => retry(ctx, svc, &req).await,
+        _ => Err(http::not_found_route(&req)),
+    }
+}
+
+fn bad_request(code: &str, message: String) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, code, message)
+}
+
+fn run_error(e: RunError) -> ApiError {
+    match e {
+        RunError::Candidate(CandidateError::Store(e)) | RunError::Store(e) => e.into(),
+        RunError::Candidate(e) => {
+            ApiError::new(StatusCode::CONFLICT, "candidate_unusable", e.to_string())
+        }
+        RunError::Busy(..) => ApiError::new(StatusCode::CONFLICT, "busy", e.to_string()),
+        RunError::Future(_) => bad_request("future_date", e.to_string()),
+    }
+}
+
+async fn status(
+    ctx: &ApiContext,
+    svc: &Services,
+    req: &Request,
+    c: &str,
+) -> Result<Response<Body>, ApiError> {
+    let slug = http::slug(c)?;
+    http::stored(ctx, &slug).await?;
+    let date: Date = match http::query(req, "date") {
+        Some(d) => d.parse().map_err(|_| {
+            bad_request(
+                "bad_date",
+                format!("date={d:?} is not a date: use YYYY-MM-DD (the candidate's local day)"),
+            )
+        })?,
+        None => {
+            let candidate = svc
+                .candidate(&slug)
+                .await
+                .map_err(|e| run_error(e.into()))?;
+            let today = nightly::local_today(svc, &candidate);
+            today.yesterday().unwrap_or(today)
+        }
+    };
+    let from: usize = match http::query(req, "errors_from") {
+        Some(n) => n.parse().map_err(|_| {
+            bad_request(
+                "bad_errors_from",
+                format!("errors_from={n:?} is not a number: use 0, 100, 200, …"),
+            )
+        })?,
+        None => 0,
+    };
+    let day = DayKey {
+        candidate: slug,
+        date,
+    };
+    let records = svc.ledger.day(&day).await?;
+    let tally = report::tally(&records);
+    let errors = report::error_lines(&records);
+    let page: Vec<_> = errors.iter().skip(from).take(ERRORS_PER_PAGE).collect();
+    let next = (from + ERRORS_PER_PAGE < errors.len()).then_some(from + ERRORS_PER_PAGE);
+    let record = svc.days.get(&day).await?;
+    let mut csv = Vec::new();
+    for e in record.iter().flat_map(|d| &d.exports) {
+        csv.push(json!({
+            "key": e.key,
+            "rows": e.rows,
+            "url": svc.objects.presign(&e.key, svc.settings.link_ttl).await?,
+        }));
+    }
+    let body = json!({
+        "candidate": day.candidate,
+        "date": date,
+        "total": tally.total,
+        "by_state": tally.by_state,
+        "by_display_name": tally.by_display_name,
+        "synced": tally.synced,
+        "exported": tally.exported,
+        "van_requests": svc.days.van_requests(&day).await?,
+        "complete": record.as_ref().is_some_and(|d| d.complete),
+        "report": record.as_ref().map(|d| &d.report),
+        "csv": csv,
+        "errors": page,
+        "errors_total": errors.len(),
+        "errors_next": next,
+    });
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetryBody {
+    candidate: CandidateSlug,
+    date: Date,
+    #[serde(default = "error_states")]
+    states: Vec<CallState>,
+}
+
+fn error_states() -> Vec<CallState> {
+    vec![CallState::AttemptedError, CallState::UnattemptedError]
+}
+
+async fn retry(
+    ctx: &ApiContext,
+    svc: &Services,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let body: RetryBody = http::json_body(req)?;
+    http::stored(ctx, &body.candidate).await?;
+    if let Some(s) = body.states.iter().find(|s| !s.is_retryable()) {
+        return Err(bad_request(
+            "state_not_retryable",
+            format!(
+                "{s} calls are never re-planned: only attempted_error and unattempted_error are"
+            ),
+        ));
+    }
+    let summary = nightly::retry(svc, &body.candidate, body.date, &body.states)
+        .await
+        .map_err(run_error)?;
+    Ok(json_response(StatusCode::OK, &summary))
+}
