@@ -65,30 +65,24 @@ impl VanTarget {
             ))
         })?;
         let client = svc.connectors.van(svc.secrets.as_ref(), van).await?;
-        let contact_type_id = client
-            .contact_types()
-            .await?
-            .into_iter()
-            .find(|t| t.name.trim().eq_ignore_ascii_case(van.contact_type.trim()))
-            .map(|t| t.contact_type_id)
-            .ok_or_else(|| {
-                SetupError::Config(format!(
-                    "contact type {:?} does not exist in this VAN database: set van.contact_type to one GET /configure lists",
-                    van.contact_type
-                ))
-            })?;
-        let input_type_id = client
-            .input_types()
-            .await?
-            .into_iter()
-            .find(|t| t.name.trim().eq_ignore_ascii_case(van.input_type.trim()))
-            .map(|t| t.input_type_id)
-            .ok_or_else(|| {
-                SetupError::Config(format!(
-                    "input type {:?} does not exist in this VAN database: set van.input_type to one GET /configure lists",
-                    van.input_type
-                ))
-            })?;
+        let contact_types = client.contact_types().await?;
+        let contact_type_id = by_name(
+            contact_types
+                .iter()
+                .map(|t| (t.name.as_str(), t.contact_type_id)),
+            "contact type",
+            "contact_type",
+            &van.contact_type,
+        )?;
+        let input_types = client.input_types().await?;
+        let input_type_id = by_name(
+            input_types
+                .iter()
+                .map(|t| (t.name.as_str(), t.input_type_id)),
+            "input type",
+            "input_type",
+            &van.input_type,
+        )?;
         Ok(Self {
             client,
             contact_type_id,
@@ -124,6 +118,24 @@ impl VanTarget {
             outcome: outcome(&post.action()),
         }
     }
+}
+
+/// The id of the entry named `wanted` (ids differ per database; names do not).
+fn by_name<'a>(
+    entries: impl IntoIterator<Item = (&'a str, u32)>,
+    what: &str,
+    field: &str,
+    wanted: &str,
+) -> Result<u32, SetupError> {
+    entries
+        .into_iter()
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case(wanted.trim()))
+        .map(|(_, id)| id)
+        .ok_or_else(|| {
+            SetupError::Config(format!(
+                "{what} {wanted:?} does not exist in this VAN database: set van.{field} to one GET /configure lists"
+            ))
+        })
 }
 
 /// A mapping action as VAN's `resultCodeId` or `responses` — never both.
