@@ -13,12 +13,12 @@ use jiff::civil::Date;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::call::CallId;
-use crate::candidate::Candidate;
+use crate::call::{Call, CallId};
+use crate::candidate::{Candidate, Strategy};
 use crate::export;
 use crate::ingest::{self, FileRead, Ingested, SourceProblem};
 use crate::ledger::{CallRecord, CallState, DayKey, DayRecord, ExportRef, Receipt};
-use crate::planning::{self, DayPlan};
+use crate::planning::{self, DayPlan, Plan};
 use crate::ports::{StoreError, SyncMessage};
 use crate::posting::VanTarget;
 use crate::report;
@@ -266,46 +266,59 @@ async fn plan_calls(
     summary: &mut RunSummary,
 ) -> Result<Vec<CallRecord>, RunError> {
     let now = svc.clock.now();
-    let calls = std::mem::take(&mut ingested.calls);
-    let mut by_day: BTreeMap<Date, Vec<(DayPlan, crate::call::Call)>> = BTreeMap::new();
-    for call in calls {
-        let plan = planning::plan(&call, candidate);
-        by_day.entry(call.local_date).or_default().push((
-            DayPlan {
-                call_id: call.call_id.clone(),
-                started_at: call.started_at,
-                plan,
-            },
-            call,
-        ));
+    let mut by_day: BTreeMap<Date, Vec<Call>> = BTreeMap::new();
+    for call in std::mem::take(&mut ingested.calls) {
+        by_day.entry(call.local_date).or_default().push(call);
     }
     let mut records = Vec::new();
-    for (date, entries) in by_day {
-        let (mut plans, calls): (Vec<DayPlan>, Vec<_>) = entries.into_iter().unzip();
-        if matches!(
-            candidate.strategy(),
-            crate::candidate::Strategy::Budget { .. }
-        ) {
-            let used = budget_used(svc, candidate, date).await?;
-            summary.moved_over_budget +=
-                planning::apply_budget(&mut plans, candidate.strategy(), used) as u64;
-        }
-        for (plan, call) in plans.into_iter().zip(calls) {
-            let display = candidate
-                .mapping
-                .get(&call.result)
-                .map(|row| row.display_name.clone());
+    for (date, calls) in by_day {
+        let (plans, moved) = plan_day(svc, candidate, date, calls.iter()).await?;
+        summary.moved_over_budget += moved as u64;
+        for (call, plan) in calls.into_iter().zip(plans) {
+            let display = display_name(candidate, &call);
             records.push(CallRecord::planned(
                 &candidate.slug,
                 call,
                 display,
-                &plan.plan,
+                &plan,
                 now,
             ));
         }
     }
     records.append(&mut ingested.bad_rows);
     Ok(records)
+}
+
+/// Plan one day's calls, in order, and apply the day's budget; also says how many posts
+/// the budget moved to the CSV.
+async fn plan_day<'a>(
+    svc: &Services,
+    candidate: &Candidate,
+    date: Date,
+    calls: impl Iterator<Item = &'a Call>,
+) -> Result<(Vec<Plan>, usize), StoreError> {
+    let mut plans: Vec<DayPlan> = calls
+        .map(|call| DayPlan {
+            call_id: call.call_id.clone(),
+            started_at: call.started_at,
+            plan: planning::plan(call, candidate),
+        })
+        .collect();
+    let moved = if matches!(candidate.strategy(), Strategy::Budget { .. }) {
+        let used = budget_used(svc, candidate, date).await?;
+        planning::apply_budget(&mut plans, candidate.strategy(), used)
+    } else {
+        0
+    };
+    Ok((plans.into_iter().map(|p| p.plan).collect(), moved))
+}
+
+/// The mapping row's display name for a call's result, for reports.
+fn display_name(candidate: &Candidate, call: &Call) -> Option<String> {
+    candidate
+        .mapping
+        .get(&call.result)
+        .map(|row| row.display_name.clone())
 }
 
 /// The day's allowance already spoken for: VAN requests counted for the day, plus the
@@ -466,7 +479,9 @@ async fn settle_locked(
 
     // 1. CSV-bound calls into one new CSV.
     let mut queued: Vec<usize> = (0..records.len())
-        .filter(|&i| records[i].state == CallState::QueuedForCsv)
+        // Only calls can be CSV-bound (a bad row is an error), but the row numbers are
+        // receipts: never let a record without a call shift them.
+        .filter(|&i| records[i].state == CallState::QueuedForCsv && records[i].call.is_some())
         .collect();
     queued.sort_by_key(|&i| {
         let r = &records[i];
@@ -520,9 +535,7 @@ async fn settle_locked(
     }
 
     // 3. Counts, and the report once nothing is pending and the day is over.
-    for r in &records {
-        *summary.counts.entry(r.state).or_default() += 1;
-    }
+    summary.counts = report::tally(&records).by_state;
     summary.pending = records.iter().filter(|r| !r.state.is_terminal()).count() as u64;
     summary.report = if complete {
         ReportOutcome::AlreadyDone
@@ -801,35 +814,28 @@ pub async fn retry(
         .collect();
     let now = svc.clock.now();
     let mut replanned: BTreeMap<CallState, u64> = BTreeMap::new();
-    let mut unreadable = 0;
     let mut fresh = HashSet::new();
-    let records = svc.ledger.day(&day).await?;
-    let mut plans: Vec<DayPlan> = Vec::new();
-    let mut targets: Vec<CallRecord> = Vec::new();
-    for record in records.into_iter().filter(|r| wanted.contains(&r.state)) {
-        let Some(call) = record.call.clone() else {
-            unreadable += 1;
-            continue;
-        };
-        plans.push(DayPlan {
-            call_id: call.call_id.clone(),
-            started_at: call.started_at,
-            plan: planning::plan(&call, &candidate),
-        });
-        targets.push(record);
-    }
-    let used = budget_used(svc, &candidate, date).await?;
-    planning::apply_budget(&mut plans, candidate.strategy(), used);
+    let (targets, unreadable_records): (Vec<CallRecord>, Vec<CallRecord>) = svc
+        .ledger
+        .day(&day)
+        .await?
+        .into_iter()
+        .filter(|r| wanted.contains(&r.state))
+        .partition(|r| r.call.is_some());
+    let unreadable = unreadable_records.len() as u64;
+    let (plans, _) = plan_day(
+        svc,
+        &candidate,
+        date,
+        targets.iter().filter_map(|r| r.call.as_ref()),
+    )
+    .await?;
     for (mut record, plan) in targets.into_iter().zip(plans) {
-        let display = record
+        record.display_name = record
             .call
             .as_ref()
-            .and_then(|c| candidate.mapping.get(&c.result))
-            .map(|row| row.display_name.clone());
-        let version = record.version;
-        record.apply_plan(&plan.plan, now);
-        record.display_name = display;
-        record.version = version;
+            .and_then(|c| display_name(&candidate, c));
+        record.apply_plan(&plan, now);
         if svc.ledger.replace(&mut record).await? {
             *replanned.entry(record.state).or_default() += 1;
             fresh.insert((date, record.key.call_id.clone()));
@@ -851,4 +857,242 @@ pub async fn retry(
         unreadable,
         settled,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    //! The run's rules on the in-memory twins: the HTTP and AWS paths are covered by the
+    //! integration tests in tests/.
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::atomic::Ordering;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::adapters::memory::{
+        MemoryConfigStore, MemoryDays, MemoryLedger, MemoryNotifier, MemoryObjects, MemoryQueue,
+        MemorySecrets,
+    };
+    use crate::candidate::CandidateDoc;
+    use crate::ledger::CallKey;
+    use crate::ports::{Clock, ObjectStore};
+    use crate::services::Settings;
+
+    #[derive(Debug)]
+    struct FixedClock(Mutex<Timestamp>);
+
+    impl Clock for FixedClock {
+        fn now(&self) -> Timestamp {
+            *self.0.lock().unwrap()
+        }
+    }
+
+    struct World {
+        svc: Services,
+        clock: Arc<FixedClock>,
+        queue: Arc<MemoryQueue>,
+        notifier: Arc<MemoryNotifier>,
+        objects: Arc<MemoryObjects>,
+    }
+
+    const DAY: Date = jiff::civil::date(2026, 11, 21);
+
+    async fn world(strategy: &str, at: &str) -> World {
+        let clock = Arc::new(FixedClock(Mutex::new(at.parse().unwrap())));
+        let queue = Arc::new(MemoryQueue::default());
+        let notifier = Arc::new(MemoryNotifier::default());
+        let objects = Arc::new(MemoryObjects::default());
+        let svc = Services {
+            config: Arc::new(MemoryConfigStore::default()),
+            secrets: Arc::new(MemorySecrets::default()),
+            ledger: Arc::new(MemoryLedger::default()),
+            days: Arc::new(MemoryDays::default()),
+            queue: queue.clone(),
+            objects: objects.clone(),
+            notifier: notifier.clone(),
+            clock: clock.clone(),
+            connectors: Default::default(),
+            settings: Settings::default(),
+        };
+        let doc: CandidateDoc = serde_json::from_value(json!({
+            "slug": "unit", "display_name": "Unit", "time_zone": "America/Chicago",
+            "sync_hour": 4, "source": {"cdr": {}}, "strategy": strategy,
+            "van": {"secret_name": "callsync/unit/van", "database_mode": "voter_file"},
+            "results": [
+                {"result": "Agent Cust 3", "display_name": "Wrong number", "success": false,
+                 "result_code_id": 20, "sync": true},
+                {"result": "No Answer", "display_name": "No answer", "success": false,
+                 "result_code_id": 1, "csv": true}
+            ],
+            "notify": {"webhook_url": "https://hooks.example.invalid/x"}
+        }))
+        .unwrap();
+        svc.config.put(&doc).await.unwrap();
+        let w = World {
+            svc,
+            clock,
+            queue,
+            notifier,
+            objects,
+        };
+        w.drop_cdr("inbox/unit/a.csv").await;
+        w
+    }
+
+    impl World {
+        async fn drop_cdr(&self, key: &str) {
+            let text = "id,account number,first name,last name,phone dialed,start time,result\n\
+                        1,ny14-van-11,A,B,2125550101,21-11-2026 10:00:00,Agent Cust 3\n\
+                        2,ny14-van-12,A,B,2125550102,21-11-2026 11:00:00,No Answer\n\
+                        3,ny14-van-13,A,B,2125550103,21-11-2026 12:00:00,Agent Cust 3\n";
+            self.svc
+                .objects
+                .put(key, text.as_bytes().to_vec(), "text/csv")
+                .await
+                .unwrap();
+        }
+
+        fn set_clock(&self, at: &str) {
+            *self.clock.0.lock().unwrap() = at.parse().unwrap();
+        }
+
+        fn slug(&self) -> CandidateSlug {
+            CandidateSlug::parse("unit").unwrap()
+        }
+
+        async fn candidate(&self) -> Candidate {
+            self.svc.candidate(&self.slug()).await.unwrap()
+        }
+
+        async fn settle(&self) -> SettleSummary {
+            settle_day(&self.svc, &self.candidate().await, DAY, &HashSet::new())
+                .await
+                .unwrap()
+        }
+
+        async fn day_record(&self) -> DayRecord {
+            self.svc
+                .days
+                .get(&DayKey {
+                    candidate: self.slug(),
+                    date: DAY,
+                })
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    }
+
+    /// 10:00 in Chicago on the 22nd: past the 04:00 sync hour.
+    const MORNING: &str = "2026-11-22T16:00:00Z";
+
+    #[tokio::test]
+    async fn an_all_csv_night_is_exported_finished_and_reported_once() {
+        let w = world("all_csv", MORNING).await;
+        let summary = run(&w.svc, &w.slug(), DAY, RunOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(summary.new_calls, 3);
+        let day = &summary.days[0];
+        assert_eq!(day.counts.get(&CallState::Finished), Some(&3));
+        assert_eq!(day.report, ReportOutcome::Sent);
+        assert_eq!(day.csv.as_ref().unwrap().rows, 3);
+        assert!(w.queue.drain().is_empty());
+        assert_eq!(w.objects.list("exports/unit/").await.unwrap().len(), 1);
+
+        // Settling again sends nothing more.
+        assert_eq!(w.settle().await.report, ReportOutcome::AlreadyDone);
+        assert_eq!(w.notifier.sent.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_report_that_cannot_be_delivered_is_retried_then_given_up_and_recorded() {
+        let w = world("all_csv", MORNING).await;
+        w.notifier.fail.store(true, Ordering::Relaxed);
+        let summary = run(&w.svc, &w.slug(), DAY, RunOptions::default())
+            .await
+            .unwrap();
+        assert!(matches!(summary.days[0].report, ReportOutcome::Failed(_)));
+        let record = w.day_record().await;
+        assert!(!record.complete, "a later tick tries again");
+        assert_eq!(record.report.attempts, 1);
+        assert!(record.report.last_error.is_some());
+
+        assert!(matches!(w.settle().await.report, ReportOutcome::Failed(_)));
+        assert!(matches!(w.settle().await.report, ReportOutcome::GaveUp(_)));
+        let record = w.day_record().await;
+        assert!(record.complete, "given up after the configured attempts");
+        assert_eq!(record.report.attempts, 3);
+        assert!(record.report.sent_at.is_none());
+    }
+
+    #[tokio::test]
+    async fn van_bound_calls_are_queued_once_and_swept_when_a_run_died_before_sending() {
+        let w = world("full", MORNING).await;
+        run(&w.svc, &w.slug(), DAY, RunOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(w.queue.drain().len(), 2);
+        // Queued calls are not queued again while their messages are fresh.
+        assert_eq!(w.settle().await.enqueued, 0);
+
+        // A run that died between the ledger and the queue: its call never got a message.
+        let key = CallKey {
+            day: DayKey {
+                candidate: w.slug(),
+                date: DAY,
+            },
+            call_id: CallId("1".into()),
+        };
+        let mut record = w.svc.ledger.get(&key).await.unwrap().unwrap();
+        record.enqueued_at = None;
+        assert!(w.svc.ledger.replace(&mut record).await.unwrap());
+        assert_eq!(
+            w.settle().await.enqueued,
+            0,
+            "too fresh: its own run may still send it"
+        );
+        w.set_clock("2026-11-22T16:06:00Z");
+        assert_eq!(w.settle().await.enqueued, 1);
+        assert_eq!(w.queue.drain()[0].call_id, CallId("1".into()));
+    }
+
+    #[tokio::test]
+    async fn a_day_another_run_holds_is_left_alone() {
+        let w = world("full", MORNING).await;
+        let day = DayKey {
+            candidate: w.slug(),
+            date: DAY,
+        };
+        update_day(&w.svc, &day, |d| {
+            d.lock_until = Some(w.svc.clock.now() + std::time::Duration::from_secs(60));
+            d.lock_id = Some("other".into());
+            true
+        })
+        .await
+        .unwrap();
+        let summary = run(&w.svc, &w.slug(), DAY, RunOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(summary.new_calls, 3, "the calls are recorded");
+        assert_eq!(summary.days[0].report, ReportOutcome::Busy);
+        assert!(w.queue.drain().is_empty(), "the other run settles the day");
+    }
+
+    #[tokio::test]
+    async fn the_tick_runs_yesterday_only_once_the_sync_hour_has_come() {
+        // 03:30 in Chicago: before the 04:00 sync hour.
+        let w = world("all_csv", "2026-11-22T09:30:00Z").await;
+        let entries = tick(&w.svc).await.unwrap();
+        assert!(entries[0].run.is_none(), "{entries:?}");
+        assert!(w.objects.list("inbox/unit/").await.unwrap().len() == 1);
+
+        w.set_clock("2026-11-22T10:30:00Z");
+        let entries = tick(&w.svc).await.unwrap();
+        assert_eq!(entries[0].run.as_ref().unwrap().date, DAY);
+        // Complete: the next tick leaves the day alone.
+        let entries = tick(&w.svc).await.unwrap();
+        assert!(entries[0].run.is_none());
+        assert!(entries[0].settled.is_empty());
+    }
 }

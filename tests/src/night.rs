@@ -64,11 +64,11 @@ impl Webhook {
                 }
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let (listener, local) = crate::fake_van::serve::bind(([127, 0, 0, 1], 0).into())
             .await
             .expect("bind a local port");
-        let url = format!("http://{}/hook", listener.local_addr().expect("address"));
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        crate::fake_van::serve::spawn(listener, app);
+        let url = format!("http://{local}/hook");
         Webhook { url, received }
     }
 
