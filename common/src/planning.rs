@@ -63,7 +63,7 @@ impl CsvReason {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
     #[error(
-        "result {0:?} is not in the candidate's result mapping: add a row for it, then retry the day's unattempted errors"
+        "result \"{0}\" is not in the candidate's result mapping: add a row for it, then retry the day's unattempted errors"
     )]
     UnknownResult(ResultKey),
     #[error(

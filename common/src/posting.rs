@@ -178,7 +178,15 @@ pub fn fingerprint(body: &CanvassResponse) -> String {
 /// contact and input types again for every call.
 #[derive(Debug, Default)]
 pub struct Targets {
-    cache: Mutex<HashMap<CandidateSlug, (Instant, Arc<VanTarget>)>>,
+    cache: Mutex<HashMap<CandidateSlug, Cached>>,
+}
+
+#[derive(Debug)]
+struct Cached {
+    at: Instant,
+    target: Arc<VanTarget>,
+    /// Requests made by the connections this one replaced, so counts never go back.
+    retired_requests: u64,
 }
 
 impl Targets {
@@ -190,27 +198,30 @@ impl Targets {
         candidate: &Candidate,
     ) -> Result<Arc<VanTarget>, SetupError> {
         let mut cache = self.cache.lock().await;
-        if let Some((at, target)) = cache.get(&candidate.slug)
-            && at.elapsed() < Self::TTL
-        {
-            return Ok(Arc::clone(target));
-        }
+        let retired_requests = match cache.get(&candidate.slug) {
+            Some(c) if c.at.elapsed() < Self::TTL => return Ok(Arc::clone(&c.target)),
+            Some(c) => c.retired_requests + c.target.client.requests_made(),
+            None => 0,
+        };
         let target = Arc::new(VanTarget::connect(svc, candidate).await?);
         cache.insert(
             candidate.slug.clone(),
-            (Instant::now(), Arc::clone(&target)),
+            Cached {
+                at: Instant::now(),
+                target: Arc::clone(&target),
+                retired_requests,
+            },
         );
         Ok(target)
     }
 
-    /// VAN requests made by every cached connection so far, per candidate.
-    async fn requests(&self) -> HashMap<CandidateSlug, u64> {
+    /// VAN requests made for a candidate by this instance so far.
+    async fn requests(&self, slug: &CandidateSlug) -> u64 {
         self.cache
             .lock()
             .await
-            .iter()
-            .map(|(slug, (_, t))| (slug.clone(), t.client.requests_made()))
-            .collect()
+            .get(slug)
+            .map_or(0, |c| c.retired_requests + c.target.client.requests_made())
     }
 }
 
@@ -235,43 +246,42 @@ pub async fn sync_batch(
     targets: &Targets,
     messages: &[SyncMessage],
 ) -> Vec<Outcome> {
-    let before = targets.requests().await;
     // One deadline for the whole batch, well inside the function's timeout: a call that
     // cannot be finished by then is released, not cut off mid-post.
     let deadline = tokio::time::Instant::now() + svc.settings.post_deadline;
-    let outcomes: Vec<Outcome> = futures::stream::iter(messages)
-        .map(|m| sync_one(svc, targets, m, deadline))
-        .buffered(svc.settings.van_concurrency.max(1))
-        .collect()
-        .await;
-    count_requests(svc, targets, before, messages).await;
-    outcomes
-}
-
-/// Add the batch's VAN requests to the day counters the budget reads. A batch's calls
-/// almost always share a day; requests are put on each candidate's first day in it.
-async fn count_requests(
-    svc: &Services,
-    targets: &Targets,
-    before: HashMap<CandidateSlug, u64>,
-    messages: &[SyncMessage],
-) {
-    for (slug, now) in targets.requests().await {
-        let used = now - before.get(&slug).copied().unwrap_or(0);
-        let Some(first) = messages.iter().find(|m| m.candidate == slug) else {
-            continue;
-        };
-        if used == 0 {
-            continue;
-        }
+    // The calls of one candidate-day run together and the groups one after another, so
+    // each group's VAN requests are counted against its own day exactly (a batch is
+    // nearly always a single group).
+    let mut groups: Vec<(DayKey, Vec<usize>)> = Vec::new();
+    for (i, m) in messages.iter().enumerate() {
         let day = DayKey {
-            candidate: slug.clone(),
-            date: first.date,
+            candidate: m.candidate.clone(),
+            date: m.date,
         };
-        if let Err(e) = svc.days.add_van_requests(&day, used).await {
+        match groups.iter_mut().find(|(d, _)| *d == day) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((day, vec![i])),
+        }
+    }
+    let mut outcomes = vec![Outcome::Retry; messages.len()];
+    for (day, members) in groups {
+        let before = targets.requests(&day.candidate).await;
+        let done: Vec<Outcome> = futures::stream::iter(members.iter().copied())
+            .map(|i| sync_one(svc, targets, &messages[i], deadline))
+            .buffered(svc.settings.van_concurrency.max(1))
+            .collect()
+            .await;
+        for (i, outcome) in members.into_iter().zip(done) {
+            outcomes[i] = outcome;
+        }
+        let used = targets.requests(&day.candidate).await - before;
+        if used > 0
+            && let Err(e) = svc.days.add_van_requests(&day, used).await
+        {
             tracing::warn!(day = %day, used, error = %e, "could not count VAN requests");
         }
     }
+    outcomes
 }
 
 fn lease_id() -> String {

@@ -1,13 +1,23 @@
-//! `make demo`: callsync's API functions working on one machine. Starts the fake VAN and
-//! fake LiveVox, builds a local stack in moto from infra/template.yaml, then sends the
-//! sample events in events/ through the real `configure` and `validate` handlers and prints
-//! what they answer. Everything it started stops when it ends.
+//! `make demo`: callsync working on one machine. Starts the fake VAN and fake LiveVox,
+//! builds a local stack in moto from infra/template.yaml, sends the sample events in
+//! events/ through the real `configure` and `validate` handlers, then runs a whole night:
+//! a 2,000-call CDR file in the S3 inbox, `nightly`, `sync-call` driven from the SQS queue
+//! as Lambda's event source would, the report, and `GET /status`. Everything it started
+//! stops when it ends.
 
-use callsync::entrypoints::{configure, validate};
+use std::time::Instant;
+
+use callsync::entrypoints::{configure, nightly, status, validate};
+use callsync::posting::Targets;
+use callsync::values::CandidateSlug;
 use callsync_tests::demo_data;
+use callsync_tests::demo_data::demo_today;
 use callsync_tests::fake_livevox::{FakeLiveVox, LiveVoxData};
 use callsync_tests::fake_van::{FakeVan, VanData};
+use callsync_tests::fake_van::{Fault, FaultKind};
 use callsync_tests::harness::{Answer, LocalStack, TEST_TOKEN, event, request, with_token};
+use callsync_tests::night::{TestClock, Webhook, drain, services};
+use serde_json::{Value, json};
 
 fn step(title: &str) {
     println!("\n\x1b[1m== {title}\x1b[0m");
@@ -110,12 +120,166 @@ async fn main() {
         30,
     );
 
+    night(&stack, &ctx, &van).await;
+
     step("What reached the fakes");
     println!(
-        "VAN: {} requests (0 canvass posts: configure and validate only read); LiveVox: {} logins, {} requests",
+        "VAN: {} requests, {} results accepted; LiveVox: {} logins, {} requests",
         van.requests().len(),
+        van.canvass_posts().len(),
         livevox.logins(),
         livevox.requests().len()
     );
     println!("\nDone. `make dev-up` keeps a stack like this running for `cargo lambda watch`.");
+}
+
+/// The demo night: the calls of 3 Nov 2026 (New York), synced the next morning.
+async fn night(stack: &LocalStack, ctx: &callsync::entrypoints::http::ApiContext, van: &FakeVan) {
+    let date = demo_today().yesterday().unwrap_or_else(|_| demo_today());
+    // 10:00 in New York the next day: past the demo candidate's 03:00 sync hour.
+    let clock = TestClock::new("2026-11-04T15:00:00Z");
+    let svc = services(stack, clock);
+    let hook = Webhook::start().await;
+    let slug = CandidateSlug::parse("demo").unwrap_or_else(|e| panic!("{e}"));
+    if let Ok(Some(mut doc)) = svc.config.get(&slug).await {
+        doc.notify = Some(callsync::candidate::Notify {
+            webhook_url: hook.url.clone(),
+        });
+        let _ = svc.config.put(&doc).await;
+    }
+
+    step(&format!(
+        "A night: 2,000 calls of {date} dropped in the inbox (inbox/demo/)"
+    ));
+    let key = format!("inbox/demo/cdr-{}.csv", date.strftime("%m-%d-%Y"));
+    let cdr = demo_data::cdr_night(date, 2_000);
+    println!("{key}: {} bytes; the first rows:", cdr.len());
+    for line in cdr.lines().take(4) {
+        println!("  {line}");
+    }
+    if let Err(e) = svc.objects.put(&key, cdr.into_bytes(), "text/csv").await {
+        println!("could not store the file: {e}");
+        return;
+    }
+
+    step("nightly, dry run (events/nightly-dry-run.json): the plan, nothing written");
+    let plan = run(
+        &svc,
+        json!({"candidate": "demo", "date": date.to_string(), "dry_run": true}),
+    )
+    .await;
+    print_json("planned", &plan["planned"]);
+    print_json("by display name", &plan["planned_by_display_name"]);
+    print_json("a sample request", &plan["sample_requests"][0]);
+
+    step("nightly (events/nightly-manual.json): read, plan, record, export, queue");
+    let started = Instant::now();
+    let summary = run(&svc, json!({"candidate": "demo", "date": date.to_string()})).await;
+    println!(
+        "{:.1}s: {} calls read ({} from files, LiveVox API too), {} bad rows, {} test rows skipped, {} new in the ledger",
+        started.elapsed().as_secs_f64(),
+        summary["calls_read"],
+        summary["files"][0]["rows"],
+        summary["bad_rows"],
+        summary["test_rows"],
+        summary["new_calls"],
+    );
+    print_json("planned", &summary["planned"]);
+    for day in summary["days"].as_array().into_iter().flatten() {
+        println!(
+            "  day {}: CSV {} ({} rows), {} queued for VAN, report: {}",
+            day["date"],
+            day["csv"]["key"],
+            day["csv"]["rows"],
+            day["enqueued"],
+            day["report"]["status"]
+        );
+    }
+
+    step(
+        "sync-call, driven from the SQS queue in batches of ten (VAN answers 429 and 500 now and then)",
+    );
+    van.inject(
+        Fault::once(
+            "canvassResponses",
+            FaultKind::TooManyRequests { wait_ms: 40 },
+        )
+        .times(25),
+    );
+    van.inject(Fault::once("canvassResponses", FaultKind::ServerError).times(5));
+    let started = Instant::now();
+    let batches = drain(stack, &svc, &Targets::default()).await;
+    let refused = van.requests().iter().filter(|r| r.status == 429).count();
+    let failed = van.requests().iter().filter(|r| r.status == 500).count();
+    println!(
+        "{batches} batches in {:.1}s; VAN accepted {} results, answered 429 {refused} times and 500 {failed} times (all retried)",
+        started.elapsed().as_secs_f64(),
+        van.canvass_posts().len()
+    );
+
+    step(
+        "The next hourly tick (events/nightly-scheduled.json): nothing pending, so the report goes out",
+    );
+    run(
+        &svc,
+        json!({"source": "aws.events", "detail-type": "Scheduled Event"}),
+    )
+    .await;
+    for report in hook.bodies() {
+        for line in report["text"].as_str().unwrap_or_default().lines() {
+            println!("  {line}");
+        }
+    }
+
+    step(&format!(
+        "GET /status/demo?date={date} (events/status-get.json)"
+    ));
+    let mut get = with_token(event("status-get.json"), Some(TEST_TOKEN));
+    get["rawQueryString"] = format!("date={date}").into();
+    get["queryStringParameters"] = json!({ "date": date.to_string() });
+    let answer = Answer::from(status::handle(ctx, &svc, request(&get)).await).json();
+    print_json("by state", &answer["by_state"]);
+    print_json("by display name", &answer["by_display_name"]);
+    println!(
+        "  VAN requests used: {}; errors: {} (first: {})",
+        answer["van_requests"], answer["errors_total"], answer["errors"][0]["error"]["message"]
+    );
+    for csv in answer["csv"].as_array().into_iter().flatten() {
+        println!(
+            "  CSV s3://{}/{} ({} rows)",
+            svc.objects.bucket(),
+            csv["key"].as_str().unwrap_or_default(),
+            csv["rows"]
+        );
+    }
+
+    step("The same file again, and the day run again: nothing is posted twice");
+    let again = demo_data::cdr_night(date, 2_000);
+    let _ = svc.objects.put(&key, again.into_bytes(), "text/csv").await;
+    let before = van.canvass_posts().len();
+    let rerun = run(&svc, json!({"candidate": "demo", "date": date.to_string()})).await;
+    drain(stack, &svc, &Targets::default()).await;
+    println!(
+        "  new calls: {}, already known: {}; VAN results accepted before {before}, after {}",
+        rerun["new_calls"],
+        rerun["known_calls"],
+        van.canvass_posts().len()
+    );
+}
+
+async fn run(svc: &callsync::services::Services, event: Value) -> Value {
+    match nightly::handle(svc, event).await {
+        Ok(v) => v,
+        Err(e) => {
+            println!("nightly refused the event: {e}");
+            Value::Null
+        }
+    }
+}
+
+fn print_json(label: &str, value: &Value) {
+    println!(
+        "  {label}: {}",
+        serde_json::to_string(value).unwrap_or_default()
+    );
 }
