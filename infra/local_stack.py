@@ -7,10 +7,12 @@ is the only list of tables, buckets, queues and secrets, so local and deployed c
 
 `up` creates the template's DynamoDB tables, S3 buckets and SQS queues through moto's
 CloudFormation (the SAM parts — functions, API — are left out: they run locally under
-cargo lambda), creates its Secrets Manager secrets (moto's CloudFormation skips those), and
-writes every environment variable the template gives any function, resolved to the local
-names, plus what the SDK needs to reach moto. `--set K=V` adds or overrides variables
-(fake server URLs). `--secret NAME=VALUE` stores extra secrets (candidate credentials).
+cargo lambda; a reference to a function resolves to its FunctionName, else
+`<stack>-<LogicalId>` — CloudFormation's name without the random suffix), creates its Secrets Manager secrets (moto's
+CloudFormation skips those), and writes every environment variable the template gives any
+function, resolved to the local names, plus what the SDK needs to reach moto. `--set K=V`
+adds or overrides variables (fake server URLs). `--secret NAME=VALUE` stores extra secrets
+(candidate credentials).
 """
 
 import argparse
@@ -24,6 +26,7 @@ import boto3
 import yaml
 
 TEMPLATE = Path(__file__).resolve().parent / "template.yaml"
+FUNCTION = "AWS::Serverless::Function"
 EMULATED = {"AWS::DynamoDB::Table", "AWS::S3::Bucket", "AWS::SQS::Queue", "AWS::SNS::Topic"}
 REGION = "us-east-1"
 
@@ -85,7 +88,8 @@ class Resolver:
         self.params = {k: str(p.get("Default", "")) for k, p in (template.get("Parameters") or {}).items()}
         self.pseudo = {"AWS::StackName": stack, "AWS::Region": REGION, "AWS::AccountId": "123456789012",
                        "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com"}
-        self.types = {k: r["Type"] for k, r in template["Resources"].items()}
+        self.resources = template["Resources"]
+        self.types = {k: r["Type"] for k, r in self.resources.items()}
 
     def ref(self, name):
         if name in self.pseudo:
@@ -94,6 +98,10 @@ class Resolver:
             return self.params[name]
         if name in self.physical:
             return self.physical[name]
+        if self.types.get(name) == FUNCTION:
+            # Not created locally (cargo lambda runs it): CloudFormation's name, minus its suffix.
+            own = (self.resources[name].get("Properties") or {}).get("FunctionName")
+            return self.resolve(own) if own is not None else f"{self.stack}-{name}"
         raise KeyError(f"!Ref {name}: not a parameter or a locally created resource")
 
     def getatt(self, name, attr):
@@ -102,7 +110,8 @@ class Resolver:
             arn = {"AWS::DynamoDB::Table": f"arn:aws:dynamodb:{REGION}:123456789012:table/{phys}",
                    "AWS::SQS::Queue": f"arn:aws:sqs:{REGION}:123456789012:{phys.rsplit('/', 1)[-1]}",
                    "AWS::S3::Bucket": f"arn:aws:s3:::{phys}",
-                   "AWS::SNS::Topic": phys}.get(kind)
+                   "AWS::SNS::Topic": phys,
+                   FUNCTION: f"arn:aws:lambda:{REGION}:123456789012:function:{phys}"}.get(kind)
             if arn:
                 return arn
         if attr == "QueueName" and kind == "AWS::SQS::Queue":
@@ -148,7 +157,7 @@ def function_env(template, resolver):
     base = (((template.get("Globals") or {}).get("Function") or {}).get("Environment") or {}).get("Variables") or {}
     out = {}
     for name, res in template["Resources"].items():
-        if res["Type"] != "AWS::Serverless::Function":
+        if res["Type"] != FUNCTION:
             continue
         own = ((res.get("Properties") or {}).get("Environment") or {}).get("Variables") or {}
         out[name] = {k: str(resolver.resolve(v)) for k, v in {**base, **own}.items()}

@@ -241,7 +241,9 @@ pub async fn run(
         .await?;
     }
 
-    for date in touched.into_iter().filter(|d| *d <= today) {
+    // A day still going on is settled only when it is the day asked for: its calls may
+    // still come in, and its report waits for its end anyway.
+    for date in touched.into_iter().filter(|d| *d < today || *d == date) {
         summary
             .days
             .push(settle_day(svc, &candidate, date, &fresh).await?);
@@ -341,8 +343,11 @@ async fn budget_used(svc: &Services, candidate: &Candidate, date: Date) -> Resul
 }
 
 async fn insert_all(svc: &Services, records: &[CallRecord]) -> Vec<Result<bool, StoreError>> {
-    futures::stream::iter(records)
-        .map(|r| svc.ledger.insert(r))
+    // By index: a closure taking `&CallRecord` makes the run's future not `Send`
+    // (rust#100013), and `POST /runs` awaits a dry run inside lambda_http, which needs it.
+    // (Collecting the futures first, as the SQS adapter does, would hold a day's worth.)
+    futures::stream::iter(0..records.len())
+        .map(|i| svc.ledger.insert(&records[i]))
         .buffered(svc.settings.ledger_concurrency.max(1))
         .collect()
         .await
@@ -387,6 +392,12 @@ pub fn local_today(svc: &Services, candidate: &Candidate) -> Date {
         .now()
         .to_zoned_datetime(candidate.zone.clone())
         .date()
+}
+
+/// The day a run without a date runs: yesterday in the candidate's zone.
+pub fn default_date(svc: &Services, candidate: &Candidate) -> Date {
+    let today = local_today(svc, candidate);
+    today.yesterday().unwrap_or(today)
 }
 
 /// Read-modify-write of a day record; `change` returns false to leave it as it is.
@@ -870,8 +881,8 @@ mod tests {
 
     use super::*;
     use crate::adapters::memory::{
-        MemoryConfigStore, MemoryDays, MemoryLedger, MemoryNotifier, MemoryObjects, MemoryQueue,
-        MemorySecrets,
+        MemoryConfigStore, MemoryDays, MemoryLauncher, MemoryLedger, MemoryNotifier, MemoryObjects,
+        MemoryQueue, MemorySecrets,
     };
     use crate::candidate::CandidateDoc;
     use crate::ledger::CallKey;
@@ -910,6 +921,7 @@ mod tests {
             queue: queue.clone(),
             objects: objects.clone(),
             notifier: notifier.clone(),
+            launcher: Arc::new(MemoryLauncher::default()),
             clock: clock.clone(),
             connectors: Default::default(),
             settings: Settings::default(),

@@ -1,5 +1,6 @@
 //! The ports the core depends on: where candidate documents, secrets, the call ledger and
-//! day records are kept, the queue, the bucket, the report webhook, and what time it is.
+//! day records are kept, the queue, the bucket, the report webhook, who starts a nightly
+//! run, and what time it is.
 //! Adapters (DynamoDB, Secrets Manager, S3, SQS, HTTP, in-memory twins) implement them.
 
 use std::fmt;
@@ -10,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::call::CallId;
 use crate::candidate::CandidateDoc;
+use crate::entrypoints::nightly::ManualRun;
 use crate::ledger::{CallKey, CallRecord, DayKey, DayRecord};
 use crate::values::CandidateSlug;
 
@@ -145,6 +147,14 @@ pub trait ObjectStore: Send + Sync {
 #[async_trait]
 pub trait Notifier: Send + Sync {
     async fn send(&self, url: &str, body: &serde_json::Value) -> Result<(), String>;
+}
+
+/// Starts a nightly run elsewhere (the `nightly` function) and does not wait for it: a
+/// big day outlasts an API request.
+#[async_trait]
+pub trait RunLauncher: Send + Sync {
+    /// Hand `run` over (its `date` filled in); `Ok` once it is accepted, not done.
+    async fn start(&self, run: &ManualRun) -> Result<(), StoreError>;
 }
 
 /// The current time; a port so tests can fix it.

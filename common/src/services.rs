@@ -1,5 +1,6 @@
 //! Everything the sync needs, wired once per Lambda instance: the stores, the queue, the
-//! bucket, the report webhook, the clock, the client builders, and the knobs.
+//! bucket, the report webhook, the run launcher, the clock, the client builders, and the
+//! knobs.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,6 +8,7 @@ use std::time::Duration;
 use crate::adapters::dynamo_config::DynamoConfigStore;
 use crate::adapters::dynamo_ledger::{DynamoDayStore, DynamoLedger};
 use crate::adapters::env;
+use crate::adapters::lambda_launcher::{LambdaLauncher, NoLauncher};
 use crate::adapters::s3::S3Objects;
 use crate::adapters::secrets_manager::SecretsManagerStore;
 use crate::adapters::sqs::SqsQueue;
@@ -14,8 +16,8 @@ use crate::adapters::webhook::WebhookNotifier;
 use crate::candidate::Candidate;
 use crate::connect::Connectors;
 use crate::ports::{
-    CallQueue, Clock, ConfigStore, DayStore, Ledger, Notifier, ObjectStore, SecretStore,
-    StoreError, SystemClock,
+    CallQueue, Clock, ConfigStore, DayStore, Ledger, Notifier, ObjectStore, RunLauncher,
+    SecretStore, StoreError, SystemClock,
 };
 use crate::values::CandidateSlug;
 
@@ -74,6 +76,8 @@ pub struct Services {
     pub queue: Arc<dyn CallQueue>,
     pub objects: Arc<dyn ObjectStore>,
     pub notifier: Arc<dyn Notifier>,
+    /// Starts runs in the `nightly` function (`POST /runs`).
+    pub launcher: Arc<dyn RunLauncher>,
     pub clock: Arc<dyn Clock>,
     pub connectors: Connectors,
     pub settings: Settings,
@@ -133,6 +137,14 @@ impl Services {
             )),
             objects: Arc::new(S3Objects::from_conf(aws, vars.required(env::BUCKET)?)),
             notifier: Arc::new(WebhookNotifier::default()),
+            // Only the status function starts runs; the others have no function to name.
+            launcher: match vars.optional(env::NIGHTLY_FUNCTION) {
+                Some(function) => Arc::new(LambdaLauncher::new(
+                    aws_sdk_lambda::Client::new(aws),
+                    function,
+                )),
+                None => Arc::new(NoLauncher),
+            },
             clock: Arc::new(SystemClock),
             connectors: Connectors::from_vars(vars),
             settings: Settings::default(),

@@ -758,3 +758,127 @@ async fn status_shows_the_day_and_retry_replans_only_errors() {
     n.drain().await;
     assert_eq!(n.van.canvass_posts().len(), before);
 }
+
+#[tokio::test]
+async fn a_run_request_is_handed_to_the_nightly_function() {
+    use callsync::adapters::memory::MemoryLauncher;
+    use callsync::entrypoints::status;
+    use callsync_tests::harness::{Answer, TEST_TOKEN, event, request, with_token};
+    use std::sync::Arc;
+    let n = night(json!("full")).await;
+    let launcher = Arc::new(MemoryLauncher::default());
+    let mut svc = n.svc.clone();
+    svc.launcher = launcher.clone();
+    let ctx = n.stack.api_context();
+    let post = |body: Value, token: Option<&str>| {
+        let mut e = event("runs-post.json");
+        e["body"] = body.to_string().into();
+        request(&with_token(e, token))
+    };
+    let started = || launcher.started.lock().unwrap().clone();
+    let ask = |body: Value, token: Option<&str>| {
+        let req = post(body, token);
+        let (ctx, svc) = (&ctx, &svc);
+        async move { Answer::from(status::handle(ctx, svc, req).await) }
+    };
+
+    let a = ask(
+        json!({"candidate": "night", "date": "2026-11-21"}),
+        Some(TEST_TOKEN),
+    )
+    .await;
+    assert_eq!(a.status, 202, "{}", a.body);
+    assert_eq!(
+        a.json(),
+        json!({"accepted": true, "candidate": "night", "date": "2026-11-21",
+               "status": "/status/night?date=2026-11-21"})
+    );
+    let run = nightly_event::ManualRun {
+        candidate: slug(),
+        date: Some(DAY),
+        dry_run: false,
+    };
+    assert_eq!(started(), vec![run.clone()]);
+    assert_eq!(
+        serde_json::to_value(&run).unwrap(),
+        json!({"candidate": "night", "date": "2026-11-21", "dry_run": false}),
+        "the nightly function gets its manual event"
+    );
+    assert!(
+        n.svc.ledger.day(&day(DAY)).await.unwrap().is_empty(),
+        "nothing ran here"
+    );
+
+    // No date: yesterday in New York (09:00 on the 22nd there).
+    let a = ask(json!({"candidate": "night"}), Some(TEST_TOKEN)).await;
+    assert_eq!(a.status, 202, "{}", a.body);
+    assert_eq!(a.json()["date"], "2026-11-21");
+    assert_eq!(started(), vec![run.clone(), run.clone()]);
+
+    let a = ask(json!({"candidate": "night", "date": "2026-11-21"}), None).await;
+    assert_eq!(a.status, 401, "{}", a.body);
+
+    let a = ask(
+        json!({"candidate": "pa07", "date": "2026-11-21"}),
+        Some(TEST_TOKEN),
+    )
+    .await;
+    assert_eq!(a.status, 404, "{}", a.body);
+    assert_eq!(a.json()["known"], json!(["night"]));
+
+    let a = ask(
+        json!({"candidate": "night", "date": "2026-12-30"}),
+        Some(TEST_TOKEN),
+    )
+    .await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert_eq!(a.json()["error"], "future_date");
+
+    let a = ask(
+        json!({"candidate": "night", "date": "21/11/2026"}),
+        Some(TEST_TOKEN),
+    )
+    .await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert_eq!(a.json()["field"], "date");
+
+    assert_eq!(started().len(), 2, "a refused request starts nothing");
+}
+
+#[tokio::test]
+async fn a_dry_run_request_answers_the_plan_inline() {
+    use callsync::adapters::memory::MemoryLauncher;
+    use callsync::entrypoints::status;
+    use callsync_tests::harness::{Answer, TEST_TOKEN, event, request, with_token};
+    use std::sync::Arc;
+    let n = night(json!("full")).await;
+    drop_cdr(&n.svc, "inbox/night/a.csv", &mixed_night()).await;
+    let launcher = Arc::new(MemoryLauncher::default());
+    let mut svc = n.svc.clone();
+    svc.launcher = launcher.clone();
+    let ctx = n.stack.api_context();
+
+    let mut e = event("runs-post-dry-run.json");
+    e["body"] = json!({"candidate": "night", "date": "2026-11-21", "dry_run": true})
+        .to_string()
+        .into();
+    let a =
+        Answer::from(status::handle(&ctx, &svc, request(&with_token(e, Some(TEST_TOKEN)))).await);
+    assert_eq!(a.status, 200, "{}", a.body);
+    let plan = a.json();
+    assert_eq!(plan["dry_run"], true);
+    assert_eq!(plan["date"], "2026-11-21");
+    assert_eq!(plan["planned"]["unsynced"], 5, "{plan:#}");
+    assert_eq!(plan["planned"]["queued_for_csv"], 1, "{plan:#}");
+    assert_eq!(plan["planned_by_display_name"]["Strong support"], 1);
+
+    assert!(launcher.started.lock().unwrap().is_empty());
+    assert!(n.svc.ledger.day(&day(DAY)).await.unwrap().is_empty());
+    assert!(n.svc.days.get(&day(DAY)).await.unwrap().is_none());
+    assert_eq!(
+        objects(&n.svc, "inbox/night/").await.len(),
+        1,
+        "the file stays"
+    );
+    assert!(objects(&n.svc, "exports/").await.is_empty());
+}

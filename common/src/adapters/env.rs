@@ -11,6 +11,9 @@ pub const DAYS_TABLE: &str = "CALLSYNC_DAYS_TABLE";
 pub const BUCKET: &str = "CALLSYNC_BUCKET";
 /// URL of the SQS queue `sync-call` reads.
 pub const SYNC_QUEUE_URL: &str = "CALLSYNC_SYNC_QUEUE_URL";
+/// Name of the `nightly` function, which `POST /runs` invokes; only the status function
+/// has it.
+pub const NIGHTLY_FUNCTION: &str = "CALLSYNC_NIGHTLY_FUNCTION";
 /// Secrets Manager secret holding the API's bearer token.
 pub const API_TOKEN_SECRET: &str = "CALLSYNC_API_TOKEN_SECRET";
 /// Overrides VAN's base URL (local fake servers); unset in production.
@@ -25,6 +28,7 @@ pub const ALL: &[&str] = &[
     DAYS_TABLE,
     BUCKET,
     SYNC_QUEUE_URL,
+    NIGHTLY_FUNCTION,
     API_TOKEN_SECRET,
     VAN_BASE_URL,
     LIVEVOX_BASE_URL,

@@ -298,3 +298,17 @@ impl Notifier for MemoryNotifier {
         Ok(())
     }
 }
+
+/// A launcher that keeps the runs it was asked to start.
+#[derive(Debug, Default)]
+pub struct MemoryLauncher {
+    pub started: Mutex<Vec<crate::entrypoints::nightly::ManualRun>>,
+}
+
+#[async_trait]
+impl crate::ports::RunLauncher for MemoryLauncher {
+    async fn start(&self, run: &crate::entrypoints::nightly::ManualRun) -> Result<(), StoreError> {
+        self.started.lock().expect("lock").push(run.clone());
+        Ok(())
+    }
+}

@@ -4,6 +4,7 @@
 pub mod dynamo_config;
 pub mod dynamo_ledger;
 pub mod env;
+pub mod lambda_launcher;
 pub mod memory;
 pub mod s3;
 pub mod secrets_manager;

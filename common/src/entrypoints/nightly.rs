@@ -3,20 +3,21 @@
 //! preview). A malformed event is refused with what is wrong and where.
 
 use jiff::civil::Date;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::nightly::{self, RunOptions};
 use crate::services::Services;
 use crate::values::CandidateSlug;
 
-/// A manual run.
-#[derive(Debug, Clone, Deserialize)]
+/// A manual run; also the body of `POST /runs`, and the event that hands a run to this
+/// function.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ManualRun {
     pub candidate: CandidateSlug,
     /// The candidate's local day; yesterday (in its zone) when absent.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub date: Option<Date>,
     #[serde(default)]
     pub dry_run: bool,
@@ -60,8 +61,7 @@ pub async fn handle(svc: &Services, event: Value) -> Result<Value, EventError> {
                 .candidate(&run.candidate)
                 .await
                 .map_err(nightly::RunError::from)?;
-            let today = nightly::local_today(svc, &candidate);
-            today.yesterday().unwrap_or(today)
+            nightly::default_date(svc, &candidate)
         }
     };
     let summary = nightly::run(

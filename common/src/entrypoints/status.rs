@@ -1,6 +1,8 @@
 //! The `status` function's routes: what became of a candidate's day
-//! (`GET /status/{candidate}?date=YYYY-MM-DD&errors_from=N`) and re-planning its errors
-//! after a mapping fix (`POST /retry` with `{candidate, date, states}`).
+//! (`GET /status/{candidate}?date=YYYY-MM-DD&errors_from=N`), re-planning its errors
+//! after a mapping fix (`POST /retry` with `{candidate, date, states}`), and starting a
+//! run (`POST /runs` with the `nightly` function's manual event: a dry run answers its plan
+//! here, a real run is handed to `nightly`, since a big day outlasts API Gateway's 30 s).
 
 use jiff::civil::Date;
 use lambda_http::http::{Method, StatusCode};
@@ -9,8 +11,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::http::{self, ApiContext, ApiError, json_response};
+use super::nightly::ManualRun;
 use crate::ledger::{CallState, DayKey};
-use crate::nightly::{self, RunError};
+use crate::nightly::{self, RunError, RunOptions};
 use crate::report;
 use crate::services::{CandidateError, Services};
 use crate::values::CandidateSlug;
@@ -29,6 +32,7 @@ async fn route(ctx: &ApiContext, svc: &Services, req: Request) -> Result<Respons
     match (req.method(), segments.as_slice()) {
         (&Method::GET, ["status", c]) => status(ctx, svc, &req, c).await,
         (&Method::POST, ["retry"]) => retry(ctx, svc, &req).await,
+        (&Method::POST, ["runs"]) => runs(ctx, svc, &req).await,
         _ => Err(http::not_found_route(&req)),
     }
 }
@@ -68,8 +72,7 @@ async fn status(
                 .candidate(&slug)
                 .await
                 .map_err(|e| run_error(e.into()))?;
-            let today = nightly::local_today(svc, &candidate);
-            today.yesterday().unwrap_or(today)
+            nightly::default_date(svc, &candidate)
         }
     };
     let from: usize = match http::query(req, "errors_from") {
@@ -150,4 +153,46 @@ async fn retry(
         .await
         .map_err(run_error)?;
     Ok(json_response(StatusCode::OK, &summary))
+}
+
+async fn runs(ctx: &ApiContext, svc: &Services, req: &Request) -> Result<Response<Body>, ApiError> {
+    let mut run: ManualRun = http::json_body(req)?;
+    http::stored(ctx, &run.candidate).await?;
+    let candidate = svc
+        .candidate(&run.candidate)
+        .await
+        .map_err(|e| run_error(e.into()))?;
+    let date = run
+        .date
+        .unwrap_or_else(|| nightly::default_date(svc, &candidate));
+    if run.dry_run {
+        let summary = nightly::run(
+            svc,
+            &run.candidate,
+            date,
+            RunOptions {
+                dry_run: true,
+                force_livevox: true,
+            },
+        )
+        .await
+        .map_err(run_error)?;
+        return Ok(json_response(StatusCode::OK, &summary));
+    }
+    // Refused here, not only in `nightly`: an asynchronous run's refusal reaches nobody.
+    if date > nightly::local_today(svc, &candidate) {
+        return Err(run_error(RunError::Future(DayKey {
+            candidate: run.candidate,
+            date,
+        })));
+    }
+    run.date = Some(date);
+    svc.launcher.start(&run).await?;
+    let body = json!({
+        "accepted": true,
+        "candidate": run.candidate,
+        "date": date,
+        "status": format!("/status/{}?date={date}", run.candidate),
+    });
+    Ok(json_response(StatusCode::ACCEPTED, &body))
 }
