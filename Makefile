@@ -9,7 +9,7 @@ DEV_MOTO_PORT ?= 5000
 DEV_VAN_PORT ?= 7001
 DEV_LIVEVOX_PORT ?= 7002
 
-.PHONY: venv demo test lint unit dev-up dev-down lambda clean-local
+.PHONY: venv demo test bench lint unit dev-up dev-down lambda clean-local
 
 ## venv: the project-local Python tools (moto, cfn-lint, cargo-lambda), pinned.
 venv: $(VENV)/.installed
@@ -26,6 +26,10 @@ demo: venv
 ## test: formatting, lints, the template check, then every unit and integration test.
 test: venv lint
 	infra/with_moto.sh $(CARGO_TEST)
+
+## bench: a nightly run over 100,000 calls on the in-memory stores: time and peak memory.
+bench:
+	cargo bench -p callsync-tests --bench night_100k
 
 lint: venv
 	cargo fmt --all -- --check

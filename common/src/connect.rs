@@ -50,6 +50,14 @@ impl Connectors {
         }
     }
 
+    /// Limits for the sync functions: every VAN exchange ends within the time a batch
+    /// is given (see [`crate::services::Settings::post_deadline`]).
+    pub fn for_sync(mut self) -> Self {
+        self.van_options.request_timeout = std::time::Duration::from_secs(10);
+        self.van_options.retry.deadline = std::time::Duration::from_secs(25);
+        self
+    }
+
     pub async fn van(
         &self,
         secrets: &dyn SecretStore,

@@ -26,11 +26,13 @@ pub struct Ingested {
     /// Rows seen twice (the same call in two files, or in a file and the API).
     pub duplicates: u64,
     pub files: Vec<FileRead>,
+    /// What the LiveVox API gave, when it was read.
+    pub livevox: Option<FileRead>,
     pub problems: Vec<SourceProblem>,
     seen: HashSet<(Date, CallId)>,
 }
 
-/// One CDR file read from the inbox.
+/// One CDR file read from the inbox (or the rows of one LiveVox API read).
 #[derive(Debug, Clone, Serialize)]
 pub struct FileRead {
     pub key: String,
@@ -237,6 +239,7 @@ pub async fn read_livevox(
         }
         into.take(outcome, candidate, date, now, &mut file);
     }
+    into.livevox = Some(file);
     Ok(())
 }
 

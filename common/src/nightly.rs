@@ -54,6 +54,8 @@ pub struct RunSummary {
     pub date: Date,
     pub dry_run: bool,
     pub files: Vec<FileRead>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub livevox: Option<FileRead>,
     pub problems: Vec<SourceProblem>,
     pub calls_read: u64,
     pub test_rows: u64,
@@ -90,7 +92,8 @@ pub struct SettleSummary {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "status", content = "detail")]
 pub enum ReportOutcome {
-    /// Calls are still pending (or the day is not over): no report yet.
+    /// Calls are still pending, the day is not over, or its LiveVox calls are not read
+    /// yet: no report yet.
     Waiting,
     Sent,
     /// The candidate has no webhook: the day is complete without one.
@@ -153,6 +156,7 @@ pub async fn run(
         date,
         dry_run: opts.dry_run,
         files: ingested.files.clone(),
+        livevox: ingested.livevox.clone(),
         problems: Vec::new(),
         calls_read: ingested.calls.len() as u64,
         test_rows: ingested.test_rows,
@@ -211,6 +215,8 @@ pub async fn run(
             }
         }
     }
+    // The ledger has them now; settling reads each day back, so do not hold two copies.
+    drop(records);
 
     // Files leave the inbox only once all their rows are recorded.
     if insert_failed {
@@ -463,7 +469,7 @@ pub async fn settle_day(
         return Ok(summary);
     }
 
-    let result = settle_locked(svc, candidate, &day, held.complete, fresh, &mut summary).await;
+    let result = settle_locked(svc, candidate, &day, &held, fresh, &mut summary).await;
     let finish = update_day(svc, &day, |d| {
         if d.lock_id.as_deref() != Some(lock.as_str()) {
             return false;
@@ -482,7 +488,7 @@ async fn settle_locked(
     svc: &Services,
     candidate: &Candidate,
     day: &DayKey,
-    complete: bool,
+    held: &DayRecord,
     fresh: &HashSet<(Date, CallId)>,
     summary: &mut SettleSummary,
 ) -> Result<(), StoreError> {
@@ -548,9 +554,12 @@ async fn settle_locked(
     // 3. Counts, and the report once nothing is pending and the day is over.
     summary.counts = report::tally(&records).by_state;
     summary.pending = records.iter().filter(|r| !r.state.is_terminal()).count() as u64;
-    summary.report = if complete {
+    // A LiveVox day the API has not served yet (it serves a day only once it is over in
+    // its own reckoning) is not done, however empty it looks: the next tick reads it.
+    let livevox_unread = candidate.doc().source.livevox.is_some() && held.livevox_read_at.is_none();
+    summary.report = if held.complete {
         ReportOutcome::AlreadyDone
-    } else if summary.pending > 0 || day.date >= local_today(svc, candidate) {
+    } else if summary.pending > 0 || livevox_unread || day.date >= local_today(svc, candidate) {
         ReportOutcome::Waiting
     } else {
         send_report(svc, candidate, day, &records).await?
@@ -783,6 +792,15 @@ async fn tick_candidate(svc: &Services, slug: &CandidateSlug) -> Result<TickEntr
     for open in svc.days.open_days(slug).await? {
         let date = open.key.date;
         if done.contains(&date) || date < oldest || date >= today {
+            continue;
+        }
+        if candidate.doc().source.livevox.is_some() && open.livevox_read_at.is_none() {
+            // Its LiveVox calls were never read (the API refused, or the day only came
+            // from a file): a whole run, which reads them and settles the day.
+            let summary = run(svc, slug, date, RunOptions::default()).await?;
+            entry
+                .settled
+                .extend(summary.days.into_iter().filter(|d| d.date == date));
             continue;
         }
         entry

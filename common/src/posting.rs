@@ -246,8 +246,9 @@ pub async fn sync_batch(
     targets: &Targets,
     messages: &[SyncMessage],
 ) -> Vec<Outcome> {
-    // One deadline for the whole batch, well inside the function's timeout: a call that
-    // cannot be finished by then is released, not cut off mid-post.
+    // No call starts after this point of the batch: with the client's request timeout and
+    // retry deadline it keeps a batch inside the function's timeout. A call not started
+    // is left for the queue to deliver again.
     let deadline = tokio::time::Instant::now() + svc.settings.post_deadline;
     // The calls of one candidate-day run together and the groups one after another, so
     // each group's VAN requests are counted against its own day exactly (a batch is
@@ -305,7 +306,7 @@ pub async fn sync_one(
         },
         call_id: msg.call_id.clone(),
     };
-    match try_sync(svc, targets, &key, deadline).await {
+    match try_sync(svc, targets, &key).await {
         Ok(outcome) => outcome,
         Err(e) => {
             tracing::warn!(call = %key, error = %e, "ledger unavailable; the message will be delivered again");
@@ -314,12 +315,7 @@ pub async fn sync_one(
     }
 }
 
-async fn try_sync(
-    svc: &Services,
-    targets: &Targets,
-    key: &CallKey,
-    deadline: tokio::time::Instant,
-) -> Result<Outcome, StoreError> {
+async fn try_sync(svc: &Services, targets: &Targets, key: &CallKey) -> Result<Outcome, StoreError> {
     let Some(mut record) = svc.ledger.get(key).await? else {
         tracing::warn!(call = %key, "no such call in the ledger; message dropped");
         return Ok(Outcome::Skipped);
@@ -394,17 +390,20 @@ async fn try_sync(
         }
     };
 
-    let posted = tokio::time::timeout_at(deadline, async {
+    // A post once sent is never cut off: VAN may already have taken it, and a second post
+    // would duplicate the contact. The client's own limits (request timeout, retry
+    // deadline) bound it instead; see `Services::build`.
+    let posted = async {
         let body = target.request(&post).await?;
         let receipt = target
             .client
             .post_canvass_response(post.van_id, &body)
             .await?;
         Ok::<_, VanError>((body, receipt))
-    })
+    }
     .await;
     match posted {
-        Ok(Ok((body, receipt))) => {
+        Ok((body, receipt)) => {
             record.receipt = Some(Receipt::Van {
                 fingerprint: fingerprint(&body),
                 status: receipt.status,
@@ -416,7 +415,7 @@ async fn try_sync(
             settle(svc, record, &lease).await?;
             Ok(Outcome::Finished)
         }
-        Ok(Err(e)) if !e.is_retryable() => {
+        Err(e) if !e.is_retryable() => {
             fail(
                 svc,
                 record,
@@ -428,12 +427,8 @@ async fn try_sync(
             )
             .await
         }
-        Ok(Err(e)) => {
+        Err(e) => {
             tracing::warn!(call = %key, error = %e, "VAN did not accept the post in time; released");
-            release(svc, record).await
-        }
-        Err(_) => {
-            tracing::warn!(call = %key, "post deadline passed; released");
             release(svc, record).await
         }
     }

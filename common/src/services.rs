@@ -39,8 +39,9 @@ pub struct Settings {
     pub ledger_concurrency: usize,
     /// Concurrent VAN posts of one `sync-call` batch.
     pub van_concurrency: usize,
-    /// Budget for one `sync-call` batch, retries included; shorter than the function's
-    /// 60 s timeout so unfinished calls are released, not abandoned.
+    /// No `sync-call` post starts later than this into a batch. With the VAN client's
+    /// request timeout (10 s) and retry deadline (25 s) a batch ends within 15 + 25 + 10
+    /// = 50 s, inside the function's 60 s timeout, without ever cutting off a post.
     pub post_deadline: Duration,
     /// How long CSV links in status answers and reports stay valid.
     pub link_ttl: Duration,
@@ -59,7 +60,7 @@ impl Default for Settings {
             run_lock: Duration::from_secs(15 * 60),
             ledger_concurrency: 16,
             van_concurrency: 4,
-            post_deadline: Duration::from_secs(45),
+            post_deadline: Duration::from_secs(15),
             link_ttl: Duration::from_secs(7 * 24 * 3600),
             report_attempts: 3,
             lookback_days: 14,
@@ -146,7 +147,7 @@ impl Services {
                 None => Arc::new(NoLauncher),
             },
             clock: Arc::new(SystemClock),
-            connectors: Connectors::from_vars(vars),
+            connectors: Connectors::from_vars(vars).for_sync(),
             settings: Settings::default(),
         })
     }

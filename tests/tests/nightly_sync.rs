@@ -14,6 +14,7 @@ use callsync::nightly;
 use callsync::posting::Targets;
 use callsync::services::Services;
 use callsync::values::CandidateSlug;
+use callsync_tests::fake_livevox::{FakeLiveVox, LiveVoxData};
 use callsync_tests::fake_van::{FakeVan, Fault, FaultKind, RateLimit, VanData};
 use callsync_tests::harness::LocalStack;
 use callsync_tests::night::{TestClock, Webhook, cdr_row, drain, drop_cdr, objects, services};
@@ -21,12 +22,14 @@ use jiff::civil::{Date, date};
 use serde_json::{Value, json};
 
 const VAN_SECRET: &str = r#"{"application_name":"callsync-demo","api_key":"demo-van-key"}"#;
+const LIVEVOX_SECRET: &str = r#"{"access_token":"demo-lv-access","client_name":"callsync-demo","user_name":"demo","password":"demo-password"}"#;
 /// 09:00 in New York on 22 Nov: past the 03:00 sync hour, so the 21st is due.
 const MORNING: &str = "2026-11-22T14:00:00Z";
 const DAY: Date = date(2026, 11, 21);
 
 struct Night {
     van: FakeVan,
+    livevox: FakeLiveVox,
     stack: LocalStack,
     svc: Services,
     clock: std::sync::Arc<TestClock>,
@@ -65,9 +68,17 @@ fn doc(strategy: Value, hook: &str) -> CandidateDoc {
 
 async fn night(strategy: Value) -> Night {
     let van = FakeVan::start(VanData::demo()).await;
+    // LiveVox's demo account: 36 calls on 21 Nov (UTC), today 22 Nov.
+    let livevox = FakeLiveVox::start(LiveVoxData::demo_for(date(2026, 11, 22))).await;
     let stack = LocalStack::up(
-        &[("callsync/night/van", VAN_SECRET.into())],
-        &[("CALLSYNC_VAN_BASE_URL", van.base_url())],
+        &[
+            ("callsync/night/van", VAN_SECRET.into()),
+            ("callsync/night/livevox", LIVEVOX_SECRET.into()),
+        ],
+        &[
+            ("CALLSYNC_VAN_BASE_URL", van.base_url()),
+            ("CALLSYNC_LIVEVOX_BASE_URL", livevox.base_url()),
+        ],
     )
     .await;
     let clock = TestClock::new(MORNING);
@@ -76,6 +87,7 @@ async fn night(strategy: Value) -> Night {
     svc.config.put(&doc(strategy, &hook.url)).await.unwrap();
     Night {
         van,
+        livevox,
         stack,
         svc,
         clock,
@@ -881,4 +893,90 @@ async fn a_dry_run_request_answers_the_plan_inline() {
         "the file stays"
     );
     assert!(objects(&n.svc, "exports/").await.is_empty());
+}
+
+impl Night {
+    /// Switch the candidate to the LiveVox API (service 1001) in `zone`.
+    async fn use_livevox(&self, zone: &str) {
+        let mut d = doc(json!("full"), &self.hook.url);
+        d.time_zone = zone.into();
+        d.source.cdr = None;
+        d.source.livevox = Some(callsync::candidate::LiveVoxSource {
+            secret_name: "callsync/night/livevox".into(),
+            base_url: None,
+            services: vec![1001],
+        });
+        self.svc.config.put(&d).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn livevox_calls_of_the_day_are_read_and_recorded_once() {
+    let n = night(json!("full")).await;
+    n.use_livevox("UTC").await;
+    let summary = n.run().await;
+    // Service 1001 has every third of the day's 36 calls; two of those are test accounts.
+    assert_eq!(summary["livevox"]["rows"], 12, "{summary:#}");
+    assert_eq!(summary["test_rows"], 2);
+    let records = n.svc.ledger.day(&day(DAY)).await.unwrap();
+    assert_eq!(records.len(), 10);
+    assert!(
+        records
+            .iter()
+            .all(|r| r.call.as_ref().unwrap().service.as_deref() == Some("1001"))
+    );
+    let again = n.run().await;
+    assert_eq!(again["new_calls"], 0);
+    assert_eq!(again["known_calls"], 10);
+}
+
+#[tokio::test]
+async fn a_day_livevox_does_not_serve_yet_waits_and_is_read_by_a_later_tick() {
+    let n = night(json!("full")).await;
+    // In New York the 21st ends at 05:00 UTC on the 22nd, which LiveVox (today: the 22nd)
+    // does not serve yet.
+    n.use_livevox("America/New_York").await;
+    let summary = n.run().await;
+    assert_eq!(summary["problems"][0]["source"], "livevox", "{summary:#}");
+    assert_eq!(summary["days"][0]["report"]["status"], "waiting");
+    let record = n.svc.days.get(&day(DAY)).await.unwrap().unwrap();
+    assert!(!record.complete && record.livevox_read_at.is_none());
+    assert!(n.hook.bodies().is_empty(), "no report for a day not read");
+
+    // A day later LiveVox serves it, and the tick reads it.
+    n.livevox.with_data(|d| d.today = date(2026, 11, 23));
+    n.clock.set("2026-11-23T09:00:00Z");
+    n.tick().await;
+    let record = n.svc.days.get(&day(DAY)).await.unwrap().unwrap();
+    assert!(record.livevox_read_at.is_some());
+    assert_eq!(n.svc.ledger.day(&day(DAY)).await.unwrap().len(), 10);
+}
+
+#[tokio::test]
+async fn a_call_vans_errors_outlast_is_released_delivered_again_and_posted_once() {
+    let n = night(json!("full")).await;
+    let mut svc = n.svc.clone();
+    svc.connectors.van_options.retry.max_attempts = 2;
+    drop_cdr(
+        &svc,
+        "inbox/night/a.csv",
+        &[cdr_row(
+            7001,
+            "ny14-van-700001",
+            "212-555-0701",
+            "21-11-2026 12:00:00",
+            "Agent Cust 3",
+        )],
+    )
+    .await;
+    n.run().await;
+    // Two deliveries fail both their attempts; the third gets through after one more.
+    n.van
+        .inject(Fault::once("/people/700001/canvassResponses", FaultKind::ServerError).times(5));
+    drain(&n.stack, &svc, &Targets::default()).await;
+    let record = n.state_of("7001").await;
+    assert_eq!(record.state, CallState::Finished);
+    assert_eq!(record.attempts, 3, "leased once per delivery");
+    assert_eq!(n.posts_for(700_001), 1);
+    assert_eq!(n.attempts_for(700_001), 6);
 }

@@ -120,7 +120,7 @@ async fn main() {
         30,
     );
 
-    night(&stack, &ctx, &van).await;
+    night(&stack, &ctx, &van, &livevox).await;
 
     step("What reached the fakes");
     println!(
@@ -134,10 +134,18 @@ async fn main() {
 }
 
 /// The demo night: the calls of 3 Nov 2026 (New York), synced the next morning.
-async fn night(stack: &LocalStack, ctx: &callsync::entrypoints::http::ApiContext, van: &FakeVan) {
+async fn night(
+    stack: &LocalStack,
+    ctx: &callsync::entrypoints::http::ApiContext,
+    van: &FakeVan,
+    livevox: &FakeLiveVox,
+) {
     let date = demo_today().yesterday().unwrap_or_else(|_| demo_today());
-    // 10:00 in New York the next day: past the demo candidate's 03:00 sync hour.
-    let clock = TestClock::new("2026-11-04T15:00:00Z");
+    // 20:00 in New York the next day (01:00 UTC the day after): past the demo
+    // candidate's 03:00 sync hour, and late enough that LiveVox's reporting API, which
+    // serves only days before its today, serves all of the 3rd in New York.
+    let clock = TestClock::new("2026-11-05T01:00:00Z");
+    livevox.with_data(|d| d.today = jiff::civil::date(2026, 11, 5));
     let svc = services(stack, clock);
     let hook = Webhook::start().await;
     let slug = CandidateSlug::parse("demo").unwrap_or_else(|e| panic!("{e}"));
@@ -176,13 +184,18 @@ async fn night(stack: &LocalStack, ctx: &callsync::entrypoints::http::ApiContext
     let started = Instant::now();
     let summary = run(&svc, json!({"candidate": "demo", "date": date.to_string()})).await;
     println!(
-        "{:.1}s: {} calls read ({} from files, LiveVox API too), {} bad rows, {} test rows skipped, {} new in the ledger",
+        "{:.1}s: {} calls read ({} rows in the file), {} bad rows, {} test rows skipped, {} new in the ledger",
         started.elapsed().as_secs_f64(),
         summary["calls_read"],
         summary["files"][0]["rows"],
         summary["bad_rows"],
         summary["test_rows"],
         summary["new_calls"],
+    );
+    println!(
+        "  LiveVox API: {} calls of service 1001; problems: {}",
+        summary["livevox"]["rows"],
+        serde_json::to_string(&summary["problems"]).unwrap_or_default()
     );
     print_json("planned", &summary["planned"]);
     for day in summary["days"].as_array().into_iter().flatten() {
