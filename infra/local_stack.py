@@ -4,15 +4,20 @@ is the only list of tables, buckets, queues and secrets, so local and deployed c
 
   local_stack.py up   --endpoint URL --stack NAME [--env-file F] [--json] [--set K=V ...]
   local_stack.py down --endpoint URL --stack NAME
+  local_stack.py policies
 
-`up` creates the template's DynamoDB tables, S3 buckets and SQS queues through moto's
-CloudFormation (the SAM parts — functions, API — are left out: they run locally under
-cargo lambda; a reference to a function resolves to its FunctionName, else
-`<stack>-<LogicalId>` — CloudFormation's name without the random suffix), creates its Secrets Manager secrets (moto's
-CloudFormation skips those), and writes every environment variable the template gives any
-function, resolved to the local names, plus what the SDK needs to reach moto. `--set K=V`
-adds or overrides variables (fake server URLs). `--secret NAME=VALUE` stores extra secrets
-(candidate credentials).
+`up` creates the template's DynamoDB tables, S3 buckets, SQS queues and SNS topics through
+moto's CloudFormation (the `EMULATED` types; every other resource — functions, API, log
+groups, alarms, subscriptions — is left out: functions run locally under cargo lambda, and
+the rest only matters in AWS; a reference to a function resolves to its FunctionName, else
+`<stack>-<LogicalId>` — CloudFormation's name without the random suffix), creates its
+Secrets Manager secrets (moto's CloudFormation skips those), and writes every environment
+variable the template gives any function, resolved to the local names, plus what the SDK
+needs to reach moto. `--set K=V` adds or overrides variables (fake server URLs).
+`--secret NAME=VALUE` stores extra secrets (candidate credentials).
+
+`policies` prints `{function logical id: [IAM actions]}`: the actions each function's
+inline policy statements allow, for the test that checks them against what the code calls.
 """
 
 import argparse
@@ -90,6 +95,7 @@ class Resolver:
                        "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com"}
         self.resources = template["Resources"]
         self.types = {k: r["Type"] for k, r in self.resources.items()}
+        self.conditions = template.get("Conditions") or {}
 
     def ref(self, name):
         if name in self.pseudo:
@@ -120,6 +126,10 @@ class Resolver:
             return phys
         raise KeyError(f"!GetAtt {name}.{attr} is not supported locally")
 
+    def condition(self, name):
+        """A named condition's value, as CloudFormation would decide it from the defaults."""
+        return bool(self.resolve(self.conditions[name]))
+
     def resolve(self, v):
         if isinstance(v, Tag):
             if v.tag == "Ref":
@@ -144,6 +154,17 @@ class Resolver:
             if v.tag == "Join":
                 sep, items = v.value
                 return sep.join(str(self.resolve(x)) for x in items)
+            if v.tag == "Equals":
+                a, b = v.value
+                return str(self.resolve(a)) == str(self.resolve(b))
+            if v.tag == "Not":
+                return not self.resolve(v.value[0])
+            if v.tag == "And":
+                return all(self.resolve(x) for x in v.value)
+            if v.tag == "Or":
+                return any(self.resolve(x) for x in v.value)
+            if v.tag == "Condition":
+                return self.condition(v.value)
             raise KeyError(f"!{v.tag} is not supported locally")
         if isinstance(v, dict):
             return {k: self.resolve(x) for k, x in v.items()}
@@ -164,13 +185,26 @@ def function_env(template, resolver):
     return out
 
 
+def emulated_resources(template, resolver):
+    """The resources moto creates: emulated types whose condition (if any) holds. Conditions
+    are decided here, since moto lists a resource left out by one without its logical id."""
+    out = {}
+    for name, res in template["Resources"].items():
+        if res["Type"] not in EMULATED:
+            continue
+        if "Condition" in res and not resolver.condition(res["Condition"]):
+            continue
+        out[name] = to_long_form({k: v for k, v in res.items() if k != "Condition"})
+    return out
+
+
 def up(args):
     template = load_template()
     cfn, sm = clients(args.endpoint)
     plain = {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Parameters": to_long_form(template.get("Parameters") or {}),
-        "Resources": {k: to_long_form(r) for k, r in template["Resources"].items() if r["Type"] in EMULATED},
+        "Resources": emulated_resources(template, Resolver(args.stack, template, {})),
     }
     if plain["Resources"]:
         cfn.create_stack(StackName=args.stack, TemplateBody=json.dumps(plain))
@@ -229,9 +263,29 @@ def down(args):
     cfn.delete_stack(StackName=args.stack)
 
 
+def policies(_args):
+    """Each function's allowed actions, from its inline `Policies[].Statement[]`."""
+    template = load_template()
+    out = {}
+    for name, res in template["Resources"].items():
+        if res["Type"] != FUNCTION:
+            continue
+        actions = set()
+        for policy in (res.get("Properties") or {}).get("Policies") or []:
+            if not isinstance(policy, dict) or "Statement" not in policy:
+                sys.exit(f"{name}: only inline policies (a Statement list) are understood here: {policy!r}")
+            for statement in policy["Statement"]:
+                if statement.get("Effect") != "Allow":
+                    continue
+                action = statement.get("Action", [])
+                actions.update([action] if isinstance(action, str) else action)
+        out[name] = sorted(actions)
+    print(json.dumps(out, indent=2))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=["up", "down"])
+    p.add_argument("command", choices=["up", "down", "policies"])
     p.add_argument("--endpoint", default="http://127.0.0.1:5000")
     p.add_argument("--stack", default="callsync-dev")
     p.add_argument("--env-file")
@@ -240,7 +294,7 @@ def main():
     p.add_argument("--secret", action="append", default=[], metavar="NAME=VALUE",
                    help="a secret's value: a template logical id (e.g. ApiTokenSecret) or an extra secret name")
     args = p.parse_args()
-    up(args) if args.command == "up" else down(args)
+    {"up": up, "down": down, "policies": policies}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ pub mod ingest;
 pub mod ledger;
 pub mod livevox;
 pub mod mapping;
+pub mod metrics;
 pub mod nightly;
 pub mod planning;
 pub mod ports;

@@ -18,6 +18,7 @@ use crate::candidate::{Candidate, Strategy};
 use crate::export;
 use crate::ingest::{self, FileRead, Ingested, SourceProblem};
 use crate::ledger::{CallRecord, CallState, DayKey, DayRecord, ExportRef, Receipt};
+use crate::metrics::{self, Metric};
 use crate::planning::{self, DayPlan, Plan};
 use crate::ports::{StoreError, SyncMessage};
 use crate::posting::VanTarget;
@@ -254,6 +255,20 @@ pub async fn run(
             .days
             .push(settle_day(svc, &candidate, date, &fresh).await?);
     }
+    metrics::emit(
+        slug,
+        svc.clock.now(),
+        &[(
+            Metric::CallsUnattemptedError,
+            metrics::count(
+                summary
+                    .planned
+                    .get(&CallState::UnattemptedError)
+                    .copied()
+                    .unwrap_or(0),
+            ),
+        )],
+    );
     tracing::info!(
         candidate = %slug,
         %date,
@@ -481,6 +496,17 @@ pub async fn settle_day(
     .await;
     result?;
     finish?;
+    metrics::emit(
+        &day.candidate,
+        svc.clock.now(),
+        &[
+            (Metric::CallsQueued, metrics::count(summary.enqueued)),
+            (
+                Metric::CallsFinished,
+                metrics::count(summary.csv.as_ref().map_or(0, |c| c.rows)),
+            ),
+        ],
+    );
     Ok(summary)
 }
 

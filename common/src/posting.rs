@@ -16,6 +16,7 @@ use crate::candidate::Candidate;
 use crate::connect::ConnectError;
 use crate::ledger::{CallKey, CallRecord, CallState, DayKey, ErrorNote, Receipt, StoredPost};
 use crate::mapping::VanAction;
+use crate::metrics::{self, Metric};
 use crate::ports::{StoreError, SyncMessage};
 use crate::services::{CandidateError, Services};
 use crate::values::CandidateSlug;
@@ -185,8 +186,23 @@ pub struct Targets {
 struct Cached {
     at: Instant,
     target: Arc<VanTarget>,
-    /// Requests made by the connections this one replaced, so counts never go back.
-    retired_requests: u64,
+    /// Counts of the connections this one replaced, so counts never go back.
+    retired: Counts,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    requests: u64,
+    rate_limited: u64,
+}
+
+impl Cached {
+    fn counts(&self) -> Counts {
+        Counts {
+            requests: self.retired.requests + self.target.client.requests_made(),
+            rate_limited: self.retired.rate_limited + self.target.client.rate_limited(),
+        }
+    }
 }
 
 impl Targets {
@@ -198,10 +214,10 @@ impl Targets {
         candidate: &Candidate,
     ) -> Result<Arc<VanTarget>, SetupError> {
         let mut cache = self.cache.lock().await;
-        let retired_requests = match cache.get(&candidate.slug) {
+        let retired = match cache.get(&candidate.slug) {
             Some(c) if c.at.elapsed() < Self::TTL => return Ok(Arc::clone(&c.target)),
-            Some(c) => c.retired_requests + c.target.client.requests_made(),
-            None => 0,
+            Some(c) => c.counts(),
+            None => Counts::default(),
         };
         let target = Arc::new(VanTarget::connect(svc, candidate).await?);
         cache.insert(
@@ -209,19 +225,19 @@ impl Targets {
             Cached {
                 at: Instant::now(),
                 target: Arc::clone(&target),
-                retired_requests,
+                retired,
             },
         );
         Ok(target)
     }
 
-    /// VAN requests made for a candidate by this instance so far.
-    async fn requests(&self, slug: &CandidateSlug) -> u64 {
+    /// VAN requests (and 429s among them) made for a candidate by this instance so far.
+    async fn counts(&self, slug: &CandidateSlug) -> Counts {
         self.cache
             .lock()
             .await
             .get(slug)
-            .map_or(0, |c| c.retired_requests + c.target.client.requests_made())
+            .map_or_else(Counts::default, Cached::counts)
     }
 }
 
@@ -231,7 +247,9 @@ impl Targets {
 pub enum Outcome {
     /// Posted and recorded.
     Finished,
-    /// VAN refused it, or no request could be built; recorded.
+    /// VAN refused it; recorded as `attempted_error`.
+    Rejected,
+    /// No request could be built; recorded as `unattempted_error`.
     Failed,
     /// Nothing to do: already done, not VAN-bound, or another worker holds it.
     Skipped,
@@ -266,20 +284,47 @@ pub async fn sync_batch(
     }
     let mut outcomes = vec![Outcome::Retry; messages.len()];
     for (day, members) in groups {
-        let before = targets.requests(&day.candidate).await;
+        let before = targets.counts(&day.candidate).await;
+        let latencies = std::sync::Mutex::new(Vec::new());
         let done: Vec<Outcome> = futures::stream::iter(members.iter().copied())
-            .map(|i| sync_one(svc, targets, &messages[i], deadline))
+            .map(|i| sync_one(svc, targets, &messages[i], deadline, &latencies))
             .buffered(svc.settings.van_concurrency.max(1))
             .collect()
             .await;
-        for (i, outcome) in members.into_iter().zip(done) {
-            outcomes[i] = outcome;
-        }
-        let used = targets.requests(&day.candidate).await - before;
+        let after = targets.counts(&day.candidate).await;
+        let used = after.requests - before.requests;
         if used > 0
             && let Err(e) = svc.days.add_van_requests(&day, used).await
         {
             tracing::warn!(day = %day, used, error = %e, "could not count VAN requests");
+        }
+        let n = |o: Outcome| done.iter().filter(|d| **d == o).count() as u64;
+        metrics::emit(
+            &day.candidate,
+            svc.clock.now(),
+            &[
+                (Metric::CallsFinished, metrics::count(n(Outcome::Finished))),
+                (
+                    Metric::CallsAttemptedError,
+                    metrics::count(n(Outcome::Rejected)),
+                ),
+                (
+                    Metric::CallsUnattemptedError,
+                    metrics::count(n(Outcome::Failed)),
+                ),
+                (Metric::VanRequests, metrics::count(used)),
+                (
+                    Metric::VanRateLimited,
+                    metrics::count(after.rate_limited - before.rate_limited),
+                ),
+                (
+                    Metric::VanLatency,
+                    latencies.into_inner().unwrap_or_default(),
+                ),
+            ],
+        );
+        for (i, outcome) in members.into_iter().zip(done) {
+            outcomes[i] = outcome;
         }
     }
     outcomes
@@ -295,6 +340,7 @@ pub async fn sync_one(
     targets: &Targets,
     msg: &SyncMessage,
     deadline: tokio::time::Instant,
+    latencies: &std::sync::Mutex<Vec<f64>>,
 ) -> Outcome {
     if tokio::time::Instant::now() >= deadline {
         return Outcome::Retry;
@@ -306,7 +352,7 @@ pub async fn sync_one(
         },
         call_id: msg.call_id.clone(),
     };
-    match try_sync(svc, targets, &key).await {
+    match try_sync(svc, targets, &key, latencies).await {
         Ok(outcome) => outcome,
         Err(e) => {
             tracing::warn!(call = %key, error = %e, "ledger unavailable; the message will be delivered again");
@@ -315,7 +361,12 @@ pub async fn sync_one(
     }
 }
 
-async fn try_sync(svc: &Services, targets: &Targets, key: &CallKey) -> Result<Outcome, StoreError> {
+async fn try_sync(
+    svc: &Services,
+    targets: &Targets,
+    key: &CallKey,
+    latencies: &std::sync::Mutex<Vec<f64>>,
+) -> Result<Outcome, StoreError> {
     let Some(mut record) = svc.ledger.get(key).await? else {
         tracing::warn!(call = %key, "no such call in the ledger; message dropped");
         return Ok(Outcome::Skipped);
@@ -393,6 +444,7 @@ async fn try_sync(svc: &Services, targets: &Targets, key: &CallKey) -> Result<Ou
     // A post once sent is never cut off: VAN may already have taken it, and a second post
     // would duplicate the contact. The client's own limits (request timeout, retry
     // deadline) bound it instead; see `Services::build`.
+    let started = Instant::now();
     let posted = async {
         let body = target.request(&post).await?;
         let receipt = target
@@ -402,6 +454,9 @@ async fn try_sync(svc: &Services, targets: &Targets, key: &CallKey) -> Result<Ou
         Ok::<_, VanError>((body, receipt))
     }
     .await;
+    if let Ok(mut l) = latencies.lock() {
+        l.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
     match posted {
         Ok((body, receipt)) => {
             record.receipt = Some(Receipt::Van {
@@ -472,7 +527,11 @@ async fn fail(
         at: svc.clock.now(),
     });
     settle(svc, record, &lease).await?;
-    Ok(Outcome::Failed)
+    Ok(if state == CallState::AttemptedError {
+        Outcome::Rejected
+    } else {
+        Outcome::Failed
+    })
 }
 
 /// Give the call back (`unsynced`) so the queue's next delivery can take it.

@@ -1,0 +1,308 @@
+//! The deploy template against the code: every function gets, from its own environment as
+//! the template resolves it, each variable its wiring reads; each variable names a table,
+//! queue, bucket or secret the template declares; and each function's policy allows
+//! exactly the AWS actions its adapters call.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeSet, HashMap};
+
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use callsync::adapters::env::{self, Vars};
+use callsync::adapters::s3::S3Objects;
+use callsync::entrypoints::http::ApiContext;
+use callsync::ports::ObjectStore;
+use callsync::services::Services;
+use callsync_tests::harness::{LocalStack, repo_root};
+
+/// Functions whose `main` builds an [`ApiContext`].
+const HTTP_FUNCTIONS: &[&str] = &["ConfigureFunction", "ValidateFunction", "StatusFunction"];
+/// Functions whose `main` builds [`Services`].
+const SYNC_FUNCTIONS: &[&str] = &["NightlyFunction", "SyncCallFunction", "StatusFunction"];
+/// Variables only a local run sets (fake VAN and LiveVox servers); never deployed.
+const LOCAL_ONLY: &[&str] = &[env::VAN_BASE_URL, env::LIVEVOX_BASE_URL];
+/// Read by the tracing subscriber, not by callsync's own code.
+const RUST_LOG: &str = "RUST_LOG";
+
+/// The IAM actions each function's code needs, derived from the SDK operations of the
+/// adapter methods it reaches:
+/// - `DynamoConfigStore`: `get` GetItem, `put` PutItem, `list` Scan.
+/// - `DynamoLedger`: `insert` and `replace` PutItem (conditional), `get` GetItem, `day` Query.
+/// - `DynamoDayStore`: `get` and `van_requests` GetItem, `replace` PutItem (conditional),
+///   `open_days` Query, `add_van_requests` UpdateItem (an atomic ADD).
+/// - `S3Objects`: `list` ListObjectsV2 (s3:ListBucket), `get` and `presign` GetObject,
+///   `put` PutObject, `rename` CopyObject (s3:GetObject on the source, s3:PutObject on the
+///   target) then DeleteObject.
+/// - `SqsQueue::send`: SendMessageBatch, which IAM grants as sqs:SendMessage.
+/// - `SecretsManagerStore::get`: GetSecretValue (the API token; VAN and LiveVox keys).
+/// - `LambdaLauncher::start`: Invoke (lambda:InvokeFunction).
+///
+/// Who calls what: configure reads, stores and lists candidates (`http::stored` lists the
+/// known ones for a 404); validate reads and lists them. nightly lists candidates (the
+/// tick), records and re-reads a day's calls, keeps day records (`update_day`, the lock,
+/// `open_days`) and reads the VAN request count for the budget; it reads the inbox, writes
+/// the CSV export, moves read and rejected files aside (`ingest::set_aside` → `rename`),
+/// presigns report links, and queues VAN-bound calls. sync-call reads the candidate and the
+/// call, records the outcome, and adds the VAN requests it made to the day's count. status
+/// reads a day (`GET /status`, with presigned CSV links); `POST /retry` re-plans and
+/// settles a day (ledger and day writes, CSV export, queue); a dry `POST /runs` reads the
+/// inbox but never moves a file, and a real one is handed to nightly (Invoke) — so status
+/// never deletes an object and never touches `open_days` or the counter's UpdateItem.
+const NEEDED: &[(&str, &[&str])] = &[
+    (
+        "ConfigureFunction",
+        &[
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:Scan",
+            "secretsmanager:GetSecretValue",
+        ],
+    ),
+    (
+        "ValidateFunction",
+        &[
+            "dynamodb:GetItem",
+            "dynamodb:Scan",
+            "secretsmanager:GetSecretValue",
+        ],
+    ),
+    (
+        "NightlyFunction",
+        &[
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:Query",
+            "dynamodb:Scan",
+            "s3:DeleteObject",
+            "s3:GetObject",
+            "s3:ListBucket",
+            "s3:PutObject",
+            "secretsmanager:GetSecretValue",
+            "sqs:SendMessage",
+        ],
+    ),
+    (
+        "SyncCallFunction",
+        &[
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "secretsmanager:GetSecretValue",
+        ],
+    ),
+    (
+        "StatusFunction",
+        &[
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:Query",
+            "dynamodb:Scan",
+            "lambda:InvokeFunction",
+            "s3:GetObject",
+            "s3:ListBucket",
+            "s3:PutObject",
+            "secretsmanager:GetSecretValue",
+            "sqs:SendMessage",
+        ],
+    ),
+];
+
+/// One function's own variables, exactly as the template gives them.
+fn own_vars(stack: &LocalStack, function: &str) -> Vars {
+    let vars = stack
+        .functions
+        .get(function)
+        .unwrap_or_else(|| panic!("the template declares no {function}"));
+    Vars::from_map(vars.clone())
+}
+
+#[tokio::test]
+async fn each_api_function_builds_its_wiring_from_its_own_environment() {
+    let stack = LocalStack::up(&[], &[]).await;
+    for &function in HTTP_FUNCTIONS {
+        if let Err(e) = ApiContext::build(&stack.aws, own_vars(&stack, function)) {
+            panic!("{function}: {e}: add it to the function's Environment in infra/template.yaml");
+        }
+    }
+}
+
+#[tokio::test]
+async fn each_sync_function_builds_its_services_from_its_own_environment() {
+    let stack = LocalStack::up(&[], &[]).await;
+    for &function in SYNC_FUNCTIONS {
+        if let Err(e) = Services::build(&stack.aws, &own_vars(&stack, function)) {
+            panic!("{function}: {e}: add it to the function's Environment in infra/template.yaml");
+        }
+    }
+    // Optional to the wiring (only one function starts runs), required by POST /runs.
+    assert!(
+        own_vars(&stack, "StatusFunction")
+            .optional(env::NIGHTLY_FUNCTION)
+            .is_some(),
+        "StatusFunction needs {} for POST /runs",
+        env::NIGHTLY_FUNCTION
+    );
+}
+
+#[tokio::test]
+async fn the_template_sets_only_variables_the_code_reads_and_every_one_somewhere() {
+    let stack = LocalStack::up(&[], &[]).await;
+    let known: BTreeSet<&str> = env::ALL.iter().copied().chain([RUST_LOG]).collect();
+    for (function, vars) in &stack.functions {
+        for name in vars.keys() {
+            assert!(
+                known.contains(name.as_str()),
+                "{function} sets {name}, which no code reads: remove it from the template, \
+                 or name it in callsync::adapters::env::ALL"
+            );
+        }
+    }
+    let set: BTreeSet<&str> = stack
+        .functions
+        .values()
+        .flat_map(|vars| vars.keys().map(String::as_str))
+        .collect();
+    for name in env::ALL.iter().filter(|n| !LOCAL_ONLY.contains(n)) {
+        assert!(
+            set.contains(name),
+            "the code reads {name}, but no function in the template sets it"
+        );
+    }
+    for name in LOCAL_ONLY {
+        assert!(
+            !set.contains(name),
+            "{name} points the code at local fake servers: the template must not set it"
+        );
+    }
+}
+
+/// What a variable names, so its value can be looked up.
+enum Names {
+    Table,
+    Queue,
+    Bucket,
+    Secret,
+    /// A function: not created locally (cargo lambda runs it), so not looked up.
+    Function,
+    Url,
+}
+
+fn names(var: &str) -> Names {
+    match var {
+        env::CONFIG_TABLE | env::CALLS_TABLE | env::DAYS_TABLE => Names::Table,
+        env::SYNC_QUEUE_URL => Names::Queue,
+        env::BUCKET => Names::Bucket,
+        env::API_TOKEN_SECRET => Names::Secret,
+        env::NIGHTLY_FUNCTION => Names::Function,
+        env::VAN_BASE_URL | env::LIVEVOX_BASE_URL => Names::Url,
+        other => panic!("{other}: say here what kind of resource it names, so it is checked"),
+    }
+}
+
+#[tokio::test]
+async fn the_tables_queue_bucket_and_secret_the_variables_name_exist() {
+    let stack = LocalStack::up(&[], &[]).await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&stack.aws);
+    let sqs = aws_sdk_sqs::Client::new(&stack.aws);
+    let secrets = aws_sdk_secretsmanager::Client::new(&stack.aws);
+
+    // The lookups tell a declared resource from an undeclared one.
+    let missing = format!("{}-undeclared", stack.name);
+    assert!(
+        dynamo
+            .describe_table()
+            .table_name(&missing)
+            .send()
+            .await
+            .is_err()
+    );
+    assert!(
+        S3Objects::from_conf(&stack.aws, &missing)
+            .list("")
+            .await
+            .is_err()
+    );
+
+    let mut checked = 0;
+    for (function, vars) in &stack.functions {
+        for (var, value) in vars.iter().filter(|(k, _)| k.as_str() != RUST_LOG) {
+            let found = match names(var) {
+                Names::Table => dynamo
+                    .describe_table()
+                    .table_name(value)
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(|e| DisplayErrorContext(e).to_string()),
+                Names::Queue => sqs
+                    .get_queue_attributes()
+                    .queue_url(value)
+                    .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(|e| DisplayErrorContext(e).to_string()),
+                // ListObjectsV2 on the bucket, through the adapter the functions use.
+                Names::Bucket => S3Objects::from_conf(&stack.aws, value)
+                    .list("")
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string()),
+                Names::Secret => secrets
+                    .describe_secret()
+                    .secret_id(value)
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(|e| DisplayErrorContext(e).to_string()),
+                Names::Function | Names::Url => continue,
+            };
+            if let Err(e) = found {
+                panic!("{function}'s {var} = {value:?} names nothing the stack created: {e}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "only {checked} variables were looked up");
+}
+
+#[test]
+fn each_function_is_allowed_exactly_the_actions_its_adapters_call() {
+    let root = repo_root();
+    let out = std::process::Command::new(root.join(".venv/bin/python"))
+        .arg(root.join("infra/local_stack.py"))
+        .arg("policies")
+        .output()
+        .expect("run infra/local_stack.py (is .venv installed? `make venv`)");
+    assert!(
+        out.status.success(),
+        "local_stack.py policies failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let granted: HashMap<String, BTreeSet<String>> =
+        serde_json::from_slice(&out.stdout).expect("local_stack.py prints JSON");
+
+    let needed: HashMap<&str, BTreeSet<&str>> = NEEDED
+        .iter()
+        .map(|(f, actions)| (*f, actions.iter().copied().collect()))
+        .collect();
+    let declared: BTreeSet<&str> = granted.keys().map(String::as_str).collect();
+    assert_eq!(
+        declared,
+        needed.keys().copied().collect(),
+        "the template's functions and this test's NEEDED table differ"
+    );
+    for (function, need) in &needed {
+        let has: BTreeSet<&str> = granted[*function].iter().map(String::as_str).collect();
+        let missing: Vec<_> = need.difference(&has).collect();
+        assert!(
+            missing.is_empty(),
+            "{function} calls {missing:?} but its Policies do not allow them: add them in infra/template.yaml"
+        );
+        let unused: Vec<_> = has.difference(need).collect();
+        assert!(
+            unused.is_empty(),
+            "{function} is allowed {unused:?}, which none of its code calls: remove them from \
+             infra/template.yaml (or, if new code calls them, add them to NEEDED)"
+        );
+    }
+}
