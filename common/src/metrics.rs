@@ -85,8 +85,13 @@ pub fn emf_line(
     Some(Value::Object(line).to_string())
 }
 
-/// Emit one line on stdout (where Lambda's log agent reads EMF).
+/// Emit one line on stdout, where Lambda's log agent reads EMF. Outside Lambda (tests,
+/// the demo) nobody reads it, so nothing is printed.
 pub fn emit(candidate: &CandidateSlug, at: jiff::Timestamp, values: &[(Metric, Vec<f64>)]) {
+    static IN_LAMBDA: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if !*IN_LAMBDA.get_or_init(|| std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some()) {
+        return;
+    }
     if let Some(line) = emf_line(candidate, at, values) {
         println!("{line}");
     }
