@@ -48,7 +48,8 @@ dev-up: venv
 	  --secret 'callsync/demo/van={"application_name":"callsync-demo","api_key":"demo-van-key"}' \
 	  --secret 'callsync/demo/livevox={"access_token":"demo-lv-access","client_name":"callsync-demo","user_name":"demo","password":"demo-password"}' \
 	  --set CALLSYNC_VAN_BASE_URL=http://127.0.0.1:$(DEV_VAN_PORT)/v4 \
-	  --set CALLSYNC_LIVEVOX_BASE_URL=http://127.0.0.1:$(DEV_LIVEVOX_PORT) > /dev/null
+	  --set CALLSYNC_LIVEVOX_BASE_URL=http://127.0.0.1:$(DEV_LIVEVOX_PORT) \
+	  --set CALLSYNC_LOCAL_ENDPOINTS=loopback > /dev/null
 	@echo "local stack up: .env.local written (API token: dev-token). Stop it with: make dev-down"
 
 dev-down:

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::call::{AccountPattern, PatternError};
+use crate::egress::{self, Egress};
 use crate::livevox::cdr::CdrColumns;
 use crate::mapping::{FieldError, ResultMapping, ResultRowDoc};
 use crate::values::CandidateSlug;
@@ -156,8 +157,10 @@ pub struct Candidate {
 }
 
 impl Candidate {
-    /// Check every field of `doc`, reporting every problem at once.
-    pub fn from_doc(doc: CandidateDoc) -> Result<Self, Vec<FieldError>> {
+    /// Check every field of `doc`, reporting every problem at once. `egress` says which
+    /// endpoints a document may name (public https ones, unless the deployment runs
+    /// locally).
+    pub fn from_doc(doc: CandidateDoc, egress: Egress) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
         let slug = CandidateSlug::parse(&doc.slug)
             .map_err(|e| errors.push(FieldError::new("slug", e.to_string())))
@@ -188,7 +191,7 @@ impl Candidate {
                 ),
             ));
         }
-        check_source(&doc.source, &mut errors);
+        check_source(&doc.source, slug.as_ref(), &mut errors);
         let accounts =
             AccountPattern::new(&doc.account_pattern, doc.test_account_pattern.as_deref())
                 .map_err(|e| {
@@ -205,7 +208,7 @@ impl Candidate {
                 "van",
                 "is missing: every strategy but all_csv posts to VAN and needs secret_name and database_mode",
             )),
-            (Some(van), _) => check_van(van, &mut errors),
+            (Some(van), _) => check_van(van, slug.as_ref(), &mut errors),
         }
         if let Strategy::Budget {
             daily_free_requests: 0,
@@ -227,8 +230,13 @@ impl Candidate {
                 ));
             }
         }
-        if let Some(notify) = &doc.notify {
-            check_url("notify.webhook_url", &notify.webhook_url, &mut errors);
+        if let Some(notify) = &doc.notify
+            && let Err(e) = egress.check_url(&notify.webhook_url)
+        {
+            errors.push(FieldError::new(
+                "notify.webhook_url",
+                format!("{:?} {e}", notify.webhook_url),
+            ));
         }
         match (slug, zone, accounts, mapping) {
             (Some(slug), Some(zone), Some(accounts), Some(mapping)) if errors.is_empty() => {
@@ -264,7 +272,8 @@ impl Candidate {
         self.doc.active
     }
 
-    /// The S3 prefix CDR files for this candidate are dropped under.
+    /// The S3 prefix CDR files for this candidate are dropped under: `inbox/<slug>/` or a
+    /// folder beneath it (checked by [`Candidate::from_doc`]).
     pub fn inbox_prefix(&self) -> Option<String> {
         let cdr = self.doc.source.cdr.as_ref()?;
         Some(
@@ -273,28 +282,67 @@ impl Candidate {
                 .unwrap_or_else(|| format!("inbox/{}/", self.slug)),
         )
     }
+
+    /// Whether `key` is an object of this candidate's inbox: the only objects a run of it
+    /// may move or delete.
+    pub fn owns_inbox_object(&self, key: &str) -> bool {
+        self.inbox_prefix().is_some_and(|prefix| {
+            key.len() > prefix.len() && key.starts_with(&prefix) && safe_key(key)
+        })
+    }
 }
 
-fn check_source(source: &SourceDoc, errors: &mut Vec<FieldError>) {
+/// The prefix every secret of candidate `slug` must have. The API token and every other
+/// candidate's secrets lie outside it.
+pub fn secret_prefix(slug: &CandidateSlug) -> String {
+    format!("callsync/{slug}/")
+}
+
+/// A key made of plain path segments: no empty, `.` or `..` segment, no backslash or
+/// control character (so no key can climb out of the prefix it starts with).
+fn safe_key(key: &str) -> bool {
+    !key.starts_with('/')
+        && key
+            .strip_suffix('/')
+            .unwrap_or(key)
+            .split('/')
+            .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+        && !key.chars().any(|c| c.is_control() || c == '\\')
+}
+
+fn check_source(source: &SourceDoc, slug: Option<&CandidateSlug>, errors: &mut Vec<FieldError>) {
     if source.cdr.is_none() && source.livevox.is_none() {
         errors.push(FieldError::new(
             "source",
             "names no call source: set source.cdr (CDR files in S3), source.livevox (the API), or both",
         ));
     }
-    if let Some(prefix) = source.cdr.as_ref().and_then(|c| c.inbox_prefix.as_deref())
-        && (prefix.starts_with('/') || !prefix.ends_with('/') || prefix.len() < 2)
-    {
-        errors.push(FieldError::new(
-            "source.cdr.inbox_prefix",
-            format!("{prefix:?} must be an S3 key prefix like \"inbox/ny14-smith/\": no leading '/', ending in '/'"),
-        ));
+    if let (Some(prefix), Some(slug)) = (
+        source.cdr.as_ref().and_then(|c| c.inbox_prefix.as_deref()),
+        slug,
+    ) {
+        let own = format!("inbox/{slug}/");
+        if !(prefix.starts_with(&own) && prefix.ends_with('/') && safe_key(prefix)) {
+            errors.push(FieldError::new(
+                "source.cdr.inbox_prefix",
+                format!(
+                    "{prefix:?} is not this candidate's inbox: use {own:?} (the default) or a folder beneath it such as \"{own}livevox/\", ending in '/'"
+                ),
+            ));
+        }
     }
     if let Some(lv) = &source.livevox {
-        if lv.secret_name.trim().is_empty() {
+        check_secret(
+            "source.livevox.secret_name",
+            &lv.secret_name,
+            "the LiveVox credentials",
+            slug,
+            errors,
+        );
+        if let Some(i) = lv.services.iter().position(|&s| s == 0) {
             errors.push(FieldError::new(
-                "source.livevox.secret_name",
-                "is empty: name the Secrets Manager secret holding the LiveVox credentials",
+                format!("source.livevox.services[{i}]"),
+                "is 0, which is not a LiveVox service id: GET /configure lists the account's services",
             ));
         }
         if lv.services.is_empty() {
@@ -303,19 +351,61 @@ fn check_source(source: &SourceDoc, errors: &mut Vec<FieldError>) {
                 "is empty: list the LiveVox service ids whose calls belong to this candidate (GET /configure shows them)",
             ));
         }
-        if let Some(url) = &lv.base_url {
-            check_url("source.livevox.base_url", url, errors);
+        if let Some(url) = &lv.base_url
+            && let Err(e) = egress::livevox_base_url(url)
+        {
+            errors.push(FieldError::new(
+                "source.livevox.base_url",
+                format!("{url:?} {e}"),
+            ));
         }
     }
 }
 
-fn check_van(van: &VanSettings, errors: &mut Vec<FieldError>) {
+/// A secret a candidate names must be its own: `callsync/<slug>/<name>`, a plain name (no
+/// ARN, which could name any secret of the account).
+fn check_secret(
+    field: &str,
+    name: &str,
+    holding: &str,
+    slug: Option<&CandidateSlug>,
+    errors: &mut Vec<FieldError>,
+) {
+    if name.trim().is_empty() {
+        errors.push(FieldError::new(
+            field,
+            format!("is empty: name the Secrets Manager secret holding {holding}"),
+        ));
+        return;
+    }
+    let Some(slug) = slug else { return };
+    let prefix = secret_prefix(slug);
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c);
+    let ok = name.len() <= 512
+        && name.len() > prefix.len()
+        && name.starts_with(&prefix)
+        && name.chars().all(allowed)
+        && !name.ends_with('/')
+        && safe_key(name);
+    if !ok {
+        errors.push(FieldError::new(
+            field,
+            format!(
+                "{name:?} is not one of this candidate's secrets: name a secret under {prefix:?}, such as \"{prefix}van\" (a candidate may read only its own secrets)"
+            ),
+        ));
+    }
+}
+
+fn check_van(van: &VanSettings, slug: Option<&CandidateSlug>, errors: &mut Vec<FieldError>) {
+    check_secret(
+        "van.secret_name",
+        &van.secret_name,
+        "the VAN application name and API key",
+        slug,
+        errors,
+    );
     for (field, value, what) in [
-        (
-            "van.secret_name",
-            &van.secret_name,
-            "the Secrets Manager secret holding the VAN application name and API key",
-        ),
         (
             "van.contact_type",
             &van.contact_type,
@@ -330,19 +420,6 @@ fn check_van(van: &VanSettings, errors: &mut Vec<FieldError>) {
         if value.trim().is_empty() {
             errors.push(FieldError::new(field, format!("is empty: give {what}")));
         }
-    }
-}
-
-fn check_url(field: &str, url: &str, errors: &mut Vec<FieldError>) {
-    let local = ["http://127.0.0.1", "http://localhost"]
-        .iter()
-        .any(|p| url.starts_with(p));
-    match reqwest::Url::parse(url) {
-        Ok(u) if u.scheme() == "https" || local => {}
-        _ => errors.push(FieldError::new(
-            field,
-            format!("{url:?} must be an https:// URL"),
-        )),
     }
 }
 
@@ -371,7 +448,7 @@ mod tests {
     #[test]
     fn the_example_document_is_valid_and_defaults_fill_in() {
         let doc: CandidateDoc = serde_json::from_value(example_json()).unwrap();
-        let c = Candidate::from_doc(doc).unwrap();
+        let c = Candidate::from_doc(doc, Egress::STRICT).unwrap();
         assert!(c.active());
         assert_eq!(c.van().unwrap().contact_type, "Phone");
         assert_eq!(c.van().unwrap().input_type, "API");
@@ -424,7 +501,7 @@ mod tests {
             {"result": "agent cust 1 (12)", "display_name": "Dup", "success": true, "result_code_id": 14,
              "activist_codes": [4411]}));
         let doc: CandidateDoc = serde_json::from_value(json).unwrap();
-        let errors = Candidate::from_doc(doc).unwrap_err();
+        let errors = Candidate::from_doc(doc, Egress::STRICT).unwrap_err();
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
             fields,
@@ -454,7 +531,139 @@ mod tests {
         json["van"] = serde_json::Value::Null;
         json["strategy"] = "all_csv".into();
         let doc: CandidateDoc = serde_json::from_value(json).unwrap();
-        assert!(Candidate::from_doc(doc).is_ok());
+        assert!(Candidate::from_doc(doc, Egress::STRICT).is_ok());
+    }
+
+    fn field_errors(json: serde_json::Value) -> Vec<String> {
+        let doc: CandidateDoc = serde_json::from_value(json).unwrap();
+        match Candidate::from_doc(doc, Egress::STRICT) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors.iter().map(|e| e.field.clone()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_candidate_may_name_only_its_own_secrets() {
+        for name in [
+            "callsync/ny14-smith/van",
+            "callsync/ny14-smith/keys/van-myc",
+        ] {
+            let mut json = example_json();
+            json["van"]["secret_name"] = name.into();
+            assert_eq!(field_errors(json), Vec::<String>::new(), "{name}");
+        }
+        for name in [
+            "callsync/other-candidate/van",
+            "callsync/ny14-smith",
+            "callsync/ny14-smith/",
+            "callsync/ny14-smithx/van",
+            "callsync/api-token",
+            "callsync-api-token",
+            "callsync/ny14-smith/../other/van",
+            "callsync/ny14-smith//van",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:callsync/ny14-smith/van",
+            "prod/stripe-key",
+        ] {
+            let mut json = example_json();
+            json["van"]["secret_name"] = name.into();
+            assert_eq!(field_errors(json), vec!["van.secret_name"], "{name}");
+            let mut json = example_json();
+            json["source"]["livevox"] =
+                serde_json::json!({"secret_name": name, "services": [1001]});
+            assert_eq!(
+                field_errors(json),
+                vec!["source.livevox.secret_name"],
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_inbox_lies_under_the_candidates_own_prefix() {
+        for ok in ["inbox/ny14-smith/", "inbox/ny14-smith/livevox/"] {
+            let mut json = example_json();
+            json["source"]["cdr"]["inbox_prefix"] = ok.into();
+            assert_eq!(field_errors(json), Vec::<String>::new(), "{ok}");
+        }
+        for bad in [
+            "exports/",
+            "exports/ny14-smith/",
+            "inbox/",
+            "inbox/other/",
+            "inbox/ny14-smithx/",
+            "inbox/ny14-smith",
+            "inbox/ny14-smith/../other/",
+            "inbox/ny14-smith/./",
+            "inbox/ny14-smith//",
+            "../",
+            "/inbox/ny14-smith/",
+            "",
+        ] {
+            let mut json = example_json();
+            json["source"]["cdr"]["inbox_prefix"] = bad.into();
+            assert_eq!(
+                field_errors(json),
+                vec!["source.cdr.inbox_prefix"],
+                "{bad:?}"
+            );
+        }
+        let doc: CandidateDoc = serde_json::from_value(example_json()).unwrap();
+        let c = Candidate::from_doc(doc, Egress::STRICT).unwrap();
+        assert!(c.owns_inbox_object("inbox/ny14-smith/calls.csv"));
+        for other in [
+            "inbox/ny14-smith/",
+            "inbox/other/calls.csv",
+            "exports/ny14-smith/2026-11-03/ny14-smith-11-03-2026-1.csv",
+            "inbox/ny14-smith/../other/calls.csv",
+        ] {
+            assert!(!c.owns_inbox_object(other), "{other}");
+        }
+    }
+
+    #[test]
+    fn the_livevox_login_may_go_only_to_a_livevox_host() {
+        for (url, ok) in [
+            ("https://api.na4.livevox.com", true),
+            ("https://listener.example.com", false),
+            ("http://localhost@127.0.0.2:7002", false),
+            ("http://127.0.0.1:7002", false),
+        ] {
+            let mut json = example_json();
+            json["source"]["livevox"] = serde_json::json!(
+                {"secret_name": "callsync/ny14-smith/livevox", "services": [1001], "base_url": url});
+            let want: Vec<String> = if ok {
+                vec![]
+            } else {
+                vec!["source.livevox.base_url".into()]
+            };
+            assert_eq!(field_errors(json), want, "{url}");
+        }
+        let mut json = example_json();
+        json["source"]["livevox"] = serde_json::json!(
+            {"secret_name": "callsync/ny14-smith/livevox", "services": [1001, 0]});
+        assert_eq!(field_errors(json), vec!["source.livevox.services[1]"]);
+    }
+
+    #[test]
+    fn the_report_webhook_must_be_a_public_https_endpoint() {
+        for url in [
+            "http://hooks.slack.com/services/x",
+            "https://127.0.0.1/hook",
+            "https://[::1]/hook",
+            "https://169.254.169.254/latest",
+            "https://10.0.0.5/hook",
+            "https://hooks.slack.com@10.0.0.5/hook",
+            "https://localhost/hook",
+        ] {
+            let mut json = example_json();
+            json["notify"] = serde_json::json!({"webhook_url": url});
+            assert_eq!(field_errors(json), vec!["notify.webhook_url"], "{url}");
+        }
+        let mut json = example_json();
+        json["notify"] = serde_json::json!({"webhook_url": "http://127.0.0.1:9/hook"});
+        let doc: CandidateDoc = serde_json::from_value(json).unwrap();
+        assert!(Candidate::from_doc(doc.clone(), Egress::STRICT).is_err());
+        assert!(Candidate::from_doc(doc, Egress::LOCAL).is_ok());
     }
 
     #[test]

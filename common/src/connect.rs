@@ -1,8 +1,11 @@
 //! Builds a candidate's VAN and LiveVox clients from its secrets and the environment's
-//! base-URL overrides (the local fakes); shared by the API and the sync functions.
+//! base-URL overrides (the local fakes); shared by the API and the sync functions. Only a
+//! checked [`Candidate`] can be connected: its secret names lie under its own prefix and
+//! its LiveVox host is LiveVox's, so a document cannot send a login anywhere else.
 
 use crate::adapters::env;
-use crate::candidate::{LiveVoxSource, VanSettings};
+use crate::candidate::{Candidate, secret_prefix};
+use crate::egress::{self, Egress};
 use crate::livevox::{LiveVoxClient, LiveVoxCredentials, LiveVoxError, LiveVoxOptions};
 use crate::ports::{SecretStore, StoreError};
 use crate::retry::Retryable;
@@ -17,6 +20,9 @@ pub enum ConnectError {
     Van(#[from] VanError),
     #[error("LiveVox: {0}")]
     LiveVox(#[from] LiveVoxError),
+    /// The candidate names no such connection, or one it may not use.
+    #[error("{0}")]
+    Config(String),
 }
 
 impl ConnectError {
@@ -28,6 +34,7 @@ impl ConnectError {
             Self::Store(_) => false,
             Self::Van(e) => e.is_retryable(),
             Self::LiveVox(e) => e.retry_advice() != crate::retry::RetryAdvice::Never,
+            Self::Config(_) => false,
         }
     }
 }
@@ -39,6 +46,8 @@ pub struct Connectors {
     pub livevox_base_url: Option<String>,
     pub van_options: ClientOptions,
     pub livevox_options: LiveVoxOptions,
+    /// Which endpoints documents may name (see [`Egress`]).
+    pub egress: Egress,
 }
 
 impl Connectors {
@@ -46,6 +55,7 @@ impl Connectors {
         Self {
             van_base_url: vars.optional(env::VAN_BASE_URL),
             livevox_base_url: vars.optional(env::LIVEVOX_BASE_URL),
+            egress: Egress::from_vars(vars),
             ..Self::default()
         }
     }
@@ -61,12 +71,16 @@ impl Connectors {
     pub async fn van(
         &self,
         secrets: &dyn SecretStore,
-        van: &VanSettings,
+        candidate: &Candidate,
     ) -> Result<VanClient, ConnectError> {
-        let creds: VanCredentials = secrets
-            .get(&van.secret_name)
-            .await?
-            .json(&van.secret_name)?;
+        let van = candidate.van().ok_or_else(|| {
+            ConnectError::Config(format!(
+                "candidate {} has no VAN settings: add `van` to its document",
+                candidate.slug
+            ))
+        })?;
+        let name = own_secret(candidate, &van.secret_name)?;
+        let creds: VanCredentials = secrets.get(name).await?.json(name)?;
         let base = self
             .van_base_url
             .as_deref()
@@ -78,15 +92,39 @@ impl Connectors {
     pub async fn livevox(
         &self,
         secrets: &dyn SecretStore,
-        lv: &LiveVoxSource,
+        candidate: &Candidate,
     ) -> Result<LiveVoxClient, ConnectError> {
-        let creds: LiveVoxCredentials =
-            secrets.get(&lv.secret_name).await?.json(&lv.secret_name)?;
-        let base = self
-            .livevox_base_url
-            .as_deref()
-            .or(lv.base_url.as_deref())
-            .unwrap_or(LiveVoxClient::DEFAULT_BASE_URL);
-        LiveVoxClient::new(base, creds, self.livevox_options.clone()).map_err(ConnectError::LiveVox)
+        let lv = candidate.doc().source.livevox.as_ref().ok_or_else(|| {
+            ConnectError::Config(format!(
+                "candidate {} has no LiveVox source: add `source.livevox` to its document",
+                candidate.slug
+            ))
+        })?;
+        let name = own_secret(candidate, &lv.secret_name)?;
+        let base = match (&self.livevox_base_url, &lv.base_url) {
+            // The deployment's override (a local stack's fake) wins over any document.
+            (Some(local), _) => local.clone(),
+            (None, Some(url)) => egress::livevox_base_url(url)
+                .map_err(|e| ConnectError::Config(format!("source.livevox.base_url {url:?} {e}")))?
+                .to_string(),
+            (None, None) => LiveVoxClient::DEFAULT_BASE_URL.to_owned(),
+        };
+        let creds: LiveVoxCredentials = secrets.get(name).await?.json(name)?;
+        LiveVoxClient::new(&base, creds, self.livevox_options.clone())
+            .map_err(ConnectError::LiveVox)
+    }
+}
+
+/// `name`, if it is one of `candidate`'s own secrets (checked again here, where the secret
+/// is read, so no path around the document check can read another's).
+fn own_secret<'a>(candidate: &Candidate, name: &'a str) -> Result<&'a str, ConnectError> {
+    if name.starts_with(&secret_prefix(&candidate.slug)) && !name.contains("..") {
+        Ok(name)
+    } else {
+        Err(ConnectError::Config(format!(
+            "secret {name:?} is not one of candidate {}'s secrets (they are named {}…)",
+            candidate.slug,
+            secret_prefix(&candidate.slug)
+        )))
     }
 }

@@ -94,16 +94,6 @@ fn bad_row(candidate: &Candidate, day: Date, err: &RowError, now: jiff::Timestam
     CallRecord::bad_row(key, err.to_string(), now)
 }
 
-/// Where a candidate's CDR files are dropped.
-pub fn inbox_prefix(candidate: &Candidate) -> Option<String> {
-    let cdr = candidate.doc().source.cdr.as_ref()?;
-    Some(
-        cdr.inbox_prefix
-            .clone()
-            .unwrap_or_else(|| format!("inbox/{}/", candidate.slug)),
-    )
-}
-
 fn file_name(key: &str) -> &str {
     key.rsplit('/').next().unwrap_or(key)
 }
@@ -121,7 +111,7 @@ pub async fn read_inbox(
     bad_day: Date,
     into: &mut Ingested,
 ) -> Result<(), StoreError> {
-    let Some(prefix) = inbox_prefix(candidate) else {
+    let Some(prefix) = candidate.inbox_prefix() else {
         return Ok(());
     };
     let columns: CdrColumns = candidate
@@ -172,16 +162,22 @@ pub async fn set_aside(
     today: Date,
     ingested: &mut Ingested,
 ) -> Result<(), StoreError> {
+    // Only the candidate's own inbox is ever moved from: nothing a run read can take
+    // another candidate's files (or the exports, which are receipts) with it.
     for file in &ingested.files {
+        if !candidate.owns_inbox_object(&file.key) {
+            tracing::error!(key = %file.key, "not in the candidate's inbox; left where it is");
+            continue;
+        }
         objects
             .rename(&file.key, &processed_key(candidate, &file.key, today))
             .await?;
     }
     for problem in &mut ingested.problems {
-        let Some(prefix) = inbox_prefix(candidate) else {
+        let Some(prefix) = candidate.inbox_prefix() else {
             continue;
         };
-        if !problem.source.starts_with(&prefix) {
+        if !candidate.owns_inbox_object(&problem.source) {
             continue;
         }
         let to = format!(
@@ -216,7 +212,10 @@ pub async fn read_livevox(
     let Some(lv) = candidate.doc().source.livevox.as_ref() else {
         return Ok(());
     };
-    let client = svc.connectors.livevox(svc.secrets.as_ref(), lv).await?;
+    let client = svc
+        .connectors
+        .livevox(svc.secrets.as_ref(), candidate)
+        .await?;
     let (from, to) = day_window(candidate, date);
     let details = client.call_details(from, to, &lv.services).await?;
     let now = svc.clock.now();

@@ -9,6 +9,7 @@ pub mod call;
 pub mod candidate;
 pub mod catalogue;
 pub mod connect;
+pub mod egress;
 pub mod entrypoints;
 pub mod export;
 pub mod ingest;

@@ -5,7 +5,7 @@
 //!
 //! Also the hourly tick (which candidates are due), dry runs, and `/retry`.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use futures::StreamExt;
 use jiff::Timestamp;
@@ -129,7 +129,7 @@ pub async fn run(
     let mut ingested = Ingested::default();
     if let Err(e) = ingest::read_inbox(svc, &candidate, date, &mut ingested).await {
         ingested.problems.push(SourceProblem {
-            source: ingest::inbox_prefix(&candidate).unwrap_or_default(),
+            source: candidate.inbox_prefix().unwrap_or_default(),
             message: format!("the inbox could not be read this time: {e}"),
             moved_to: None,
         });
@@ -520,7 +520,9 @@ async fn settle_locked(
 ) -> Result<(), StoreError> {
     let mut records = svc.ledger.day(day).await?;
 
-    // 1. CSV-bound calls into one new CSV.
+    // 1. CSV-bound calls into one new CSV. A file a dead run wrote but never listed is
+    // adopted first: its calls are finished into it, never written into a second file.
+    adopt_unlisted_exports(svc, day, held, &mut records).await?;
     let mut queued: Vec<usize> = (0..records.len())
         // Only calls can be CSV-bound (a bad row is an error), but the row numbers are
         // receipts: never let a record without a call shift them.
@@ -593,6 +595,10 @@ async fn settle_locked(
     Ok(())
 }
 
+/// Write the CSV of `queued`, then finish each of its calls with a receipt pointing at its
+/// row, then list the file on the day. Each step is safe to repeat, and a run that dies
+/// between two leaves a file that [`adopt_unlisted_exports`] completes: every CSV-bound
+/// call ends in exactly one listed file.
 async fn export_csv(
     svc: &Services,
     candidate: &Candidate,
@@ -600,66 +606,163 @@ async fn export_csv(
     records: &mut [CallRecord],
     queued: &[usize],
 ) -> Result<ExportRef, StoreError> {
-    // The file number comes from what is in the bucket, not from the day record: a run
-    // that died after writing a file must not overwrite it (its receipts point into it).
-    let prefix = format!("exports/{}/{}/", day.candidate, day.date);
-    let n = svc.objects.list(&prefix).await?.len() + 1;
-    let key = export::object_key(&day.candidate, day.date, n);
+    // The file number comes from what is in the bucket, not from the day record: a file
+    // is never overwritten (receipts point into it).
+    let prefix = export::day_prefix(&day.candidate, day.date);
+    let existing: HashSet<String> = svc
+        .objects
+        .list(&prefix)
+        .await?
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    let key = (existing.len() + 1..)
+        .map(|n| export::object_key(&day.candidate, day.date, n))
+        .find(|k| !existing.contains(k))
+        .unwrap_or_default();
     let rows: Vec<CallRecord> = queued.iter().map(|&i| records[i].clone()).collect();
     let id_type = export::voter_id_type(candidate.van().map(|v| v.database_mode));
     let bytes = export::write(&rows, &candidate.zone, id_type);
     svc.objects
         .put(&key, bytes, "text/csv; charset=utf-8")
         .await?;
-    let at = svc.clock.now();
-    let bucket = svc.objects.bucket().to_owned();
-    let finished: Vec<Result<bool, StoreError>> =
-        futures::stream::iter(queued.iter().copied().enumerate())
-            .map(|(row, i)| {
-                let mut r = records[i].clone();
-                r.state = CallState::Finished;
-                r.receipt = Some(Receipt::Csv {
-                    bucket: bucket.clone(),
-                    key: key.clone(),
-                    row: row as u64 + 1,
-                    at,
-                });
-                r.updated_at = at;
-                async move {
-                    let ok = svc.ledger.replace(&mut r).await?;
-                    Ok::<_, StoreError>((ok, r))
-                }
-            })
-            .buffered(svc.settings.ledger_concurrency.max(1))
-            .map(|res| res.map(|(ok, _)| ok))
-            .collect()
-            .await;
-    for (&i, res) in queued.iter().zip(&finished) {
-        match res {
-            Ok(true) => {
-                records[i].state = CallState::Finished;
-                records[i].version += 1;
-            }
-            Ok(false) => {
-                tracing::warn!(call = %records[i].key, "changed while being exported; left as it is")
-            }
-            Err(e) => {
-                tracing::warn!(call = %records[i].key, error = %e, "exported but not marked; the next run exports it again")
-            }
-        }
-    }
+    let placed: Vec<(u64, usize)> = queued
+        .iter()
+        .enumerate()
+        .map(|(row, &i)| (row as u64 + 1, i))
+        .collect();
+    finish_into(svc, records, &key, &placed).await?;
     let export = ExportRef {
         key,
         rows: queued.len() as u64,
-        at,
+        at: svc.clock.now(),
     };
-    let added = export.clone();
+    list_export(svc, day, &export).await?;
+    Ok(export)
+}
+
+/// Finish each `(row, record)` into file `key`. A record someone changed meanwhile is
+/// read again and finished if it is still CSV-bound. Any store failure stops here: the
+/// file is then not listed, and the next settle adopts it.
+async fn finish_into(
+    svc: &Services,
+    records: &mut [CallRecord],
+    key: &str,
+    placed: &[(u64, usize)],
+) -> Result<(), StoreError> {
+    let at = svc.clock.now();
+    let bucket = svc.objects.bucket().to_owned();
+    let finish = |mut r: CallRecord, row: u64| {
+        r.state = CallState::Finished;
+        r.receipt = Some(Receipt::Csv {
+            bucket: bucket.clone(),
+            key: key.to_owned(),
+            row,
+            at,
+        });
+        r.updated_at = at;
+        r
+    };
+    let results: Vec<Result<(usize, Option<CallRecord>), StoreError>> = futures::stream::iter(
+        placed.iter().copied(),
+    )
+    .map(|(row, i)| {
+        let mut r = finish(records[i].clone(), row);
+        async move {
+            if svc.ledger.replace(&mut r).await? {
+                return Ok((i, Some(r)));
+            }
+            match svc.ledger.get(&r.key).await? {
+                Some(now) if now.state == CallState::QueuedForCsv => {
+                    let mut r = finish(now, row);
+                    let ok = svc.ledger.replace(&mut r).await?;
+                    Ok((i, ok.then_some(r)))
+                }
+                _ => {
+                    tracing::warn!(call = %r.key, "changed while being exported; left as it is");
+                    Ok((i, None))
+                }
+            }
+        }
+    })
+    .buffered(svc.settings.ledger_concurrency.max(1))
+    .collect()
+    .await;
+    let mut failed = None;
+    for result in results {
+        match result {
+            Ok((i, Some(r))) => records[i] = r,
+            Ok((_, None)) => {}
+            Err(e) => failed = Some(e),
+        }
+    }
+    failed.map_or(Ok(()), Err)
+}
+
+/// Put `export` on the day's list of files, once.
+async fn list_export(svc: &Services, day: &DayKey, export: &ExportRef) -> Result<(), StoreError> {
     update_day(svc, day, |d| {
-        d.exports.push(added.clone());
+        if d.exports.iter().any(|e| e.key == export.key) {
+            return false;
+        }
+        d.exports.push(export.clone());
         true
     })
-    .await?;
-    Ok(export)
+    .await
+    .map(drop)
+}
+
+/// Complete what a run that died while exporting left: a file in the day's export folder
+/// that the day does not list. Its rows name their calls (the `Call ID` column); each call
+/// still CSV-bound is finished into that row, and the file is listed.
+async fn adopt_unlisted_exports(
+    svc: &Services,
+    day: &DayKey,
+    held: &DayRecord,
+    records: &mut [CallRecord],
+) -> Result<(), StoreError> {
+    let listed: HashSet<&str> = held.exports.iter().map(|e| e.key.as_str()).collect();
+    let prefix = export::day_prefix(&day.candidate, day.date);
+    let unlisted: Vec<String> = svc
+        .objects
+        .list(&prefix)
+        .await?
+        .into_iter()
+        .map(|o| o.key)
+        .filter(|k| !listed.contains(k.as_str()) && k.ends_with(".csv"))
+        .collect();
+    if unlisted.is_empty() {
+        return Ok(());
+    }
+    let by_cell: HashMap<String, usize> = records
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.state == CallState::QueuedForCsv && r.call.is_some())
+        .map(|(i, r)| (export::cell(&r.key.call_id.0).into_owned(), i))
+        .collect();
+    for key in unlisted {
+        let cells = match export::call_id_cells(&svc.objects.get(&key).await?) {
+            Ok(cells) => cells,
+            Err(e) => {
+                tracing::error!(key = %key, error = %e, "an unlisted file in the export folder is not an export; left alone");
+                continue;
+            }
+        };
+        let placed: Vec<(u64, usize)> = cells
+            .iter()
+            .enumerate()
+            .filter_map(|(row, c)| by_cell.get(c).map(|&i| (row as u64 + 1, i)))
+            .collect();
+        tracing::warn!(key = %key, rows = cells.len(), unfinished = placed.len(), "adopting an export a stopped run left unlisted");
+        finish_into(svc, records, &key, &placed).await?;
+        let export = ExportRef {
+            key,
+            rows: cells.len() as u64,
+            at: svc.clock.now(),
+        };
+        list_export(svc, day, &export).await?;
+    }
+    Ok(())
 }
 
 async fn mark_enqueued(svc: &Services, records: &mut [CallRecord], sent: &[usize], now: Timestamp) {
@@ -1150,5 +1253,205 @@ mod tests {
         let entries = tick(&w.svc).await.unwrap();
         assert!(entries[0].run.is_none());
         assert!(entries[0].settled.is_empty());
+    }
+
+    /// The stores of a process that loses power after `left` more writes: every write
+    /// after that fails, as if the process had died there (reads still answer; they
+    /// change nothing).
+    struct PowerCut {
+        left: std::sync::atomic::AtomicI64,
+        ledger: MemoryLedger,
+        days: MemoryDays,
+        objects: MemoryObjects,
+    }
+
+    impl PowerCut {
+        fn write(&self) -> Result<(), StoreError> {
+            if self.left.fetch_sub(1, Ordering::SeqCst) > 0 {
+                Ok(())
+            } else {
+                Err(StoreError::Unavailable("power", "cut".into()))
+            }
+        }
+    }
+
+    struct Cut(Arc<PowerCut>);
+
+    #[async_trait::async_trait]
+    impl crate::ports::Ledger for Cut {
+        async fn insert(&self, record: &CallRecord) -> Result<bool, StoreError> {
+            self.0.write()?;
+            self.0.ledger.insert(record).await
+        }
+        async fn get(&self, key: &CallKey) -> Result<Option<CallRecord>, StoreError> {
+            self.0.ledger.get(key).await
+        }
+        async fn replace(&self, record: &mut CallRecord) -> Result<bool, StoreError> {
+            self.0.write()?;
+            self.0.ledger.replace(record).await
+        }
+        async fn day(&self, day: &DayKey) -> Result<Vec<CallRecord>, StoreError> {
+            self.0.ledger.day(day).await
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl crate::ports::DayStore for Cut {
+        async fn get(&self, day: &DayKey) -> Result<Option<DayRecord>, StoreError> {
+            self.0.days.get(day).await
+        }
+        async fn replace(&self, record: &mut DayRecord) -> Result<bool, StoreError> {
+            self.0.write()?;
+            self.0.days.replace(record).await
+        }
+        async fn open_days(&self, c: &CandidateSlug) -> Result<Vec<DayRecord>, StoreError> {
+            self.0.days.open_days(c).await
+        }
+        async fn add_van_requests(&self, day: &DayKey, n: u64) -> Result<(), StoreError> {
+            self.0.write()?;
+            self.0.days.add_van_requests(day, n).await
+        }
+        async fn van_requests(&self, day: &DayKey) -> Result<u64, StoreError> {
+            self.0.days.van_requests(day).await
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for Cut {
+        fn bucket(&self) -> &str {
+            self.0.objects.bucket()
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<crate::ports::ObjectInfo>, StoreError> {
+            self.0.objects.list(prefix).await
+        }
+        async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+            self.0.objects.get(key).await
+        }
+        async fn put(&self, key: &str, body: Vec<u8>, ct: &str) -> Result<(), StoreError> {
+            self.0.write()?;
+            self.0.objects.put(key, body, ct).await
+        }
+        async fn rename(&self, from: &str, to: &str) -> Result<(), StoreError> {
+            self.0.write()?;
+            self.0.objects.rename(from, to).await
+        }
+        async fn presign(&self, key: &str, ttl: std::time::Duration) -> Result<String, StoreError> {
+            self.0.objects.presign(key, ttl).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_run_stopped_at_any_write_ends_with_every_csv_call_in_exactly_one_listed_file() {
+        for cut in 0_i64.. {
+            let w = world("all_csv", MORNING).await;
+            // Five more calls, so a stop can fall between the rows of one file.
+            w.svc
+                .objects
+                .put(
+                    "inbox/unit/b.csv",
+                    "id,account number,first name,last name,phone dialed,start time,result\r\n\
+                     4,ny14-van-14,=cmd|' /C calc'!A0,B,2125550104,21-11-2026 13:00:00,No Answer\r\n\
+                     5,ny14-van-15,José,O'Brien,2125550105,21-11-2026 14:00:00,No Answer\r\n\
+                     6,ny14-van-16,A,B,2125550106,21-11-2026 15:00:00,No Answer\r\n\
+                     7,ny14-van-17,A,B,2125550107,21-11-2026 16:00:00,No Answer\r\n\
+                     8,ny14-van-18,A,B,2125550108,21-11-2026 17:00:00,No Answer\r\n"
+                        .as_bytes()
+                        .to_vec(),
+                    "text/csv",
+                )
+                .await
+                .unwrap();
+            let power = Arc::new(PowerCut {
+                left: cut.into(),
+                ledger: MemoryLedger::default(),
+                days: MemoryDays::default(),
+                objects: MemoryObjects::default(),
+            });
+            for key in ["inbox/unit/a.csv", "inbox/unit/b.csv"] {
+                let body = w.svc.objects.get(key).await.unwrap();
+                power.objects.put(key, body, "text/csv").await.unwrap();
+            }
+            let mut svc = w.svc.clone();
+            svc.ledger = Arc::new(Cut(power.clone()));
+            svc.days = Arc::new(Cut(power.clone()));
+            svc.objects = Arc::new(Cut(power.clone()));
+
+            let first = run(&svc, &w.slug(), DAY, RunOptions::default()).await;
+            let stopped = power.left.load(Ordering::SeqCst) < 0;
+            if !stopped {
+                assert!(first.is_ok(), "{first:?}");
+                assert!(cut > 10, "the run makes more writes than that");
+                break;
+            }
+            // Power back; a later tick (after the dead run's day lock ran out) runs again.
+            power.left.store(i64::MAX, Ordering::SeqCst);
+            w.set_clock("2026-11-22T16:20:00Z");
+            run(&svc, &w.slug(), DAY, RunOptions::default())
+                .await
+                .unwrap();
+
+            let day = DayKey {
+                candidate: w.slug(),
+                date: DAY,
+            };
+            let listed: BTreeSet<String> = svc
+                .days
+                .get(&day)
+                .await
+                .unwrap()
+                .unwrap()
+                .exports
+                .iter()
+                .map(|e| e.key.clone())
+                .collect();
+            let in_bucket: BTreeSet<String> = svc
+                .objects
+                .list(&export::day_prefix(&day.candidate, DAY))
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|o| o.key)
+                .collect();
+            assert_eq!(
+                listed, in_bucket,
+                "stopped after {cut} writes: every file is listed"
+            );
+            let mut rows_of_call: HashMap<String, Vec<(String, u64)>> = HashMap::new();
+            let mut files = HashMap::new();
+            for key in &listed {
+                let cells = export::call_id_cells(&svc.objects.get(key).await.unwrap()).unwrap();
+                for (i, c) in cells.iter().enumerate() {
+                    rows_of_call
+                        .entry(c.clone())
+                        .or_default()
+                        .push((key.clone(), i as u64 + 1));
+                }
+                files.insert(key.clone(), cells);
+            }
+            let records = svc.ledger.day(&day).await.unwrap();
+            assert_eq!(records.len(), 8, "stopped after {cut} writes");
+            for r in &records {
+                assert_eq!(
+                    r.state,
+                    CallState::Finished,
+                    "stopped after {cut} writes: {r:?}"
+                );
+                let Some(Receipt::Csv { key, row, .. }) = &r.receipt else {
+                    panic!("stopped after {cut} writes: no CSV receipt: {r:?}");
+                };
+                let cell = export::cell(&r.key.call_id.0).into_owned();
+                assert_eq!(
+                    rows_of_call.get(&cell).cloned().unwrap_or_default(),
+                    vec![(key.clone(), *row)],
+                    "stopped after {cut} writes: call {} is in exactly the file and row its receipt names",
+                    r.key.call_id
+                );
+            }
+            assert_eq!(
+                rows_of_call.values().map(Vec::len).sum::<usize>(),
+                8,
+                "stopped after {cut} writes: no row for a call that is not CSV-bound"
+            );
+        }
     }
 }

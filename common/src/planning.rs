@@ -173,7 +173,7 @@ mod tests {
         let doc: CandidateDoc = serde_json::from_value(serde_json::json!({
             "slug": "ny14-smith", "display_name": "Smith", "time_zone": "America/New_York",
             "sync_hour": 2, "source": {"cdr": {}}, "strategy": strategy,
-            "van": {"secret_name": "s", "database_mode": "voter_file", "contact_type": contact_type},
+            "van": {"secret_name": "callsync/ny14-smith/van", "database_mode": "voter_file", "contact_type": contact_type},
             "results": [
                 {"result": "Agent Cust 1", "display_name": "Strong support", "success": true,
                  "survey_responses": [{"question_id": 2301, "response_id": 9120}],
@@ -189,7 +189,7 @@ mod tests {
             ]
         }))
         .unwrap();
-        Candidate::from_doc(doc).unwrap()
+        Candidate::from_doc(doc, crate::egress::Egress::STRICT).unwrap()
     }
 
     fn call(result: &str, phone: Option<&str>) -> Call {

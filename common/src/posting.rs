@@ -59,13 +59,13 @@ impl SetupError {
 
 impl VanTarget {
     pub async fn connect(svc: &Services, candidate: &Candidate) -> Result<Self, SetupError> {
+        let client = svc.connectors.van(svc.secrets.as_ref(), candidate).await?;
         let van = candidate.van().ok_or_else(|| {
             SetupError::Config(format!(
                 "candidate {} has no VAN settings: add `van` to its document",
                 candidate.slug
             ))
         })?;
-        let client = svc.connectors.van(svc.secrets.as_ref(), van).await?;
         let contact_types = client.contact_types().await?;
         let contact_type_id = by_name(
             contact_types

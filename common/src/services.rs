@@ -118,6 +118,7 @@ impl Services {
 
     pub fn build(aws: &aws_config::SdkConfig, vars: &env::Vars) -> Result<Self, env::MissingVar> {
         let dynamo = aws_sdk_dynamodb::Client::new(aws);
+        let connectors = Connectors::from_vars(vars).for_sync();
         Ok(Self {
             config: Arc::new(DynamoConfigStore::new(
                 dynamo.clone(),
@@ -137,7 +138,7 @@ impl Services {
                 vars.required(env::SYNC_QUEUE_URL)?,
             )),
             objects: Arc::new(S3Objects::from_conf(aws, vars.required(env::BUCKET)?)),
-            notifier: Arc::new(WebhookNotifier::default()),
+            notifier: Arc::new(WebhookNotifier::with_egress(connectors.egress)),
             // Only the status function starts runs; the others have no function to name.
             launcher: match vars.optional(env::NIGHTLY_FUNCTION) {
                 Some(function) => Arc::new(LambdaLauncher::new(
@@ -147,7 +148,7 @@ impl Services {
                 None => Arc::new(NoLauncher),
             },
             clock: Arc::new(SystemClock),
-            connectors: Connectors::from_vars(vars).for_sync(),
+            connectors,
             settings: Settings::default(),
         })
     }
@@ -159,7 +160,7 @@ impl Services {
             .get(slug)
             .await?
             .ok_or_else(|| CandidateError::Unknown(slug.clone()))?;
-        Candidate::from_doc(doc).map_err(|errors| CandidateError::Invalid {
+        Candidate::from_doc(doc, self.connectors.egress).map_err(|errors| CandidateError::Invalid {
             slug: slug.clone(),
             problems: errors
                 .iter()

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use crate::candidate::{Candidate, CandidateDoc};
+use crate::candidate::CandidateDoc;
 use crate::catalogue::Catalogue;
 use crate::mapping::FieldError;
 use crate::values::ResultKey;
@@ -49,13 +49,11 @@ fn row_of(field: &str) -> Option<usize> {
         .ok()
 }
 
-/// Check `doc` against `catalogue`. Static problems come first; then every id the mapping
-/// refers to is looked up in VAN's lists.
-pub fn check(doc: &CandidateDoc, catalogue: &Catalogue) -> Report {
-    let mut errors = match Candidate::from_doc(doc.clone()) {
-        Ok(_) => Vec::new(),
-        Err(e) => static_findings(doc, &e),
-    };
+/// Check `doc` against `catalogue`. Static problems (`static_errors`, from
+/// [`static_findings`]) come first; then every id the mapping refers to is looked up in
+/// VAN's lists.
+pub fn check(doc: &CandidateDoc, static_errors: Vec<Finding>, catalogue: &Catalogue) -> Report {
+    let mut errors = static_errors;
     let mut warnings = Vec::new();
 
     if let Some(van) = &doc.van {

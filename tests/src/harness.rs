@@ -73,7 +73,10 @@ impl LocalStack {
         cmd.arg(root.join("infra/local_stack.py"))
             .args(["up", "--json", "--endpoint", &moto_url, "--stack", &name])
             .arg("--secret")
-            .arg(format!("ApiTokenSecret={TEST_TOKEN}"));
+            .arg(format!("ApiTokenSecret={TEST_TOKEN}"))
+            // The tests' receivers listen on loopback; a deployed stack never allows it.
+            .arg("--set")
+            .arg("CALLSYNC_LOCAL_ENDPOINTS=loopback");
         for (k, v) in secrets {
             cmd.arg("--secret").arg(format!("{k}={v}"));
         }

@@ -327,7 +327,7 @@ async fn the_csv_holds_the_kept_calls_byte_for_byte() {
     assert_eq!(csv[0].0, "exports/night/2026-11-21/night-11-21-2026-1.csv");
     assert_eq!(
         String::from_utf8(csv[0].1.clone()).unwrap(),
-        "Voter ID,Voter ID Type,Voter First Name,Voter Last Name,Voter Phone,Date Called,Time Called,Result,Caller Login,Call ID,Result Key,CSV Reason\n\
+        "\u{feff}Voter ID,Voter ID Type,Voter First Name,Voter Last Name,Voter Phone,Date Called,Time Called,Result,Caller Login,Call ID,Result Key,CSV Reason\n\
          100003,VANID,Pat,Doe 1003,2125550103,11/21/2026,18:06:00,Lean support,agent7,1003,agent cust 2,hybrid_csv_row\n\
          100004,VANID,Pat,Doe 1004,2125550104,11/21/2026,18:07:00,No answer,agent7,1004,no answer,csv_row\n"
     );

@@ -18,8 +18,13 @@ use callsync_tests::harness::{LocalStack, repo_root};
 const HTTP_FUNCTIONS: &[&str] = &["ConfigureFunction", "ValidateFunction", "StatusFunction"];
 /// Functions whose `main` builds [`Services`].
 const SYNC_FUNCTIONS: &[&str] = &["NightlyFunction", "SyncCallFunction", "StatusFunction"];
-/// Variables only a local run sets (fake VAN and LiveVox servers); never deployed.
-const LOCAL_ONLY: &[&str] = &[env::VAN_BASE_URL, env::LIVEVOX_BASE_URL];
+/// Variables only a local run sets (fake VAN and LiveVox servers, loopback receivers);
+/// never deployed.
+const LOCAL_ONLY: &[&str] = &[
+    env::VAN_BASE_URL,
+    env::LIVEVOX_BASE_URL,
+    env::LOCAL_ENDPOINTS,
+];
 /// Read by the tracing subscriber, not by callsync's own code.
 const RUST_LOG: &str = "RUST_LOG";
 
@@ -193,7 +198,7 @@ fn names(var: &str) -> Names {
         env::BUCKET => Names::Bucket,
         env::API_TOKEN_SECRET => Names::Secret,
         env::NIGHTLY_FUNCTION => Names::Function,
-        env::VAN_BASE_URL | env::LIVEVOX_BASE_URL => Names::Url,
+        env::VAN_BASE_URL | env::LIVEVOX_BASE_URL | env::LOCAL_ENDPOINTS => Names::Url,
         other => panic!("{other}: say here what kind of resource it names, so it is checked"),
     }
 }

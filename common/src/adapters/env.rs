@@ -21,6 +21,10 @@ pub const VAN_BASE_URL: &str = "CALLSYNC_VAN_BASE_URL";
 /// Overrides every candidate's LiveVox base URL (local fake servers); unset in production.
 pub const LIVEVOX_BASE_URL: &str = "CALLSYNC_LIVEVOX_BASE_URL";
 
+/// `loopback` lets documents name loopback endpoints (over http too): the receivers of a
+/// local stack. Unset in production, where only public https endpoints are reached.
+pub const LOCAL_ENDPOINTS: &str = "CALLSYNC_LOCAL_ENDPOINTS";
+
 /// Every variable callsync's code reads, for checks against the deploy template.
 pub const ALL: &[&str] = &[
     CONFIG_TABLE,
@@ -32,6 +36,7 @@ pub const ALL: &[&str] = &[
     API_TOKEN_SECRET,
     VAN_BASE_URL,
     LIVEVOX_BASE_URL,
+    LOCAL_ENDPOINTS,
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -47,18 +47,27 @@ async fn route(ctx: &ApiContext, req: Request) -> Result<Response<Body>, ApiErro
 
 async fn configure(ctx: &ApiContext, req: &Request, c: &str) -> Result<Response<Body>, ApiError> {
     let slug = http::slug(c)?;
-    let doc = http::stored(ctx, &slug).await?;
-    let van = doc.van.as_ref().ok_or_else(|| {
-        ApiError::new(
+    // A stored document is checked again before anything connects: one saved before a
+    // rule existed must not send credentials where the rule now forbids.
+    let candidate = Candidate::from_doc(http::stored(ctx, &slug).await?, ctx.connectors.egress)
+        .map_err(|e| ApiError::invalid_document(&e))?;
+    let doc = candidate.doc();
+    if doc.van.is_none() {
+        return Err(ApiError::new(
             StatusCode::CONFLICT,
             "no_van_settings",
-            format!("candidate {slug} has no `van` settings, so there is no VAN database to list: add them first"),
-        )
-    })?;
-    let client = ctx.connectors.van(ctx.secrets.as_ref(), van).await?;
+            format!(
+                "candidate {slug} has no `van` settings, so there is no VAN database to list: add them first"
+            ),
+        ));
+    }
+    let client = ctx.connectors.van(ctx.secrets.as_ref(), &candidate).await?;
     let mut catalogue = Catalogue::fetch(&client).await.map_err(ApiError::van)?;
     if let Some(lv) = &doc.source.livevox {
-        let client = ctx.connectors.livevox(ctx.secrets.as_ref(), lv).await?;
+        let client = ctx
+            .connectors
+            .livevox(ctx.secrets.as_ref(), &candidate)
+            .await?;
         catalogue.livevox = Some(
             Catalogue::fetch_dialer(&client, &lv.services)
                 .await
@@ -77,10 +86,38 @@ async fn configure(ctx: &ApiContext, req: &Request, c: &str) -> Result<Response<
 
 /// Check `doc` and store it, answering with what was stored (defaults filled in).
 async fn store(ctx: &ApiContext, doc: CandidateDoc) -> Result<Response<Body>, ApiError> {
-    let candidate = Candidate::from_doc(doc).map_err(|e| ApiError::invalid_document(&e))?;
+    let candidate = Candidate::from_doc(doc, ctx.connectors.egress)
+        .map_err(|e| ApiError::invalid_document(&e))?;
+    check_report_address(ctx, &candidate).await?;
     ctx.config.put(candidate.doc()).await?;
     tracing::info!(candidate = %candidate.slug, results = candidate.mapping.rows().len(), "stored candidate");
     Ok(json_response(StatusCode::OK, candidate.doc()))
+}
+
+/// The report webhook's host, resolved now: a name that resolves to a private or
+/// loopback address is refused at once (it is checked again, resolved again, at every
+/// send; a name that does not resolve yet is left to that check).
+async fn check_report_address(ctx: &ApiContext, candidate: &Candidate) -> Result<(), ApiError> {
+    let Some(notify) = &candidate.doc().notify else {
+        return Ok(());
+    };
+    let egress = ctx.connectors.egress;
+    let url = egress
+        .check_url(&notify.webhook_url)
+        .map_err(|e| url_error(&notify.webhook_url, &e))?;
+    match egress.resolve(&url).await {
+        Err(e @ crate::egress::EgressError::PrivateAddress(_)) => {
+            Err(url_error(&notify.webhook_url, &e))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn url_error(url: &str, e: &crate::egress::EgressError) -> ApiError {
+    ApiError::invalid_document(&[crate::mapping::FieldError::new(
+        "notify.webhook_url",
+        format!("{url:?} {e}"),
+    )])
 }
 
 async fn put_candidate(
@@ -90,17 +127,7 @@ async fn put_candidate(
 ) -> Result<Response<Body>, ApiError> {
     let slug = http::slug(c)?;
     let doc: CandidateDoc = http::json_body(req)?;
-    if doc.slug != slug.as_str() {
-        return Err(ApiError::invalid_document(&[
-            crate::mapping::FieldError::new(
-                "slug",
-                format!(
-                    "is {:?} but the URL names {slug:?}: make them the same",
-                    doc.slug
-                ),
-            ),
-        ]));
-    }
+    http::same_slug(&doc, &slug)?;
     store(ctx, doc).await
 }
 

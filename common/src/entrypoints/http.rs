@@ -130,6 +130,9 @@ impl From<ConnectError> for ApiError {
             ConnectError::Store(e) => e.into(),
             ConnectError::Van(e) => Self::van(e),
             ConnectError::LiveVox(e) => Self::livevox(e),
+            ConnectError::Config(message) => {
+                Self::new(StatusCode::CONFLICT, "candidate_unusable", message)
+            }
         }
     }
 }
@@ -278,6 +281,21 @@ pub fn slug(raw: &str) -> Result<CandidateSlug, ApiError> {
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_candidate", e.to_string()))
 }
 
+/// A document sent to a candidate's URL must be that candidate's: its secrets and inbox
+/// are checked against its own slug.
+pub fn same_slug(doc: &CandidateDoc, slug: &CandidateSlug) -> Result<(), ApiError> {
+    if doc.slug == slug.as_str() {
+        return Ok(());
+    }
+    Err(ApiError::invalid_document(&[FieldError::new(
+        "slug",
+        format!(
+            "is {:?} but the URL names \"{slug}\": make them the same",
+            doc.slug
+        ),
+    )]))
+}
+
 /// The stored document, or a 404 that names the candidates that do exist.
 pub async fn stored(ctx: &ApiContext, slug: &CandidateSlug) -> Result<CandidateDoc, ApiError> {
     match ctx.config.get(slug).await? {
@@ -294,7 +312,7 @@ pub async fn stored(ctx: &ApiContext, slug: &CandidateSlug) -> Result<CandidateD
                 StatusCode::NOT_FOUND,
                 "unknown_candidate",
                 format!(
-                    "no candidate {slug:?}; known: {}",
+                    "no candidate \"{slug}\"; known: {}",
                     if known.is_empty() {
                         "none yet (PUT /candidates/{slug} creates one)".to_owned()
                     } else {

@@ -31,6 +31,7 @@ async fn route(ctx: &ApiContext, req: Request) -> Result<Response<Body>, ApiErro
             if draft.slug.is_empty() {
                 draft.slug = slug.to_string();
             }
+            http::same_slug(&draft, &slug)?;
             draft
         }
         _ => return Err(http::not_found_route(&req)),
@@ -42,26 +43,37 @@ async fn route(ctx: &ApiContext, req: Request) -> Result<Response<Body>, ApiErro
     Ok(json_response(StatusCode::OK, &report))
 }
 
-/// Fetch what VAN (and LiveVox) offer and check `doc` against it. A VAN that refuses the
+/// Check `doc` whole first, then fetch what VAN (and LiveVox) offer and check the mapping
+/// against it. Nothing connects anywhere unless every setting but the mapping passed its
+/// checks: a draft may name a host or a secret it has no right to. A VAN that refuses the
 /// candidate's credentials is a finding about the document, not a failure of the request.
 async fn check(ctx: &ApiContext, doc: &CandidateDoc) -> Result<Report, ApiError> {
-    let Some(van) = &doc.van else {
-        let errors = match Candidate::from_doc(doc.clone()) {
-            Ok(_) => Vec::new(),
-            Err(e) => validation::static_findings(doc, &e),
-        };
+    let egress = ctx.connectors.egress;
+    let static_errors = match Candidate::from_doc(doc.clone(), egress) {
+        Ok(_) => Vec::new(),
+        Err(e) => validation::static_findings(doc, &e),
+    };
+    let settings = CandidateDoc {
+        results: Vec::new(),
+        ..doc.clone()
+    };
+    let (Ok(candidate), Some(van)) = (Candidate::from_doc(settings, egress), &doc.van) else {
         return Ok(Report {
-            ok: errors.is_empty(),
-            errors,
+            ok: static_errors.is_empty(),
+            errors: static_errors,
             warnings: Vec::new(),
         });
     };
-    let client = match ctx.connectors.van(ctx.secrets.as_ref(), van).await {
+    let client = match ctx.connectors.van(ctx.secrets.as_ref(), &candidate).await {
         Ok(c) => c,
         Err(ConnectError::Store(
             e @ (StoreError::Corrupt { .. } | StoreError::SecretNotFound(_)),
         )) => {
-            return Ok(single_error(doc, "van.secret_name", &e.to_string()));
+            return Ok(single_error(
+                static_errors,
+                "van.secret_name",
+                &e.to_string(),
+            ));
         }
         Err(e) => return Err(e.into()),
     };
@@ -73,7 +85,7 @@ async fn check(ctx: &ApiContext, doc: &CandidateDoc) -> Result<Report, ApiError>
             },
         ) => {
             return Ok(single_error(
-                doc,
+                static_errors,
                 "van.database_mode",
                 &format!(
                     "VAN refused the credentials in secret {:?} for database mode {:?} ({e}): check the API key and that the key belongs to that mode",
@@ -84,21 +96,20 @@ async fn check(ctx: &ApiContext, doc: &CandidateDoc) -> Result<Report, ApiError>
         Err(e) => return Err(ApiError::van(e)),
     };
     if let Some(lv) = &doc.source.livevox {
-        let lv_client = ctx.connectors.livevox(ctx.secrets.as_ref(), lv).await?;
+        let lv_client = ctx
+            .connectors
+            .livevox(ctx.secrets.as_ref(), &candidate)
+            .await?;
         catalogue.livevox = Some(
             Catalogue::fetch_dialer(&lv_client, &lv.services)
                 .await
                 .map_err(ApiError::livevox)?,
         );
     }
-    Ok(validation::check(doc, &catalogue))
+    Ok(validation::check(doc, static_errors, &catalogue))
 }
 
-fn single_error(doc: &CandidateDoc, field: &str, message: &str) -> Report {
-    let mut errors = match Candidate::from_doc(doc.clone()) {
-        Ok(_) => Vec::new(),
-        Err(e) => validation::static_findings(doc, &e),
-    };
+fn single_error(mut errors: Vec<Finding>, field: &str, message: &str) -> Report {
     errors.insert(
         0,
         Finding {

@@ -1,0 +1,378 @@
+//! Where callsync may send credentials and data. A candidate document is untrusted: a URL in
+//! it must never point a request at the deployment's own network (loopback, private and
+//! link-local ranges, the instance metadata service) or at a host that is not the service
+//! it claims to be. Local endpoints (the fakes of a local stack) are allowed only by the
+//! deployment's environment ([`crate::adapters::env::LOCAL_ENDPOINTS`]), never by a document.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use reqwest::Url;
+use reqwest::redirect::Policy;
+use url::Host;
+
+use crate::adapters::env;
+
+/// Why a URL may not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EgressError {
+    #[error("is not a URL ({0})")]
+    NotAUrl(String),
+    #[error("must be an https:// URL")]
+    NotHttps,
+    #[error("must not carry a user name or password before the host")]
+    UserInfo,
+    #[error("has no host")]
+    NoHost,
+    #[error(
+        "points at {0}, an address of a private, loopback, link-local or reserved network: use a public https endpoint"
+    )]
+    PrivateAddress(IpAddr),
+    #[error("names a local host ({0}): use a public https endpoint")]
+    LocalName(String),
+    #[error("host {0:?} does not resolve")]
+    Unresolved(String),
+    #[error(
+        "host {0:?} is not a LiveVox API host: use https://api.livevox.com or an environment host such as https://api.na4.livevox.com"
+    )]
+    NotLiveVox(String),
+}
+
+/// The rules for outgoing requests whose target a document names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Egress {
+    /// Loopback targets (over http too) are allowed: a local stack's fakes. Set only by
+    /// the environment of a local run.
+    allow_loopback: bool,
+}
+
+impl Egress {
+    /// The production rules: public https endpoints only.
+    pub const STRICT: Self = Self {
+        allow_loopback: false,
+    };
+
+    /// Rules for a local stack whose receivers listen on loopback.
+    pub const LOCAL: Self = Self {
+        allow_loopback: true,
+    };
+
+    pub fn from_vars(vars: &env::Vars) -> Self {
+        match vars.optional(env::LOCAL_ENDPOINTS).as_deref() {
+            Some("loopback") => Self::LOCAL,
+            _ => Self::STRICT,
+        }
+    }
+
+    /// Check a URL as written: https (http only to an allowed loopback), no user info, and
+    /// no IP literal or local name outside the public internet.
+    pub fn check_url(&self, raw: &str) -> Result<Url, EgressError> {
+        let url = Url::parse(raw.trim()).map_err(|e| EgressError::NotAUrl(e.to_string()))?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(EgressError::UserInfo);
+        }
+        let loopback = match url.host() {
+            None => return Err(EgressError::NoHost),
+            Some(Host::Ipv4(ip)) => self.check_ip(IpAddr::V4(ip))?,
+            Some(Host::Ipv6(ip)) => self.check_ip(IpAddr::V6(ip))?,
+            Some(Host::Domain(name)) => {
+                let name = name.trim_end_matches('.').to_ascii_lowercase();
+                let local = name == "localhost" || name.ends_with(".localhost");
+                if local && !self.allow_loopback {
+                    return Err(EgressError::LocalName(name));
+                }
+                local
+            }
+        };
+        match url.scheme() {
+            "https" => Ok(url),
+            "http" if loopback => Ok(url),
+            _ => Err(EgressError::NotHttps),
+        }
+    }
+
+    /// `Ok(true)` for an allowed loopback address, `Ok(false)` for a public one.
+    fn check_ip(&self, ip: IpAddr) -> Result<bool, EgressError> {
+        if self.allow_loopback && canonical(ip).is_loopback() {
+            return Ok(true);
+        }
+        if is_public(ip) {
+            Ok(false)
+        } else {
+            Err(EgressError::PrivateAddress(ip))
+        }
+    }
+
+    /// Resolve `url`'s host and check every address it resolves to. The answer is what a
+    /// request must connect to (see [`Egress::client`]), so a name cannot resolve to a
+    /// public address for the check and a private one for the request.
+    pub async fn resolve(&self, url: &Url) -> Result<Vec<SocketAddr>, EgressError> {
+        let port = url.port_or_known_default().unwrap_or(443);
+        let addrs: Vec<SocketAddr> = match url.host() {
+            None => return Err(EgressError::NoHost),
+            Some(Host::Ipv4(ip)) => vec![SocketAddr::new(IpAddr::V4(ip), port)],
+            Some(Host::Ipv6(ip)) => vec![SocketAddr::new(IpAddr::V6(ip), port)],
+            Some(Host::Domain(name)) => {
+                let lookup = tokio::net::lookup_host((name, port));
+                match tokio::time::timeout(Duration::from_secs(5), lookup).await {
+                    Ok(Ok(addrs)) => addrs.collect(),
+                    _ => Vec::new(),
+                }
+            }
+        };
+        if addrs.is_empty() {
+            return Err(EgressError::Unresolved(
+                url.host_str().unwrap_or_default().to_owned(),
+            ));
+        }
+        for addr in &addrs {
+            self.check_ip(addr.ip())?;
+        }
+        Ok(addrs)
+    }
+
+    /// A client that connects `url`'s host only to `addrs` (as [`Egress::resolve`] checked
+    /// them) and never follows a redirect (a redirect could lead anywhere).
+    pub fn client(
+        &self,
+        url: &Url,
+        addrs: &[SocketAddr],
+        timeout: Duration,
+    ) -> Result<reqwest::Client, reqwest::Error> {
+        let mut builder = reqwest::Client::builder()
+            .timeout(timeout)
+            .redirect(Policy::none());
+        if let Some(Host::Domain(name)) = url.host() {
+            builder = builder.resolve_to_addrs(name, addrs);
+        }
+        builder.build()
+    }
+}
+
+/// An IPv4 address written as IPv6 (`::ffff:127.0.0.1`) is that IPv4 address.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Whether `ip` is an address of the public internet: not loopback, private, link-local
+/// (the instance metadata service is 169.254.169.254 and fd00:ec2::254), shared (carrier
+/// NAT), unique-local, multicast, documentation, benchmarking or otherwise reserved.
+pub fn is_public(ip: IpAddr) -> bool {
+    match canonical(ip) {
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => is_public_v6(v6),
+    }
+}
+
+fn is_public_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, c, _] = ip.octets();
+    !(ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_broadcast()
+        || ip.is_documentation()
+        || ip.is_multicast()
+        || a == 0
+        || (a == 100 && (64..128).contains(&b))
+        || (a == 192 && b == 0 && c == 0)
+        || (a == 198 && (b == 18 || b == 19))
+        || a >= 240)
+}
+
+fn is_public_v6(ip: Ipv6Addr) -> bool {
+    let seg = ip.segments();
+    // Addresses that carry an IPv4 address (NAT64, 6to4) are as public as that address.
+    if seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0, 0, 0, 0] {
+        let [a, b] = seg[6].to_be_bytes();
+        let [c, d] = seg[7].to_be_bytes();
+        return is_public_v4(Ipv4Addr::new(a, b, c, d));
+    }
+    if seg[0] == 0x2002 {
+        let [a, b] = seg[1].to_be_bytes();
+        let [c, d] = seg[2].to_be_bytes();
+        return is_public_v4(Ipv4Addr::new(a, b, c, d));
+    }
+    !(ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_multicast()
+        || ip.is_unique_local()
+        || ip.is_unicast_link_local()
+        || seg[0..6] == [0; 6]
+        || (seg[0] == 0x2001 && seg[1] == 0x0db8)
+        || (seg[0] == 0x0100 && seg[1..4] == [0, 0, 0]))
+}
+
+/// The LiveVox API base URL a document names: https, no user info or port, and a host of
+/// LiveVox's own (`api.livevox.com`, `api.na4.livevox.com`, …) — the login goes there.
+pub fn livevox_base_url(raw: &str) -> Result<Url, EgressError> {
+    let url = Url::parse(raw.trim()).map_err(|e| EgressError::NotAUrl(e.to_string()))?;
+    if url.scheme() != "https" {
+        return Err(EgressError::NotHttps);
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(EgressError::UserInfo);
+    }
+    let host = match url.host() {
+        Some(Host::Domain(name)) => name.to_ascii_lowercase(),
+        Some(other) => return Err(EgressError::NotLiveVox(other.to_string())),
+        None => return Err(EgressError::NoHost),
+    };
+    let environment = host
+        .strip_prefix("api.")
+        .and_then(|rest| rest.strip_suffix(".livevox.com"))
+        .is_some_and(|env| {
+            env.strip_prefix("na").is_some_and(|n| {
+                !n.is_empty() && n.len() <= 3 && n.bytes().all(|b| b.is_ascii_digit())
+            })
+        });
+    let port_ok = url.port().is_none_or(|p| p == 443);
+    if (host == "api.livevox.com" || environment) && port_ok {
+        Ok(url)
+    } else {
+        Err(EgressError::NotLiveVox(host))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn report_urls_must_be_public_https_without_user_info() {
+        let strict = Egress::STRICT;
+        assert!(
+            strict
+                .check_url("https://hooks.slack.com/services/T0/B0/x")
+                .is_ok()
+        );
+        assert!(strict.check_url("https://93.184.215.14:8443/hook").is_ok());
+        for (url, want) in [
+            ("http://hooks.slack.com/x", EgressError::NotHttps),
+            ("ftp://hooks.slack.com/x", EgressError::NotHttps),
+            ("https://user:pw@hooks.slack.com/x", EgressError::UserInfo),
+            ("https://hooks.slack.com@127.0.0.2/x", EgressError::UserInfo),
+            (
+                "https://localhost/x",
+                EgressError::LocalName("localhost".into()),
+            ),
+            (
+                "https://a.localhost./x",
+                EgressError::LocalName("a.localhost".into()),
+            ),
+        ] {
+            assert_eq!(strict.check_url(url).unwrap_err(), want, "{url}");
+        }
+        for url in [
+            "https://127.0.0.1/x",
+            "https://127.9.9.9/x",
+            "https://2130706433/x",
+            "https://0x7f.1/x",
+            "https://10.1.2.3/x",
+            "https://172.16.0.1/x",
+            "https://192.168.1.1/x",
+            "https://169.254.169.254/latest/meta-data/",
+            "https://100.64.0.1/x",
+            "https://0.0.0.0/x",
+            "https://[::1]/x",
+            "https://[::]/x",
+            "https://[::ffff:127.0.0.1]/x",
+            "https://[::ffff:10.0.0.1]/x",
+            "https://[fe80::1]/x",
+            "https://[fd00:ec2::254]/x",
+            "https://[fc00::1]/x",
+            "https://[64:ff9b::a9fe:a9fe]/x",
+            "https://[2002:7f00:1::]/x",
+            "https://224.0.0.1/x",
+            "https://255.255.255.255/x",
+        ] {
+            assert!(
+                matches!(strict.check_url(url), Err(EgressError::PrivateAddress(_))),
+                "{url}: {:?}",
+                strict.check_url(url)
+            );
+        }
+        assert!(matches!(
+            strict.check_url("not a url"),
+            Err(EgressError::NotAUrl(_))
+        ));
+    }
+
+    #[test]
+    fn loopback_is_allowed_only_when_the_environment_says_so() {
+        let local = Egress::LOCAL;
+        assert!(local.check_url("http://127.0.0.1:7001/hook").is_ok());
+        assert!(local.check_url("http://localhost:7001/hook").is_ok());
+        assert!(local.check_url("http://[::1]:7001/hook").is_ok());
+        // Loopback only: the rest of the private ranges stay closed, and http stays
+        // closed for every other host.
+        assert!(local.check_url("http://10.0.0.1/hook").is_err());
+        assert!(local.check_url("https://169.254.169.254/").is_err());
+        assert_eq!(
+            local.check_url("http://hooks.slack.com/x").unwrap_err(),
+            EgressError::NotHttps
+        );
+        assert_eq!(
+            local
+                .check_url("http://localhost@127.0.0.2:7001/")
+                .unwrap_err(),
+            EgressError::UserInfo
+        );
+        let vars =
+            |v: &str| env::Vars::from_map([(env::LOCAL_ENDPOINTS.to_owned(), v.to_owned())].into());
+        assert_eq!(Egress::from_vars(&vars("loopback")), Egress::LOCAL);
+        assert_eq!(Egress::from_vars(&vars("yes")), Egress::STRICT);
+        assert_eq!(
+            Egress::from_vars(&env::Vars::from_map(Default::default())),
+            Egress::STRICT
+        );
+    }
+
+    #[tokio::test]
+    async fn a_name_that_resolves_to_loopback_is_refused_when_sending() {
+        let url = Url::parse("https://localhost:9/x").unwrap();
+        // Past the written check (as a stored document from before it would be), the
+        // resolved address still decides.
+        let err = Egress::STRICT.resolve(&url).await.unwrap_err();
+        assert!(
+            matches!(err, EgressError::PrivateAddress(ip) if ip.is_loopback()),
+            "{err}"
+        );
+        assert!(Egress::LOCAL.resolve(&url).await.is_ok());
+        let unresolvable = Url::parse("https://hooks.example.invalid/x").unwrap();
+        assert!(matches!(
+            Egress::STRICT.resolve(&unresolvable).await,
+            Err(EgressError::Unresolved(_))
+        ));
+    }
+
+    #[test]
+    fn the_livevox_login_goes_only_to_livevox_hosts() {
+        for ok in [
+            "https://api.livevox.com",
+            "https://api.na4.livevox.com/",
+            "https://API.NA10.livevox.com",
+        ] {
+            assert!(livevox_base_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://api.livevox.com",
+            "https://api.livevox.com.evil.example",
+            "https://evil.example/api.livevox.com",
+            "https://api.livevox.com@127.0.0.2",
+            "https://x@api.livevox.com",
+            "https://api.na4.livevox.com:8443",
+            "https://apiXlivevox.com",
+            "https://api.nax.livevox.com",
+            "https://api..livevox.com",
+            "https://127.0.0.1",
+            "http://localhost@127.0.0.2:7002",
+        ] {
+            assert!(livevox_base_url(bad).is_err(), "{bad}");
+        }
+    }
+}
