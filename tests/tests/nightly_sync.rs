@@ -66,8 +66,21 @@ fn doc(strategy: Value, hook: &str) -> CandidateDoc {
     .unwrap()
 }
 
+/// The people the night's VAN database holds besides the demo's: every VAN id these tests
+/// post to legitimately. 950000001 is left out on purpose: VAN does not know that person.
+fn known_people() -> impl Iterator<Item = u64> {
+    (100_001..=100_007)
+        .chain([200_001])
+        .chain(300_000..300_030)
+        .chain([400_001, 410_001])
+        .chain(500_001..=500_005)
+        .chain(600_001..=600_004)
+        .chain([700_001])
+}
+
 async fn night(strategy: Value) -> Night {
     let van = FakeVan::start(VanData::demo()).await;
+    van.add_people(known_people());
     // LiveVox's demo account: 36 calls on 21 Nov (UTC), today 22 Nov.
     let livevox = FakeLiveVox::start(LiveVoxData::demo_for(date(2026, 11, 22))).await;
     let stack = LocalStack::up(

@@ -413,6 +413,26 @@ async fn a_post_for_an_unknown_person_is_a_404() {
 }
 
 #[tokio::test]
+async fn a_client_sending_another_user_name_is_let_in_by_key_and_mode() {
+    let van = FakeVan::start(VanData::demo()).await;
+    let other = VanClient::new(
+        &van.base_url(),
+        VanCredentials {
+            application_name: "default".into(),
+            api_key: VAN_VOTERFILE_KEY.into(),
+        },
+        DatabaseMode::VoterFile,
+        options(),
+    )
+    .unwrap();
+    assert_eq!(other.echo(&json!({"x": 1})).await.unwrap(), json!({"x": 1}));
+    assert_eq!(
+        van.requests()[0].application_name.as_deref(),
+        Some("default")
+    );
+}
+
+#[tokio::test]
 async fn a_429_is_retried_after_the_wait_van_hinted() {
     let van = FakeVan::start(VanData::demo()).await;
     van.inject(
