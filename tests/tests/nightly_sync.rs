@@ -485,6 +485,67 @@ async fn a_permanent_400_is_an_attempted_error_keeping_vans_envelope() {
 }
 
 #[tokio::test]
+async fn a_call_for_a_person_van_does_not_know_is_an_attempted_error_naming_the_van_id() {
+    let n = night(json!("full")).await;
+    drop_cdr(
+        &n.svc,
+        "inbox/night/a.csv",
+        &[
+            cdr_row(
+                4201,
+                "ny14-van-950000001",
+                "212-555-0421",
+                "21-11-2026 12:00:00",
+                "Agent Cust 3",
+            ),
+            cdr_row(
+                4202,
+                "ny14-van-100001",
+                "212-555-0422",
+                "21-11-2026 12:01:00",
+                "Agent Cust 3",
+            ),
+        ],
+    )
+    .await;
+    n.run().await;
+    n.drain().await;
+
+    let record = n.state_of("4201").await;
+    assert_eq!(record.state, CallState::AttemptedError);
+    let error = record.error.unwrap();
+    assert_eq!(error.status, Some(404));
+    assert!(
+        error
+            .message
+            .contains("VAN has no person with VAN id 950000001 in this database"),
+        "{}",
+        error.message
+    );
+    assert!(
+        error.message.contains("account number") && error.message.contains("database_mode"),
+        "the message says what to check: {}",
+        error.message
+    );
+    assert!(!error.message.contains("Doe"), "{}", error.message);
+    assert_eq!(
+        error.van.as_ref().unwrap()["errors"][0]["code"],
+        "NOT_FOUND"
+    );
+    assert_eq!(n.state_of("4202").await.state, CallState::Finished);
+
+    // Later ticks and drains leave it alone: a 404 is never retried.
+    n.tick().await;
+    n.drain().await;
+    n.clock.advance(Duration::from_secs(7 * 3600));
+    n.tick().await;
+    n.drain().await;
+    assert_eq!(n.attempts_for(950_000_001), 1, "posted once, never retried");
+    assert_eq!(n.posts_for(950_000_001), 0);
+    assert_eq!(n.state_of("4201").await.state, CallState::AttemptedError);
+}
+
+#[tokio::test]
 async fn a_server_error_is_retried_and_the_call_finishes() {
     let n = night(json!("full")).await;
     drop_cdr(

@@ -410,6 +410,17 @@ async fn a_post_for_an_unknown_person_is_a_404() {
     assert_eq!(err.status(), Some(404));
     assert!(!err.is_retryable());
     assert_eq!(van.requests().len(), 1);
+    assert!(matches!(err, VanError::UnknownPerson { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("VAN has no person with VAN id 950000000 in this database (voter_file"),
+        "{text}"
+    );
+    assert!(text.contains("account number"), "{text}");
+    assert_eq!(
+        err.envelope_json().unwrap()["errors"][0]["code"],
+        "NOT_FOUND"
+    );
 }
 
 #[tokio::test]
