@@ -328,8 +328,14 @@ fn truncate_body(body: &[u8]) -> String {
     format!("{}…", &text[..end])
 }
 
+/// The longest wait a 429 hint is taken for. VAN's hints are tens of milliseconds; a
+/// larger one is read as this, so a garbled or hostile number cannot stall a worker
+/// (the retry deadline then decides whether to wait at all).
+pub const MAX_WAIT_HINT: Duration = Duration::from_secs(60);
+
 /// The wait VAN asks for in a 429 text: "Rate limit exceeded. Try again in 30 ms."
-/// Seconds are understood too, in case the unit ever changes.
+/// Seconds are understood too, in case the unit ever changes. Any number, however long,
+/// gives at most [`MAX_WAIT_HINT`].
 pub fn parse_wait_hint(text: &str) -> Option<Duration> {
     static HINT: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(
@@ -338,13 +344,15 @@ pub fn parse_wait_hint(text: &str) -> Option<Duration> {
         .expect("static regex is valid")
     });
     let caps = HINT.captures(text)?;
+    // A digit string always parses as f64, at worst to infinity; the cap handles both.
     let amount: f64 = caps[1].parse().ok()?;
-    let millis = if caps[2].to_ascii_lowercase().starts_with('m') {
-        amount
+    let seconds = if caps[2].to_ascii_lowercase().starts_with('m') {
+        amount / 1000.0
     } else {
-        amount * 1000.0
+        amount
     };
-    Some(Duration::from_secs_f64(millis / 1000.0))
+    let wait = Duration::try_from_secs_f64(seconds).unwrap_or(MAX_WAIT_HINT);
+    Some(wait.min(MAX_WAIT_HINT))
 }
 
 fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
@@ -368,6 +376,22 @@ mod tests {
             ("rate limit exceeded. try again in 7ms", Some(7)),
             ("Try again in 2 seconds.", Some(2000)),
             ("Try again in 0.5 s.", Some(500)),
+            // Huge numbers saturate at the cap in every unit, never panic.
+            ("Rate limit exceeded. Try again in 60000 ms.", Some(60_000)),
+            ("Rate limit exceeded. Try again in 60001 ms.", Some(60_000)),
+            ("Try again in 99999999999999999999999 ms.", Some(60_000)),
+            (
+                "Try again in 99999999999999999999999 milliseconds.",
+                Some(60_000),
+            ),
+            ("Try again in 99999999999999999999999 s.", Some(60_000)),
+            (
+                "Try again in 99999999999999999999999 seconds.",
+                Some(60_000),
+            ),
+            ("Try again in 18446744073709551616 secs.", Some(60_000)),
+            ("Try again in 61 s.", Some(60_000)),
+            ("Try again in 0 ms.", Some(0)),
             ("Rate limit exceeded. Try again in  ms.", None),
             ("Rate limit exceeded. Try again later.", None),
             ("Rate limit exceeded.", None),
@@ -406,6 +430,23 @@ mod tests {
             RetryAdvice::After(Duration::from_millis(30))
         );
         assert_eq!(err.status(), Some(429));
+    }
+
+    #[test]
+    fn a_wait_hint_of_any_length_is_capped_never_a_panic() {
+        let digits = "9".repeat(400);
+        for unit in ["ms", "milliseconds", "s", "secs", "seconds"] {
+            let text = format!("Rate limit exceeded. Try again in {digits} {unit}.");
+            assert_eq!(parse_wait_hint(&text), Some(MAX_WAIT_HINT), "{unit}");
+            let text = format!("Try again in {digits}.{digits} {unit}");
+            assert_eq!(parse_wait_hint(&text), Some(MAX_WAIT_HINT), "{unit}");
+        }
+        let err = classify(
+            429,
+            JSON,
+            r#"{"errors":[{"code":"429","text":"Rate limit exceeded. Try again in 99999999999999999999999 ms."}]}"#,
+        );
+        assert_eq!(err.retry_advice(), RetryAdvice::After(MAX_WAIT_HINT));
     }
 
     #[test]

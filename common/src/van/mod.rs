@@ -8,7 +8,9 @@ mod model;
 
 pub use client::{ClientOptions, MAX_PAGE_SIZE, PostReceipt, VanClient};
 pub use credentials::{DatabaseMode, VanCredentials};
-pub use error::{MAX_KEPT_BODY, TransportKind, VanError, VanErrorItem, parse_wait_hint};
+pub use error::{
+    MAX_KEPT_BODY, MAX_WAIT_HINT, TransportKind, VanError, VanErrorItem, parse_wait_hint,
+};
 pub use model::{
     ActivistAction, ActivistCode, CanvassContext, CanvassOutcome, CanvassResponse, ContactType,
     FindPerson, InputType, Person, PersonPhone, ResponseItem, ResultCode, SurveyQuestion,
