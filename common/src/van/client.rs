@@ -560,7 +560,7 @@ fn to_body<T: Serialize + ?Sized>(body: &T) -> Result<Vec<u8>, VanError> {
 }
 
 /// The id at the end of `…/people/{vanId}`.
-fn van_id_from_location(location: &str) -> Option<u64> {
+pub(crate) fn van_id_from_location(location: &str) -> Option<u64> {
     let path = location.split(['?', '#']).next()?;
     path.trim_end_matches('/').rsplit('/').next()?.parse().ok()
 }

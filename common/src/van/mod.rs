@@ -1,10 +1,10 @@
 //! The VAN (NGP VAN / EveryAction) API v4 client: credentials, wire types, errors, and
 //! the HTTP client that posts call results and reads the lists a mapping refers to.
 
-mod client;
+pub(crate) mod client;
 mod credentials;
 mod error;
-mod model;
+pub(crate) mod model;
 
 pub use client::{ClientOptions, MAX_PAGE_SIZE, PostReceipt, VanClient};
 pub use credentials::{DatabaseMode, VanCredentials};
