@@ -9,6 +9,8 @@ pub mod call;
 pub mod candidate;
 pub mod catalogue;
 pub mod connect;
+#[cfg(test)]
+mod decode_fuzz;
 pub mod egress;
 pub mod entrypoints;
 pub mod export;

@@ -2,7 +2,7 @@
 //! codes and the usual lookups, and a LiveVox account with a day of calls before "today".
 //! Names are obviously made up and every phone number is a 555-01xx number.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::civil::Date;
 
@@ -306,6 +306,9 @@ impl VanData {
                 (*van_id, person)
             })
             .collect();
+        let known_van_ids = demo_van_ids()
+            .filter(|id| !people.contains_key(id))
+            .collect();
         VanData {
             credentials,
             survey_questions,
@@ -314,9 +317,33 @@ impl VanData {
             contact_types,
             input_types,
             people,
-            accept_any_van_id_below: Some(900_000_000),
+            known_van_ids,
         }
     }
+}
+
+/// Every VAN id the demo's calls carry: the LiveVox demo days (VoterFile and MyCampaign
+/// ids alike) and a CDR night of up to [`DEMO_NIGHT_CALLS`] calls.
+pub fn demo_van_ids() -> impl Iterator<Item = u64> {
+    let livevox =
+        (0..CALLS_YESTERDAY + CALLS_DAY_BEFORE).flat_map(|n| [livevox_van_id(n), myc_id(n)]);
+    let night = (0..DEMO_NIGHT_CALLS).map(night_van_id);
+    livevox.chain(night).collect::<BTreeSet<u64>>().into_iter()
+}
+
+/// The VAN id of LiveVox demo call `n`.
+fn livevox_van_id(n: u64) -> u64 {
+    PEOPLE.get(n as usize).map_or(18_372_073 + 7 * n, |p| p.0)
+}
+
+/// The MyCampaign id some LiveVox demo accounts carry instead.
+fn myc_id(n: u64) -> u64 {
+    100_200 + n
+}
+
+/// The VAN id of call `n` of [`cdr_night`].
+fn night_van_id(n: u64) -> u64 {
+    18_000_000 + n * 7
 }
 
 /// The agent dispositions every service has, then the system results.
@@ -401,7 +428,7 @@ fn term_codes() -> Vec<TermCode> {
 /// few MyCampaign ids, other conventions, test rows and one that no pattern can parse.
 fn account_for(n: u64, van_id: u64) -> String {
     match n % 12 {
-        5 => format!("ny14-myc-{}", 100_200 + n),
+        5 => format!("ny14-myc-{}", myc_id(n)),
         7 => format!("MYV-NY-{van_id}"),
         9 if n < 24 => format!("TEST123{n:03}"),
         10 => van_id.to_string(),
@@ -421,7 +448,7 @@ fn call(n: u64, age: u64, day_start_ms: i64, codes: &[TermCode]) -> CallDetail {
     let code = service_codes[(n as usize * 5) % service_codes.len()];
     let agent = code.term_category_id == AGENT_CATEGORY;
     let person = PEOPLE.get(n as usize);
-    let van_id = person.map_or(18_372_073 + 7 * n, |p| p.0);
+    let van_id = livevox_van_id(n);
     let first = person.map_or(FIRST_NAMES[(n % 8) as usize], |p| p.1);
     let last = person.map_or(LAST_NAMES[((n / 8) % 8) as usize], |p| p.2);
     let phone = person.map_or_else(
@@ -546,6 +573,10 @@ const NIGHT_RESULTS: [(&str, u64); 10] = [
     ("Agent Cust 8 (174)", 5),
 ];
 
+/// How many calls the demo's night has; the demo VAN database knows every person of a
+/// [`cdr_night`] this long (a longer night's later calls are people VAN does not know).
+pub const DEMO_NIGHT_CALLS: u64 = 2_000;
+
 /// The standard LiveVox CDR export header.
 pub const CDR_HEADER: &str = "id,account number,first name,last name,phone dialed,connect time,start time,finish time,caller login,result,campaign id";
 
@@ -592,7 +623,7 @@ pub fn cdr_night(date: Date, calls: u64) -> String {
         let account = match n {
             n if n % 500 == 499 => "walk-in".into(),
             n if n % 250 == 249 => format!("TEST123{n:04}"),
-            n => format!("ny14-van-{}", 18_000_000 + n * 7),
+            n => format!("ny14-van-{}", night_van_id(n)),
         };
         let agent = if result.to_lowercase().starts_with("agent") {
             format!("agent{:02}", 1 + n % 5)

@@ -143,6 +143,51 @@ async fn wrong_database_mode_is_rejected_like_a_bad_key() {
         .await
         .unwrap();
     assert_eq!(right_mode.status(), StatusCode::OK);
+
+    let no_mode = van
+        .http
+        .post(format!("{}/echoes", van.fake.base_url()))
+        .basic_auth(VAN_APPLICATION, Some(VAN_VOTERFILE_KEY))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_mode.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(json_of(no_mode).await, expected);
+}
+
+#[tokio::test]
+async fn any_user_name_is_accepted_and_only_the_key_and_mode_are_checked() {
+    let van = Van::start().await;
+    let as_user = |user: &str, password: String| {
+        van.http
+            .post(format!("{}/echoes", van.fake.base_url()))
+            .basic_auth(user, Some(password))
+            .json(&json!({"ok": true}))
+            .send()
+    };
+    // parsons sends `default`; other clients send their own names, or none.
+    for user in ["default", "parsons", "some-other-app", ""] {
+        let right = as_user(user, format!("{VAN_VOTERFILE_KEY}|0"))
+            .await
+            .unwrap();
+        assert_eq!(right.status(), StatusCode::OK, "{user:?}");
+        assert_eq!(json_of(right).await, json!({"ok": true}));
+        let myc = as_user(user, format!("{VAN_MYCAMPAIGN_KEY}|1"))
+            .await
+            .unwrap();
+        assert_eq!(myc.status(), StatusCode::OK, "{user:?}");
+
+        let wrong_mode = as_user(user, format!("{VAN_VOTERFILE_KEY}|1"))
+            .await
+            .unwrap();
+        assert_eq!(wrong_mode.status(), StatusCode::UNAUTHORIZED, "{user:?}");
+        let bad_key = as_user(user, "not-a-key|0".into()).await.unwrap();
+        assert_eq!(bad_key.status(), StatusCode::UNAUTHORIZED, "{user:?}");
+    }
+    let recorded = van.fake.requests();
+    assert_eq!(recorded[0].application_name.as_deref(), Some("default"));
+    assert_eq!(recorded[0].db_mode.as_deref(), Some("0"));
 }
 
 #[tokio::test]
@@ -396,7 +441,8 @@ async fn a_valid_canvass_response_is_204_with_no_body_and_recorded() {
             {"type": "ActivistCode", "activistCodeId": 4411, "action": "Apply"},
         ],
     });
-    // An id that is not seeded but below `accept_any_van_id_below` exists too.
+    // A person known by id only takes results too.
+    van.fake.add_people([123456]);
     let response = van.canvass(123456, &with_responses).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
 
@@ -411,7 +457,7 @@ async fn a_valid_canvass_response_is_204_with_no_body_and_recorded() {
 async fn unknown_van_id_is_404_and_van_id_zero_is_400() {
     let van = Van::start().await;
     let body = json!({"canvassContext": phone_context(), "resultCodeId": 18});
-    let unknown = van.canvass(900_000_001, &body).await;
+    let unknown = van.canvass(18372074, &body).await;
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
     assert_eq!(json_of(unknown).await["errors"][0]["code"], "NOT_FOUND");
 
@@ -582,7 +628,6 @@ async fn seeded_data_can_be_changed_by_a_test() {
     );
     van.fake.with_data(|data| {
         data.activist_codes[0].status = callsync_tests::fake_van::Status::Inactive;
-        data.accept_any_van_id_below = None;
     });
     assert_eq!(
         van.canvass(18372073, &body).await.status(),
@@ -592,6 +637,98 @@ async fn seeded_data_can_be_changed_by_a_test() {
         van.canvass(123456, &body).await.status(),
         StatusCode::NOT_FOUND
     );
+    van.fake.add_people([123456]);
+    van.fake.remove_person(18372073);
+    let code = json!({"canvassContext": phone_context(), "resultCodeId": 18});
+    assert_eq!(
+        van.canvass(123456, &code).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        van.canvass(18372073, &code).await.status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+const NOT_FOUND: &str =
+    r#"{"errors":[{"code":"NOT_FOUND","text":"The requested resource could not be found."}]}"#;
+
+#[tokio::test]
+async fn a_person_the_database_does_not_hold_is_404_on_every_person_route() {
+    let van = Van::start().await;
+    let expected: Value = serde_json::from_str(NOT_FOUND).unwrap();
+    let body = json!({"canvassContext": phone_context(), "resultCodeId": 18});
+    // Plausible ids just beside real people, and ids far from any: none exists.
+    for van_id in [
+        18372074_u64,
+        18372072,
+        1,
+        123456,
+        899_999_999,
+        2_147_483_647,
+    ] {
+        assert!(!van.fake.with_data(|d| d.knows_person(van_id)));
+        let post = van.canvass(van_id, &body).await;
+        assert_eq!(post.status(), StatusCode::NOT_FOUND, "{van_id}");
+        assert!(content_type(&post).starts_with("application/json"));
+        assert_eq!(json_of(post).await, expected, "{van_id}");
+        for path in [
+            format!("/people/{van_id}"),
+            format!("/people/{van_id}?$expand=phones"),
+        ] {
+            let get = van.get(&path).await;
+            assert_eq!(get.status(), StatusCode::NOT_FOUND, "{path}");
+            assert_eq!(json_of(get).await, expected, "{path}");
+        }
+        let find = van.post("/people/find", &json!({"vanId": van_id})).await;
+        assert_eq!(find.status(), StatusCode::NOT_FOUND, "{van_id}");
+        assert_eq!(
+            json_of(find).await,
+            json!({"vanId": null, "status": "Unmatched"})
+        );
+    }
+    assert!(van.fake.canvass_posts().is_empty(), "nothing was accepted");
+}
+
+#[tokio::test]
+async fn every_van_id_the_demo_calls_carry_is_a_known_person() {
+    use callsync_tests::demo_data::{DEMO_NIGHT_CALLS, cdr_night, demo_van_ids};
+    let data = VanData::demo();
+    let known: Vec<u64> = demo_van_ids().collect();
+    assert!(known.iter().all(|id| data.knows_person(*id)));
+    // Every LiveVox demo call and every row of the demo's CDR night names one of them.
+    let lv = LiveVoxData::demo();
+    let in_accounts = |account: &str| {
+        let digits: String = account
+            .chars()
+            .rev()
+            .take_while(char::is_ascii_digit)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        digits.parse::<u64>().ok()
+    };
+    let night = cdr_night(demo_today(), DEMO_NIGHT_CALLS);
+    let night_accounts = night
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split(',').nth(1).map(str::to_owned));
+    let accounts = lv
+        .call_details
+        .iter()
+        .map(|c| c.account.clone())
+        .chain(night_accounts)
+        .filter(|a| a.starts_with("ny14-") || a.starts_with("MYV-") || a.parse::<u64>().is_ok());
+    let mut checked = 0;
+    for account in accounts {
+        let id = in_accounts(&account).unwrap();
+        assert!(data.knows_person(id), "{account}");
+        checked += 1;
+    }
+    assert!(checked > DEMO_NIGHT_CALLS as usize, "{checked}");
+    // A longer night reaches people the demo database does not hold.
+    assert!(!data.knows_person(18_000_000 + DEMO_NIGHT_CALLS * 7));
 }
 
 // ---------------------------------------------------------------- VAN: people

@@ -66,8 +66,21 @@ fn doc(strategy: Value, hook: &str) -> CandidateDoc {
     .unwrap()
 }
 
+/// The people the night's VAN database holds besides the demo's: every VAN id these tests
+/// post to legitimately. 950000001 is left out on purpose: VAN does not know that person.
+fn known_people() -> impl Iterator<Item = u64> {
+    (100_001..=100_007)
+        .chain([200_001])
+        .chain(300_000..300_030)
+        .chain([400_001, 410_001])
+        .chain(500_001..=500_005)
+        .chain(600_001..=600_004)
+        .chain([700_001])
+}
+
 async fn night(strategy: Value) -> Night {
     let van = FakeVan::start(VanData::demo()).await;
+    van.add_people(known_people());
     // LiveVox's demo account: 36 calls on 21 Nov (UTC), today 22 Nov.
     let livevox = FakeLiveVox::start(LiveVoxData::demo_for(date(2026, 11, 22))).await;
     let stack = LocalStack::up(
@@ -469,6 +482,67 @@ async fn a_permanent_400_is_an_attempted_error_keeping_vans_envelope() {
         "INVALID_PARAMETER"
     );
     assert_eq!(n.attempts_for(400_001), 1, "a 400 is never retried");
+}
+
+#[tokio::test]
+async fn a_call_for_a_person_van_does_not_know_is_an_attempted_error_naming_the_van_id() {
+    let n = night(json!("full")).await;
+    drop_cdr(
+        &n.svc,
+        "inbox/night/a.csv",
+        &[
+            cdr_row(
+                4201,
+                "ny14-van-950000001",
+                "212-555-0421",
+                "21-11-2026 12:00:00",
+                "Agent Cust 3",
+            ),
+            cdr_row(
+                4202,
+                "ny14-van-100001",
+                "212-555-0422",
+                "21-11-2026 12:01:00",
+                "Agent Cust 3",
+            ),
+        ],
+    )
+    .await;
+    n.run().await;
+    n.drain().await;
+
+    let record = n.state_of("4201").await;
+    assert_eq!(record.state, CallState::AttemptedError);
+    let error = record.error.unwrap();
+    assert_eq!(error.status, Some(404));
+    assert!(
+        error
+            .message
+            .contains("VAN has no person with VAN id 950000001 in this database"),
+        "{}",
+        error.message
+    );
+    assert!(
+        error.message.contains("account number") && error.message.contains("database_mode"),
+        "the message says what to check: {}",
+        error.message
+    );
+    assert!(!error.message.contains("Doe"), "{}", error.message);
+    assert_eq!(
+        error.van.as_ref().unwrap()["errors"][0]["code"],
+        "NOT_FOUND"
+    );
+    assert_eq!(n.state_of("4202").await.state, CallState::Finished);
+
+    // Later ticks and drains leave it alone: a 404 is never retried.
+    n.tick().await;
+    n.drain().await;
+    n.clock.advance(Duration::from_secs(7 * 3600));
+    n.tick().await;
+    n.drain().await;
+    assert_eq!(n.attempts_for(950_000_001), 1, "posted once, never retried");
+    assert_eq!(n.posts_for(950_000_001), 0);
+    assert_eq!(n.state_of("4201").await.state, CallState::AttemptedError);
 }
 
 #[tokio::test]

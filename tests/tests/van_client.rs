@@ -410,6 +410,37 @@ async fn a_post_for_an_unknown_person_is_a_404() {
     assert_eq!(err.status(), Some(404));
     assert!(!err.is_retryable());
     assert_eq!(van.requests().len(), 1);
+    assert!(matches!(err, VanError::UnknownPerson { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("VAN has no person with VAN id 950000000 in this database (voter_file"),
+        "{text}"
+    );
+    assert!(text.contains("account number"), "{text}");
+    assert_eq!(
+        err.envelope_json().unwrap()["errors"][0]["code"],
+        "NOT_FOUND"
+    );
+}
+
+#[tokio::test]
+async fn a_client_sending_another_user_name_is_let_in_by_key_and_mode() {
+    let van = FakeVan::start(VanData::demo()).await;
+    let other = VanClient::new(
+        &van.base_url(),
+        VanCredentials {
+            application_name: "default".into(),
+            api_key: VAN_VOTERFILE_KEY.into(),
+        },
+        DatabaseMode::VoterFile,
+        options(),
+    )
+    .unwrap();
+    assert_eq!(other.echo(&json!({"x": 1})).await.unwrap(), json!({"x": 1}));
+    assert_eq!(
+        van.requests()[0].application_name.as_deref(),
+        Some("default")
+    );
 }
 
 #[tokio::test]

@@ -430,7 +430,7 @@ impl LiveVoxClient {
 }
 
 /// LiveVox's `{code, message}`, or the start of whatever else came back.
-fn error_envelope(status: StatusCode, bytes: &[u8]) -> (Option<i64>, String) {
+pub(crate) fn error_envelope(status: StatusCode, bytes: &[u8]) -> (Option<i64>, String) {
     match serde_json::from_slice::<ErrorBody>(bytes) {
         Ok(ErrorBody { code, message }) if code.is_some() || message.is_some() => (
             code,

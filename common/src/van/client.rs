@@ -288,7 +288,8 @@ impl VanClient {
         .await
     }
 
-    /// `POST /people/{vanId}/canvassResponses`. VAN answers 204 with no body.
+    /// `POST /people/{vanId}/canvassResponses`. VAN answers 204 with no body; a 404 is
+    /// [`VanError::UnknownPerson`], naming the id.
     pub async fn post_canvass_response(
         &self,
         van_id: VanId,
@@ -301,7 +302,8 @@ impl VanClient {
                 body: Some(to_body(body)?),
                 also_accept: &[],
             })
-            .await?;
+            .await
+            .map_err(|e| e.for_person(van_id, self.inner.mode))?;
         Ok(PostReceipt {
             status: answer.status,
             attempts: answer.attempts,
@@ -558,7 +560,7 @@ fn to_body<T: Serialize + ?Sized>(body: &T) -> Result<Vec<u8>, VanError> {
 }
 
 /// The id at the end of `…/people/{vanId}`.
-fn van_id_from_location(location: &str) -> Option<u64> {
+pub(crate) fn van_id_from_location(location: &str) -> Option<u64> {
     let path = location.split(['?', '#']).next()?;
     path.trim_end_matches('/').rsplit('/').next()?.parse().ok()
 }

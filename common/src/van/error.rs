@@ -8,8 +8,10 @@ use regex::Regex;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
+use super::credentials::DatabaseMode;
 use super::model::null_as_default;
 use crate::retry::{RetryAdvice, Retryable};
+use crate::values::VanId;
 
 /// How much of an unexpected body is kept: enough to read an IIS page or an ASP.NET
 /// stack trace, small enough for a ledger item.
@@ -78,6 +80,19 @@ pub enum VanError {
         status: u16,
         errors: Vec<VanErrorItem>,
     },
+    /// 404 to a post for a person: the database the key opens holds nobody with this id.
+    /// Usually the dialer's account number does not carry this database's VAN id, or the
+    /// candidate is set to the other database mode. Never retried.
+    #[error(
+        "VAN has no person with VAN id {van_id} in this database ({}): {}. Check that the dialer's account number holds this person's VAN id, and that the candidate's van.database_mode is the database the id comes from",
+        mode_name(*mode),
+        summarise(errors)
+    )]
+    UnknownPerson {
+        van_id: VanId,
+        mode: DatabaseMode,
+        errors: Vec<VanErrorItem>,
+    },
     /// 429. VAN sends no Retry-After header; `wait` comes from "Try again in N ms."
     #[error("VAN rate limit exceeded{}", wait.map(|w| format!(", asked to wait {} ms", w.as_millis())).unwrap_or_default())]
     RateLimited {
@@ -109,6 +124,13 @@ pub enum VanError {
     Config(String),
 }
 
+fn mode_name(mode: DatabaseMode) -> &'static str {
+    match mode {
+        DatabaseMode::VoterFile => "voter_file, password suffix |0",
+        DatabaseMode::MyCampaign => "my_campaign, password suffix |1",
+    }
+}
+
 fn summarise(errors: &[VanErrorItem]) -> String {
     if errors.is_empty() {
         return "no error details".into();
@@ -134,6 +156,7 @@ impl VanError {
     pub fn status(&self) -> Option<u16> {
         match self {
             Self::Api { status, .. } | Self::Unexpected { status, .. } => Some(*status),
+            Self::UnknownPerson { .. } => Some(404),
             Self::Decode { status, .. } => Some(*status),
             Self::RateLimited { .. } => Some(429),
             Self::Transport { .. } | Self::Config(_) => None,
@@ -143,7 +166,9 @@ impl VanError {
     /// VAN's error items, empty when the answer carried none.
     pub fn errors(&self) -> &[VanErrorItem] {
         match self {
-            Self::Api { errors, .. } | Self::RateLimited { errors, .. } => errors,
+            Self::Api { errors, .. }
+            | Self::RateLimited { errors, .. }
+            | Self::UnknownPerson { errors, .. } => errors,
             _ => &[],
         }
     }
@@ -154,9 +179,9 @@ impl VanError {
     /// success answer we could not read).
     pub fn envelope_json(&self) -> Option<Value> {
         Some(match self {
-            Self::Api { errors, .. } | Self::RateLimited { errors, .. } => {
-                serde_json::json!({ "errors": errors })
-            }
+            Self::Api { errors, .. }
+            | Self::RateLimited { errors, .. }
+            | Self::UnknownPerson { errors, .. } => serde_json::json!({ "errors": errors }),
             Self::Unexpected {
                 status,
                 content_type,
@@ -203,6 +228,22 @@ impl VanError {
                 content_type: content_type.map(str::to_owned),
                 body: truncate_body(body),
             },
+        }
+    }
+
+    /// The error a post for `van_id` stands for: VAN's 404 envelope there means the
+    /// person is not in the database (an IIS 404 page is a wrong path, and stays as is).
+    pub(crate) fn for_person(self, van_id: VanId, mode: DatabaseMode) -> Self {
+        match self {
+            Self::Api {
+                status: 404,
+                errors,
+            } => Self::UnknownPerson {
+                van_id,
+                mode,
+                errors,
+            },
+            other => other,
         }
     }
 
@@ -287,8 +328,14 @@ fn truncate_body(body: &[u8]) -> String {
     format!("{}…", &text[..end])
 }
 
+/// The longest wait a 429 hint is taken for. VAN's hints are tens of milliseconds; a
+/// larger one is read as this, so a garbled or hostile number cannot stall a worker
+/// (the retry deadline then decides whether to wait at all).
+pub const MAX_WAIT_HINT: Duration = Duration::from_secs(60);
+
 /// The wait VAN asks for in a 429 text: "Rate limit exceeded. Try again in 30 ms."
-/// Seconds are understood too, in case the unit ever changes.
+/// Seconds are understood too, in case the unit ever changes. Any number, however long,
+/// gives at most [`MAX_WAIT_HINT`].
 pub fn parse_wait_hint(text: &str) -> Option<Duration> {
     static HINT: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(
@@ -297,13 +344,15 @@ pub fn parse_wait_hint(text: &str) -> Option<Duration> {
         .expect("static regex is valid")
     });
     let caps = HINT.captures(text)?;
+    // A digit string always parses as f64, at worst to infinity; the cap handles both.
     let amount: f64 = caps[1].parse().ok()?;
-    let millis = if caps[2].to_ascii_lowercase().starts_with('m') {
-        amount
+    let seconds = if caps[2].to_ascii_lowercase().starts_with('m') {
+        amount / 1000.0
     } else {
-        amount * 1000.0
+        amount
     };
-    Some(Duration::from_secs_f64(millis / 1000.0))
+    let wait = Duration::try_from_secs_f64(seconds).unwrap_or(MAX_WAIT_HINT);
+    Some(wait.min(MAX_WAIT_HINT))
 }
 
 fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
@@ -327,6 +376,22 @@ mod tests {
             ("rate limit exceeded. try again in 7ms", Some(7)),
             ("Try again in 2 seconds.", Some(2000)),
             ("Try again in 0.5 s.", Some(500)),
+            // Huge numbers saturate at the cap in every unit, never panic.
+            ("Rate limit exceeded. Try again in 60000 ms.", Some(60_000)),
+            ("Rate limit exceeded. Try again in 60001 ms.", Some(60_000)),
+            ("Try again in 99999999999999999999999 ms.", Some(60_000)),
+            (
+                "Try again in 99999999999999999999999 milliseconds.",
+                Some(60_000),
+            ),
+            ("Try again in 99999999999999999999999 s.", Some(60_000)),
+            (
+                "Try again in 99999999999999999999999 seconds.",
+                Some(60_000),
+            ),
+            ("Try again in 18446744073709551616 secs.", Some(60_000)),
+            ("Try again in 61 s.", Some(60_000)),
+            ("Try again in 0 ms.", Some(0)),
             ("Rate limit exceeded. Try again in  ms.", None),
             ("Rate limit exceeded. Try again later.", None),
             ("Rate limit exceeded.", None),
@@ -365,6 +430,63 @@ mod tests {
             RetryAdvice::After(Duration::from_millis(30))
         );
         assert_eq!(err.status(), Some(429));
+    }
+
+    #[test]
+    fn a_wait_hint_of_any_length_is_capped_never_a_panic() {
+        let digits = "9".repeat(400);
+        for unit in ["ms", "milliseconds", "s", "secs", "seconds"] {
+            let text = format!("Rate limit exceeded. Try again in {digits} {unit}.");
+            assert_eq!(parse_wait_hint(&text), Some(MAX_WAIT_HINT), "{unit}");
+            let text = format!("Try again in {digits}.{digits} {unit}");
+            assert_eq!(parse_wait_hint(&text), Some(MAX_WAIT_HINT), "{unit}");
+        }
+        let err = classify(
+            429,
+            JSON,
+            r#"{"errors":[{"code":"429","text":"Rate limit exceeded. Try again in 99999999999999999999999 ms."}]}"#,
+        );
+        assert_eq!(err.retry_advice(), RetryAdvice::After(MAX_WAIT_HINT));
+    }
+
+    #[test]
+    fn a_404_to_a_post_names_the_van_id_and_what_to_check() {
+        let not_found = classify(
+            404,
+            JSON,
+            r#"{"errors":[{"code":"NOT_FOUND","text":"The requested resource could not be found."}]}"#,
+        );
+        let id = VanId::new(18372073).unwrap();
+        let err = not_found.for_person(id, DatabaseMode::VoterFile);
+        assert!(matches!(err, VanError::UnknownPerson { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.starts_with("VAN has no person with VAN id 18372073 in this database"),
+            "{text}"
+        );
+        assert!(text.contains("NOT_FOUND"), "{text}");
+        assert!(
+            text.contains("account number") && text.contains("database_mode"),
+            "{text}"
+        );
+        assert_eq!(err.status(), Some(404));
+        assert_eq!(err.retry_advice(), RetryAdvice::Never);
+        assert_eq!(err.errors()[0].code, "NOT_FOUND");
+        assert_eq!(
+            err.envelope_json().unwrap()["errors"][0]["code"],
+            "NOT_FOUND"
+        );
+        // Only VAN's 404 envelope means "no such person": others stay what they were.
+        let iis = classify(404, Some("text/html"), "<html>404</html>")
+            .for_person(id, DatabaseMode::MyCampaign);
+        assert!(matches!(iis, VanError::Unexpected { status: 404, .. }));
+        let bad = classify(
+            400,
+            JSON,
+            r#"{"errors":[{"code":"INVALID_PARAMETER","text":"x"}]}"#,
+        )
+        .for_person(id, DatabaseMode::VoterFile);
+        assert!(matches!(bad, VanError::Api { status: 400, .. }));
     }
 
     #[test]

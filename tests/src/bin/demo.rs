@@ -160,7 +160,7 @@ async fn night(
         "A night: 2,000 calls of {date} dropped in the inbox (inbox/demo/)"
     ));
     let key = format!("inbox/demo/cdr-{}.csv", date.strftime("%m-%d-%Y"));
-    let cdr = demo_data::cdr_night(date, 2_000);
+    let cdr = demo_data::cdr_night(date, demo_data::DEMO_NIGHT_CALLS);
     println!("{key}: {} bytes; the first rows:", cdr.len());
     for line in cdr.lines().take(4) {
         println!("  {line}");
@@ -267,7 +267,7 @@ async fn night(
     }
 
     step("The same file again, and the day run again: nothing is posted twice");
-    let again = demo_data::cdr_night(date, 2_000);
+    let again = demo_data::cdr_night(date, demo_data::DEMO_NIGHT_CALLS);
     let _ = svc.objects.put(&key, again.into_bytes(), "text/csv").await;
     let before = van.canvass_posts().len();
     let rerun = run(&svc, json!({"candidate": "demo", "date": date.to_string()})).await;

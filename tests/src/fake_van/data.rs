@@ -1,6 +1,6 @@
 //! The records the fake VAN serves, shaped like the API's JSON (camelCase) so they serialise as-is.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -14,13 +14,15 @@ pub struct VanData {
     pub result_codes: Vec<ResultCode>,
     pub contact_types: Vec<ContactType>,
     pub input_types: Vec<InputType>,
+    /// People with a name, phones and emails on file: what find matches and get returns.
     pub people: BTreeMap<u64, Person>,
-    /// When `Some(n)`, every id with `0 < id < n` counts as an existing person, so
-    /// tests can post for arbitrary voters without seeding each one.
-    pub accept_any_van_id_below: Option<u64>,
+    /// Further people this database holds, known by id only (get answers them with
+    /// nothing on file). Any id in neither set is a person VAN does not know: 404.
+    pub known_van_ids: BTreeSet<u64>,
 }
 
-/// One API key: valid only with this application name and database mode.
+/// One API key: valid only in this database mode. VAN authenticates by key and mode; the
+/// application name is kept for the record but any user name is accepted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Credential {
@@ -127,11 +129,8 @@ pub struct Phone {
 }
 
 impl VanData {
-    /// Whether `van_id` names a person this database would accept a result for.
+    /// Whether `van_id` names a person this database holds.
     pub fn knows_person(&self, van_id: u64) -> bool {
-        self.people.contains_key(&van_id)
-            || self
-                .accept_any_van_id_below
-                .is_some_and(|below| van_id > 0 && van_id < below)
+        self.people.contains_key(&van_id) || self.known_van_ids.contains(&van_id)
     }
 }

@@ -1,6 +1,6 @@
 //! A fake NGP VAN API v4 that answers like the real one (see shared/reference/van-api.md):
-//! auth by application name and `key|mode`, error envelopes, paging, canvass-response
-//! validation, 302 on find, a per-key rate limit with the real 429 text, and injectable faults.
+//! auth by `key|mode` (any user name), error envelopes, paging, canvass-response
+//! validation, 404 for people the database does not hold, 302 on find, a per-key rate limit with the real 429 text, and injectable faults.
 
 mod canvass;
 mod data;
@@ -222,6 +222,18 @@ impl FakeVan {
         self.shared.lock().both_codes = both;
     }
 
+    /// Adds people, known by id only, to the database.
+    pub fn add_people(&self, van_ids: impl IntoIterator<Item = u64>) {
+        self.shared.lock().data.known_van_ids.extend(van_ids);
+    }
+
+    /// Removes a person, whether seeded with details or known by id only.
+    pub fn remove_person(&self, van_id: u64) {
+        let mut state = self.shared.lock();
+        state.data.people.remove(&van_id);
+        state.data.known_van_ids.remove(&van_id);
+    }
+
     pub fn with_data<R>(&self, f: impl FnOnce(&mut VanData) -> R) -> R {
         f(&mut self.shared.lock().data)
     }
@@ -411,11 +423,10 @@ impl Shared {
         }
     }
 
-    /// The API key when application name, key and mode all match one credential.
+    /// The API key when key and mode match one credential. Like VAN, the user name is not
+    /// checked: public clients send their own (parsons sends `default`).
     fn authorise(&self, auth: &BasicAuth) -> Option<String> {
-        let (Some(app), Some(key), Some(mode)) =
-            (&auth.application_name, &auth.api_key, &auth.db_mode)
-        else {
+        let (Some(key), Some(mode)) = (&auth.api_key, &auth.db_mode) else {
             return None;
         };
         let mode: u8 = mode.parse().ok()?;
@@ -424,7 +435,7 @@ impl Shared {
             .data
             .credentials
             .iter()
-            .any(|c| &c.application_name == app && &c.api_key == key && c.db_mode == mode)
+            .any(|c| &c.api_key == key && c.db_mode == mode)
             .then(|| key.clone())
     }
 

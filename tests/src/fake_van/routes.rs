@@ -325,7 +325,7 @@ async fn get_person(
     let state = shared.lock();
     let person = match state.data.people.get(&van_id) {
         Some(person) => person.clone(),
-        // Ids accepted for posting exist as people too, just with nothing on file.
+        // People known by id only exist with nothing on file.
         None if state.data.knows_person(van_id) => super::Person {
             van_id,
             first_name: "Sample".into(),
