@@ -282,6 +282,9 @@ fn check_source(source: &SourceDoc, errors: &mut Vec<FieldError>) {
             "names no call source: set source.cdr (CDR files in S3), source.livevox (the API), or both",
         ));
     }
+    if let Some(cdr) = &source.cdr {
+        errors.extend(cdr.columns.check("source.cdr.columns"));
+    }
     if let Some(prefix) = source.cdr.as_ref().and_then(|c| c.inbox_prefix.as_deref())
         && (prefix.starts_with('/') || !prefix.ends_with('/') || prefix.len() < 2)
     {
