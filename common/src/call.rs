@@ -2,6 +2,7 @@
 //! and the account-number pattern that carries the voter's VAN id.
 
 use std::fmt;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use jiff::civil::Date;
@@ -43,6 +44,58 @@ pub struct Call {
     pub campaign: Option<String>,
     /// The calendar day of `started_at` in the candidate's time zone: the day it belongs to.
     pub local_date: Date,
+    /// Where a CDR file holds the call, so a problem found later (a result the mapping
+    /// lacks) can point at it. `None` for calls from the LiveVox API, which their call id
+    /// and service find, and in records stored without it (not written then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<CdrPosition>,
+}
+
+/// A call's place in a CDR file: the file and its physical line. The file's part is shared
+/// by every call read from it, so the position costs a call 16 bytes in memory; in the
+/// ledger it is stored as `{file, line, result_column}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "StoredPosition", into = "StoredPosition")]
+pub struct CdrPosition {
+    pub file: Arc<CdrFile>,
+    pub line: u64,
+}
+
+/// What every call of one CDR file shares: the file's key and the header of its result
+/// column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CdrFile {
+    pub key: String,
+    pub result_column: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredPosition {
+    file: String,
+    line: u64,
+    result_column: String,
+}
+
+impl From<StoredPosition> for CdrPosition {
+    fn from(p: StoredPosition) -> Self {
+        Self {
+            file: Arc::new(CdrFile {
+                key: p.file,
+                result_column: p.result_column,
+            }),
+            line: p.line,
+        }
+    }
+}
+
+impl From<CdrPosition> for StoredPosition {
+    fn from(p: CdrPosition) -> Self {
+        Self {
+            file: p.file.key.clone(),
+            line: p.line,
+            result_column: p.file.result_column.clone(),
+        }
+    }
 }
 
 /// How to find the VAN id inside an account number: a regular expression with a named

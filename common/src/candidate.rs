@@ -317,6 +317,9 @@ fn check_source(source: &SourceDoc, slug: Option<&CandidateSlug>, errors: &mut V
             "names no call source: set source.cdr (CDR files in S3), source.livevox (the API), or both",
         ));
     }
+    if let Some(cdr) = &source.cdr {
+        errors.extend(cdr.columns.check("source.cdr.columns"));
+    }
     if let (Some(prefix), Some(slug)) = (
         source.cdr.as_ref().and_then(|c| c.inbox_prefix.as_deref()),
         slug,

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 
 use jiff::civil::Date;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use crate::call::{Call, CallId};
 use crate::candidate::Candidate;
@@ -89,9 +90,24 @@ fn bad_row(candidate: &Candidate, day: Date, err: &RowError, now: jiff::Timestam
             candidate: candidate.slug.clone(),
             date: day,
         },
-        call_id: CallId(format!("row:{}:{}", err.file, err.line)),
+        call_id: bad_row_id(&err.file, err.line),
     };
     CallRecord::bad_row(key, err.to_string(), now)
+}
+
+/// The longest ledger key a bad row gets, in bytes (DynamoDB allows 1,024 in a sort key).
+const MAX_BAD_ROW_ID_BYTES: usize = 512;
+
+/// `row:<file>:<line>`; a file key too long for that (S3 allows 1,024 bytes) is replaced by
+/// its SHA-256, so the row is still recorded, once, instead of the file failing every run.
+fn bad_row_id(file: &str, line: u64) -> CallId {
+    let id = format!("row:{file}:{line}");
+    if id.len() <= MAX_BAD_ROW_ID_BYTES {
+        return CallId(id);
+    }
+    let digest = Sha256::digest(file.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    CallId(format!("row:sha256-{hex}:{line}"))
 }
 
 fn file_name(key: &str) -> &str {
@@ -250,4 +266,22 @@ pub fn day_window(candidate: &Candidate, date: Date) -> (jiff::Timestamp, jiff::
             .unwrap_or_default()
     };
     (start(date), start(date.tomorrow().unwrap_or(date)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_row_in_a_file_with_a_very_long_key_still_gets_a_ledger_key() {
+        assert_eq!(
+            bad_row_id("inbox/a/calls.csv", 7).0,
+            "row:inbox/a/calls.csv:7"
+        );
+        let long = format!("inbox/a/{}.csv", "x".repeat(1_010));
+        let id = bad_row_id(&long, 7).0;
+        assert!(id.len() <= MAX_BAD_ROW_ID_BYTES, "{}", id.len());
+        assert!(id.starts_with("row:sha256-") && id.ends_with(":7"), "{id}");
+        assert_ne!(id, bad_row_id(&long, 8).0);
+    }
 }

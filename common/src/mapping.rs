@@ -127,9 +127,11 @@ impl ResultMapping {
             {
                 errors.push(FieldError::new(
                     at("result"),
-                    format!(
-                        "{:?} normalises to {key:?}, the same result as results[{first}]: keep one row per result",
-                        doc.result
+                    duplicate_message(
+                        &doc.result,
+                        &format!("results[{first}].result"),
+                        &docs[first].result,
+                        key,
                     ),
                 ));
             }
@@ -163,6 +165,18 @@ impl ResultMapping {
     pub fn rows(&self) -> &[ResultRow] {
         &self.rows
     }
+}
+
+/// Two rows whose results are one key: name both spellings, so the user sees which to drop.
+pub(crate) fn duplicate_message(
+    spelling: &str,
+    other_at: &str,
+    other_spelling: &str,
+    key: &ResultKey,
+) -> String {
+    format!(
+        "{spelling:?} is the same result as {other_at} {other_spelling:?} (both read as \"{key}\": case, punctuation, spacing and a trailing disposition code do not count): keep one of the two rows"
+    )
 }
 
 fn row_action(
@@ -247,3 +261,61 @@ fn row_action(
 }
 
 pub mod airtable;
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn row(result: &str) -> ResultRowDoc {
+        ResultRowDoc {
+            result: result.into(),
+            display_name: "Strong support".into(),
+            success: true,
+            result_code_id: None,
+            survey_responses: vec![SurveyAnswer {
+                question_id: 2301,
+                response_id: 9120,
+            }],
+            activist_codes: vec![],
+            sync: true,
+            csv: false,
+            priority: 0,
+        }
+    }
+
+    #[test]
+    fn a_row_written_one_way_matches_every_spelling_of_its_result() {
+        let mapping = ResultMapping::from_docs(&[row("AGENT - CUST 12")]).unwrap();
+        for spelling in ["Agent Cust 12 (345)", "agent cust 12", "AGENT-CUST-12"] {
+            let key = ResultKey::normalise(spelling).unwrap();
+            assert!(mapping.get(&key).is_some(), "{spelling:?} found no row");
+        }
+        assert!(
+            mapping
+                .get(&ResultKey::normalise("Agent Cust 1 (345)").unwrap())
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn two_rows_for_one_result_are_refused_naming_both() {
+        let errors = ResultMapping::from_docs(&[
+            row("Agent Cust 12 (345)"),
+            row("Busy"),
+            row("AGENT - CUST 12"),
+        ])
+        .unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].field, "results[2].result");
+        let text = &errors[0].message;
+        for want in [
+            r#""AGENT - CUST 12""#,
+            r#"results[0].result "Agent Cust 12 (345)""#,
+            r#""agent cust 12""#,
+        ] {
+            assert!(text.contains(want), "missing {want}: {text}");
+        }
+        assert!(!text.contains("ResultKey"), "{text}");
+    }
+}

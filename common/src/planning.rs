@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::call::{Call, CallId};
 use crate::candidate::{Candidate, Strategy};
 use crate::mapping::VanAction;
-use crate::values::{PhoneNumber, ResultKey, VanId};
+use crate::values::{PhoneNumber, VanId};
 
 /// What happens to one call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,10 +62,18 @@ impl CsvReason {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
+    /// `at` says where the call was read: `file line N, column "result"` for a CDR row,
+    /// `LiveVox call <id> (service <id>)` for the API.
     #[error(
-        "result \"{0}\" is not in the candidate's result mapping: add a row for it, then retry the day's unattempted errors"
+        "{at} = {text:?}: this result is not in the candidate's result mapping — add a row for {key:?} (it also matches every other spelling of it) with PUT /candidates/{candidate}/results or in the document's `results`, then POST /retry {{\"candidate\": \"{candidate}\", \"date\": \"{date}\"}} to plan these calls again"
     )]
-    UnknownResult(ResultKey),
+    UnknownResult {
+        key: String,
+        text: String,
+        at: String,
+        candidate: String,
+        date: jiff::civil::Date,
+    },
     #[error(
         "the call has no usable dialed phone number, and VAN requires one for contact type {contact_type:?}"
     )]
@@ -76,7 +84,7 @@ impl PlanError {
     /// A stable code for the ledger and reports.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::UnknownResult(_) => "unknown_result",
+            Self::UnknownResult { .. } => "unknown_result",
             Self::MissingPhone { .. } => "missing_phone",
         }
     }
@@ -85,7 +93,7 @@ impl PlanError {
 /// Plan one call. The budget is applied afterwards, over the whole day ([`apply_budget`]).
 pub fn plan(call: &Call, candidate: &Candidate) -> Plan {
     let Some(row) = candidate.mapping.get(&call.result) else {
-        return Plan::Error(PlanError::UnknownResult(call.result.clone()));
+        return Plan::Error(unknown_result(call, candidate));
     };
     if !row.sync && !row.csv {
         return Plan::Ignore;
@@ -112,6 +120,26 @@ pub fn plan(call: &Call, candidate: &Candidate) -> Plan {
         phone: call.phone.clone(),
         priority: row.priority,
     })
+}
+
+fn unknown_result(call: &Call, candidate: &Candidate) -> PlanError {
+    let at = match (&call.origin, &call.service) {
+        (Some(p), _) => format!(
+            "{} line {}, column {:?}",
+            p.file.key, p.line, p.file.result_column
+        ),
+        (None, Some(service)) => {
+            format!("LiveVox call {} (service {service}), result", call.call_id)
+        }
+        (None, None) => format!("LiveVox call {}, result", call.call_id),
+    };
+    PlanError::UnknownResult {
+        key: call.result.as_str().to_owned(),
+        text: call.result_text.clone(),
+        at,
+        candidate: candidate.slug.to_string(),
+        date: call.local_date,
+    }
 }
 
 /// RFC 3339 with the zone's offset at that instant, as VAN's `dateCanvassed` wants.
@@ -166,6 +194,7 @@ mod tests {
     use super::*;
     use crate::candidate::CandidateDoc;
     use crate::mapping::SurveyAnswer;
+    use crate::values::ResultKey;
 
     /// One row of each kind a mapping can hold.
     fn candidate(strategy: &str, contact_type: &str) -> Candidate {
@@ -208,6 +237,7 @@ mod tests {
             service: None,
             campaign: None,
             local_date: jiff::civil::date(2026, 11, 21),
+            origin: None,
         }
     }
 
@@ -245,7 +275,7 @@ mod tests {
             Plan::Van(post) => Want::Van(post.action),
             Plan::Csv(reason) => Want::Csv(reason),
             Plan::Ignore => Want::Ignore,
-            Plan::Error(PlanError::UnknownResult(_)) => Want::Unknown,
+            Plan::Error(PlanError::UnknownResult { .. }) => Want::Unknown,
             Plan::Error(PlanError::MissingPhone { .. }) => Want::NoPhone,
         }
     }
@@ -341,6 +371,53 @@ mod tests {
                 "{strategy} / {contact_type} / {result:?} / phone {phone:?}"
             );
         }
+    }
+
+    #[test]
+    fn an_unknown_result_from_a_cdr_file_names_file_line_column_and_the_fix() {
+        let c = candidate(r#""full""#, "Phone");
+        let mut call = call("Agent Cust 9 (345)", Some("212-555-0143"));
+        call.origin = Some(crate::call::CdrPosition {
+            file: std::sync::Arc::new(crate::call::CdrFile {
+                key: "inbox/ny14-smith/calls-2026-11-21.csv".into(),
+                result_column: "result".into(),
+            }),
+            line: 12,
+        });
+        let Plan::Error(err) = plan(&call, &c) else {
+            panic!("expected an error")
+        };
+        assert_eq!(err.code(), "unknown_result");
+        let text = err.to_string();
+        for want in [
+            r#"inbox/ny14-smith/calls-2026-11-21.csv line 12, column "result" = "Agent Cust 9 (345)""#,
+            r#"add a row for "agent cust 9""#,
+            "PUT /candidates/ny14-smith/results",
+            r#"POST /retry {"candidate": "ny14-smith", "date": "2026-11-21"}"#,
+        ] {
+            assert!(text.contains(want), "missing {want}: {text}");
+        }
+        assert!(
+            !text.contains("ResultKey") && !text.contains("555"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_result_from_the_api_names_the_livevox_call_and_service() {
+        let c = candidate(r#""full""#, "Phone");
+        let mut call = call("Agent Cust 9", None);
+        call.service = Some("1094".into());
+        let text = match plan(&call, &c) {
+            Plan::Error(err) => err.to_string(),
+            other => panic!("expected an error, got {other:?}"),
+        };
+        assert!(
+            text.starts_with(
+                r#"LiveVox call 101312525040 (service 1094), result = "Agent Cust 9": "#
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -180,26 +180,47 @@ impl<'de> Deserialize<'de> for PhoneNumber {
     }
 }
 
-/// A dialer result, normalised the way the result mapping is keyed.
+/// A dialer result, normalised the way the result mapping is keyed, so that every spelling
+/// one export or another gives a disposition finds the same row.
 ///
-/// Lower case, whitespace collapsed; agent dispositions (`Agent Cust 1 (167)`) lose their
-/// trailing ` (…)`, system results keep theirs (`answering machine (hung up)`), as the
-/// original app did.
+/// The rule, in order:
+/// 1. A trailing `(…)` is dropped when it is a disposition code: it holds no letters
+///    (`Agent Cust 12 (345)`, `Busy (#7)`), or the result is an agent disposition (its
+///    first word is `agent`), as the original app did (`Agent Cust 1 (SS)`). A trailing
+///    `(…)` with words in it is part of a system result and is kept:
+///    `Answering Machine (Hung Up)` and `Answering Machine (Left Message)` stay different.
+/// 2. Lower case (Unicode: `RÉPONSE` → `réponse`).
+/// 3. Apostrophes (`'`, `’`) are dropped (`Don't Call` = `Dont Call`); every other
+///    character that is not a letter, a digit or a combining accent separates words, so
+///    `-`, `.`, `,`, `/`, `#`, `&`, `_` and brackets never matter.
+/// 4. Words are joined by single spaces.
+///
+/// So `AGENT - CUST 12`, `Agent Cust 12 (345)` and `agent.cust.12` are all `agent cust 12`;
+/// `Answering Machine (Hung Up)` is `answering machine hung up`. `#` is punctuation, not
+/// the word "number": `Wrong #` (`wrong`) and `Wrong Number` are different results.
+/// Accented letters are kept as they are (`Réponse` ≠ `Reponse`). The rule is idempotent:
+/// a key normalises to itself.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ResultKey(String);
 
 impl ResultKey {
     pub fn normalise(raw: &str) -> Result<Self, ValueError> {
-        let mut key = raw
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-            .to_lowercase();
-        if key.starts_with("agent")
-            && key.ends_with(')')
-            && let Some(open) = key.rfind(" (")
-        {
-            key.truncate(open);
+        let text = drop_code(raw.trim());
+        let mut key = String::with_capacity(text.len());
+        let mut gap = false;
+        for c in text.chars().flat_map(char::to_lowercase) {
+            if c == '\'' || c == '\u{2019}' {
+                continue;
+            }
+            if c.is_alphanumeric() || is_combining_mark(c) {
+                if gap && !key.is_empty() {
+                    key.push(' ');
+                }
+                gap = false;
+                key.push(c);
+            } else {
+                gap = true;
+            }
         }
         if key.is_empty() {
             Err(ValueError::EmptyResult)
@@ -211,6 +232,39 @@ impl ResultKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// `text` without a trailing `(…)` that is a disposition code (see [`ResultKey`]); text
+/// that would be left without a word keeps it.
+fn drop_code(text: &str) -> &str {
+    let Some(inner) = text.strip_suffix(')') else {
+        return text;
+    };
+    let Some(open) = inner.rfind('(') else {
+        return text;
+    };
+    let (head, code) = (inner[..open].trim_end(), &inner[open + 1..]);
+    let agent = head
+        .split(|c: char| !c.is_alphanumeric())
+        .find(|w| !w.is_empty())
+        .is_some_and(|w| w.eq_ignore_ascii_case("agent"));
+    let is_code = agent || !code.chars().any(char::is_alphabetic);
+    if is_code && head.chars().any(char::is_alphanumeric) {
+        head
+    } else {
+        text
+    }
+}
+
+/// Combining accents (`e` + U+0301 is how some systems write `é`) belong to the letter
+/// before them; they are not punctuation.
+fn is_combining_mark(c: char) -> bool {
+    matches!(c,
+        '\u{0300}'..='\u{036F}'
+        | '\u{1AB0}'..='\u{1AFF}'
+        | '\u{1DC0}'..='\u{1DFF}'
+        | '\u{20D0}'..='\u{20FF}'
+        | '\u{FE20}'..='\u{FE2F}')
 }
 
 impl fmt::Display for ResultKey {
@@ -242,18 +296,78 @@ mod tests {
     use super::*;
 
     #[test]
-    fn result_keys_normalise_like_the_original() {
+    fn every_spelling_of_a_result_is_one_key() {
         for (raw, want) in [
+            // One agent disposition as different exports write it.
+            ("AGENT - CUST 12", "agent cust 12"),
+            ("Agent Cust 12 (345)", "agent cust 12"),
+            ("agent cust 12", "agent cust 12"),
+            ("  Agent   Cust\t12  ( 345 ) ", "agent cust 12"),
+            ("Agent_Cust_12", "agent cust 12"),
+            ("agent.cust.12", "agent cust 12"),
             ("Agent Cust 1 (167)", "agent cust 1"),
-            ("AGENT - CUST 12", "agent - cust 12"),
-            ("  Agent   Cust RPC 3 (12) ", "agent cust rpc 3"),
-            ("Answering Machine (Hung Up)", "answering machine (hung up)"),
+            ("Agent Cust 1 (SS)", "agent cust 1"),
+            ("AGENT - CUST RPC 3", "agent cust rpc 3"),
+            ("Agent Cust RPC 3 (12)", "agent cust rpc 3"),
+            // A trailing code on a system result goes too.
+            ("Busy (#7)", "busy"),
+            ("No Answer (12)", "no answer"),
+            // Words in the parenthesis are part of a system result.
+            ("Answering Machine (Hung Up)", "answering machine hung up"),
+            ("ANSWERING MACHINE - HUNG UP", "answering machine hung up"),
+            (
+                "Answering Machine (Left Message)",
+                "answering machine left message",
+            ),
+            ("Busy (Not Made)", "busy not made"),
             ("No Answer", "no answer"),
-            ("Busy (Not Made)", "busy (not made)"),
+            ("No-Answer", "no answer"),
+            ("Don't Call", "dont call"),
+            ("Don\u{2019}t call", "dont call"),
+            // Accents survive, composed or combining, in any case.
+            ("Réponse", "réponse"),
+            ("RÉPONSE (12)", "réponse"),
+            ("Re\u{301}ponse", "re\u{301}ponse"),
+            ("Número equivocado", "número equivocado"),
+            // `#` is punctuation, not the word "number".
+            ("Wrong #", "wrong"),
+            ("Wrong Number", "wrong number"),
+            ("Wrong # (20)", "wrong"),
+            // A code alone is the result, not something to drop.
+            ("(167)", "167"),
+            ("Fax", "fax"),
         ] {
-            assert_eq!(ResultKey::normalise(raw).unwrap().as_str(), want, "{raw}");
+            let key = ResultKey::normalise(raw).unwrap();
+            assert_eq!(key.as_str(), want, "{raw:?}");
+            assert_eq!(
+                ResultKey::normalise(key.as_str()).unwrap(),
+                key,
+                "a key normalises to itself: {raw:?}"
+            );
         }
-        assert_eq!(ResultKey::normalise("   "), Err(ValueError::EmptyResult));
+        for (a, b) in [
+            (
+                "Answering Machine (Hung Up)",
+                "Answering Machine (Left Message)",
+            ),
+            ("Answering Machine (Hung Up)", "Answering Machine"),
+            ("Wrong #", "Wrong Number"),
+            ("Agent Cust 1", "Agent Cust 12"),
+            ("Réponse", "Reponse"),
+        ] {
+            assert_ne!(
+                ResultKey::normalise(a).unwrap(),
+                ResultKey::normalise(b).unwrap(),
+                "{a:?} vs {b:?}"
+            );
+        }
+        for empty in ["", "   ", "()", " - ", "''"] {
+            assert_eq!(
+                ResultKey::normalise(empty),
+                Err(ValueError::EmptyResult),
+                "{empty:?}"
+            );
+        }
     }
 
     #[test]

@@ -50,6 +50,7 @@ fn call(id: &str, local_date: Date) -> Call {
         service: Some("GOTV".into()),
         campaign: None,
         local_date,
+        origin: None,
     }
 }
 

@@ -296,6 +296,11 @@ async fn a_night_reaches_every_state_with_the_right_counts_and_one_report() {
     );
     let unknown = n.state_of("1006").await;
     assert_eq!(unknown.error.as_ref().unwrap().code, "unknown_result");
+    // It says where the call was read and how to fix it, like every other bad row.
+    let message = &unknown.error.as_ref().unwrap().message;
+    for want in [".csv line ", r#", column "result" = "#, "POST /retry"] {
+        assert!(message.contains(want), "missing {want}: {message}");
+    }
     let bad = n
         .svc
         .ledger

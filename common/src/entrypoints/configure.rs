@@ -150,7 +150,7 @@ async fn put_results(ctx: &ApiContext, req: &Request, c: &str) -> Result<Respons
         ));
     }
     let mut doc = http::stored(ctx, &slug).await?;
-    let rows = import_results(http::body_text(req)?).map_err(|errors| {
+    let rows = import_results(req.body()).map_err(|errors| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_csv",

@@ -1,14 +1,15 @@
 //! Reading a Call Detail Report (CDR) CSV exported from the LiveVox portal, row by row,
 //! with columns found by header name.
 
-use std::io::Read;
+use std::io::{self, Read};
 use std::sync::Arc;
 
 use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
 use super::normalise::{FieldNames, RawCall, RawTime, RowError, RowOrigin, RowOutcome, normalise};
-use crate::call::AccountPattern;
+use crate::call::{AccountPattern, CdrFile, CdrPosition};
+use crate::mapping::FieldError;
 
 /// Which header names hold which field. LiveVox report formats are customisable, so
 /// every name can be changed; the defaults are the standard export's.
@@ -49,12 +50,106 @@ impl Default for CdrColumns {
     }
 }
 
+impl CdrColumns {
+    /// Every problem with the map, by field path under `at` (`source.cdr.columns`): an
+    /// empty header name, two fields naming one header (the reader could not tell them
+    /// apart), a `time_format` that is not one a time can be read with.
+    pub fn check(&self, at: &str) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        let mut named: Vec<(&str, &str)> = Vec::new();
+        for (field, name) in self.fields() {
+            let Some(name) = name else { continue };
+            let path = format!("{at}.{field}");
+            if name.trim().is_empty() {
+                let fix = if Self::REQUIRED.contains(&field) {
+                    "name the CDR header that holds it"
+                } else {
+                    "name the CDR header that holds it, or set null to read no such column"
+                };
+                errors.push(FieldError::new(path, format!("is empty: {fix}")));
+            } else if let Some((other, _)) = named
+                .iter()
+                .find(|(_, n)| n.trim().eq_ignore_ascii_case(name.trim()))
+            {
+                errors.push(FieldError::new(
+                    path,
+                    format!(
+                        "names the header \"{}\", as {at}.{other} does: each field needs a column of its own",
+                        name.trim()
+                    ),
+                ));
+            } else {
+                named.push((field, name));
+            }
+        }
+        if let Err(message) = check_time_format(&self.time_format) {
+            errors.push(FieldError::new(format!("{at}.time_format"), message));
+        }
+        errors
+    }
+
+    const REQUIRED: &[&str] = &[
+        "call_id",
+        "account",
+        "first_name",
+        "last_name",
+        "phone",
+        "start_time",
+        "result",
+    ];
+
+    /// Each field's name in the document and the header it names (`None`: not read).
+    fn fields(&self) -> [(&'static str, Option<&str>); 11] {
+        [
+            ("call_id", Some(self.call_id.as_str())),
+            ("account", Some(self.account.as_str())),
+            ("first_name", Some(self.first_name.as_str())),
+            ("last_name", Some(self.last_name.as_str())),
+            ("phone", Some(self.phone.as_str())),
+            ("start_time", Some(self.start_time.as_str())),
+            ("finish_time", self.finish_time.as_deref()),
+            ("agent", self.agent.as_deref()),
+            ("result", Some(self.result.as_str())),
+            ("campaign", self.campaign.as_deref()),
+            ("service", self.service.as_deref()),
+        ]
+    }
+}
+
+/// A `time_format` must write a known time and read it back as the same date and time:
+/// that refuses unknown directives (`%Q`) and formats that lose the date or the hour.
+fn check_time_format(format: &str) -> Result<(), String> {
+    let sample = jiff::civil::date(2026, 11, 21).at(18, 4, 5, 0);
+    let example = "use strftime directives such as %d-%m-%Y %H:%M:%S (the LiveVox export's)";
+    if format.trim().is_empty() {
+        return Err(format!("is empty: {example}"));
+    }
+    let written = jiff::fmt::strtime::format(format, sample)
+        .map_err(|e| format!("{format:?} is not a time format ({e}): {example}"))?;
+    let read = jiff::fmt::strtime::parse(format, &written)
+        .and_then(|tm| tm.to_datetime())
+        .map_err(|e| {
+            format!(
+                "{format:?} cannot be read back as a date and time ({e}): it needs the day, month, year, hour and minute; {example}"
+            )
+        })?;
+    if read.date() != sample.date() || (read.hour(), read.minute()) != (18, 4) {
+        return Err(format!(
+            "{format:?} does not keep the whole date and time (it wrote {written:?} and read it back as {read}): it needs the day, month, year, hour and minute; {example}"
+        ));
+    }
+    Ok(())
+}
+
 /// A CDR file that cannot be read at all. Bad rows are not this: they come out of
 /// [`CdrReader::rows`] as [`RowOutcome::Bad`].
 #[derive(Debug, thiserror::Error)]
 pub enum CdrError {
     #[error("{file}: the file is empty — expected a header line naming the columns")]
     NoHeader { file: String },
+    /// `found` is the header's names; it is shown only when the first line is a header at
+    /// all (it names one of the expected columns): otherwise it is a call, whose names and
+    /// phone number must not travel into error notes.
     #[error(
         "{file}: the header has no column {} (found: {}) — export the report with these columns or set the candidate's CDR column map",
         quoted(.missing), quoted(.found)
@@ -63,6 +158,19 @@ pub enum CdrError {
         file: String,
         missing: Vec<String>,
         found: Vec<String>,
+    },
+    #[error(
+        "{file}: the first line names none of the expected columns {} — the file has probably no header line (export the report with its header), or its columns are named differently (set the candidate's source.cdr.columns)",
+        quoted(.expected)
+    )]
+    NotAHeader { file: String, expected: Vec<String> },
+    #[error(
+        "{file}: the header has the column {column:?} {count} times, and the candidate reads it — keep one column of that name (or rename the others) and load the file again"
+    )]
+    DuplicateColumn {
+        file: String,
+        column: String,
+        count: usize,
     },
     #[error("{file}: could not read the header: {source}")]
     Unreadable {
@@ -132,7 +240,7 @@ impl CdrReader {
         let mut csv = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(false)
-            .from_reader(input);
+            .from_reader(LfLines::new(input));
         let headers = csv
             .byte_headers()
             .map_err(|source| CdrError::Unreadable {
@@ -154,7 +262,11 @@ impl CdrReader {
         }
         let layout = self.layout(headers)?;
         Ok(Rows {
-            records: csv.into_records(),
+            position: Arc::new(CdrFile {
+                key: self.file_name.clone(),
+                result_column: layout.fields.result.clone(),
+            }),
+            records: csv.into_byte_records(),
             layout,
             file: self.file_name.clone(),
             format: Arc::from(self.columns.time_format.as_str()),
@@ -170,6 +282,37 @@ impl CdrReader {
             headers.iter().position(|h| h.eq_ignore_ascii_case(name))
         };
         let c = &self.columns;
+        let used: Vec<&str> = c.fields().iter().filter_map(|(_, n)| *n).collect();
+        if !used.iter().any(|name| find(name).is_some()) {
+            return Err(CdrError::NotAHeader {
+                file: self.file_name.clone(),
+                expected: [
+                    &c.call_id,
+                    &c.account,
+                    &c.first_name,
+                    &c.last_name,
+                    &c.phone,
+                    &c.start_time,
+                    &c.result,
+                ]
+                .iter()
+                .map(|name| name.trim().to_owned())
+                .collect(),
+            });
+        }
+        for name in &used {
+            let count = headers
+                .iter()
+                .filter(|h| h.eq_ignore_ascii_case(name.trim()))
+                .count();
+            if count > 1 {
+                return Err(CdrError::DuplicateColumn {
+                    file: self.file_name.clone(),
+                    column: name.trim().to_owned(),
+                    count,
+                });
+            }
+        }
         let mut missing = Vec::new();
         let mut required = |name: &String| {
             find(name).unwrap_or_else(|| {
@@ -223,10 +366,67 @@ impl CdrReader {
     }
 }
 
+/// `inner` with every line break read as LF: CRLF, and a lone CR (old Mac files, or CRLF
+/// converted twice into CR CR LF) as the editors that show such files count it. The csv
+/// crate counts lines by LF only, and stamps a record that follows a CRLF with the line
+/// before that LF is counted: every line number of a file saved by a spreadsheet (or
+/// exported by LiveVox) would be one too low. A CR inside a quoted field becomes LF too,
+/// which no field of a call minds.
+struct LfLines<R> {
+    inner: R,
+    /// The last byte read was a CR, so an LF next is the rest of its line break.
+    after_cr: bool,
+}
+
+impl<R: Read> LfLines<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            after_cr: false,
+        }
+    }
+}
+
+impl<R: Read> Read for LfLines<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let n = self.inner.read(out)?;
+            if n == 0 {
+                return Ok(0);
+            }
+            // Never longer than what was read, so it is rewritten in place.
+            let mut written = 0;
+            for i in 0..n {
+                let b = out[i];
+                match b {
+                    b'\r' => {
+                        out[written] = b'\n';
+                        written += 1;
+                        self.after_cr = true;
+                    }
+                    b'\n' if self.after_cr => self.after_cr = false,
+                    _ => {
+                        out[written] = b;
+                        written += 1;
+                        self.after_cr = false;
+                    }
+                }
+            }
+            if written > 0 {
+                return Ok(written);
+            }
+        }
+    }
+}
+
 struct Rows<R> {
-    records: csv::StringRecordsIntoIter<R>,
+    /// Byte records, each checked for UTF-8 here: the csv crate's string records report a
+    /// header that is not UTF-8 as an error of the first row.
+    records: csv::ByteRecordsIntoIter<LfLines<R>>,
     layout: Layout,
     file: String,
+    /// Shared by the position of every call read.
+    position: Arc<CdrFile>,
     format: Arc<str>,
     accounts: AccountPattern,
     zone: TimeZone,
@@ -243,11 +443,25 @@ impl<R: Read> Iterator for Rows<R> {
         match self.records.next()? {
             Ok(record) => {
                 let line = record.position().map_or(0, csv::Position::line);
-                Some(normalise(
-                    self.raw(&record, line),
-                    &self.accounts,
-                    &self.zone,
-                ))
+                let record = match csv::StringRecord::from_byte_record(record) {
+                    Ok(record) => record,
+                    Err(err) => {
+                        return Some(RowOutcome::Bad(
+                            self.not_utf8(line, err.utf8_error().field()),
+                        ));
+                    }
+                };
+                let outcome = normalise(self.raw(&record, line), &self.accounts, &self.zone);
+                Some(match outcome {
+                    RowOutcome::Call(mut call) => {
+                        call.origin = Some(CdrPosition {
+                            file: Arc::clone(&self.position),
+                            line,
+                        });
+                        RowOutcome::Call(call)
+                    }
+                    other => other,
+                })
             }
             Err(err) => Some(RowOutcome::Bad(self.malformed(err))),
         }
@@ -287,6 +501,25 @@ impl<R: Read> Rows<R> {
         }
     }
 
+    /// A field that is not UTF-8 (Excel's "CSV" is Windows-1252): named, never shown.
+    fn not_utf8(&self, line: u64, field: usize) -> RowError {
+        let column = self
+            .layout
+            .headers
+            .get(field)
+            .map_or("(unknown)", String::as_str);
+        let origin = RowOrigin {
+            file: self.file.clone(),
+            line,
+        };
+        RowError::new(
+            &origin,
+            column,
+            "",
+            "is not valid UTF-8 text — export the report as UTF-8 CSV (from Excel: Save As \"CSV UTF-8 (Comma delimited)\")",
+        )
+    }
+
     /// A record the CSV parser refused. Its text is never echoed: it holds names and
     /// phone numbers.
     fn malformed(&mut self, err: csv::Error) -> RowError {
@@ -315,19 +548,6 @@ impl<R: Read> Rows<R> {
                     )
                 };
                 RowError::new(&origin, "(whole row)", "", reason)
-            }
-            csv::ErrorKind::Utf8 { err, .. } => {
-                let column = self
-                    .layout
-                    .headers
-                    .get(err.field())
-                    .map_or("(unknown)", String::as_str);
-                RowError::new(
-                    &origin,
-                    column,
-                    "",
-                    "is not valid UTF-8 text — export the report as UTF-8 CSV",
-                )
             }
             _ => {
                 // An I/O error ends the stream: the reader cannot tell where the next
@@ -427,7 +647,7 @@ mod tests {
         let ids: Vec<_> = calls.iter().map(|c| c.call_id.0.as_str()).collect();
         assert_eq!(ids, ["1001", "1007"]);
         assert_eq!(calls[1].agent, "", "system results have no agent");
-        assert_eq!(calls[1].result.as_str(), "answering machine (hung up)");
+        assert_eq!(calls[1].result.as_str(), "answering machine hung up");
         assert_eq!(tests, 1);
 
         let found: Vec<_> = bad
@@ -510,6 +730,167 @@ mod tests {
         let (calls, bad, _) = read(&reader("America/New_York"), &text);
         assert_eq!(calls.len(), 1);
         assert_eq!(bad[0].line, 4);
+    }
+
+    /// The same file with LF, CRLF, and CRLF behind a UTF-8 BOM (what Excel writes): a
+    /// quoted first name spanning two lines, then a bad row on physical line 5.
+    #[test]
+    fn bad_rows_point_at_their_physical_line_in_lf_crlf_and_bom_files() {
+        let lf = [
+            HEADER.to_owned(),
+            row("1001", "ny14-van-5", "21-11-2026 18:04:05", "", "Busy"), // line 2
+            "1002,ny14-van-6,\"Ada\nMarie\",L,2125550143,,21-11-2026 18:04:05,,,Busy,88\n"
+                .to_owned(), // 3–4
+            row("1003", "ny14-van-", "21-11-2026 18:04:05", "", "Busy"),  // 5
+            row("1004", "ny14-van-8", "31-11-2026 18:04:05", "", "Busy"), // 6
+            row("1005", "ny14-van-9", "21-11-2026 18:04:05", "", "Busy"), // 7
+        ]
+        .concat();
+        let crlf = lf.replace('\n', "\r\n");
+        let bom = format!("\u{feff}{crlf}");
+        for (name, text) in [("LF", &lf), ("CRLF", &crlf), ("BOM + CRLF", &bom)] {
+            let (calls, bad, _) = read(&reader("America/New_York"), text);
+            let ids: Vec<_> = calls.iter().map(|c| c.call_id.0.as_str()).collect();
+            assert_eq!(ids, ["1001", "1002", "1005"], "{name}");
+            let lines: Vec<_> = calls
+                .iter()
+                .map(|c| c.origin.as_ref().map(|o| o.line))
+                .collect();
+            assert_eq!(lines, [Some(2), Some(3), Some(7)], "{name}");
+            let found: Vec<_> = bad.iter().map(|e| (e.line, e.column.as_str())).collect();
+            assert_eq!(found, [(5, "account number"), (6, "start time")], "{name}");
+            assert_eq!(
+                calls[2].campaign.as_deref(),
+                Some("88"),
+                "{name}: no CR left"
+            );
+        }
+    }
+
+    #[test]
+    fn crlf_survives_any_chunking_of_the_input() {
+        let text = format!(
+            "{HEADER}{}",
+            row("1", "ny14-van-5", "21-11-2026 18:04:05", "", "Busy")
+        )
+        .replace('\n', "\r\n")
+            + "x\ry\r\n\r\r\n\r";
+        let want = text.replace("\r\n", "\n").replace('\r', "\n");
+        for chunk in [1, 2, 3, 7, 64] {
+            let mut out = Vec::new();
+            let mut lf = LfLines::new(Chunked(text.as_bytes(), chunk));
+            let mut buf = vec![0; chunk];
+            loop {
+                let n = lf.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                out.extend_from_slice(&buf[..n]);
+            }
+            assert_eq!(String::from_utf8(out).unwrap(), want, "chunks of {chunk}");
+        }
+    }
+
+    /// Hands out at most `.1` bytes a read.
+    struct Chunked<'a>(&'a [u8], usize);
+
+    impl Read for Chunked<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.0.len().min(self.1).min(buf.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_file_without_a_header_says_which_columns_are_missing_and_never_echoes_the_row() {
+        let text = row("1001", "ny14-van-5", "21-11-2026 18:04:05", "jdoe", "Busy")
+            + &row("1002", "ny14-van-6", "21-11-2026 18:04:05", "jdoe", "Busy");
+        let Err(err) = reader("America/New_York").rows(text.as_bytes()) else {
+            panic!("a file without a header is refused")
+        };
+        assert!(matches!(err, CdrError::NotAHeader { .. }), "{err:?}");
+        let message = err.to_string();
+        for want in [
+            r#""id""#,
+            r#""account number""#,
+            r#""result""#,
+            "no header line",
+        ] {
+            assert!(message.contains(want), "missing {want}: {message}");
+        }
+        for private in ["Ada", "Lovelace", "555", "0143", "ny14-van-5", "1001"] {
+            assert!(!message.contains(private), "{private} leaked: {message}");
+        }
+    }
+
+    #[test]
+    fn a_header_that_repeats_a_column_the_candidate_reads_rejects_the_file() {
+        let header =
+            "id,account number,first name,last name,phone dialed,start time,Result,result\n";
+        let Err(err) = reader("America/New_York").rows(header.as_bytes()) else {
+            panic!("a repeated column is refused")
+        };
+        let message = err.to_string();
+        assert!(
+            message.contains(r#"the column "result" 2 times"#),
+            "{message}"
+        );
+        // A repeated column nobody reads does not matter.
+        let header =
+            "id,account number,first name,last name,phone dialed,start time,result,notes,notes\n";
+        assert!(reader("America/New_York").rows(header.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn the_column_map_refuses_empty_and_shared_headers_and_unknown_time_directives() {
+        assert!(CdrColumns::default().check("source.cdr.columns").is_empty());
+        let columns = CdrColumns {
+            call_id: " ".into(),
+            agent: Some(String::new()),
+            phone: "Account Number".into(),
+            time_format: "%d-%m-%Y %H:%M:%Q".into(),
+            ..CdrColumns::default()
+        };
+        let errors = columns.check("source.cdr.columns");
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "source.cdr.columns.call_id",
+                "source.cdr.columns.phone",
+                "source.cdr.columns.agent",
+                "source.cdr.columns.time_format",
+            ],
+            "{errors:#?}"
+        );
+        assert!(
+            errors[1].message.contains("source.cdr.columns.account"),
+            "{}",
+            errors[1]
+        );
+        assert!(errors[2].message.contains("null"), "{}", errors[2]);
+        assert!(errors[3].message.contains("%Q"), "{}", errors[3]);
+        for (format, ok) in [
+            ("%Y-%m-%d %H:%M", true),
+            ("%m/%d/%Y %I:%M:%S %p", true),
+            ("%d-%m-%Y", false),
+            ("%H:%M:%S", false),
+            ("", false),
+            ("%", false),
+        ] {
+            let columns = CdrColumns {
+                time_format: format.into(),
+                ..CdrColumns::default()
+            };
+            assert_eq!(
+                columns.check("c").is_empty(),
+                ok,
+                "{format:?}: {:?}",
+                columns.check("c")
+            );
+        }
     }
 
     #[test]

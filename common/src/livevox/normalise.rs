@@ -79,6 +79,9 @@ impl fmt::Debug for RawCall {
 }
 
 /// What became of one row.
+// A row's outcome lives only until the next row is read; boxing the call would cost an
+// allocation per row for no gain.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum RowOutcome {
     Call(Call),
@@ -100,16 +103,36 @@ pub struct RowError {
 }
 
 impl RowError {
+    /// `value` is cut to [`SHOWN_VALUE_CHARS`]: a runaway cell must not fill the error.
     pub fn new(origin: &RowOrigin, column: &str, value: &str, reason: impl Into<String>) -> Self {
         Self {
             file: origin.file.clone(),
             line: origin.line,
             column: column.to_owned(),
-            value: value.to_owned(),
+            value: shown(value),
             reason: reason.into(),
         }
     }
 }
+
+/// How much of a bad value an error shows.
+pub const SHOWN_VALUE_CHARS: usize = 80;
+
+fn shown(value: &str) -> String {
+    match value.char_indices().nth(SHOWN_VALUE_CHARS) {
+        Some((cut, _)) => format!("{}…", &value[..cut]),
+        None => value.to_owned(),
+    }
+}
+
+/// The longest call id kept, in bytes. The ledger keys a call by its id (a DynamoDB sort
+/// key, at most 1,024 bytes); dialer ids are a dozen digits, so anything near this is a
+/// column mix-up, and refusing the row beats a ledger write that fails on every run.
+pub const MAX_CALL_ID_BYTES: usize = 256;
+
+/// Calls before this year are misread dates (a wrong `time_format`, a two-digit year, an
+/// epoch of 0), not calls.
+pub const EARLIEST_CALL_YEAR: i16 = 2000;
 
 /// Checks one raw row against the candidate's account pattern and time zone.
 ///
@@ -169,6 +192,16 @@ fn build(
             "the call id is missing — every row needs the dialer's call id; check the report's column map".into(),
         ));
     }
+    if call_id.len() > MAX_CALL_ID_BYTES {
+        return Err(bad(
+            &names.call_id,
+            call_id,
+            format!(
+                "is {} bytes long; a call id may have at most {MAX_CALL_ID_BYTES} — check that the column map's call_id names the dialer's call id column",
+                call_id.len()
+            ),
+        ));
+    }
 
     let started_at = match &raw.start {
         None => {
@@ -210,6 +243,7 @@ fn build(
         service: non_empty(raw.service.as_deref()),
         campaign: non_empty(raw.campaign.as_deref()),
         local_date: zone.to_datetime(started_at).date(),
+        origin: None,
     }))
 }
 
@@ -217,6 +251,27 @@ fn build(
 /// Local times in a DST gap or fold resolve the "compatible" way (later offset in a gap,
 /// earlier in a fold), so a real call is never refused for the hour it was made in.
 fn resolve(time: &RawTime, zone: &TimeZone) -> Result<Timestamp, (String, String)> {
+    let at = read_time(time, zone)?;
+    if zone.to_datetime(at).year() < EARLIEST_CALL_YEAR {
+        let value = match time {
+            RawTime::Local { text, .. } => text.trim().to_owned(),
+            RawTime::Instant(ts) => ts.to_string(),
+        };
+        let hint = match time {
+            RawTime::Local { format, .. } => format!(
+                "check the value, or the column map's time_format {format:?} (a two-digit year is %y, a four-digit one %Y)"
+            ),
+            RawTime::Instant(_) => "the dialer sent no real time for this call".to_owned(),
+        };
+        return Err((
+            value,
+            format!("is before {EARLIEST_CALL_YEAR}, which cannot be a call's date — {hint}"),
+        ));
+    }
+    Ok(at)
+}
+
+fn read_time(time: &RawTime, zone: &TimeZone) -> Result<Timestamp, (String, String)> {
     match time {
         RawTime::Instant(ts) => Ok(*ts),
         RawTime::Local { text, format } => {
@@ -405,6 +460,62 @@ mod tests {
         assert_eq!(err.column, "phone dialed");
         assert_eq!(err.value, "***-***-0143");
         assert!(!err.to_string().contains("555"), "{err}");
+    }
+
+    #[test]
+    fn a_date_before_2000_is_a_bad_row_naming_value_and_column() {
+        for start in [
+            "21-11-1999 18:04:05",
+            "01-01-0001 00:00:00",
+            "21-11-0026 18:04:05",
+        ] {
+            let RowOutcome::Bad(err) = normalise(raw(start), &AccountPattern::default(), &zone())
+            else {
+                panic!("{start} should be refused")
+            };
+            assert_eq!(
+                (err.column.as_str(), err.value.as_str()),
+                ("start time", start)
+            );
+            assert!(err.reason.contains("before 2000"), "{err}");
+            assert!(err.reason.contains("time_format"), "{err}");
+        }
+        let mut api = raw("x");
+        api.start = Some(RawTime::Instant(Timestamp::UNIX_EPOCH));
+        let RowOutcome::Bad(err) = normalise(api, &AccountPattern::default(), &zone()) else {
+            panic!("an epoch-0 start should be refused")
+        };
+        assert_eq!(err.value, "1970-01-01T00:00:00Z");
+        assert!(matches!(
+            normalise(
+                raw("01-01-2000 00:00:00"),
+                &AccountPattern::default(),
+                &zone()
+            ),
+            RowOutcome::Call(_)
+        ));
+    }
+
+    #[test]
+    fn a_call_id_longer_than_the_ledger_key_allows_is_a_bad_row() {
+        let mut r = raw("21-11-2026 18:04:05");
+        r.call_id = "7".repeat(MAX_CALL_ID_BYTES + 1);
+        let RowOutcome::Bad(err) = normalise(r, &AccountPattern::default(), &zone()) else {
+            panic!("expected an error")
+        };
+        assert_eq!(err.column, "id");
+        assert!(err.reason.contains("at most 256"), "{err}");
+        assert!(
+            err.value.chars().count() <= SHOWN_VALUE_CHARS + 1,
+            "the error shows a bounded part of the value: {}",
+            err.value.len()
+        );
+        let mut r = raw("21-11-2026 18:04:05");
+        r.call_id = "7".repeat(MAX_CALL_ID_BYTES);
+        assert!(matches!(
+            normalise(r, &AccountPattern::default(), &zone()),
+            RowOutcome::Call(_)
+        ));
     }
 
     #[test]

@@ -6,11 +6,13 @@
 //! pairs (blank cells are skipped). A bad cell is reported with its line and column and the
 //! rest of the table is still read, so one upload shows every problem.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use serde::Serialize;
 
-use super::{ResultRowDoc, SurveyAnswer};
+use super::{ResultRowDoc, SurveyAnswer, duplicate_message};
+use crate::values::ResultKey;
 
 const RESULT: &str = "Full On Screen Result";
 const DISPLAY: &str = "Display Name";
@@ -43,13 +45,25 @@ impl fmt::Display for CellError {
     }
 }
 
-/// Read the export. `Ok` holds every row when no cell was bad; `Err` holds every bad cell.
-pub fn import_results(csv_text: &str) -> Result<Vec<ResultRowDoc>, Vec<CellError>> {
+/// Read the export (UTF-8, with or without a byte-order mark). `Ok` holds every row when no
+/// cell was bad; `Err` holds every bad cell. A table with no result rows is refused: storing
+/// it would wipe the mapping.
+pub fn import_results(csv_bytes: impl AsRef<[u8]>) -> Result<Vec<ResultRowDoc>, Vec<CellError>> {
+    let bytes = csv_bytes.as_ref();
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    // The csv crate numbers the line after a CRLF one too low; read line breaks as LF.
+    let lf: Vec<u8>;
+    let bytes = if bytes.contains(&b'\r') {
+        lf = lf_lines(bytes);
+        &lf[..]
+    } else {
+        bytes
+    };
     let mut reader = csv::ReaderBuilder::new()
         .flexible(false)
         .trim(csv::Trim::All)
-        .from_reader(csv_text.trim_start_matches('\u{feff}').as_bytes());
-    let headers = match reader.headers() {
+        .from_reader(bytes);
+    let headers = match reader.byte_headers() {
         Ok(h) => h.clone(),
         Err(e) => {
             return Err(vec![line_error(
@@ -58,24 +72,50 @@ pub fn import_results(csv_text: &str) -> Result<Vec<ResultRowDoc>, Vec<CellError
             )]);
         }
     };
+    let mut names = Vec::with_capacity(headers.len());
+    for (i, raw) in headers.iter().enumerate() {
+        match std::str::from_utf8(raw) {
+            Ok(name) => names.push(name.trim().to_owned()),
+            Err(_) => {
+                return Err(vec![CellError {
+                    line: 1,
+                    column: format!("column {}", i + 1),
+                    value: String::new(),
+                    message: NOT_UTF8.into(),
+                }]);
+            }
+        }
+    }
+    let headers = csv::StringRecord::from(names);
+    if let Some(error) = duplicate_header(&headers) {
+        return Err(vec![error]);
+    }
     let index = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
     let missing: Vec<_> = REQUIRED.iter().filter(|c| index(c).is_none()).collect();
     if !missing.is_empty() {
         let found = headers.iter().collect::<Vec<_>>().join(", ");
         return Err(vec![line_error(
             1,
-            format!("missing column(s) {missing:?}; the header has: {found}"),
+            format!(
+                "missing column(s) {}; the header has: {found}",
+                missing
+                    .iter()
+                    .map(|c| format!("\"{c}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         )]);
     }
 
     let mut rows = Vec::new();
     let mut errors = Vec::new();
+    // Each result's first row, by key: (line, spelling).
+    let mut seen: HashMap<ResultKey, (u64, String)> = HashMap::new();
     for record in reader.records() {
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
-                errors.push(line_error(line, format!("unreadable CSV line: {e}")));
+                errors.push(unreadable(&e, &headers));
                 continue;
             }
         };
@@ -150,12 +190,94 @@ pub fn import_results(csv_text: &str) -> Result<Vec<ResultRowDoc>, Vec<CellError
                 row.survey_responses.push(answer);
             }
         }
+        if let Ok(key) = ResultKey::normalise(&row.result) {
+            if let Some((first, spelling)) = seen.get(&key) {
+                cells.bad(
+                    RESULT,
+                    &row.result,
+                    &duplicate_message(&row.result, &format!("line {first}"), spelling, &key),
+                );
+            } else {
+                seen.insert(key, (line, row.result.clone()));
+            }
+        }
         rows.push(row);
+    }
+    if rows.is_empty() && errors.is_empty() {
+        errors.push(line_error(
+            2,
+            "the table has no result rows, only a header: storing it would delete every row of the mapping, so nothing was stored — export the table with its rows".into(),
+        ));
     }
     if errors.is_empty() {
         Ok(rows)
     } else {
         Err(errors)
+    }
+}
+
+const NOT_UTF8: &str = "is not UTF-8 text: the file was probably saved by Excel as \"CSV (Comma delimited)\", which writes Windows-1252 — save it again with File › Save As › \"CSV UTF-8 (Comma delimited)\" (or export it from Airtable directly) and upload that";
+
+/// CRLF and a lone CR as LF, the way the CDR reader reads them.
+fn lf_lines(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut after_cr = false;
+    for &b in bytes {
+        match b {
+            b'\r' => out.push(b'\n'),
+            b'\n' if after_cr => {}
+            _ => out.push(b),
+        }
+        after_cr = b == b'\r';
+    }
+    out
+}
+
+/// A header named twice (ignoring case) makes every row ambiguous.
+fn duplicate_header(headers: &csv::StringRecord) -> Option<CellError> {
+    headers.iter().enumerate().find_map(|(i, name)| {
+        let first = headers
+            .iter()
+            .take(i)
+            .position(|h| !name.is_empty() && h.eq_ignore_ascii_case(name))?;
+        Some(CellError {
+            line: 1,
+            column: name.to_owned(),
+            value: name.to_owned(),
+            message: format!(
+                "the header names this column twice (columns {} and {}): rename or remove one",
+                first + 1,
+                i + 1
+            ),
+        })
+    })
+}
+
+/// A line the CSV parser refused. Bad text is located, never quoted.
+fn unreadable(e: &csv::Error, headers: &csv::StringRecord) -> CellError {
+    match e.kind() {
+        csv::ErrorKind::Utf8 { pos, err } => CellError {
+            line: pos.as_ref().map_or(0, csv::Position::line),
+            column: headers
+                .get(err.field())
+                .map_or_else(|| format!("column {}", err.field() + 1), str::to_owned),
+            value: String::new(),
+            message: NOT_UTF8.into(),
+        },
+        csv::ErrorKind::UnequalLengths {
+            pos,
+            expected_len,
+            len,
+        } => line_error(
+            pos.as_ref().map_or(0, csv::Position::line),
+            format!(
+                "has {len} cells but the header has {expected_len}: look for an unquoted comma or a stray quote on this line"
+            ),
+        ),
+        _ => line_error(
+            e.position().map_or(0, csv::Position::line),
+            format!("unreadable CSV line: {e}"),
+        ),
     }
 }
 
@@ -311,6 +433,88 @@ Agent Cust 3,Undecided,checked,,,checked,,2301\n\
                 .message
                 .contains("the header has: Result, Display Name")
         );
+    }
+
+    #[test]
+    fn a_header_only_export_is_refused_instead_of_wiping_the_mapping() {
+        for text in [
+            "Full On Screen Result,Display Name,Success\n",
+            "Full On Screen Result,Display Name,Success",
+            "\u{feff}Full On Screen Result,Display Name,Success\r\n,,\r\n\r\n",
+        ] {
+            let errors = import_results(text).unwrap_err();
+            assert_eq!(errors.len(), 1, "{text:?}: {errors:?}");
+            assert!(
+                errors[0].message.contains("has no result rows"),
+                "{}",
+                errors[0]
+            );
+        }
+    }
+
+    #[test]
+    fn a_header_named_twice_is_refused_naming_it() {
+        let text = "Full On Screen Result,Display Name,Success,display name\nBusy,Busy,,Busy\n";
+        let errors = import_results(text).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(
+            (errors[0].line, errors[0].column.as_str()),
+            (1, "display name")
+        );
+        assert!(
+            errors[0].message.contains("columns 2 and 4"),
+            "{}",
+            errors[0]
+        );
+    }
+
+    #[test]
+    fn two_rows_for_one_result_name_both_lines_and_spellings() {
+        let text = "Full On Screen Result,Display Name,Success,Canvass Result Code,Sync to System\n\
+AGENT - CUST 12,Strong support,checked,14,checked\n\
+Busy,Busy,,18,checked\n\
+Agent Cust 12 (345),Strong support,checked,14,checked\n";
+        let errors = import_results(text).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let e = &errors[0];
+        assert_eq!(
+            (e.line, e.column.as_str(), e.value.as_str()),
+            (4, RESULT, "Agent Cust 12 (345)")
+        );
+        assert!(e.message.contains(r#"line 2 "AGENT - CUST 12""#), "{e}");
+        assert!(e.message.contains(r#""agent cust 12""#), "{e}");
+    }
+
+    #[test]
+    fn an_excel_windows_1252_export_is_told_to_resave_as_csv_utf8_with_its_line() {
+        // "Réponse" and "Número" as Excel's "CSV (Comma delimited)" writes them.
+        let mut bytes =
+            b"Full On Screen Result,Display Name,Success,Canvass Result Code,Sync to System\r\n\
+Busy,Busy,,18,checked\r\n"
+                .to_vec();
+        bytes.extend_from_slice(b"R\xe9ponse,N\xfamero equivocado,,20,checked\r\n");
+        let errors = import_results(&bytes).unwrap_err();
+        let found: Vec<_> = errors.iter().map(|e| (e.line, e.column.as_str())).collect();
+        assert_eq!(found, [(3, RESULT)], "{errors:?}");
+        let text = errors[0].to_string();
+        assert!(text.contains("\"CSV UTF-8 (Comma delimited)\""), "{text}");
+        assert!(!text.contains("byte"), "{text}");
+        // Saved as UTF-8, the same table loads, accents and all.
+        let utf8 = String::from_utf8_lossy(&bytes)
+            .replace('\u{fffd}', "é")
+            .replacen("Né", "Nú", 1);
+        let rows = import_results(utf8.as_bytes()).unwrap();
+        assert_eq!(rows[1].result, "Réponse");
+    }
+
+    #[test]
+    fn bad_cells_in_a_crlf_export_point_at_their_line() {
+        let text = "Full On Screen Result,Display Name,Success\r\n\
+Agent Cust 1,\"Strong\r\nsupport\",checked\r\n\
+Busy,Busy,maybe\r\n";
+        let errors = import_results(text).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!((errors[0].line, errors[0].column.as_str()), (4, SUCCESS));
     }
 
     #[test]
