@@ -389,7 +389,9 @@ async fn sample_requests(
     if posts.is_empty() {
         return Vec::new();
     }
-    let target = VanTarget::connect(svc, candidate).await;
+    // A dry run writes nothing, the request counter included (its two type lookups are
+    // the only VAN requests it makes).
+    let target = VanTarget::connect(svc, candidate, None).await;
     posts
         .into_iter()
         .map(|(r, post)| match &target {

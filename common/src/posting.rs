@@ -17,13 +17,32 @@ use crate::connect::ConnectError;
 use crate::ledger::{CallKey, CallRecord, CallState, DayKey, ErrorNote, Receipt, StoredPost};
 use crate::mapping::VanAction;
 use crate::metrics::{self, Metric};
+use crate::ports::DayStore;
 use crate::ports::{StoreError, SyncMessage};
 use crate::services::{CandidateError, Services};
 use crate::values::CandidateSlug;
 use crate::van::{
-    ActivistAction, CanvassContext, CanvassOutcome, CanvassResponse, ResponseItem, VanClient,
-    VanError,
+    ActivistAction, CanvassContext, CanvassOutcome, CanvassResponse, RequestMeter, ResponseItem,
+    VanClient, VanError,
 };
+
+/// Counts each VAN request on the day's counter (an atomic add) before it is sent: the
+/// budget strategy reads that count, and a worker killed mid-batch must not leave it
+/// lower than what VAN received.
+struct DayMeter {
+    days: Arc<dyn DayStore>,
+    day: DayKey,
+}
+
+#[async_trait::async_trait]
+impl RequestMeter for DayMeter {
+    async fn count(&self) -> Result<(), String> {
+        self.days
+            .add_van_requests(&self.day, 1)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
 
 /// A candidate's VAN connection with its contact and input types resolved by name
 /// (ids differ per database).
@@ -58,15 +77,24 @@ impl SetupError {
 }
 
 impl VanTarget {
-    pub async fn connect(svc: &Services, candidate: &Candidate) -> Result<Self, SetupError> {
+    /// Connect and resolve the types by name, the lookups counted by `meter`.
+    pub async fn connect(
+        svc: &Services,
+        candidate: &Candidate,
+        meter: Option<Arc<dyn RequestMeter>>,
+    ) -> Result<Self, SetupError> {
         let client = svc.connectors.van(svc.secrets.as_ref(), candidate).await?;
+        let lookups = match meter {
+            Some(m) => client.metered(m),
+            None => client.clone(),
+        };
         let van = candidate.van().ok_or_else(|| {
             SetupError::Config(format!(
                 "candidate {} has no VAN settings: add `van` to its document",
                 candidate.slug
             ))
         })?;
-        let contact_types = client.contact_types().await?;
+        let contact_types = lookups.contact_types().await?;
         let contact_type_id = by_name(
             contact_types
                 .iter()
@@ -75,7 +103,7 @@ impl VanTarget {
             "contact_type",
             &van.contact_type,
         )?;
-        let input_types = client.input_types().await?;
+        let input_types = lookups.input_types().await?;
         let input_type_id = by_name(
             input_types
                 .iter()
@@ -90,6 +118,14 @@ impl VanTarget {
             input_type_id,
             phone_ids: candidate.doc().extensions.iter().any(|e| e == "phone_ids"),
         })
+    }
+
+    /// This target with every request counted by `meter` first.
+    pub fn metered(&self, meter: Arc<dyn RequestMeter>) -> Self {
+        Self {
+            client: self.client.metered(meter),
+            ..self.clone()
+        }
     }
 
     /// The canvass request for a stored post.
@@ -212,6 +248,7 @@ impl Targets {
         &self,
         svc: &Services,
         candidate: &Candidate,
+        meter: &Arc<dyn RequestMeter>,
     ) -> Result<Arc<VanTarget>, SetupError> {
         let mut cache = self.cache.lock().await;
         let retired = match cache.get(&candidate.slug) {
@@ -219,7 +256,7 @@ impl Targets {
             Some(c) => c.counts(),
             None => Counts::default(),
         };
-        let target = Arc::new(VanTarget::connect(svc, candidate).await?);
+        let target = Arc::new(VanTarget::connect(svc, candidate, Some(Arc::clone(meter))).await?);
         cache.insert(
             candidate.slug.clone(),
             Cached {
@@ -269,8 +306,8 @@ pub async fn sync_batch(
     // is left for the queue to deliver again.
     let deadline = tokio::time::Instant::now() + svc.settings.post_deadline;
     // The calls of one candidate-day run together and the groups one after another, so
-    // each group's VAN requests are counted against its own day exactly (a batch is
-    // nearly always a single group).
+    // each group's metrics belong to its own day (a batch is nearly always one group).
+    // The durable count is kept per request (see `DayMeter`).
     let mut groups: Vec<(DayKey, Vec<usize>)> = Vec::new();
     for (i, m) in messages.iter().enumerate() {
         let day = DayKey {
@@ -293,11 +330,6 @@ pub async fn sync_batch(
             .await;
         let after = targets.counts(&day.candidate).await;
         let used = after.requests - before.requests;
-        if used > 0
-            && let Err(e) = svc.days.add_van_requests(&day, used).await
-        {
-            tracing::warn!(day = %day, used, error = %e, "could not count VAN requests");
-        }
         let n = |o: Outcome| done.iter().filter(|d| **d == o).count() as u64;
         metrics::emit(
             &day.candidate,
@@ -409,8 +441,12 @@ async fn try_sync(
             .await;
         }
     };
-    let target = match targets.get(svc, &candidate).await {
-        Ok(t) => t,
+    let meter: Arc<dyn RequestMeter> = Arc::new(DayMeter {
+        days: Arc::clone(&svc.days),
+        day: key.day.clone(),
+    });
+    let target = match targets.get(svc, &candidate, &meter).await {
+        Ok(t) => t.metered(meter),
         Err(e) if e.is_transient() => {
             tracing::warn!(call = %key, error = %e, "VAN setup failed for now");
             return release(svc, record).await;

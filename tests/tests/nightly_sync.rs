@@ -462,6 +462,75 @@ async fn a_storm_of_429s_ends_with_every_call_finished() {
 }
 
 #[tokio::test]
+async fn a_worker_killed_mid_batch_leaves_no_van_request_uncounted() {
+    let n = night(json!("full")).await;
+    let rows: Vec<String> = (0..10)
+        .map(|i| {
+            cdr_row(
+                3100 + i,
+                &format!("ny14-van-{}", 300_000 + i),
+                "212-555-0300",
+                "21-11-2026 12:00:00",
+                "Agent Cust 3",
+            )
+        })
+        .collect();
+    drop_cdr(&n.svc, "inbox/night/a.csv", &rows).await;
+    n.run().await;
+    // Slow posts, so the worker is killed with some posts answered and some in flight.
+    n.van.inject(
+        Fault::once(
+            "canvassResponses",
+            FaultKind::Delay(Duration::from_millis(400)),
+        )
+        .for_method("POST")
+        .times(100),
+    );
+    let messages: Vec<callsync::ports::SyncMessage> = n
+        .svc
+        .ledger
+        .day(&day(DAY))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.post.is_some())
+        .map(|r| callsync::ports::SyncMessage {
+            candidate: slug(),
+            date: DAY,
+            call_id: r.key.call_id,
+        })
+        .collect();
+    assert_eq!(messages.len(), 10);
+    let svc = n.svc.clone();
+    let worker = tokio::spawn(async move {
+        let targets = Targets::default();
+        callsync::posting::sync_batch(&svc, &targets, &messages).await
+    });
+    for _ in 0..1000 {
+        if n.van.canvass_posts().len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        !worker.is_finished(),
+        "the batch was still running when it was killed"
+    );
+    worker.abort();
+    let _ = worker.await;
+    let received = n.van.requests().len();
+    assert!(
+        n.van.canvass_posts().len() >= 4,
+        "posts reached VAN before the kill"
+    );
+    let counted = n.svc.days.van_requests(&day(DAY)).await.unwrap();
+    assert!(
+        counted as usize >= received,
+        "{counted} counted, {received} received by VAN"
+    );
+}
+
+#[tokio::test]
 async fn a_permanent_400_is_an_attempted_error_keeping_vans_envelope() {
     let n = night(json!("full")).await;
     drop_cdr(

@@ -62,6 +62,16 @@ pub struct PostReceipt {
 #[derive(Clone)]
 pub struct VanClient {
     inner: Arc<Inner>,
+    /// Told of every request before it is sent (see [`VanClient::metered`]).
+    meter: Option<Arc<dyn RequestMeter>>,
+}
+
+/// Counts VAN requests where they must survive the process: each request is counted
+/// before it goes out, so a worker killed mid-request never leaves a request uncounted.
+#[async_trait::async_trait]
+pub trait RequestMeter: Send + Sync {
+    /// Count one request about to be sent. An error keeps it from being sent.
+    async fn count(&self) -> Result<(), String>;
 }
 
 struct Inner {
@@ -189,7 +199,17 @@ impl VanClient {
                 requests: AtomicU64::new(0),
                 rate_limited: AtomicU64::new(0),
             }),
+            meter: None,
         })
+    }
+
+    /// This client (sharing its connections and counters) with every request also counted
+    /// by `meter` before it is sent.
+    pub fn metered(&self, meter: Arc<dyn RequestMeter>) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            meter: Some(meter),
+        }
     }
 
     pub fn mode(&self) -> DatabaseMode {
@@ -502,6 +522,9 @@ impl VanClient {
                 .body(body.clone());
         }
         let path = call.url.path();
+        if let Some(meter) = &self.meter {
+            meter.count().await.map_err(VanError::Uncounted)?;
+        }
         let started = Instant::now();
         inner.requests.fetch_add(1, Ordering::Relaxed);
 

@@ -122,6 +122,10 @@ pub enum VanError {
     },
     #[error("VAN client configuration: {0}")]
     Config(String),
+    /// The request could not be counted first, so it was not sent (an uncounted request
+    /// would let the daily budget overspend). Worth trying again.
+    #[error("the VAN request was not sent: it could not be counted ({0})")]
+    Uncounted(String),
 }
 
 fn mode_name(mode: DatabaseMode) -> &'static str {
@@ -159,7 +163,7 @@ impl VanError {
             Self::UnknownPerson { .. } => Some(404),
             Self::Decode { status, .. } => Some(*status),
             Self::RateLimited { .. } => Some(429),
-            Self::Transport { .. } | Self::Config(_) => None,
+            Self::Transport { .. } | Self::Config(_) | Self::Uncounted(_) => None,
         }
     }
 
@@ -194,7 +198,9 @@ impl VanError {
                     "body": body,
                 }),
             },
-            Self::Transport { .. } | Self::Decode { .. } | Self::Config(_) => return None,
+            Self::Transport { .. } | Self::Decode { .. } | Self::Config(_) | Self::Uncounted(_) => {
+                return None;
+            }
         })
     }
 
@@ -297,6 +303,7 @@ impl Retryable for VanError {
                 kind: TransportKind::Timeout | TransportKind::Connect | TransportKind::Interrupted,
                 ..
             } => RetryAdvice::Backoff,
+            Self::Uncounted(_) => RetryAdvice::Backoff,
             _ => RetryAdvice::Never,
         }
     }

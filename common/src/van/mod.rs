@@ -6,7 +6,7 @@ mod credentials;
 mod error;
 pub(crate) mod model;
 
-pub use client::{ClientOptions, MAX_PAGE_SIZE, PostReceipt, VanClient};
+pub use client::{ClientOptions, MAX_PAGE_SIZE, PostReceipt, RequestMeter, VanClient};
 pub use credentials::{DatabaseMode, VanCredentials};
 pub use error::{
     MAX_KEPT_BODY, MAX_WAIT_HINT, TransportKind, VanError, VanErrorItem, parse_wait_hint,
