@@ -46,6 +46,7 @@ dev-up: venv
 	$(PY) infra/local_stack.py up --endpoint http://127.0.0.1:$(DEV_MOTO_PORT) --stack callsync-dev \
 	  --env-file .env.local --secret ApiTokenSecret=dev-token \
 	  --secret 'callsync/demo/van={"application_name":"callsync-demo","api_key":"demo-van-key"}' \
+	  --secret 'callsync/demo/van-myc={"application_name":"callsync-demo","api_key":"demo-myc-key"}' \
 	  --secret 'callsync/demo/livevox={"access_token":"demo-lv-access","client_name":"callsync-demo","user_name":"demo","password":"demo-password"}' \
 	  --set CALLSYNC_VAN_BASE_URL=http://127.0.0.1:$(DEV_VAN_PORT)/v4 \
 	  --set CALLSYNC_LIVEVOX_BASE_URL=http://127.0.0.1:$(DEV_LIVEVOX_PORT) \

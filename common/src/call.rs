@@ -10,6 +10,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use crate::values::{PhoneNumber, ResultKey, ValueError, VanId};
+use crate::van::DatabaseMode;
 
 /// The dialer's id for one call (LiveVox `id` / `callId`), kept as text.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -29,6 +30,10 @@ pub struct Call {
     /// The dialer account number as read, e.g. `ny14-van-18372073`.
     pub account: String,
     pub van_id: VanId,
+    /// The VAN database the account's `system` names (`van` → VoterFile, `myc` →
+    /// MyCampaign); `None` when the account names none: the candidate's own mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_mode: Option<DatabaseMode>,
     /// The number dialed; `None` when the source had none or it was not a US number.
     pub phone: Option<PhoneNumber>,
     pub first_name: String,
@@ -99,18 +104,22 @@ impl From<CdrPosition> for StoredPosition {
 }
 
 /// How to find the VAN id inside an account number: a regular expression with a named
-/// group `van_id` (other named groups such as `district` or `system` are allowed and
-/// ignored), plus an optional pattern for test accounts that are skipped silently.
+/// group `van_id`, plus an optional pattern for test accounts that are skipped silently.
+/// Two more named groups decide where the call goes: `system` picks the VAN database
+/// (`van`, `myv`, `vf`, `voterfile` → VoterFile; `myc`, `mycampaign`, `ea` → MyCampaign),
+/// and `district`, when the candidate names its district, must be that district.
 #[derive(Debug, Clone)]
 pub struct AccountPattern {
     pattern: Regex,
     test_accounts: Option<Regex>,
+    district: Option<String>,
 }
 
 /// What an account number turned out to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Account {
-    Voter(VanId),
+    /// A voter: the VAN id and, when the account names it, the database it belongs to.
+    Voter(VanId, Option<DatabaseMode>),
     /// A test row (matched the test-account pattern): skip it, it is not an error.
     Test,
 }
@@ -121,6 +130,27 @@ pub enum AccountError {
     NoMatch { account: String, pattern: String },
     #[error("account {account:?}: {source}")]
     BadVanId { account: String, source: ValueError },
+    #[error(
+        "account {account:?} names system {system:?}, which is not a VAN database (van or myc)"
+    )]
+    UnknownSystem { account: String, system: String },
+    #[error(
+        "account {account:?} belongs to district {district:?}, not this candidate's {expected:?}"
+    )]
+    OtherDistrict {
+        account: String,
+        district: String,
+        expected: String,
+    },
+}
+
+/// The VAN database an account's `system` names.
+pub fn system_mode(system: &str) -> Option<DatabaseMode> {
+    match system.trim().to_ascii_lowercase().as_str() {
+        "van" | "myv" | "vf" | "voterfile" | "voter_file" => Some(DatabaseMode::VoterFile),
+        "myc" | "mycampaign" | "my_campaign" | "ea" => Some(DatabaseMode::MyCampaign),
+        _ => None,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -132,12 +162,21 @@ pub enum PatternError {
 }
 
 impl AccountPattern {
-    /// The convention most campaigns use: `ny14-van-18372073`, `MYV-NY-18372073`, or a bare id.
-    pub const DEFAULT: &'static str =
+    /// The conventions campaigns use: `ny14-van-18372073` (district, system, id),
+    /// `MYC-NY-18372073` (system, state, id), or a bare id.
+    pub const DEFAULT: &'static str = r"^(?:(?:(?P<district>[A-Za-z0-9]+)-)?(?P<system>(?i:van|myv|myc))-(?:[A-Za-z]{2}-)?)?(?P<van_id>\d+)$";
+    /// The default before the system decided the database: read as [`Self::DEFAULT`]
+    /// (it took `MYC-NY-…`'s state for the system).
+    pub const LEGACY_DEFAULT: &'static str =
         r"^(?:(?P<district>[A-Za-z0-9]+)-(?P<system>[A-Za-z]+)-)?(?P<van_id>\d+)$";
     pub const DEFAULT_TEST: &'static str = r"^(?i:test)";
 
     pub fn new(pattern: &str, test_accounts: Option<&str>) -> Result<Self, PatternError> {
+        let pattern = if pattern == Self::LEGACY_DEFAULT {
+            Self::DEFAULT
+        } else {
+            pattern
+        };
         let pattern = Regex::new(pattern).map_err(|e| PatternError::Syntax(e.to_string()))?;
         if !pattern.capture_names().any(|n| n == Some("van_id")) {
             return Err(PatternError::NoVanIdGroup);
@@ -149,7 +188,14 @@ impl AccountPattern {
         Ok(Self {
             pattern,
             test_accounts,
+            district: None,
         })
+    }
+
+    /// Accounts that name a district must name this one (compared without case).
+    pub fn with_district(mut self, district: Option<&str>) -> Self {
+        self.district = district.map(|d| d.trim().to_ascii_lowercase());
+        self
     }
 
     pub fn parse(&self, account: &str) -> Result<Account, AccountError> {
@@ -169,12 +215,32 @@ impl AccountPattern {
                 pattern: self.pattern.as_str().to_owned(),
             })?;
         let raw = caps.name("van_id").map_or("", |m| m.as_str());
-        raw.parse::<VanId>()
-            .map(Account::Voter)
+        let van_id = raw
+            .parse::<VanId>()
             .map_err(|source| AccountError::BadVanId {
                 account: account.to_owned(),
                 source,
-            })
+            })?;
+        if let (Some(expected), Some(district)) = (&self.district, caps.name("district"))
+            && !district.as_str().eq_ignore_ascii_case(expected)
+        {
+            return Err(AccountError::OtherDistrict {
+                account: account.to_owned(),
+                district: district.as_str().to_owned(),
+                expected: expected.clone(),
+            });
+        }
+        let mode =
+            match caps.name("system") {
+                None => None,
+                Some(system) => Some(system_mode(system.as_str()).ok_or_else(|| {
+                    AccountError::UnknownSystem {
+                        account: account.to_owned(),
+                        system: system.as_str().to_owned(),
+                    }
+                })?),
+            };
+        Ok(Account::Voter(van_id, mode))
     }
 }
 
@@ -191,10 +257,11 @@ mod tests {
     #[test]
     fn default_pattern_reads_the_usual_conventions() {
         let p = AccountPattern::default();
-        let voter = |n| Ok(Account::Voter(VanId::new(n).unwrap()));
-        assert_eq!(p.parse("ny14-van-18372073"), voter(18372073));
-        assert_eq!(p.parse("MYV-NY-18372073"), voter(18372073));
-        assert_eq!(p.parse(" 18372073 "), voter(18372073));
+        let voter = |n, mode| Ok(Account::Voter(VanId::new(n).unwrap(), mode));
+        let vf = Some(DatabaseMode::VoterFile);
+        assert_eq!(p.parse("ny14-van-18372073"), voter(18372073, vf));
+        assert_eq!(p.parse("MYV-NY-18372073"), voter(18372073, vf));
+        assert_eq!(p.parse(" 18372073 "), voter(18372073, None));
         assert_eq!(p.parse("TEST123456"), Ok(Account::Test));
         assert!(matches!(
             p.parse("ny14-van-"),
@@ -204,6 +271,47 @@ mod tests {
             p.parse("ny14-van-0"),
             Err(AccountError::BadVanId { .. })
         ));
+    }
+
+    #[test]
+    fn the_accounts_system_picks_the_database_and_its_district_must_be_ours() {
+        let p = AccountPattern::default().with_district(Some("NY14"));
+        let voter = |n, mode| Ok(Account::Voter(VanId::new(n).unwrap(), Some(mode)));
+        assert_eq!(
+            p.parse("ny14-myc-18372073"),
+            voter(18372073, DatabaseMode::MyCampaign)
+        );
+        assert_eq!(
+            p.parse("NY14-VAN-18372073"),
+            voter(18372073, DatabaseMode::VoterFile)
+        );
+        assert_eq!(
+            p.parse("MYC-NY-18372073"),
+            voter(18372073, DatabaseMode::MyCampaign),
+            "system-state-id names no district"
+        );
+        assert!(matches!(
+            p.parse("ca12-van-18372073"),
+            Err(AccountError::OtherDistrict { .. })
+        ));
+        assert!(matches!(
+            p.parse("ny14-xyz-18372073"),
+            Err(AccountError::NoMatch { .. })
+        ));
+        // A custom pattern may name any system; one that is not a database is refused.
+        let custom = AccountPattern::new(r"^(?P<system>[a-z]+):(?P<van_id>\d+)$", None).unwrap();
+        assert!(matches!(
+            custom.parse("csv:12"),
+            Err(AccountError::UnknownSystem { .. })
+        ));
+        // Without a district of its own, a candidate takes every district.
+        assert!(AccountPattern::default().parse("ca12-van-1").is_ok());
+        // Documents stored with the old default read `MYC-NY-…` by the new one.
+        let legacy = AccountPattern::new(AccountPattern::LEGACY_DEFAULT, None).unwrap();
+        assert_eq!(
+            legacy.parse("MYC-NY-18372073"),
+            voter(18372073, DatabaseMode::MyCampaign)
+        );
     }
 
     #[test]

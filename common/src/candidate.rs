@@ -29,6 +29,10 @@ pub struct CandidateDoc {
     pub source: SourceDoc,
     #[serde(default = "default_account_pattern")]
     pub account_pattern: String,
+    /// The campaign's district as account numbers carry it (`ny14` in `ny14-van-18372073`):
+    /// a row whose account names another district is a bad row. Unset: any district.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub district: Option<String>,
     /// Accounts matching this are test rows and are skipped; `null` to skip none.
     #[serde(default = "default_test_pattern")]
     pub test_account_pattern: Option<String>,
@@ -98,6 +102,20 @@ pub struct VanSettings {
     pub contact_type: String,
     #[serde(default = "default_input_type")]
     pub input_type: String,
+    /// Keys for the other database: calls whose account names that system (`myc` for
+    /// MyCampaign, `van` for VoterFile) are posted with it. A call for a database the
+    /// candidate has no key for is an `unattempted_error` saying so.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_databases: Vec<DatabaseKey>,
+}
+
+/// A VAN key for one database mode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseKey {
+    pub database_mode: DatabaseMode,
+    /// Secrets Manager secret holding `{application_name, api_key}` for that database.
+    pub secret_name: String,
 }
 
 fn default_contact_type() -> String {
@@ -108,6 +126,17 @@ fn default_input_type() -> String {
 }
 
 impl VanSettings {
+    /// The secret holding the key for `mode`, if the candidate has one.
+    pub fn secret_for(&self, mode: DatabaseMode) -> Option<&str> {
+        if mode == self.database_mode {
+            return Some(&self.secret_name);
+        }
+        self.other_databases
+            .iter()
+            .find(|k| k.database_mode == mode)
+            .map(|k| k.secret_name.as_str())
+    }
+
     /// VAN requires `canvassContext.phone` for these contact types.
     pub fn contact_type_needs_phone(&self) -> bool {
         ["phone", "sms text"]
@@ -192,8 +221,17 @@ impl Candidate {
             ));
         }
         check_source(&doc.source, slug.as_ref(), &mut errors);
+        if let Some(d) = &doc.district
+            && (d.trim().is_empty() || !d.trim().chars().all(|c| c.is_ascii_alphanumeric()))
+        {
+            errors.push(FieldError::new(
+                "district",
+                format!("{d:?} is not a district as account numbers carry it: use letters and digits such as \"ny14\", or leave it out"),
+            ));
+        }
         let accounts =
             AccountPattern::new(&doc.account_pattern, doc.test_account_pattern.as_deref())
+                .map(|p| p.with_district(doc.district.as_deref()))
                 .map_err(|e| {
                     let field = match (&e, AccountPattern::new(&doc.account_pattern, None)) {
                         (PatternError::Syntax(_), Ok(_)) => "test_account_pattern",
@@ -408,6 +446,25 @@ fn check_van(van: &VanSettings, slug: Option<&CandidateSlug>, errors: &mut Vec<F
         slug,
         errors,
     );
+    for (i, key) in van.other_databases.iter().enumerate() {
+        let field = format!("van.other_databases[{i}]");
+        check_secret(
+            &format!("{field}.secret_name"),
+            &key.secret_name,
+            "the VAN key for that database",
+            slug,
+            errors,
+        );
+        let earlier = van.other_databases[..i]
+            .iter()
+            .any(|k| k.database_mode == key.database_mode);
+        if key.database_mode == van.database_mode || earlier {
+            errors.push(FieldError::new(
+                format!("{field}.database_mode"),
+                "names a database that already has a key: give each database one key",
+            ));
+        }
+    }
     for (field, value, what) in [
         (
             "van.contact_type",

@@ -9,7 +9,7 @@ use crate::egress::{self, Egress};
 use crate::livevox::{LiveVoxClient, LiveVoxCredentials, LiveVoxError, LiveVoxOptions};
 use crate::ports::{SecretStore, StoreError};
 use crate::retry::Retryable;
-use crate::van::{ClientOptions, VanClient, VanCredentials, VanError};
+use crate::van::{ClientOptions, DatabaseMode, VanClient, VanCredentials, VanError};
 
 /// Why a client could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -68,10 +68,12 @@ impl Connectors {
         self
     }
 
+    /// The client for `candidate`'s key to database `mode` (`None`: its main database).
     pub async fn van(
         &self,
         secrets: &dyn SecretStore,
         candidate: &Candidate,
+        mode: Option<DatabaseMode>,
     ) -> Result<VanClient, ConnectError> {
         let van = candidate.van().ok_or_else(|| {
             ConnectError::Config(format!(
@@ -79,14 +81,20 @@ impl Connectors {
                 candidate.slug
             ))
         })?;
-        let name = own_secret(candidate, &van.secret_name)?;
+        let mode = mode.unwrap_or(van.database_mode);
+        let secret = van.secret_for(mode).ok_or_else(|| {
+            ConnectError::Config(format!(
+                "candidate {} has no VAN key for database mode {mode:?}: add it under van.other_databases",
+                candidate.slug
+            ))
+        })?;
+        let name = own_secret(candidate, secret)?;
         let creds: VanCredentials = secrets.get(name).await?.json(name)?;
         let base = self
             .van_base_url
             .as_deref()
             .unwrap_or(VanClient::DEFAULT_BASE_URL);
-        VanClient::new(base, creds, van.database_mode, self.van_options.clone())
-            .map_err(ConnectError::Van)
+        VanClient::new(base, creds, mode, self.van_options.clone()).map_err(ConnectError::Van)
     }
 
     pub async fn livevox(

@@ -66,8 +66,13 @@ pub fn cell(text: &str) -> Cow<'_, str> {
 }
 
 /// The CSV bytes for `records` (calls with a stored call), in the given order; row `i`
-/// of the slice is data row `i + 1` of the file.
-pub fn write(records: &[CallRecord], zone: &TimeZone, id_type: &str) -> Vec<u8> {
+/// of the slice is data row `i + 1` of the file. Each row's Voter ID Type follows its
+/// call's database (the account's system), else `default_mode` (the candidate's).
+pub fn write(
+    records: &[CallRecord],
+    zone: &TimeZone,
+    default_mode: Option<DatabaseMode>,
+) -> Vec<u8> {
     let mut out = csv::Writer::from_writer(BOM.to_vec());
     // Writing to a Vec cannot fail; a record that somehow could not be written would be
     // missing from a file whose row numbers are receipts, so fail loudly instead.
@@ -78,7 +83,7 @@ pub fn write(records: &[CallRecord], zone: &TimeZone, id_type: &str) -> Vec<u8> 
         let phone = call.phone.as_ref().map_or("", |p| p.digits());
         out.write_record([
             call.van_id.to_string().as_str(),
-            id_type,
+            voter_id_type(call.database_mode.or(default_mode)),
             &cell(&call.first_name),
             &cell(&call.last_name),
             phone,

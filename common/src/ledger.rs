@@ -114,6 +114,10 @@ impl fmt::Display for CallKey {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredPost {
     pub van_id: VanId,
+    /// The database to post to; absent in records from before calls could name theirs:
+    /// the candidate's main database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_mode: Option<crate::van::DatabaseMode>,
     #[serde(flatten)]
     pub action: StoredAction,
     pub date_canvassed: String,
@@ -138,6 +142,7 @@ impl From<&VanPost> for StoredPost {
     fn from(p: &VanPost) -> Self {
         Self {
             van_id: p.van_id,
+            database_mode: Some(p.database_mode),
             action: match &p.action {
                 VanAction::ResultCode(c) => StoredAction::ResultCode(*c),
                 VanAction::Contact {

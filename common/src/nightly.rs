@@ -391,7 +391,7 @@ async fn sample_requests(
     }
     // A dry run writes nothing, the request counter included (its two type lookups are
     // the only VAN requests it makes).
-    let target = VanTarget::connect(svc, candidate, None).await;
+    let target = VanTarget::connect(svc, candidate, None, None).await;
     posts
         .into_iter()
         .map(|(r, post)| match &target {
@@ -623,8 +623,11 @@ async fn export_csv(
         .find(|k| !existing.contains(k))
         .unwrap_or_default();
     let rows: Vec<CallRecord> = queued.iter().map(|&i| records[i].clone()).collect();
-    let id_type = export::voter_id_type(candidate.van().map(|v| v.database_mode));
-    let bytes = export::write(&rows, &candidate.zone, id_type);
+    let bytes = export::write(
+        &rows,
+        &candidate.zone,
+        candidate.van().map(|v| v.database_mode),
+    );
     svc.objects
         .put(&key, bytes, "text/csv; charset=utf-8")
         .await?;

@@ -12,6 +12,7 @@ use crate::call::{Call, CallId};
 use crate::candidate::{Candidate, Strategy};
 use crate::mapping::VanAction;
 use crate::values::{PhoneNumber, VanId};
+use crate::van::DatabaseMode;
 
 /// What happens to one call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +29,8 @@ pub enum Plan {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VanPost {
     pub van_id: VanId,
+    /// The database the call is posted to (the account's system, else the candidate's).
+    pub database_mode: DatabaseMode,
     pub action: VanAction,
     /// The call's start in the candidate's zone, RFC 3339 with offset.
     pub date_canvassed: String,
@@ -78,6 +81,10 @@ pub enum PlanError {
         "the call has no usable dialed phone number, and VAN requires one for contact type {contact_type:?}"
     )]
     MissingPhone { contact_type: String },
+    #[error(
+        "the account names the {mode} database, and the candidate has no VAN key for it — add one under van.other_databases (or van.secret_name for its main database), then POST /retry"
+    )]
+    NoKeyForDatabase { mode: &'static str },
 }
 
 impl PlanError {
@@ -86,6 +93,7 @@ impl PlanError {
         match self {
             Self::UnknownResult { .. } => "unknown_result",
             Self::MissingPhone { .. } => "missing_phone",
+            Self::NoKeyForDatabase { .. } => "no_key_for_database",
         }
     }
 }
@@ -108,6 +116,15 @@ pub fn plan(call: &Call, candidate: &Candidate) -> Plan {
     let (true, Some(action), Some(van)) = (post_it, row.van.clone(), candidate.van()) else {
         return Plan::Csv(CsvReason::CsvRow);
     };
+    let database_mode = call.database_mode.unwrap_or(van.database_mode);
+    if van.secret_for(database_mode).is_none() {
+        return Plan::Error(PlanError::NoKeyForDatabase {
+            mode: match database_mode {
+                DatabaseMode::VoterFile => "VoterFile (voter_file)",
+                DatabaseMode::MyCampaign => "MyCampaign (my_campaign)",
+            },
+        });
+    }
     if call.phone.is_none() && van.contact_type_needs_phone() {
         return Plan::Error(PlanError::MissingPhone {
             contact_type: van.contact_type.clone(),
@@ -115,6 +132,7 @@ pub fn plan(call: &Call, candidate: &Candidate) -> Plan {
     }
     Plan::Van(VanPost {
         van_id: call.van_id,
+        database_mode,
         action,
         date_canvassed: date_canvassed(call.started_at, &candidate.zone),
         phone: call.phone.clone(),
@@ -238,6 +256,7 @@ mod tests {
             campaign: None,
             local_date: jiff::civil::date(2026, 11, 21),
             origin: None,
+            database_mode: None,
         }
     }
 
@@ -268,6 +287,7 @@ mod tests {
         Ignore,
         Unknown,
         NoPhone,
+        NoKey,
     }
 
     fn outcome(plan: Plan) -> Want {
@@ -277,7 +297,44 @@ mod tests {
             Plan::Ignore => Want::Ignore,
             Plan::Error(PlanError::UnknownResult { .. }) => Want::Unknown,
             Plan::Error(PlanError::MissingPhone { .. }) => Want::NoPhone,
+            Plan::Error(PlanError::NoKeyForDatabase { .. }) => Want::NoKey,
         }
+    }
+
+    #[test]
+    fn a_call_goes_to_the_database_its_account_names_or_is_an_error_without_a_key() {
+        let voter_file_only = candidate(r#""full""#, "Phone");
+        let mut call = call("Wrong Number", Some("212-555-0143"));
+        // No system in the account: the candidate's own database.
+        let Plan::Van(post) = plan(&call, &voter_file_only) else {
+            panic!("posted")
+        };
+        assert_eq!(post.database_mode, DatabaseMode::VoterFile);
+        call.database_mode = Some(DatabaseMode::MyCampaign);
+        assert_eq!(outcome(plan(&call, &voter_file_only)), Want::NoKey);
+        let err = match plan(&call, &voter_file_only) {
+            Plan::Error(e) => e.to_string(),
+            other => panic!("{other:?}"),
+        };
+        assert!(
+            err.contains("MyCampaign") && err.contains("van.other_databases"),
+            "{err}"
+        );
+
+        let mut doc = voter_file_only.doc().clone();
+        doc.van.as_mut().unwrap().other_databases = vec![crate::candidate::DatabaseKey {
+            database_mode: DatabaseMode::MyCampaign,
+            secret_name: "callsync/ny14-smith/van-myc".into(),
+        }];
+        let both = Candidate::from_doc(doc, crate::egress::Egress::STRICT).unwrap();
+        let Plan::Van(post) = plan(&call, &both) else {
+            panic!("posted")
+        };
+        assert_eq!(post.database_mode, DatabaseMode::MyCampaign);
+        assert_eq!(
+            crate::ledger::StoredPost::from(&post).database_mode,
+            Some(DatabaseMode::MyCampaign)
+        );
     }
 
     #[test]

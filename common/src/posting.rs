@@ -22,8 +22,8 @@ use crate::ports::{StoreError, SyncMessage};
 use crate::services::{CandidateError, Services};
 use crate::values::CandidateSlug;
 use crate::van::{
-    ActivistAction, CanvassContext, CanvassOutcome, CanvassResponse, RequestMeter, ResponseItem,
-    VanClient, VanError,
+    ActivistAction, CanvassContext, CanvassOutcome, CanvassResponse, DatabaseMode, RequestMeter,
+    ResponseItem, VanClient, VanError,
 };
 
 /// Counts each VAN request on the day's counter (an atomic add) before it is sent: the
@@ -81,9 +81,13 @@ impl VanTarget {
     pub async fn connect(
         svc: &Services,
         candidate: &Candidate,
+        mode: Option<DatabaseMode>,
         meter: Option<Arc<dyn RequestMeter>>,
     ) -> Result<Self, SetupError> {
-        let client = svc.connectors.van(svc.secrets.as_ref(), candidate).await?;
+        let client = svc
+            .connectors
+            .van(svc.secrets.as_ref(), candidate, mode)
+            .await?;
         let lookups = match meter {
             Some(m) => client.metered(m),
             None => client.clone(),
@@ -211,11 +215,11 @@ pub fn fingerprint(body: &CanvassResponse) -> String {
         .collect()
 }
 
-/// Connections kept for the life of a Lambda instance, so a batch does not resolve the
-/// contact and input types again for every call.
+/// Connections kept for the life of a Lambda instance, one per candidate and database,
+/// so a batch does not resolve the contact and input types again for every call.
 #[derive(Debug, Default)]
 pub struct Targets {
-    cache: Mutex<HashMap<CandidateSlug, Cached>>,
+    cache: Mutex<HashMap<(CandidateSlug, DatabaseMode), Cached>>,
 }
 
 #[derive(Debug)]
@@ -248,17 +252,21 @@ impl Targets {
         &self,
         svc: &Services,
         candidate: &Candidate,
+        mode: DatabaseMode,
         meter: &Arc<dyn RequestMeter>,
     ) -> Result<Arc<VanTarget>, SetupError> {
         let mut cache = self.cache.lock().await;
-        let retired = match cache.get(&candidate.slug) {
+        let key = (candidate.slug.clone(), mode);
+        let retired = match cache.get(&key) {
             Some(c) if c.at.elapsed() < Self::TTL => return Ok(Arc::clone(&c.target)),
             Some(c) => c.counts(),
             None => Counts::default(),
         };
-        let target = Arc::new(VanTarget::connect(svc, candidate, Some(Arc::clone(meter))).await?);
+        let target = Arc::new(
+            VanTarget::connect(svc, candidate, Some(mode), Some(Arc::clone(meter))).await?,
+        );
         cache.insert(
-            candidate.slug.clone(),
+            key,
             Cached {
                 at: Instant::now(),
                 target: Arc::clone(&target),
@@ -273,8 +281,13 @@ impl Targets {
         self.cache
             .lock()
             .await
-            .get(slug)
-            .map_or_else(Counts::default, Cached::counts)
+            .iter()
+            .filter(|((s, _), _)| s == slug)
+            .map(|(_, c)| c.counts())
+            .fold(Counts::default(), |a, b| Counts {
+                requests: a.requests + b.requests,
+                rate_limited: a.rate_limited + b.rate_limited,
+            })
     }
 }
 
@@ -445,7 +458,25 @@ async fn try_sync(
         days: Arc::clone(&svc.days),
         day: key.day.clone(),
     });
-    let target = match targets.get(svc, &candidate, &meter).await {
+    let Some(mode) = post
+        .database_mode
+        .or(candidate.van().map(|v| v.database_mode))
+    else {
+        return fail(
+            svc,
+            record,
+            CallState::UnattemptedError,
+            "van_setup",
+            format!(
+                "candidate {} has no VAN settings: add `van` to its document",
+                candidate.slug
+            ),
+            None,
+            None,
+        )
+        .await;
+    };
+    let target = match targets.get(svc, &candidate, mode, &meter).await {
         Ok(t) => t.metered(meter),
         Err(e) if e.is_transient() => {
             tracing::warn!(call = %key, error = %e, "VAN setup failed for now");

@@ -51,12 +51,14 @@ fn call(id: &str, local_date: Date) -> Call {
         campaign: None,
         local_date,
         origin: None,
+        database_mode: None,
     }
 }
 
 fn van_post() -> VanPost {
     VanPost {
         van_id: VanId::new(18_372_073).unwrap(),
+        database_mode: callsync::van::DatabaseMode::MyCampaign,
         action: VanAction::Contact {
             survey_responses: vec![SurveyAnswer {
                 question_id: 2301,

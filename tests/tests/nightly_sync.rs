@@ -22,6 +22,7 @@ use jiff::civil::{Date, date};
 use serde_json::{Value, json};
 
 const VAN_SECRET: &str = r#"{"application_name":"callsync-demo","api_key":"demo-van-key"}"#;
+const VAN_MYC_SECRET: &str = r#"{"application_name":"callsync-demo","api_key":"demo-myc-key"}"#;
 const LIVEVOX_SECRET: &str = r#"{"access_token":"demo-lv-access","client_name":"callsync-demo","user_name":"demo","password":"demo-password"}"#;
 /// 09:00 in New York on 22 Nov: past the 03:00 sync hour, so the 21st is due.
 const MORNING: &str = "2026-11-22T14:00:00Z";
@@ -86,6 +87,7 @@ async fn night(strategy: Value) -> Night {
     let stack = LocalStack::up(
         &[
             ("callsync/night/van", VAN_SECRET.into()),
+            ("callsync/night/van-myc", VAN_MYC_SECRET.into()),
             ("callsync/night/livevox", LIVEVOX_SECRET.into()),
         ],
         &[
@@ -459,6 +461,121 @@ async fn a_storm_of_429s_ends_with_every_call_finished() {
     // Every request, the refused ones too, is counted for the day.
     let used = n.svc.days.van_requests(&day(DAY)).await.unwrap();
     assert_eq!(used as usize, n.van.requests().len());
+}
+
+#[tokio::test]
+async fn every_myc_call_goes_to_mycampaign_and_another_districts_rows_are_refused() {
+    let n = night(json!("full")).await;
+    let mut doc = doc(json!("full"), &n.hook.url);
+    doc.district = Some("ny14".into());
+    doc.van.as_mut().unwrap().other_databases = vec![callsync::candidate::DatabaseKey {
+        database_mode: callsync::van::DatabaseMode::MyCampaign,
+        secret_name: "callsync/night/van-myc".into(),
+    }];
+    n.svc.config.put(&doc).await.unwrap();
+    drop_cdr(
+        &n.svc,
+        "inbox/night/a.csv",
+        &[
+            cdr_row(
+                5001,
+                "ny14-myc-100001",
+                "212-555-0501",
+                "21-11-2026 12:00:00",
+                "Agent Cust 3",
+            ),
+            cdr_row(
+                5002,
+                "ny14-van-100002",
+                "212-555-0502",
+                "21-11-2026 12:01:00",
+                "Agent Cust 3",
+            ),
+            cdr_row(
+                5003,
+                "MYC-NY-100003",
+                "212-555-0503",
+                "21-11-2026 12:02:00",
+                "No Answer",
+            ),
+            cdr_row(
+                5004,
+                "ca12-van-100004",
+                "212-555-0504",
+                "21-11-2026 12:03:00",
+                "Agent Cust 3",
+            ),
+        ],
+    )
+    .await;
+    n.run().await;
+    n.drain().await;
+    let mode_of = |van_id: &str| -> Vec<Option<String>> {
+        n.van
+            .requests()
+            .iter()
+            .filter(|r| {
+                r.method == "POST" && r.path == format!("/people/{van_id}/canvassResponses")
+            })
+            .map(|r| r.db_mode.clone())
+            .collect()
+    };
+    assert_eq!(
+        mode_of("100001"),
+        vec![Some("1".into())],
+        "myc: MyCampaign key and mode"
+    );
+    assert_eq!(mode_of("100002"), vec![Some("0".into())], "van: VoterFile");
+    assert_eq!(n.state_of("5001").await.state, CallState::Finished);
+    assert_eq!(n.state_of("5002").await.state, CallState::Finished);
+    let csv = objects(&n.svc, "exports/night/").await;
+    let text = String::from_utf8(csv[0].1.clone()).unwrap();
+    assert!(text.contains("\n100003,MyCampaignID,"), "{text}");
+    let bad: Vec<_> = n
+        .svc
+        .ledger
+        .day(&day(DAY))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.state == CallState::UnattemptedError)
+        .collect();
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    let message = &bad[0].error.as_ref().unwrap().message;
+    assert!(
+        message.contains("ca12") && message.contains("ny14"),
+        "{message}"
+    );
+    assert!(message.contains("line 5"), "{message}");
+    assert_eq!(
+        mode_of("100004"),
+        Vec::<Option<String>>::new(),
+        "nothing posted for it"
+    );
+
+    // Without a MyCampaign key, a myc call is an error saying so, and nothing is posted.
+    doc.van.as_mut().unwrap().other_databases.clear();
+    n.svc.config.put(&doc).await.unwrap();
+    drop_cdr(
+        &n.svc,
+        "inbox/night/b.csv",
+        &[cdr_row(
+            5005,
+            "ny14-myc-100005",
+            "212-555-0505",
+            "21-11-2026 13:00:00",
+            "Agent Cust 3",
+        )],
+    )
+    .await;
+    n.run().await;
+    n.drain().await;
+    let r = n.state_of("5005").await;
+    assert_eq!(r.state, CallState::UnattemptedError);
+    let e = r.error.unwrap();
+    assert_eq!(e.code, "no_key_for_database");
+    assert!(e.message.contains("MyCampaign"), "{}", e.message);
+    assert_eq!(mode_of("100005"), Vec::<Option<String>>::new());
 }
 
 #[tokio::test]

@@ -61,7 +61,10 @@ async fn configure(ctx: &ApiContext, req: &Request, c: &str) -> Result<Response<
             ),
         ));
     }
-    let client = ctx.connectors.van(ctx.secrets.as_ref(), &candidate).await?;
+    let client = ctx
+        .connectors
+        .van(ctx.secrets.as_ref(), &candidate, None)
+        .await?;
     let mut catalogue = Catalogue::fetch(&client).await.map_err(ApiError::van)?;
     if let Some(lv) = &doc.source.livevox {
         let client = ctx

@@ -64,7 +64,11 @@ async fn check(ctx: &ApiContext, doc: &CandidateDoc) -> Result<Report, ApiError>
             warnings: Vec::new(),
         });
     };
-    let client = match ctx.connectors.van(ctx.secrets.as_ref(), &candidate).await {
+    let client = match ctx
+        .connectors
+        .van(ctx.secrets.as_ref(), &candidate, None)
+        .await
+    {
         Ok(c) => c,
         Err(ConnectError::Store(
             e @ (StoreError::Corrupt { .. } | StoreError::SecretNotFound(_)),

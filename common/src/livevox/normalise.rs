@@ -162,8 +162,8 @@ fn build(
     };
 
     let account = raw.account.trim();
-    let van_id = match accounts.parse(account) {
-        Ok(Account::Voter(id)) => id,
+    let (van_id, database_mode) = match accounts.parse(account) {
+        Ok(Account::Voter(id, mode)) => (id, mode),
         Ok(Account::Test) => return Ok(None),
         Err(AccountError::NoMatch { pattern, .. }) => {
             return Err(bad(
@@ -180,6 +180,26 @@ fn build(
                 &names.account,
                 account,
                 "the VAN id in it is not a positive whole number — fix the account or the candidate's account_pattern".into(),
+            ));
+        }
+        Err(AccountError::UnknownSystem { system, .. }) => {
+            return Err(bad(
+                &names.account,
+                account,
+                format!(
+                    "names system {system:?}, which is not a VAN database — use van (VoterFile) or myc (MyCampaign), or fix the candidate's account_pattern"
+                ),
+            ));
+        }
+        Err(AccountError::OtherDistrict {
+            district, expected, ..
+        }) => {
+            return Err(bad(
+                &names.account,
+                account,
+                format!(
+                    "belongs to district {district:?}, not this candidate's {expected:?} — the row is another campaign's; drop it from this candidate's files, or fix the candidate's district"
+                ),
             ));
         }
     };
@@ -232,6 +252,7 @@ fn build(
         call_id: CallId(call_id.to_owned()),
         account: account.to_owned(),
         van_id,
+        database_mode,
         phone: PhoneNumber::parse(&raw.phone).ok(),
         first_name: raw.first_name.trim().to_owned(),
         last_name: raw.last_name.trim().to_owned(),

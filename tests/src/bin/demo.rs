@@ -54,6 +54,14 @@ async fn main() {
     let stack = LocalStack::up(
         &[
             ("callsync/demo/van", van_secret.to_string()),
+            (
+                "callsync/demo/van-myc",
+                serde_json::json!({
+                    "application_name": demo_data::VAN_APPLICATION,
+                    "api_key": demo_data::VAN_MYCAMPAIGN_KEY,
+                })
+                .to_string(),
+            ),
             ("callsync/demo/livevox", livevox_secret.to_string()),
         ],
         &[
