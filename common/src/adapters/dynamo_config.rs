@@ -1,6 +1,8 @@
 //! Candidate documents in DynamoDB: one item per slug, the document as a native map so it
 //! reads well in the console.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -21,6 +23,57 @@ struct Item {
     slug: String,
     document: CandidateDoc,
     updated_at: String,
+}
+
+/// The most DynamoDB holds in one item: 400 KB, names and values together.
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+
+/// The item `put` writes for `doc`.
+fn item(doc: &CandidateDoc) -> Result<HashMap<String, AttributeValue>, StoreError> {
+    let item = Item {
+        slug: doc.slug.clone(),
+        document: doc.clone(),
+        updated_at: jiff::Timestamp::now().to_string(),
+    };
+    serde_dynamo::aws_sdk_dynamodb_1::to_item(item).map_err(|e| StoreError::Corrupt {
+        what: format!("candidate {}", doc.slug),
+        message: e.to_string(),
+    })
+}
+
+/// How many bytes DynamoDB counts for the item `put` writes for `doc`, by its published
+/// rules (attribute names and values in UTF-8; numbers by their digits; 3 bytes and 1 per
+/// element for maps and lists), to compare with [`MAX_ITEM_BYTES`] before writing.
+pub fn stored_bytes(doc: &CandidateDoc) -> Result<usize, StoreError> {
+    Ok(item(doc)?
+        .iter()
+        .map(|(name, value)| name.len() + value_bytes(value))
+        .sum())
+}
+
+fn value_bytes(value: &AttributeValue) -> usize {
+    match value {
+        AttributeValue::S(s) => s.len(),
+        AttributeValue::N(n) => number_bytes(n),
+        AttributeValue::B(b) => b.as_ref().len(),
+        AttributeValue::Ss(v) => v.iter().map(String::len).sum(),
+        AttributeValue::Ns(v) => v.iter().map(|n| number_bytes(n)).sum(),
+        AttributeValue::Bs(v) => v.iter().map(|b| b.as_ref().len()).sum(),
+        AttributeValue::L(items) => 3 + items.iter().map(|v| 1 + value_bytes(v)).sum::<usize>(),
+        AttributeValue::M(map) => {
+            3 + map
+                .iter()
+                .map(|(k, v)| 1 + k.len() + value_bytes(v))
+                .sum::<usize>()
+        }
+        _ => 1,
+    }
+}
+
+/// A number takes about one byte per two significant digits, plus one.
+fn number_bytes(n: &str) -> usize {
+    let digits = n.bytes().filter(u8::is_ascii_digit).count();
+    digits.div_ceil(2) + 1
 }
 
 impl DynamoConfigStore {
@@ -64,16 +117,7 @@ impl ConfigStore for DynamoConfigStore {
     }
 
     async fn put(&self, doc: &CandidateDoc) -> Result<(), StoreError> {
-        let item = Item {
-            slug: doc.slug.clone(),
-            document: doc.clone(),
-            updated_at: jiff::Timestamp::now().to_string(),
-        };
-        let item =
-            serde_dynamo::aws_sdk_dynamodb_1::to_item(item).map_err(|e| StoreError::Corrupt {
-                what: format!("candidate {}", doc.slug),
-                message: e.to_string(),
-            })?;
+        let item = item(doc)?;
         self.client
             .put_item()
             .table_name(&self.table)

@@ -92,6 +92,7 @@ async fn store(ctx: &ApiContext, doc: CandidateDoc) -> Result<Response<Body>, Ap
     let candidate = Candidate::from_doc(doc, ctx.connectors.egress)
         .map_err(|e| ApiError::invalid_document(&e))?;
     check_report_address(ctx, &candidate).await?;
+    http::check_storable(candidate.doc())?;
     ctx.config.put(candidate.doc()).await?;
     tracing::info!(candidate = %candidate.slug, results = candidate.mapping.rows().len(), "stored candidate");
     Ok(json_response(StatusCode::OK, candidate.doc()))
@@ -131,6 +132,7 @@ async fn put_candidate(
     let slug = http::slug(c)?;
     let doc: CandidateDoc = http::json_body(req)?;
     http::same_slug(&doc, &slug)?;
+    http::check_result_rows(doc.results.len())?;
     store(ctx, doc).await
 }
 
@@ -152,8 +154,9 @@ async fn put_results(ctx: &ApiContext, req: &Request, c: &str) -> Result<Respons
             "send the Airtable result table exported as CSV with `Content-Type: text/csv`",
         ));
     }
+    http::check_body_size(req, http::MAX_CSV_BODY, "an Airtable export")?;
     let mut doc = http::stored(ctx, &slug).await?;
-    let rows = import_results(req.body()).map_err(|errors| {
+    let rows = import_results(http::body_bytes(req)).map_err(|errors| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_csv",
@@ -164,6 +167,7 @@ async fn put_results(ctx: &ApiContext, req: &Request, c: &str) -> Result<Respons
         )
         .with("errors", errors)
     })?;
+    http::check_result_rows(rows.len())?;
     doc.results = rows;
     store(ctx, doc).await
 }

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
-use crate::adapters::dynamo_config::DynamoConfigStore;
+use crate::adapters::dynamo_config::{DynamoConfigStore, MAX_ITEM_BYTES, stored_bytes};
 use crate::adapters::env;
 use crate::adapters::secrets_manager::SecretsManagerStore;
 use crate::candidate::CandidateDoc;
@@ -229,28 +229,123 @@ pub fn query(req: &Request, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The body as text (API Gateway may base64 it).
-pub fn body_text(req: &Request) -> Result<&str, ApiError> {
+/// The largest JSON document any route takes (a candidate document, a draft, a retry or a
+/// run request): well under DynamoDB's 400 KB item, so a document that fits here normally
+/// fits there too (what is stored is measured again before it is written).
+pub const MAX_JSON_BODY: usize = 256 * 1024;
+
+/// The largest Airtable export `PUT /candidates/{candidate}/results` takes.
+pub const MAX_CSV_BODY: usize = 256 * 1024;
+
+/// The most result rows a candidate's mapping may have: far more than any dialer's
+/// dispositions, few enough that the document fits in one DynamoDB item.
+pub const MAX_RESULT_ROWS: usize = 2_000;
+
+/// Refuse a mapping of more than [`MAX_RESULT_ROWS`] rows.
+pub fn check_result_rows(rows: usize) -> Result<(), ApiError> {
+    if rows <= MAX_RESULT_ROWS {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "too_many_results",
+        format!(
+            "the mapping has {rows} result rows; a candidate may have at most {MAX_RESULT_ROWS}: \
+             remove rows for results the dialer never gives; nothing was stored"
+        ),
+    )
+    .with("rows", rows)
+    .with("limit", MAX_RESULT_ROWS))
+}
+
+/// Refuse a document whose stored form would not fit in one DynamoDB item, saying by how
+/// much, before anything is written.
+pub fn check_storable(doc: &CandidateDoc) -> Result<(), ApiError> {
+    let size = stored_bytes(doc)?;
+    if size <= MAX_ITEM_BYTES {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "document_too_large",
+        format!(
+            "the document would be {} KB stored; DynamoDB holds at most {} KB per item: \
+             use fewer result rows, fewer survey responses per row or shorter names; nothing was stored",
+            size.div_ceil(1024),
+            MAX_ITEM_BYTES / 1024
+        ),
+    )
+    .with("stored_bytes", size)
+    .with("limit", MAX_ITEM_BYTES))
+}
+
+/// A query parameter that must be a whole number: `None` when absent, a 400 naming the
+/// parameter when it is not digits. A number too large for this machine saturates: it is
+/// only ever a position or a count, and past the end is simply nothing.
+pub fn query_number(req: &Request, name: &str) -> Result<Option<usize>, ApiError> {
+    let Some(raw) = query(req, name) else {
+        return Ok(None);
+    };
+    let digits = raw.trim();
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            &format!("bad_{name}"),
+            format!("{name}={raw:?} is not a number: use a whole number such as 0 or 100"),
+        )
+        .with("parameter", name));
+    }
+    Ok(Some(digits.parse().unwrap_or(usize::MAX)))
+}
+
+/// The body's bytes as received (API Gateway's base64 already undone).
+pub fn body_bytes(req: &Request) -> &[u8] {
     match req.body() {
-        Body::Empty => Ok(""),
-        Body::Text(t) => Ok(t),
-        Body::Binary(b) => std::str::from_utf8(b).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_encoding",
-                format!(
-                    "the body is not UTF-8 text (byte {}): send UTF-8",
-                    e.valid_up_to()
-                ),
-            )
-        }),
-        _ => Ok(""),
+        Body::Text(t) => t.as_bytes(),
+        Body::Binary(b) => b,
+        _ => &[],
     }
 }
 
-/// Parse a JSON body, naming the line, column and field of the first problem.
+/// Refuse a body larger than `limit` bytes with 413, before anything reads it.
+pub fn check_body_size(req: &Request, limit: usize, what: &str) -> Result<(), ApiError> {
+    let size = body_bytes(req).len();
+    if size <= limit {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!(
+            "the body is {} bytes; {what} may be at most {limit} bytes ({} KiB): send a smaller one",
+            size,
+            limit / 1024
+        ),
+    )
+    .with("size", size)
+    .with("limit", limit))
+}
+
+/// The body as UTF-8 text (API Gateway may base64 it); `what` names what was expected.
+pub fn body_text<'r>(req: &'r Request, what: &str) -> Result<&'r str, ApiError> {
+    std::str::from_utf8(body_bytes(req)).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_encoding",
+            format!(
+                "the body is not UTF-8 (the bytes at offset {} are not): it must be {what}",
+                e.valid_up_to()
+            ),
+        )
+        .with("offset", e.valid_up_to())
+    })
+}
+
+/// Parse a JSON body of at most [`MAX_JSON_BODY`] bytes, naming the line, column and field
+/// of the first problem. The body must be one JSON value: anything after it is refused.
 pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
-    let text = body_text(req)?;
+    check_body_size(req, MAX_JSON_BODY, "a JSON body")?;
+    let text = body_text(req, "UTF-8 JSON")?;
     if text.trim().is_empty() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -259,7 +354,7 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
         ));
     }
     let de = &mut serde_json::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.inner();
         let at = format!("line {} column {}", inner.line(), inner.column());
@@ -272,7 +367,22 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
             .with("line", inner.line())
             .with("column", inner.column())
             .with("field", path)
-    })
+    })?;
+    de.end().map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!(
+                "malformed JSON at line {} column {}: the document ends before this; send one JSON value and nothing after it",
+                e.line(),
+                e.column()
+            ),
+        )
+        .with("line", e.line())
+        .with("column", e.column())
+        .with("field", ".")
+    })?;
+    Ok(value)
 }
 
 /// Parse the `{candidate}` path segment.
@@ -427,5 +537,103 @@ mod tests {
                 .await
                 .is_ok()
         );
+    }
+
+    fn with_body(body: Body) -> Request {
+        lambda_http::http::Request::builder()
+            .uri("/runs")
+            .body(body)
+            .unwrap()
+    }
+
+    fn with_query(name: &str, value: &str) -> Request {
+        let mut params = std::collections::HashMap::new();
+        params.insert(name.to_owned(), value.to_owned());
+        lambda_http::http::Request::builder()
+            .uri("/status/demo")
+            .body(Body::Empty)
+            .unwrap()
+            .with_query_string_parameters(params)
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Run {
+        #[allow(dead_code)]
+        candidate: String,
+    }
+
+    #[test]
+    fn bytes_after_the_json_document_are_refused_naming_line_and_column() {
+        for (body, line, column) in [
+            ("{\"candidate\": \"demo\"} garbage", 1, 23),
+            ("{\"candidate\": \"demo\"}{\"candidate\": \"x\"}", 1, 22),
+            ("{\"candidate\": \"demo\"}\n\n]", 3, 1),
+        ] {
+            let err = json_body::<Run>(&with_body(Body::Text(body.into()))).unwrap_err();
+            assert_eq!(err.status, StatusCode::BAD_REQUEST, "{body}");
+            assert_eq!(err.body["error"], "malformed_json", "{body}");
+            assert_eq!(err.body["line"], line, "{body}: {}", err.body);
+            assert_eq!(err.body["column"], column, "{body}: {}", err.body);
+            let message = err.body["message"].as_str().unwrap();
+            assert!(
+                message.contains(&format!("line {line} column {column}")),
+                "{message}"
+            );
+        }
+        assert!(
+            json_body::<Run>(&with_body(Body::Text("{\"candidate\": \"demo\"}\n".into()))).is_ok()
+        );
+    }
+
+    #[test]
+    fn a_body_that_is_not_utf8_is_refused_as_not_utf8_json() {
+        let err = json_body::<Run>(&with_body(Body::Binary(
+            b"{\"candidate\": \"\xff\"}".to_vec(),
+        )))
+        .unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert_eq!(err.body["error"], "bad_encoding");
+        assert_eq!(err.body["offset"], 15);
+        assert!(
+            err.body["message"].as_str().unwrap().contains("UTF-8 JSON"),
+            "{}",
+            err.body
+        );
+    }
+
+    #[test]
+    fn a_json_body_over_the_limit_is_refused_with_413_before_it_is_parsed() {
+        let big = format!("{{\"candidate\": \"{}\"}}", "x".repeat(MAX_JSON_BODY));
+        let err = json_body::<Run>(&with_body(Body::Text(big.clone()))).unwrap_err();
+        assert_eq!(err.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(err.body["error"], "body_too_large");
+        assert_eq!(err.body["size"], big.len());
+        assert_eq!(err.body["limit"], MAX_JSON_BODY);
+        let fits = format!("{{\"candidate\": \"{}\"}}", "x".repeat(MAX_JSON_BODY - 20));
+        assert!(json_body::<Run>(&with_body(Body::Text(fits))).is_ok());
+    }
+
+    #[test]
+    fn a_number_too_large_for_usize_saturates_and_a_non_number_names_the_parameter() {
+        let q = |v: &str| query_number(&with_query("errors_from", v), "errors_from");
+        assert_eq!(q("18446744073709551615").unwrap(), Some(usize::MAX));
+        assert_eq!(q("99999999999999999999999999").unwrap(), Some(usize::MAX));
+        assert_eq!(q("100").unwrap(), Some(100));
+        for bad in ["", "-1", "1e3", "ten", "0x10", "+5"] {
+            let err = q(bad).unwrap_err();
+            assert_eq!(err.status, StatusCode::BAD_REQUEST, "{bad:?}");
+            assert_eq!(err.body["error"], "bad_errors_from", "{bad:?}");
+            assert_eq!(err.body["parameter"], "errors_from", "{bad:?}");
+        }
+        assert_eq!(query_number(&req(None), "errors_from").unwrap(), None);
+    }
+
+    #[test]
+    fn more_result_rows_than_the_cap_are_refused_naming_the_limit() {
+        assert!(check_result_rows(MAX_RESULT_ROWS).is_ok());
+        let err = check_result_rows(MAX_RESULT_ROWS + 1).unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert_eq!(err.body["error"], "too_many_results");
+        assert!(err.body["message"].as_str().unwrap().contains("2000"));
     }
 }

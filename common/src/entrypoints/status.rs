@@ -75,15 +75,8 @@ async fn status(
             nightly::default_date(svc, &candidate)
         }
     };
-    let from: usize = match http::query(req, "errors_from") {
-        Some(n) => n.parse().map_err(|_| {
-            bad_request(
-                "bad_errors_from",
-                format!("errors_from={n:?} is not a number: use 0, 100, 200, …"),
-            )
-        })?,
-        None => 0,
-    };
+    // A page past the end is an empty page; nothing here can overflow.
+    let from = http::query_number(req, "errors_from")?.unwrap_or(0);
     let day = DayKey {
         candidate: slug,
         date,
@@ -92,7 +85,9 @@ async fn status(
     let tally = report::tally(&records);
     let errors = report::error_lines(&records);
     let page: Vec<_> = errors.iter().skip(from).take(ERRORS_PER_PAGE).collect();
-    let next = (from + ERRORS_PER_PAGE < errors.len()).then_some(from + ERRORS_PER_PAGE);
+    let next = from
+        .checked_add(ERRORS_PER_PAGE)
+        .filter(|next| *next < errors.len());
     let record = svc.days.get(&day).await?;
     let mut csv = Vec::new();
     for e in record.iter().flat_map(|d| &d.exports) {

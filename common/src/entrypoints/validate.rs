@@ -28,6 +28,7 @@ async fn route(ctx: &ApiContext, req: Request) -> Result<Response<Body>, ApiErro
         (&Method::POST, ["validate", c]) => {
             let slug = http::slug(c)?;
             let mut draft: CandidateDoc = http::json_body(&req)?;
+            http::check_result_rows(draft.results.len())?;
             if draft.slug.is_empty() {
                 draft.slug = slug.to_string();
             }
@@ -92,7 +93,7 @@ async fn check(ctx: &ApiContext, doc: &CandidateDoc) -> Result<Report, ApiError>
                 static_errors,
                 "van.database_mode",
                 &format!(
-                    "VAN refused the credentials in secret {:?} for database mode {:?} ({e}): check the API key and that the key belongs to that mode",
+                    "VAN refused the credentials in secret {:?} for database mode \"{}\" ({e}): check the API key and that the key belongs to that mode",
                     van.secret_name, van.database_mode
                 ),
             ));

@@ -22,6 +22,20 @@ impl DatabaseMode {
             Self::MyCampaign => 1,
         }
     }
+
+    /// The name the candidate document uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::VoterFile => "voter_file",
+            Self::MyCampaign => "my_campaign",
+        }
+    }
+}
+
+impl fmt::Display for DatabaseMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The secret as stored in Secrets Manager: `{"application_name": …, "api_key": …}`.
