@@ -288,6 +288,7 @@ async fn configure_reports_van_refusing_the_key_as_a_bad_gateway_with_vans_answe
     let w = world().await;
     let mut doc = demo_doc();
     doc["van"]["database_mode"] = "my_campaign".into();
+    doc["van"]["other_databases"] = json!([]);
     let put = w
         .configure(with_body(authed("candidates-put.json"), &doc.to_string()))
         .await;
@@ -452,6 +453,7 @@ async fn a_key_used_in_the_wrong_database_mode_is_a_finding_about_the_document()
     let w = world().await;
     let mut doc = demo_doc();
     doc["van"]["database_mode"] = "my_campaign".into();
+    doc["van"]["other_databases"] = json!([]);
     let a = w
         .validate(with_body(authed("validate-post.json"), &doc.to_string()))
         .await;
