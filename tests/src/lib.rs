@@ -1,5 +1,6 @@
 //! Fakes and harness: fake VAN and LiveVox servers with demo data, for callsync's tests.
 
+pub mod api;
 pub mod demo_data;
 pub mod fake_livevox;
 pub mod fake_van;

@@ -3,74 +3,13 @@
 //! fake LiveVox over HTTP.
 #![allow(clippy::unwrap_used)]
 
-use callsync::entrypoints::http::ApiContext;
-use callsync::entrypoints::{configure, validate};
-use callsync_tests::fake_livevox::{FakeLiveVox, LiveVoxData};
-use callsync_tests::fake_van::{FakeVan, VanData};
-use callsync_tests::harness::{Answer, LocalStack, event, for_candidate, request, with_token};
+use callsync_tests::api::{ApiWorld, authed, demo_doc, with_body};
+use callsync_tests::fake_van::VanData;
+use callsync_tests::harness::{event, for_candidate, with_token};
 use serde_json::{Value, json};
 
-struct World {
-    van: FakeVan,
-    livevox: FakeLiveVox,
-    stack: LocalStack,
-    ctx: ApiContext,
-}
-
-const VAN_SECRET: &str = r#"{"application_name":"callsync-demo","api_key":"demo-van-key"}"#;
-const LIVEVOX_SECRET: &str = r#"{"access_token":"demo-lv-access","client_name":"callsync-demo","user_name":"demo","password":"demo-password"}"#;
-
-async fn world() -> World {
-    let van = FakeVan::start(VanData::demo()).await;
-    let livevox = FakeLiveVox::start(LiveVoxData::demo()).await;
-    let stack = LocalStack::up(
-        &[
-            ("callsync/demo/van", VAN_SECRET.into()),
-            ("callsync/demo/livevox", LIVEVOX_SECRET.into()),
-        ],
-        &[
-            ("CALLSYNC_VAN_BASE_URL", van.base_url()),
-            ("CALLSYNC_LIVEVOX_BASE_URL", livevox.base_url()),
-        ],
-    )
-    .await;
-    let ctx = stack.api_context();
-    World {
-        van,
-        livevox,
-        stack,
-        ctx,
-    }
-}
-
-impl World {
-    async fn configure(&self, event: Value) -> Answer {
-        Answer::from(configure::handle(&self.ctx, request(&event)).await)
-    }
-
-    async fn validate(&self, event: Value) -> Answer {
-        Answer::from(validate::handle(&self.ctx, request(&event)).await)
-    }
-
-    /// Store the demo candidate from events/candidates-put.json.
-    async fn seed(&self) {
-        let a = self.configure(authed("candidates-put.json")).await;
-        assert_eq!(a.status, 200, "{}", a.body);
-    }
-}
-
-/// An event from events/ carrying the local stack's token.
-fn authed(name: &str) -> Value {
-    with_token(event(name), Some(callsync_tests::harness::TEST_TOKEN))
-}
-
-fn with_body(mut event: Value, body: &str) -> Value {
-    event["body"] = body.into();
-    event
-}
-
-fn demo_doc() -> Value {
-    serde_json::from_str(event("candidates-put.json")["body"].as_str().unwrap()).unwrap()
+async fn world() -> ApiWorld {
+    ApiWorld::start().await
 }
 
 #[tokio::test]

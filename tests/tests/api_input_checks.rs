@@ -6,7 +6,8 @@
 use base64::Engine;
 use callsync::entrypoints::configure;
 use callsync::entrypoints::http::ApiContext;
-use callsync_tests::harness::{Answer, LocalStack, TEST_TOKEN, event, request, with_token};
+use callsync_tests::api::{authed, demo_doc};
+use callsync_tests::harness::{Answer, LocalStack, request};
 use serde_json::{Value, json};
 
 async fn context() -> (LocalStack, ApiContext) {
@@ -19,18 +20,10 @@ async fn call(ctx: &ApiContext, event: Value) -> Answer {
     Answer::from(configure::handle(ctx, request(&event)).await)
 }
 
-fn authed(name: &str) -> Value {
-    with_token(event(name), Some(TEST_TOKEN))
-}
-
 fn put_doc(doc: &Value) -> Value {
     let mut e = authed("candidates-put.json");
     e["body"] = doc.to_string().into();
     e
-}
-
-fn demo_doc() -> Value {
-    serde_json::from_str(event("candidates-put.json")["body"].as_str().unwrap()).unwrap()
 }
 
 fn put_results(body: &[u8]) -> Value {

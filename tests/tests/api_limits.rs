@@ -5,106 +5,38 @@
 //! VAN and LiveVox over HTTP.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
-
 use base64::Engine;
-use callsync::adapters::memory::MemoryLauncher;
-use callsync::entrypoints::http::{ApiContext, MAX_CSV_BODY, MAX_JSON_BODY, MAX_RESULT_ROWS};
+use callsync::entrypoints::http::{MAX_CSV_BODY, MAX_JSON_BODY, MAX_RESULT_ROWS};
 use callsync::entrypoints::{configure, status, validate};
-use callsync::services::Services;
-use callsync_tests::fake_livevox::{FakeLiveVox, LiveVoxData};
-use callsync_tests::fake_van::{FakeVan, VanData};
-use callsync_tests::harness::{Answer, LocalStack, TEST_TOKEN, event, request, with_token};
-use callsync_tests::night::{TestClock, services};
+use callsync_tests::api::{ApiWorld, authed, demo_doc, with_body};
+use callsync_tests::harness::{Answer, event};
 use serde_json::{Value, json};
 
-const VAN_SECRET: &str = r#"{"application_name":"callsync-demo","api_key":"demo-van-key"}"#;
-const LIVEVOX_SECRET: &str = r#"{"access_token":"demo-lv-access","client_name":"callsync-demo","user_name":"demo","password":"demo-password"}"#;
-
-struct World {
-    _van: FakeVan,
-    _livevox: FakeLiveVox,
-    stack: LocalStack,
-    ctx: ApiContext,
-    svc: Services,
+async fn world() -> ApiWorld {
+    ApiWorld::start().await
 }
 
-async fn world() -> World {
-    let van = FakeVan::start(VanData::demo()).await;
-    let livevox = FakeLiveVox::start(LiveVoxData::demo()).await;
-    let stack = LocalStack::up(
-        &[
-            ("callsync/demo/van", VAN_SECRET.into()),
-            ("callsync/demo/livevox", LIVEVOX_SECRET.into()),
-        ],
-        &[
-            ("CALLSYNC_VAN_BASE_URL", van.base_url()),
-            ("CALLSYNC_LIVEVOX_BASE_URL", livevox.base_url()),
-        ],
-    )
-    .await;
-    let ctx = stack.api_context();
-    let mut svc = services(&stack, TestClock::new("2026-11-04T15:00:00Z"));
-    svc.launcher = Arc::new(MemoryLauncher::default());
-    World {
-        _van: van,
-        _livevox: livevox,
-        stack,
-        ctx,
-        svc,
+/// How many result rows the config table's item for `demo` holds, read straight from
+/// DynamoDB (`None`: no item).
+async fn stored_rows(w: &ApiWorld) -> Option<usize> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let table = &w.stack.functions["ConfigureFunction"]["CALLSYNC_CONFIG_TABLE"];
+    let item = aws_sdk_dynamodb::Client::new(&w.stack.aws)
+        .get_item()
+        .table_name(table)
+        .key("slug", AttributeValue::S("demo".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item?;
+    let Some(AttributeValue::M(doc)) = item.get("document") else {
+        panic!("the item holds a document: {item:?}");
+    };
+    match doc.get("results") {
+        Some(AttributeValue::L(rows)) => Some(rows.len()),
+        _ => Some(0),
     }
-}
-
-impl World {
-    async fn configure(&self, event: Value) -> Answer {
-        Answer::from(configure::handle(&self.ctx, request(&event)).await)
-    }
-
-    async fn validate(&self, event: Value) -> Answer {
-        Answer::from(validate::handle(&self.ctx, request(&event)).await)
-    }
-
-    async fn status(&self, event: Value) -> Answer {
-        Answer::from(status::handle(&self.ctx, &self.svc, request(&event)).await)
-    }
-
-    /// Store the demo candidate from events/candidates-put.json.
-    async fn seed(&self) {
-        let a = self.configure(authed("candidates-put.json")).await;
-        assert_eq!(a.status, 200, "{}", a.body);
-    }
-
-    /// How many result rows the config table's item for `demo` holds, read straight from
-    /// DynamoDB (`None`: no item).
-    async fn stored_rows(&self) -> Option<usize> {
-        use aws_sdk_dynamodb::types::AttributeValue;
-        let table = &self.stack.functions["ConfigureFunction"]["CALLSYNC_CONFIG_TABLE"];
-        let item = aws_sdk_dynamodb::Client::new(&self.stack.aws)
-            .get_item()
-            .table_name(table)
-            .key("slug", AttributeValue::S("demo".into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .unwrap()
-            .item?;
-        let Some(AttributeValue::M(doc)) = item.get("document") else {
-            panic!("the item holds a document: {item:?}");
-        };
-        match doc.get("results") {
-            Some(AttributeValue::L(rows)) => Some(rows.len()),
-            _ => Some(0),
-        }
-    }
-}
-
-fn authed(name: &str) -> Value {
-    with_token(event(name), Some(TEST_TOKEN))
-}
-
-fn with_body(mut event: Value, body: &str) -> Value {
-    event["body"] = body.into();
-    event
 }
 
 fn with_binary_body(mut event: Value, body: &[u8]) -> Value {
@@ -113,10 +45,6 @@ fn with_binary_body(mut event: Value, body: &[u8]) -> Value {
         .into();
     event["isBase64Encoded"] = true.into();
     event
-}
-
-fn demo_doc() -> Value {
-    serde_json::from_str(event("candidates-put.json")["body"].as_str().unwrap()).unwrap()
 }
 
 fn status_query(params: &[(&str, &str)]) -> Value {
@@ -210,7 +138,7 @@ async fn a_candidate_document_over_the_body_limit_is_refused_with_413_and_nothin
         .await;
     let body = assert_error(&a, 413, "body_too_large");
     assert_eq!(body["limit"], MAX_JSON_BODY);
-    assert!(w.stored_rows().await.is_none(), "nothing was stored");
+    assert!(stored_rows(&w).await.is_none(), "nothing was stored");
 
     // The same for a draft sent to validate: refused before anything connects.
     let a = w
@@ -239,7 +167,7 @@ async fn more_result_rows_than_the_cap_are_refused_naming_it_and_nothing_is_stor
         body["message"].as_str().unwrap().contains("at most 2000"),
         "{body:#}"
     );
-    assert!(w.stored_rows().await.is_none(), "nothing was stored");
+    assert!(stored_rows(&w).await.is_none(), "nothing was stored");
 
     let a = w
         .validate(with_body(authed("validate-post.json"), &text))
@@ -255,7 +183,7 @@ async fn an_export_whose_document_would_not_fit_in_a_dynamodb_item_is_refused_na
     let fits = airtable_export(300, 20);
     let a = w.configure(put_results(&fits)).await;
     assert_eq!(a.status, 200, "{}", &a.body[..a.body.len().min(500)]);
-    assert_eq!(w.stored_rows().await, Some(300));
+    assert_eq!(stored_rows(&w).await, Some(300));
 
     let csv = airtable_export(1_000, 20);
     assert!(
@@ -272,7 +200,7 @@ async fn an_export_whose_document_would_not_fit_in_a_dynamodb_item_is_refused_na
         "{body:#}"
     );
     assert_eq!(
-        w.stored_rows().await,
+        stored_rows(&w).await,
         Some(300),
         "the stored mapping is untouched"
     );
@@ -287,7 +215,7 @@ async fn an_airtable_export_over_the_body_limit_is_refused_with_413() {
     let a = w.configure(put_results(&csv)).await;
     let body = assert_error(&a, 413, "body_too_large");
     assert_eq!(body["limit"], MAX_CSV_BODY);
-    assert_eq!(w.stored_rows().await, Some(6), "untouched");
+    assert_eq!(stored_rows(&w).await, Some(6), "untouched");
 }
 
 #[tokio::test]

@@ -166,6 +166,21 @@ impl Night {
     }
 }
 
+/// `n` VAN-bound calls (call ids from `first_id`, people 300000…) at noon on the day.
+fn wrong_numbers(first_id: u64, n: u64) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            cdr_row(
+                first_id + i,
+                &format!("ny14-van-{}", 300_000 + i),
+                "212-555-0300",
+                "21-11-2026 12:00:00",
+                "Agent Cust 3",
+            )
+        })
+        .collect()
+}
+
 fn day(date: Date) -> DayKey {
     DayKey {
         candidate: slug(),
@@ -432,17 +447,7 @@ async fn a_worker_that_dies_holding_a_call_is_swept_and_the_call_posted_once() {
 #[tokio::test]
 async fn a_storm_of_429s_ends_with_every_call_finished() {
     let n = night(json!("full")).await;
-    let rows: Vec<String> = (0..30)
-        .map(|i| {
-            cdr_row(
-                3000 + i,
-                &format!("ny14-van-{}", 300_000 + i),
-                "212-555-0300",
-                "21-11-2026 12:00:00",
-                "Agent Cust 3",
-            )
-        })
-        .collect();
+    let rows = wrong_numbers(3000, 30);
     drop_cdr(&n.svc, "inbox/night/a.csv", &rows).await;
     n.run().await;
     n.van.set_rate_limit(Some(RateLimit {
@@ -581,17 +586,7 @@ async fn every_myc_call_goes_to_mycampaign_and_another_districts_rows_are_refuse
 #[tokio::test]
 async fn a_worker_killed_mid_batch_leaves_no_van_request_uncounted() {
     let n = night(json!("full")).await;
-    let rows: Vec<String> = (0..10)
-        .map(|i| {
-            cdr_row(
-                3100 + i,
-                &format!("ny14-van-{}", 300_000 + i),
-                "212-555-0300",
-                "21-11-2026 12:00:00",
-                "Agent Cust 3",
-            )
-        })
-        .collect();
+    let rows = wrong_numbers(3100, 10);
     drop_cdr(&n.svc, "inbox/night/a.csv", &rows).await;
     n.run().await;
     // Slow posts, so the worker is killed with some posts answered and some in flight.

@@ -9,19 +9,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use callsync::adapters::webhook::WebhookNotifier;
 use callsync::candidate::CandidateDoc;
 use callsync::egress::Egress;
-use callsync::entrypoints::http::ApiContext;
-use callsync::entrypoints::{configure, validate};
 use callsync::nightly::{self, RunError, RunOptions};
 use callsync::ports::Notifier;
 use callsync::values::CandidateSlug;
-use callsync_tests::fake_livevox::{FakeLiveVox, LiveVoxData};
-use callsync_tests::fake_van::{FakeVan, VanData};
-use callsync_tests::harness::{Answer, LocalStack, TEST_TOKEN, event, request, with_token};
+use callsync_tests::api::{ApiWorld, Overrides, VAN_SECRET, authed, demo_doc, with_body};
+use callsync_tests::harness::Answer;
 use callsync_tests::night::{TestClock, Webhook, services};
-use serde_json::{Value, json};
-
-const VAN_SECRET: &str = r#"{"application_name":"callsync-demo","api_key":"demo-van-key"}"#;
-const LIVEVOX_SECRET: &str = r#"{"access_token":"demo-lv-access","client_name":"callsync-demo","user_name":"demo","password":"demo-password"}"#;
+use serde_json::json;
 
 /// A TCP listener that counts the connections it is offered.
 struct Listener {
@@ -48,47 +42,14 @@ impl Listener {
     }
 }
 
-struct World {
-    van: FakeVan,
-    livevox: FakeLiveVox,
-    stack: LocalStack,
-    ctx: ApiContext,
-}
-
 /// The demo candidate's stack. LiveVox is not overridden by the environment: a LiveVox
 /// host in a document would really be used.
-async fn world() -> World {
-    let van = FakeVan::start(VanData::demo()).await;
-    let livevox = FakeLiveVox::start(LiveVoxData::demo()).await;
-    let stack = LocalStack::up(
-        &[
-            ("callsync/demo/van", VAN_SECRET.into()),
-            ("callsync/demo/livevox", LIVEVOX_SECRET.into()),
-            ("callsync/other/van", VAN_SECRET.into()),
-        ],
-        &[("CALLSYNC_VAN_BASE_URL", van.base_url())],
+async fn world() -> ApiWorld {
+    ApiWorld::start_with(
+        Overrides { livevox: false },
+        &[("callsync/other/van", VAN_SECRET.into())],
     )
-    .await;
-    let ctx = stack.api_context();
-    World {
-        van,
-        livevox,
-        stack,
-        ctx,
-    }
-}
-
-fn authed(name: &str) -> Value {
-    with_token(event(name), Some(TEST_TOKEN))
-}
-
-fn with_body(mut event: Value, body: &str) -> Value {
-    event["body"] = body.into();
-    event
-}
-
-fn demo_doc() -> Value {
-    serde_json::from_str(event("candidates-put.json")["body"].as_str().unwrap()).unwrap()
+    .await
 }
 
 fn fields(answer: &Answer) -> Vec<String> {
@@ -272,14 +233,4 @@ async fn a_stored_inbox_outside_the_candidates_prefix_moves_and_reads_nothing() 
     }
     assert!(svc.objects.list("rejected/").await.unwrap().is_empty());
     assert!(svc.objects.list("processed/").await.unwrap().is_empty());
-}
-
-impl World {
-    async fn configure(&self, event: Value) -> Answer {
-        Answer::from(configure::handle(&self.ctx, request(&event)).await)
-    }
-
-    async fn validate(&self, event: Value) -> Answer {
-        Answer::from(validate::handle(&self.ctx, request(&event)).await)
-    }
 }
