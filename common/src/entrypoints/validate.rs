@@ -54,6 +54,10 @@ async fn check(ctx: &ApiContext, doc: &CandidateDoc) -> Result<Report, ApiError>
         Ok(_) => Vec::new(),
         Err(e) => validation::static_findings(doc, &e),
     };
+    if !static_errors.is_empty() {
+        let fields: Vec<&str> = static_errors.iter().map(|f| f.field.as_str()).collect();
+        tracing::info!(candidate = %doc.slug, ?fields, "draft has field errors");
+    }
     let settings = CandidateDoc {
         results: Vec::new(),
         ..doc.clone()
