@@ -283,9 +283,43 @@ def policies(_args):
     print(json.dumps(out, indent=2))
 
 
+def grants(_args):
+    """Each function's allowed resources per action, as written in the template: a !Sub
+    string as it stands (`${DataBucket.Arn}/inbox/*`), a !Ref or !GetAtt as `!Ref X` /
+    `!GetAtt X.Arn`."""
+    template = load_template()
+
+    def written(r):
+        if isinstance(r, Tag):
+            return r.value if r.tag == "Sub" and isinstance(r.value, str) else f"!{r.tag} {r.value}"
+        return str(r)
+
+    out = {}
+    for name, res in template["Resources"].items():
+        if res["Type"] != FUNCTION:
+            continue
+        per_action = {}
+        for policy in (res.get("Properties") or {}).get("Policies") or []:
+            for statement in policy.get("Statement", []):
+                if statement.get("Effect") != "Allow":
+                    continue
+                action = statement.get("Action", [])
+                resource = statement.get("Resource", [])
+                for a in [action] if isinstance(action, str) else action:
+                    per_action.setdefault(a, []).extend(
+                        written(r) for r in (resource if isinstance(resource, list) else [resource]))
+        out[name] = {a: sorted(set(rs)) for a, rs in per_action.items()}
+    print(json.dumps(out, indent=2))
+
+
+def resources(_args):
+    """Every resource of the template in CloudFormation's JSON form: {logical id: resource}."""
+    print(json.dumps(to_long_form(load_template()["Resources"]), indent=2))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=["up", "down", "policies"])
+    p.add_argument("command", choices=["up", "down", "policies", "grants", "resources"])
     p.add_argument("--endpoint", default="http://127.0.0.1:5000")
     p.add_argument("--stack", default="callsync-dev")
     p.add_argument("--env-file")
@@ -294,7 +328,8 @@ def main():
     p.add_argument("--secret", action="append", default=[], metavar="NAME=VALUE",
                    help="a secret's value: a template logical id (e.g. ApiTokenSecret) or an extra secret name")
     args = p.parse_args()
-    {"up": up, "down": down, "policies": policies}[args.command](args)
+    {"up": up, "down": down, "policies": policies, "grants": grants,
+     "resources": resources}[args.command](args)
 
 
 if __name__ == "__main__":

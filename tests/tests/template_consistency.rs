@@ -311,3 +311,121 @@ fn each_function_is_allowed_exactly_the_actions_its_adapters_call() {
         );
     }
 }
+
+/// Each function's grants per action, as the template writes them.
+fn grants() -> HashMap<String, HashMap<String, BTreeSet<String>>> {
+    let root = repo_root();
+    let out = std::process::Command::new(root.join(".venv/bin/python"))
+        .arg(root.join("infra/local_stack.py"))
+        .arg("grants")
+        .output()
+        .expect("run infra/local_stack.py (is .venv installed? `make venv`)");
+    assert!(
+        out.status.success(),
+        "local_stack.py grants failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("local_stack.py prints JSON")
+}
+
+#[test]
+fn bucket_grants_name_the_prefixes_each_function_uses_and_nothing_deletes_a_receipt() {
+    let grants = grants();
+    let prefixes = |function: &str, action: &str| -> BTreeSet<String> {
+        grants[function]
+            .get(action)
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                r.strip_prefix("${DataBucket.Arn}/")
+                    .unwrap_or_else(|| panic!("{function} {action} on {r:?}: name a prefix"))
+                    .to_owned()
+            })
+            .collect()
+    };
+    let set = |list: &[&str]| -> BTreeSet<String> { list.iter().map(|s| s.to_string()).collect() };
+    // nightly reads the inbox and its own exports (a stopped export is read back), writes
+    // exports and moves read files aside, and deletes only what it moved out of the inbox.
+    assert_eq!(
+        prefixes("NightlyFunction", "s3:GetObject"),
+        set(&["exports/*", "inbox/*"])
+    );
+    assert_eq!(
+        prefixes("NightlyFunction", "s3:PutObject"),
+        set(&["exports/*", "processed/*", "rejected/*"])
+    );
+    assert_eq!(
+        prefixes("NightlyFunction", "s3:DeleteObject"),
+        set(&["inbox/*"])
+    );
+    assert_eq!(
+        prefixes("StatusFunction", "s3:GetObject"),
+        set(&["exports/*", "inbox/*"])
+    );
+    assert_eq!(
+        prefixes("StatusFunction", "s3:PutObject"),
+        set(&["exports/*"])
+    );
+    for function in grants.keys() {
+        assert!(
+            !prefixes(function, "s3:DeleteObject")
+                .iter()
+                .any(|p| p.starts_with("exports")),
+            "{function} may delete CSV exports, which ledger receipts point into"
+        );
+    }
+}
+
+#[test]
+fn candidate_secrets_are_granted_by_their_prefix_and_the_token_only_to_the_api() {
+    let grants = grants();
+    for (function, actions) in &grants {
+        let Some(secrets) = actions.get("secretsmanager:GetSecretValue") else {
+            continue;
+        };
+        for s in secrets {
+            assert!(
+                s == "!Ref ApiTokenSecret" || s.ends_with(":secret:callsync/*/*"),
+                "{function} may read {s:?}: candidate secrets are callsync/<slug>/<name>"
+            );
+        }
+        let reads_token = secrets.contains("!Ref ApiTokenSecret");
+        assert_eq!(
+            reads_token,
+            HTTP_FUNCTIONS.contains(&function.as_str()),
+            "{function}: only the API functions read the API token"
+        );
+    }
+}
+
+#[test]
+fn the_bucket_keeps_every_version_and_refuses_requests_without_tls() {
+    let root = repo_root();
+    let out = std::process::Command::new(root.join(".venv/bin/python"))
+        .arg(root.join("infra/local_stack.py"))
+        .arg("resources")
+        .output()
+        .expect("run infra/local_stack.py (is .venv installed? `make venv`)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let resources: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let bucket = &resources["DataBucket"]["Properties"];
+    assert_eq!(bucket["VersioningConfiguration"]["Status"], "Enabled");
+    let policy = &resources["DataBucketPolicy"]["Properties"];
+    assert_eq!(policy["Bucket"], serde_json::json!({"Ref": "DataBucket"}));
+    let statements = policy["PolicyDocument"]["Statement"].as_array().unwrap();
+    let tls_only = statements.iter().any(|s| {
+        s["Effect"] == "Deny"
+            && s["Principal"] == "*"
+            && s["Action"] == "s3:*"
+            && s["Condition"]["Bool"]["aws:SecureTransport"] == "false"
+            && s["Resource"].as_array().is_some_and(|r| r.len() == 2)
+    });
+    assert!(
+        tls_only,
+        "a Deny of every request without TLS, on the bucket and its objects: {policy:#}"
+    );
+}
