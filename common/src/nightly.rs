@@ -668,20 +668,22 @@ async fn finish_into(
         r.updated_at = at;
         r
     };
-    let results: Vec<Result<(usize, Option<CallRecord>), StoreError>> = futures::stream::iter(
+    // Only the new version travels back (not the record): a big export must not hold a
+    // second copy of every call it finishes.
+    let results: Vec<Result<(usize, Option<u64>), StoreError>> = futures::stream::iter(
         placed.iter().copied(),
     )
     .map(|(row, i)| {
         let mut r = finish(records[i].clone(), row);
         async move {
             if svc.ledger.replace(&mut r).await? {
-                return Ok((i, Some(r)));
+                return Ok((i, Some(r.version)));
             }
             match svc.ledger.get(&r.key).await? {
                 Some(now) if now.state == CallState::QueuedForCsv => {
                     let mut r = finish(now, row);
                     let ok = svc.ledger.replace(&mut r).await?;
-                    Ok((i, ok.then_some(r)))
+                    Ok((i, ok.then_some(r.version)))
                 }
                 _ => {
                     tracing::warn!(call = %r.key, "changed while being exported; left as it is");
@@ -696,7 +698,10 @@ async fn finish_into(
     let mut failed = None;
     for result in results {
         match result {
-            Ok((i, Some(r))) => records[i] = r,
+            Ok((i, Some(version))) => {
+                records[i].state = CallState::Finished;
+                records[i].version = version;
+            }
             Ok((_, None)) => {}
             Err(e) => failed = Some(e),
         }
