@@ -272,19 +272,7 @@ async fn the_tables_queue_bucket_and_secret_the_variables_name_exist() {
 
 #[test]
 fn each_function_is_allowed_exactly_the_actions_its_adapters_call() {
-    let root = repo_root();
-    let out = std::process::Command::new(root.join(".venv/bin/python"))
-        .arg(root.join("infra/local_stack.py"))
-        .arg("policies")
-        .output()
-        .expect("run infra/local_stack.py (is .venv installed? `make venv`)");
-    assert!(
-        out.status.success(),
-        "local_stack.py policies failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let granted: HashMap<String, BTreeSet<String>> =
-        serde_json::from_slice(&out.stdout).expect("local_stack.py prints JSON");
+    let granted: HashMap<String, BTreeSet<String>> = local_stack("policies");
 
     let needed: HashMap<&str, BTreeSet<&str>> = NEEDED
         .iter()
@@ -312,20 +300,25 @@ fn each_function_is_allowed_exactly_the_actions_its_adapters_call() {
     }
 }
 
-/// Each function's grants per action, as the template writes them.
-fn grants() -> HashMap<String, HashMap<String, BTreeSet<String>>> {
+/// What `infra/local_stack.py <command>` prints, read as JSON.
+fn local_stack<T: serde::de::DeserializeOwned>(command: &str) -> T {
     let root = repo_root();
     let out = std::process::Command::new(root.join(".venv/bin/python"))
         .arg(root.join("infra/local_stack.py"))
-        .arg("grants")
+        .arg(command)
         .output()
         .expect("run infra/local_stack.py (is .venv installed? `make venv`)");
     assert!(
         out.status.success(),
-        "local_stack.py grants failed:\n{}",
+        "local_stack.py {command} failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("local_stack.py prints JSON")
+}
+
+/// Each function's grants per action, as the template writes them.
+fn grants() -> HashMap<String, HashMap<String, BTreeSet<String>>> {
+    local_stack("grants")
 }
 
 #[test]
@@ -400,18 +393,7 @@ fn candidate_secrets_are_granted_by_their_prefix_and_the_token_only_to_the_api()
 
 #[test]
 fn the_bucket_keeps_every_version_and_refuses_requests_without_tls() {
-    let root = repo_root();
-    let out = std::process::Command::new(root.join(".venv/bin/python"))
-        .arg(root.join("infra/local_stack.py"))
-        .arg("resources")
-        .output()
-        .expect("run infra/local_stack.py (is .venv installed? `make venv`)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let resources: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let resources: serde_json::Value = local_stack("resources");
     let bucket = &resources["DataBucket"]["Properties"];
     assert_eq!(bucket["VersioningConfiguration"]["Status"], "Enabled");
     let policy = &resources["DataBucketPolicy"]["Properties"];
