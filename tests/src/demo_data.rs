@@ -309,6 +309,7 @@ impl VanData {
         let known_van_ids = demo_van_ids()
             .filter(|id| !people.contains_key(id))
             .collect();
+        let mycampaign_ids = demo_mycampaign_ids().collect();
         VanData {
             credentials,
             survey_questions,
@@ -318,17 +319,22 @@ impl VanData {
             input_types,
             people,
             known_van_ids,
+            mycampaign_ids,
         }
     }
 }
 
-/// Every VAN id the demo's calls carry: the LiveVox demo days (VoterFile and MyCampaign
-/// ids alike) and a CDR night of up to [`DEMO_NIGHT_CALLS`] calls.
+/// Every VoterFile VAN id the demo's calls carry: the LiveVox demo days and a CDR night of
+/// up to [`DEMO_NIGHT_CALLS`] calls.
 pub fn demo_van_ids() -> impl Iterator<Item = u64> {
-    let livevox =
-        (0..CALLS_YESTERDAY + CALLS_DAY_BEFORE).flat_map(|n| [livevox_van_id(n), myc_id(n)]);
+    let livevox = (0..CALLS_YESTERDAY + CALLS_DAY_BEFORE).map(livevox_van_id);
     let night = (0..DEMO_NIGHT_CALLS).map(night_van_id);
     livevox.chain(night).collect::<BTreeSet<u64>>().into_iter()
+}
+
+/// Every MyCampaign id the demo's calls carry (the LiveVox demo's `ny14-myc-…` accounts).
+pub fn demo_mycampaign_ids() -> impl Iterator<Item = u64> {
+    (0..CALLS_YESTERDAY + CALLS_DAY_BEFORE).map(myc_id)
 }
 
 /// The VAN id of LiveVox demo call `n`.

@@ -667,7 +667,7 @@ async fn a_person_the_database_does_not_hold_is_404_on_every_person_route() {
         899_999_999,
         2_147_483_647,
     ] {
-        assert!(!van.fake.with_data(|d| d.knows_person(van_id)));
+        assert!(!van.fake.with_data(|d| d.knows_person(van_id, 0)));
         let post = van.canvass(van_id, &body).await;
         assert_eq!(post.status(), StatusCode::NOT_FOUND, "{van_id}");
         assert!(content_type(&post).starts_with("application/json"));
@@ -692,10 +692,13 @@ async fn a_person_the_database_does_not_hold_is_404_on_every_person_route() {
 
 #[tokio::test]
 async fn every_van_id_the_demo_calls_carry_is_a_known_person() {
-    use callsync_tests::demo_data::{DEMO_NIGHT_CALLS, cdr_night, demo_van_ids};
+    use callsync_tests::demo_data::{
+        DEMO_NIGHT_CALLS, cdr_night, demo_mycampaign_ids, demo_van_ids,
+    };
     let data = VanData::demo();
     let known: Vec<u64> = demo_van_ids().collect();
-    assert!(known.iter().all(|id| data.knows_person(*id)));
+    assert!(known.iter().all(|id| data.knows_person(*id, 0)));
+    assert!(demo_mycampaign_ids().all(|id| data.knows_person(id, 1) && !data.knows_person(id, 0)));
     // Every LiveVox demo call and every row of the demo's CDR night names one of them.
     let lv = LiveVoxData::demo();
     let in_accounts = |account: &str| {
@@ -723,12 +726,56 @@ async fn every_van_id_the_demo_calls_carry_is_a_known_person() {
     let mut checked = 0;
     for account in accounts {
         let id = in_accounts(&account).unwrap();
-        assert!(data.knows_person(id), "{account}");
+        let mode = u8::from(account.to_ascii_lowercase().contains("myc"));
+        assert!(data.knows_person(id, mode), "{account}");
         checked += 1;
     }
     assert!(checked > DEMO_NIGHT_CALLS as usize, "{checked}");
     // A longer night reaches people the demo database does not hold.
-    assert!(!data.knows_person(18_000_000 + DEMO_NIGHT_CALLS * 7));
+    assert!(!data.knows_person(18_000_000 + DEMO_NIGHT_CALLS * 7, 0));
+}
+
+#[tokio::test]
+async fn each_database_holds_its_own_people_under_its_own_ids() {
+    let van = Van::start().await;
+    van.fake.add_mycampaign_people([555_001]);
+    let body = json!({"canvassContext": phone_context(), "resultCodeId": 18});
+    let post = |id: u64, key: &'static str, mode: u8| {
+        van.request_as(
+            Method::POST,
+            &format!("/people/{id}/canvassResponses"),
+            key,
+            mode,
+        )
+        .json(&body)
+        .send()
+    };
+    // A VoterFile person is unknown to MyCampaign, and a MyCampaign person to VoterFile.
+    assert_eq!(
+        post(18372073, VAN_MYCAMPAIGN_KEY, 1)
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        post(555_001, VAN_VOTERFILE_KEY, 0).await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        post(555_001, VAN_MYCAMPAIGN_KEY, 1).await.unwrap().status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        post(18372073, VAN_VOTERFILE_KEY, 0).await.unwrap().status(),
+        StatusCode::NO_CONTENT
+    );
+    let get = van
+        .request_as(Method::GET, "/people/18372073", VAN_MYCAMPAIGN_KEY, 1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), StatusCode::NOT_FOUND);
 }
 
 // ---------------------------------------------------------------- VAN: people

@@ -478,6 +478,8 @@ async fn every_myc_call_goes_to_mycampaign_and_another_districts_rows_are_refuse
         secret_name: "callsync/night/van-myc".into(),
     }];
     n.svc.config.put(&doc).await.unwrap();
+    // MyCampaign holds its own people, under its own ids.
+    n.van.add_mycampaign_people([100_001, 100_003, 100_005]);
     drop_cdr(
         &n.svc,
         "inbox/night/a.csv",

@@ -19,6 +19,11 @@ pub struct VanData {
     /// Further people this database holds, known by id only (get answers them with
     /// nothing on file). Any id in neither set is a person VAN does not know: 404.
     pub known_van_ids: BTreeSet<u64>,
+    /// The people of the MyCampaign database (mode 1), by id only. The two databases hold
+    /// different people under different ids: a VoterFile id asked for in MyCampaign mode
+    /// (or the other way round) is a 404, as in VAN.
+    #[serde(default)]
+    pub mycampaign_ids: BTreeSet<u64>,
 }
 
 /// One API key: valid only in this database mode. VAN authenticates by key and mode; the
@@ -129,8 +134,17 @@ pub struct Phone {
 }
 
 impl VanData {
-    /// Whether `van_id` names a person this database holds.
-    pub fn knows_person(&self, van_id: u64) -> bool {
-        self.people.contains_key(&van_id) || self.known_van_ids.contains(&van_id)
+    /// Whether `van_id` names a person the database of `mode` (0 VoterFile, 1
+    /// MyCampaign) holds.
+    pub fn knows_person(&self, van_id: u64, mode: u8) -> bool {
+        match mode {
+            1 => self.mycampaign_ids.contains(&van_id),
+            _ => self.people.contains_key(&van_id) || self.known_van_ids.contains(&van_id),
+        }
+    }
+
+    /// The person with details on file, in the VoterFile database (the seeded people).
+    pub fn person_on_file(&self, van_id: u64, mode: u8) -> Option<&Person> {
+        (mode == 0).then(|| self.people.get(&van_id)).flatten()
     }
 }

@@ -222,9 +222,14 @@ impl FakeVan {
         self.shared.lock().both_codes = both;
     }
 
-    /// Adds people, known by id only, to the database.
+    /// Adds people, known by id only, to the VoterFile database.
     pub fn add_people(&self, van_ids: impl IntoIterator<Item = u64>) {
         self.shared.lock().data.known_van_ids.extend(van_ids);
+    }
+
+    /// Adds people, known by id only, to the MyCampaign database.
+    pub fn add_mycampaign_people(&self, van_ids: impl IntoIterator<Item = u64>) {
+        self.shared.lock().data.mycampaign_ids.extend(van_ids);
     }
 
     /// Removes a person, whether seeded with details or known by id only.
@@ -232,6 +237,7 @@ impl FakeVan {
         let mut state = self.shared.lock();
         state.data.people.remove(&van_id);
         state.data.known_van_ids.remove(&van_id);
+        state.data.mycampaign_ids.remove(&van_id);
     }
 
     pub fn with_data<R>(&self, f: impl FnOnce(&mut VanData) -> R) -> R {
@@ -254,6 +260,11 @@ fn router(shared: Arc<Shared>) -> Router {
         .fallback(|| async { reply::iis_not_found() })
         .layer(axum::middleware::from_fn_with_state(shared, pipeline))
 }
+
+/// The database mode a request was authorised for (0 VoterFile, 1 MyCampaign): which
+/// database's people it sees.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DbMode(pub(crate) u8);
 
 /// The credentials a request presented, as far as they could be read.
 #[derive(Debug, Default)]
@@ -333,12 +344,14 @@ async fn answer(
     if path != "/v4" && !path.starts_with("/v4/") {
         return reply::iis_not_found();
     }
-    let Some(api_key) = shared.authorise(auth) else {
+    let Some((api_key, mode)) = shared.authorise(auth) else {
         return VanError::unauthorized().into_response();
     };
     if let Err(wait_ms) = shared.take_token(&api_key, Instant::now()) {
         return VanError::rate_limited(wait_ms).into_response();
     }
+    let mut parts = parts;
+    parts.extensions.insert(DbMode(mode));
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
 }
@@ -423,9 +436,9 @@ impl Shared {
         }
     }
 
-    /// The API key when key and mode match one credential. Like VAN, the user name is not
+    /// The API key and mode when they match one credential. Like VAN, the user name is not
     /// checked: public clients send their own (parsons sends `default`).
-    fn authorise(&self, auth: &BasicAuth) -> Option<String> {
+    fn authorise(&self, auth: &BasicAuth) -> Option<(String, u8)> {
         let (Some(key), Some(mode)) = (&auth.api_key, &auth.db_mode) else {
             return None;
         };
@@ -436,7 +449,7 @@ impl Shared {
             .credentials
             .iter()
             .any(|c| &c.api_key == key && c.db_mode == mode)
-            .then(|| key.clone())
+            .then(|| (key.clone(), mode))
     }
 
     /// Takes one token from the key's bucket, or says how many ms until the next one.

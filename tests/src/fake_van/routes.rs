@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::reply::{self, VanError};
-use super::{Shared, Status, canvass};
+use super::{DbMode, Shared, Status, canvass};
 
 pub(super) fn v4(shared: Arc<Shared>) -> Router {
     Router::new()
@@ -281,6 +281,7 @@ async fn result_codes(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn post_canvass_responses(
     State(shared): State<Arc<Shared>>,
+    Extension(DbMode(mode)): Extension<DbMode>,
     Path(raw): Path<String>,
     body: Bytes,
 ) -> Response {
@@ -293,7 +294,7 @@ async fn post_canvass_responses(
             .into_response();
     }
     let mut state = shared.lock();
-    if !state.data.knows_person(van_id) {
+    if !state.data.knows_person(van_id, mode) {
         return VanError::not_found().into_response();
     }
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
@@ -308,6 +309,7 @@ async fn post_canvass_responses(
 
 async fn get_person(
     State(shared): State<Arc<Shared>>,
+    Extension(DbMode(mode)): Extension<DbMode>,
     Path(raw): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -323,10 +325,10 @@ async fn get_person(
         })
         .unwrap_or_default();
     let state = shared.lock();
-    let person = match state.data.people.get(&van_id) {
+    let person = match state.data.person_on_file(van_id, mode) {
         Some(person) => person.clone(),
         // People known by id only exist with nothing on file.
-        None if state.data.knows_person(van_id) => super::Person {
+        None if state.data.knows_person(van_id, mode) => super::Person {
             van_id,
             first_name: "Sample".into(),
             last_name: "Voter".into(),
@@ -394,7 +396,11 @@ fn strings_at(body: &Value, list: &str, field: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-async fn find_person(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+async fn find_person(
+    State(shared): State<Arc<Shared>>,
+    Extension(DbMode(mode)): Extension<DbMode>,
+    body: Bytes,
+) -> Response {
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         return VanError::invalid("The request body is not valid JSON.", None).into_response();
     };
@@ -405,7 +411,7 @@ async fn find_person(State(shared): State<Arc<Shared>>, body: Bytes) -> Response
         _ => None,
     };
     let matched = if let Some(van_id) = van_id {
-        state.data.knows_person(van_id).then_some(van_id)
+        state.data.knows_person(van_id, mode).then_some(van_id)
     } else {
         let emails: Vec<String> = strings_at(&body, "emails", "email")
             .into_iter()
@@ -431,10 +437,12 @@ async fn find_person(State(shared): State<Arc<Shared>>, body: Bytes) -> Response
                 .map(str::to_lowercase)
         };
         let (first, last) = (name("firstName"), name("lastName"));
+        // The seeded people on file are the VoterFile database's.
         state
             .data
             .people
             .values()
+            .filter(|_| mode == 0)
             .find(|p| {
                 first
                     .as_ref()
