@@ -336,6 +336,19 @@ pub fn secret_prefix(slug: &CandidateSlug) -> String {
     format!("callsync/{slug}/")
 }
 
+/// Whether `name` is a secret candidate `slug` may read: `callsync/<slug>/<name>`, plain
+/// segments only. The one rule, for the document check and for every read.
+pub fn is_own_secret(slug: &CandidateSlug, name: &str) -> bool {
+    let prefix = secret_prefix(slug);
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c);
+    name.len() <= 512
+        && name.len() > prefix.len()
+        && name.starts_with(&prefix)
+        && name.chars().all(allowed)
+        && !name.ends_with('/')
+        && safe_key(name)
+}
+
 /// A key made of plain path segments: no empty, `.` or `..` segment, no backslash or
 /// control character (so no key can climb out of the prefix it starts with).
 fn safe_key(key: &str) -> bool {
@@ -421,14 +434,7 @@ fn check_secret(
     }
     let Some(slug) = slug else { return };
     let prefix = secret_prefix(slug);
-    let allowed = |c: char| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c);
-    let ok = name.len() <= 512
-        && name.len() > prefix.len()
-        && name.starts_with(&prefix)
-        && name.chars().all(allowed)
-        && !name.ends_with('/')
-        && safe_key(name);
-    if !ok {
+    if !is_own_secret(slug, name) {
         errors.push(FieldError::new(
             field,
             format!(

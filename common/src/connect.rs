@@ -4,7 +4,7 @@
 //! its LiveVox host is LiveVox's, so a document cannot send a login anywhere else.
 
 use crate::adapters::env;
-use crate::candidate::{Candidate, secret_prefix};
+use crate::candidate::{Candidate, is_own_secret, secret_prefix};
 use crate::egress::{self, Egress};
 use crate::livevox::{LiveVoxClient, LiveVoxCredentials, LiveVoxError, LiveVoxOptions};
 use crate::ports::{SecretStore, StoreError};
@@ -126,7 +126,7 @@ impl Connectors {
 /// `name`, if it is one of `candidate`'s own secrets (checked again here, where the secret
 /// is read, so no path around the document check can read another's).
 fn own_secret<'a>(candidate: &Candidate, name: &'a str) -> Result<&'a str, ConnectError> {
-    if name.starts_with(&secret_prefix(&candidate.slug)) && !name.contains("..") {
+    if is_own_secret(&candidate.slug, name) {
         Ok(name)
     } else {
         Err(ConnectError::Config(format!(

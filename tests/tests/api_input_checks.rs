@@ -6,7 +6,7 @@
 use base64::Engine;
 use callsync::entrypoints::configure;
 use callsync::entrypoints::http::ApiContext;
-use callsync_tests::api::{authed, demo_doc};
+use callsync_tests::api::{authed, demo_doc, with_body};
 use callsync_tests::harness::{Answer, LocalStack, request};
 use serde_json::{Value, json};
 
@@ -21,9 +21,7 @@ async fn call(ctx: &ApiContext, event: Value) -> Answer {
 }
 
 fn put_doc(doc: &Value) -> Value {
-    let mut e = authed("candidates-put.json");
-    e["body"] = doc.to_string().into();
-    e
+    with_body(authed("candidates-put.json"), &doc.to_string())
 }
 
 fn put_results(body: &[u8]) -> Value {
