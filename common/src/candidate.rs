@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::call::{AccountPattern, PatternError};
+use crate::destinations::{self, Configured, DestinationDoc, Select};
 use crate::egress::{self, Egress};
 use crate::livevox::cdr::CdrColumns;
 use crate::mapping::{FieldError, ResultMapping, ResultRowDoc};
@@ -46,6 +47,10 @@ pub struct CandidateDoc {
     pub extensions: Vec<String>,
     #[serde(default)]
     pub notify: Option<Notify>,
+    /// Where calls go besides VAN and the CSV (see [`crate::destinations`]). Without it the
+    /// candidate has only those two.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub destinations: Vec<DestinationDoc>,
 }
 
 fn yes() -> bool {
@@ -182,6 +187,8 @@ pub struct Candidate {
     pub zone: jiff::tz::TimeZone,
     pub accounts: AccountPattern,
     pub mapping: ResultMapping,
+    /// The configured destinations besides VAN and the CSV, in document order.
+    pub destinations: Vec<Configured>,
     doc: CandidateDoc,
 }
 
@@ -268,6 +275,9 @@ impl Candidate {
                 ));
             }
         }
+        let configured =
+            destinations::configure(&doc.destinations, slug.as_ref(), egress, &mut errors);
+        check_row_destinations(&doc, &configured, &mut errors);
         if let Some(notify) = &doc.notify
             && let Err(e) = egress.check_url(&notify.webhook_url)
         {
@@ -283,6 +293,7 @@ impl Candidate {
                     zone,
                     accounts,
                     mapping,
+                    destinations: configured,
                     doc,
                 })
             }
@@ -292,6 +303,11 @@ impl Candidate {
 
     pub fn doc(&self) -> &CandidateDoc {
         &self.doc
+    }
+
+    /// A configured destination by name.
+    pub fn destination(&self, name: &str) -> Option<&Configured> {
+        self.destinations.iter().find(|d| d.name == name)
     }
 
     pub fn into_doc(self) -> CandidateDoc {
@@ -327,6 +343,37 @@ impl Candidate {
         self.inbox_prefix().is_some_and(|prefix| {
             key.len() > prefix.len() && key.starts_with(&prefix) && safe_key(key)
         })
+    }
+}
+
+/// A result row may name only destinations that take the rows naming them.
+fn check_row_destinations(
+    doc: &CandidateDoc,
+    configured: &[Configured],
+    errors: &mut Vec<FieldError>,
+) {
+    for (i, row) in doc.results.iter().enumerate() {
+        for (j, name) in row.destinations.iter().enumerate() {
+            let field = format!("results[{i}].destinations[{j}]");
+            let Some(d) = doc.destinations.iter().find(|d| &d.name == name) else {
+                let names: Vec<&str> = doc.destinations.iter().map(|d| d.name.as_str()).collect();
+                errors.push(FieldError::new(
+                    field,
+                    format!("{name:?} is not a configured destination; the document has {names:?}"),
+                ));
+                continue;
+            };
+            let takes_rows = configured
+                .iter()
+                .find(|c| &c.name == name)
+                .map_or(d.select == Some(Select::Rows), |c| c.select == Select::Rows);
+            if !takes_rows {
+                errors.push(FieldError::new(
+                    field,
+                    format!("destination {name:?} does not take calls by row: set its `select` to \"rows\" for rows to choose what it receives"),
+                ));
+            }
+        }
     }
 }
 
@@ -418,7 +465,7 @@ fn check_source(source: &SourceDoc, slug: Option<&CandidateSlug>, errors: &mut V
 
 /// A secret a candidate names must be its own: `callsync/<slug>/<name>`, a plain name (no
 /// ARN, which could name any secret of the account).
-fn check_secret(
+pub(crate) fn check_secret(
     field: &str,
     name: &str,
     holding: &str,

@@ -149,6 +149,19 @@ impl Egress {
     }
 }
 
+/// A transport error with its causes, without the URL (a URL may carry its own secret).
+pub fn transport_message(err: reqwest::Error) -> String {
+    let err = err.without_url();
+    let mut message = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
 /// An IPv4 address written as IPv6 (`::ffff:127.0.0.1`) is that IPv4 address.
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {

@@ -7,7 +7,6 @@ use std::collections::HashSet;
 
 use jiff::civil::Date;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::call::{Call, CallId};
 use crate::candidate::Candidate;
@@ -105,8 +104,7 @@ fn bad_row_id(file: &str, line: u64) -> CallId {
     if id.len() <= MAX_BAD_ROW_ID_BYTES {
         return CallId(id);
     }
-    let digest = Sha256::digest(file.as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::values::sha256_hex(file.as_bytes());
     CallId(format!("row:sha256-{hex}:{line}"))
 }
 

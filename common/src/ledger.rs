@@ -5,6 +5,11 @@
 //! States (the original app's, with fixed meanings):
 //! `unsynced` → `in_progress` → `finished` | `attempted_error`;
 //! `queued_for_csv` → `finished`; `ignored`; `unattempted_error`.
+//!
+//! A call record is also the call's delivery to its primary destination (VAN, or the CSV
+//! where the strategy sends it). Every other destination a candidate configures gets a
+//! [`DeliveryRecord`] per call: same states, same compare-and-set writes, its own receipt,
+//! attempts and error. The call itself is stored once, in the call record.
 
 use std::fmt;
 
@@ -194,6 +199,17 @@ pub enum Receipt {
         row: u64,
         at: Timestamp,
     },
+    /// An HTTP destination answered 2xx to this request.
+    Http {
+        status: u16,
+        at: Timestamp,
+        /// Sends it took (a lease each), this one included.
+        attempts: u32,
+        /// The `Idempotency-Key` the request carried.
+        idempotency_key: String,
+        /// SHA-256 of the exact request body, hex.
+        fingerprint: String,
+    },
 }
 
 /// Why a call is in an error state, and what to do about it.
@@ -208,7 +224,26 @@ pub struct ErrorNote {
     /// VAN's error envelope verbatim (or its raw body when it answered HTML).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub van: Option<Value>,
+    /// Another destination's answer (its body, cut to [`ANSWER_LIMIT`] bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
     pub at: Timestamp,
+}
+
+/// How much of a destination's answer an error keeps.
+pub const ANSWER_LIMIT: usize = 2048;
+
+impl ErrorNote {
+    pub fn new(code: &str, message: impl Into<String>, at: Timestamp) -> Self {
+        Self {
+            code: code.into(),
+            message: message.into(),
+            status: None,
+            van: None,
+            answer: None,
+            at,
+        }
+    }
 }
 
 /// One call in the ledger.
@@ -274,13 +309,7 @@ impl CallRecord {
     /// A row that could not become a call: an `unattempted_error` keyed by where it was.
     pub fn bad_row(key: CallKey, message: String, now: Timestamp) -> Self {
         let mut record = Self::empty(key, CallState::UnattemptedError, now);
-        record.error = Some(ErrorNote {
-            code: "bad_row".into(),
-            message,
-            status: None,
-            van: None,
-            at: now,
-        });
+        record.error = Some(ErrorNote::new("bad_row", message, now));
         record
     }
 
@@ -325,13 +354,7 @@ impl CallRecord {
             }
             Plan::Ignore => CallState::Ignored,
             Plan::Error(e) => {
-                self.error = Some(ErrorNote {
-                    code: e.code().into(),
-                    message: e.to_string(),
-                    status: None,
-                    van: None,
-                    at: now,
-                });
+                self.error = Some(ErrorNote::new(e.code(), e.to_string(), now));
                 CallState::UnattemptedError
             }
         };
@@ -341,6 +364,152 @@ impl CallRecord {
     pub fn can_lease(&self, now: Timestamp) -> bool {
         match self.state {
             CallState::Unsynced => true,
+            CallState::InProgress => self.lease_until.is_none_or(|t| t <= now),
+            _ => false,
+        }
+    }
+}
+
+/// One call's delivery to one destination.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DeliveryKey {
+    pub call: CallKey,
+    /// The destination's name in the candidate document.
+    pub destination: String,
+}
+
+impl fmt::Display for DeliveryKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} → {}", self.call, self.destination)
+    }
+}
+
+/// A call's delivery to a configured destination: what is to be sent, and what became of
+/// it. States mean what they mean for a call record (`queued_for_csv` aside).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryRecord {
+    pub key: DeliveryKey,
+    /// The destination's kind when the delivery was planned (`webhook`, …).
+    pub kind: String,
+    pub state: CallState,
+    /// As [`CallRecord::version`].
+    pub version: u64,
+    /// What the destination is sent, as planned from the call.
+    #[serde(default)]
+    pub payload: Option<Value>,
+    /// SHA-256 of the planned payload, hex: the content a receipt is for.
+    #[serde(default)]
+    pub payload_hash: Option<String>,
+    /// The payload hash the destination last accepted. A delivery planned again with other
+    /// content is sent as an update; with the same content, not at all.
+    #[serde(default)]
+    pub delivered_hash: Option<String>,
+    /// Why an `ignored` delivery is not sent.
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub receipt: Option<Receipt>,
+    /// The last failure: the final one in an error state, the latest try while retrying.
+    #[serde(default)]
+    pub error: Option<ErrorNote>,
+    #[serde(default)]
+    pub lease_until: Option<Timestamp>,
+    #[serde(default)]
+    pub lease_id: Option<String>,
+    /// Sends so far (a lease each), across retries.
+    #[serde(default)]
+    pub attempts: u32,
+    /// Not to be sent again before this (back-off after a failed try).
+    #[serde(default)]
+    pub next_attempt_at: Option<Timestamp>,
+    #[serde(default)]
+    pub enqueued_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// What a destination is to receive of one call (decided in [`crate::planning`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeliveryPlan {
+    Send(Value),
+    /// Not for this destination, and why.
+    Skip(String),
+    Error(crate::planning::PlanError),
+}
+
+/// SHA-256 of a payload as serialised, hex.
+pub fn payload_hash(payload: &Value) -> String {
+    crate::values::sha256_hex(&serde_json::to_vec(payload).unwrap_or_default())
+}
+
+impl DeliveryRecord {
+    pub fn planned(key: DeliveryKey, kind: &str, plan: &DeliveryPlan, now: Timestamp) -> Self {
+        let mut record = Self {
+            key,
+            kind: kind.to_owned(),
+            state: CallState::Unsynced,
+            version: 0,
+            payload: None,
+            payload_hash: None,
+            delivered_hash: None,
+            reason: None,
+            receipt: None,
+            error: None,
+            lease_until: None,
+            lease_id: None,
+            attempts: 0,
+            next_attempt_at: None,
+            enqueued_at: None,
+            created_at: now,
+            updated_at: now,
+        };
+        record.apply_plan(plan, now);
+        record
+    }
+
+    /// Set state and payload from a plan (a new delivery, or a re-plan after `/retry`).
+    /// What the destination last accepted (`delivered_hash`) is kept: it decides whether
+    /// the next send is new or an update.
+    pub fn apply_plan(&mut self, plan: &DeliveryPlan, now: Timestamp) {
+        self.payload = None;
+        self.payload_hash = None;
+        self.reason = None;
+        self.error = None;
+        self.lease_until = None;
+        self.lease_id = None;
+        self.next_attempt_at = None;
+        self.enqueued_at = None;
+        self.attempts = 0;
+        self.updated_at = now;
+        self.state = match plan {
+            DeliveryPlan::Send(payload) => {
+                self.payload_hash = Some(payload_hash(payload));
+                self.payload = Some(payload.clone());
+                CallState::Unsynced
+            }
+            DeliveryPlan::Skip(reason) => {
+                self.reason = Some(reason.clone());
+                CallState::Ignored
+            }
+            DeliveryPlan::Error(e) => {
+                self.error = Some(ErrorNote::new(e.code(), e.to_string(), now));
+                CallState::UnattemptedError
+            }
+        };
+    }
+
+    /// Whether the destination last accepted other content than what is planned now: the
+    /// next send is an update.
+    pub fn is_update(&self) -> bool {
+        self.delivered_hash
+            .as_ref()
+            .is_some_and(|d| Some(d) != self.payload_hash.as_ref())
+    }
+
+    /// Whether a worker may take the delivery now.
+    pub fn can_lease(&self, now: Timestamp) -> bool {
+        match self.state {
+            CallState::Unsynced => self.next_attempt_at.is_none_or(|t| t <= now),
             CallState::InProgress => self.lease_until.is_none_or(|t| t <= now),
             _ => false,
         }

@@ -11,9 +11,12 @@ pub mod catalogue;
 pub mod connect;
 #[cfg(test)]
 mod decode_fuzz;
+pub mod deliver;
+pub mod destinations;
 pub mod egress;
 pub mod entrypoints;
 pub mod export;
+pub mod fanout;
 pub mod ingest;
 pub mod ledger;
 pub mod livevox;

@@ -65,6 +65,10 @@ pub struct ResultRowDoc {
     /// Higher first when a daily request budget must choose which calls reach VAN.
     #[serde(default)]
     pub priority: i32,
+    /// The configured destinations (by name) that receive calls with this result, for the
+    /// destinations that take the rows naming them (`select: rows`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub destinations: Vec<String>,
 }
 
 /// What a VAN canvass post says about the voter: a result code, or survey responses and
@@ -90,6 +94,7 @@ pub struct ResultRow {
     pub sync: bool,
     pub csv: bool,
     pub priority: i32,
+    pub destinations: Vec<String>,
 }
 
 /// Every row of a candidate's mapping, looked up by normalised result.
@@ -148,6 +153,7 @@ impl ResultMapping {
                     sync: doc.sync,
                     csv: doc.csv,
                     priority: doc.priority,
+                    destinations: doc.destinations.clone(),
                 });
             }
         }
@@ -281,6 +287,7 @@ mod tests {
             sync: true,
             csv: false,
             priority: 0,
+            destinations: Vec::new(),
         }
     }
 

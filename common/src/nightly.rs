@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use crate::call::{Call, CallId};
 use crate::candidate::{Candidate, Strategy};
 use crate::export;
+use crate::fanout::{self, DestinationRetry, DestinationSettle};
 use crate::ingest::{self, FileRead, Ingested, SourceProblem};
 use crate::ledger::{CallRecord, CallState, DayKey, DayRecord, ExportRef, Receipt};
 use crate::metrics::{self, Metric};
@@ -39,6 +40,9 @@ pub enum RunError {
     #[error("{0} is in the future for this candidate: its calls cannot be synced yet")]
     Future(DayKey),
 }
+
+/// Dry runs: payloads shown per destination.
+const SAMPLE_PAYLOADS: usize = 3;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RunOptions {
@@ -73,6 +77,9 @@ pub struct RunSummary {
     /// Dry runs: a few of the VAN requests that would be sent.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sample_requests: Vec<Value>,
+    /// Dry runs: a few of the payloads each configured destination would be sent.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub sample_payloads: BTreeMap<String, Vec<Value>>,
     pub days: Vec<SettleSummary>,
 }
 
@@ -86,7 +93,11 @@ pub struct SettleSummary {
     /// Calls the queue refused this time; the next tick sends them.
     pub not_enqueued: u64,
     pub counts: BTreeMap<CallState, u64>,
+    /// Calls and deliveries not yet in a final state.
     pub pending: u64,
+    /// Each configured destination's deliveries of the day.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub destinations: BTreeMap<String, DestinationSettle>,
     pub report: ReportOutcome,
 }
 
@@ -169,6 +180,7 @@ pub async fn run(
         planned_by_display_name: BTreeMap::new(),
         moved_over_budget: 0,
         sample_requests: Vec::new(),
+        sample_payloads: BTreeMap::new(),
         days: Vec::new(),
     };
 
@@ -186,6 +198,7 @@ pub async fn run(
         }
         summary.new_calls = records.len() as u64;
         summary.sample_requests = sample_requests(svc, &candidate, &records).await;
+        summary.sample_payloads = fanout::sample_payloads(&candidate, &records, SAMPLE_PAYLOADS);
         summary.problems = ingested.problems;
         return Ok(summary);
     }
@@ -480,6 +493,7 @@ pub async fn settle_day(
         not_enqueued: 0,
         counts: BTreeMap::new(),
         pending: 0,
+        destinations: BTreeMap::new(),
         report: ReportOutcome::Busy,
     };
     if busy {
@@ -561,6 +575,7 @@ async fn settle_locked(
                 candidate: day.candidate.clone(),
                 date: day.date,
                 call_id: records[i].key.call_id.clone(),
+                destination: None,
             })
             .collect();
         let failed: HashSet<usize> = match svc.queue.send(&messages).await {
@@ -581,9 +596,23 @@ async fn settle_locked(
         mark_enqueued(svc, &mut records, &sent, now).await;
     }
 
-    // 3. Counts, and the report once nothing is pending and the day is over.
+    // 3. Every other destination's deliveries: planned for calls they have not seen (a
+    // destination added since the day last ran gets the whole day), and the due ones
+    // enqueued. A day already complete has work again: ticks sweep it until done.
+    summary.destinations = fanout::settle_destinations(svc, candidate, day, &records).await?;
+    let delivering: u64 = summary.destinations.values().map(|d| d.pending).sum();
+    if held.complete && delivering > 0 {
+        update_day(svc, day, |d| {
+            let was = d.complete;
+            d.complete = false;
+            was
+        })
+        .await?;
+    }
+
+    // 4. Counts, and the report once nothing is pending and the day is over.
     summary.counts = report::tally(&records).by_state;
-    summary.pending = records.iter().filter(|r| !r.state.is_terminal()).count() as u64;
+    summary.pending = records.iter().filter(|r| !r.state.is_terminal()).count() as u64 + delivering;
     // A LiveVox day the API has not served yet (it serves a day only once it is over in
     // its own reckoning) is not done, however empty it looks: the next tick reads it.
     let livevox_unread = candidate.doc().source.livevox.is_some() && held.livevox_read_at.is_none();
@@ -592,7 +621,12 @@ async fn settle_locked(
     } else if summary.pending > 0 || livevox_unread || day.date >= local_today(svc, candidate) {
         ReportOutcome::Waiting
     } else {
-        send_report(svc, candidate, day, &records).await?
+        let deliveries = summary
+            .destinations
+            .iter()
+            .map(|(name, d)| (name.clone(), d.counts.clone()))
+            .collect();
+        send_report(svc, candidate, day, &records, &deliveries).await?
     };
     Ok(())
 }
@@ -803,6 +837,7 @@ async fn send_report(
     candidate: &Candidate,
     day: &DayKey,
     records: &[CallRecord],
+    deliveries: &BTreeMap<String, BTreeMap<CallState, u64>>,
 ) -> Result<ReportOutcome, StoreError> {
     let Some(notify) = candidate.doc().notify.as_ref() else {
         update_day(svc, day, |d| {
@@ -829,7 +864,7 @@ async fn send_report(
     for e in &stored.exports {
         links.push(svc.objects.presign(&e.key, svc.settings.link_ttl).await?);
     }
-    let body = report::run_report(candidate, day, records, &links);
+    let body = report::run_report(candidate, day, records, deliveries, &links);
     let delivered = svc.notifier.send(&notify.webhook_url, &body).await;
     let now = svc.clock.now();
     let give_up_after = svc.settings.report_attempts;
@@ -959,16 +994,33 @@ pub struct RetrySummary {
     /// Calls in the asked states that could not be re-planned (bad rows: fix the file
     /// and drop it in the inbox again).
     pub unreadable: u64,
+    /// What was re-planned per configured destination.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub destinations: BTreeMap<String, DestinationRetry>,
     pub settled: SettleSummary,
 }
 
+/// Which deliveries `/retry` re-plans.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetryScope {
+    /// The calls' own delivery (VAN or the CSV) and every configured destination.
+    Everything,
+    /// VAN and the CSV only (`"destination": "van"` or `"csv"`).
+    Calls,
+    /// One configured destination only.
+    Destination(String),
+}
+
 /// Re-plan a day's calls in `states` (error states only) with the current mapping, and
-/// settle the day so the fixed calls are posted or exported. Never touches a finished call.
+/// settle the day so the fixed calls are posted or exported. Never touches a finished call
+/// of VAN or the CSV; a call delivered to a destination that takes updates is sent again,
+/// as `updated`, when what it would be sent has changed.
 pub async fn retry(
     svc: &Services,
     slug: &CandidateSlug,
     date: Date,
     states: &[CallState],
+    scope: &RetryScope,
 ) -> Result<RetrySummary, RunError> {
     let candidate = svc.candidate(slug).await?;
     let day = DayKey {
@@ -983,32 +1035,47 @@ pub async fn retry(
     let now = svc.clock.now();
     let mut replanned: BTreeMap<CallState, u64> = BTreeMap::new();
     let mut fresh = HashSet::new();
-    let (targets, unreadable_records): (Vec<CallRecord>, Vec<CallRecord>) = svc
-        .ledger
-        .day(&day)
-        .await?
-        .into_iter()
-        .filter(|r| wanted.contains(&r.state))
-        .partition(|r| r.call.is_some());
-    let unreadable = unreadable_records.len() as u64;
-    let (plans, _) = plan_day(
-        svc,
-        &candidate,
-        date,
-        targets.iter().filter_map(|r| r.call.as_ref()),
-    )
-    .await?;
-    for (mut record, plan) in targets.into_iter().zip(plans) {
-        record.display_name = record
-            .call
-            .as_ref()
-            .and_then(|c| display_name(&candidate, c));
-        record.apply_plan(&plan, now);
-        if svc.ledger.replace(&mut record).await? {
-            *replanned.entry(record.state).or_default() += 1;
-            fresh.insert((date, record.key.call_id.clone()));
+    let mut unreadable = 0;
+    let records = svc.ledger.day(&day).await?;
+    if !matches!(scope, RetryScope::Destination(_)) {
+        let (targets, unreadable_records): (Vec<&CallRecord>, Vec<&CallRecord>) = records
+            .iter()
+            .filter(|r| wanted.contains(&r.state))
+            .partition(|r| r.call.is_some());
+        unreadable = unreadable_records.len() as u64;
+        let (plans, _) = plan_day(
+            svc,
+            &candidate,
+            date,
+            targets.iter().filter_map(|r| r.call.as_ref()),
+        )
+        .await?;
+        for (record, plan) in targets.into_iter().zip(plans) {
+            let mut record = record.clone();
+            record.display_name = record
+                .call
+                .as_ref()
+                .and_then(|c| display_name(&candidate, c));
+            record.apply_plan(&plan, now);
+            if svc.ledger.replace(&mut record).await? {
+                *replanned.entry(record.state).or_default() += 1;
+                fresh.insert((date, record.key.call_id.clone()));
+            }
         }
     }
+    let mut destinations = BTreeMap::new();
+    for d in &candidate.destinations {
+        let included = match scope {
+            RetryScope::Everything => true,
+            RetryScope::Calls => false,
+            RetryScope::Destination(name) => *name == d.name,
+        };
+        if included {
+            let done = fanout::retry(svc, &candidate, &day, d, &records, &wanted).await?;
+            destinations.insert(d.name.clone(), done);
+        }
+    }
+    drop(records);
     // The day has work again: ticks settle it until it is done. The report, if it was
     // sent, is not sent twice.
     update_day(svc, &day, |d| {
@@ -1023,6 +1090,7 @@ pub async fn retry(
         date,
         replanned,
         unreadable,
+        destinations,
         settled,
     })
 }
@@ -1302,6 +1370,33 @@ mod tests {
         }
         async fn day(&self, day: &DayKey) -> Result<Vec<CallRecord>, StoreError> {
             self.0.ledger.day(day).await
+        }
+        async fn insert_delivery(
+            &self,
+            record: &crate::ledger::DeliveryRecord,
+        ) -> Result<bool, StoreError> {
+            self.0.write()?;
+            self.0.ledger.insert_delivery(record).await
+        }
+        async fn get_delivery(
+            &self,
+            key: &crate::ledger::DeliveryKey,
+        ) -> Result<Option<crate::ledger::DeliveryRecord>, StoreError> {
+            self.0.ledger.get_delivery(key).await
+        }
+        async fn replace_delivery(
+            &self,
+            record: &mut crate::ledger::DeliveryRecord,
+        ) -> Result<bool, StoreError> {
+            self.0.write()?;
+            self.0.ledger.replace_delivery(record).await
+        }
+        async fn deliveries(
+            &self,
+            day: &DayKey,
+            destination: &str,
+        ) -> Result<Vec<crate::ledger::DeliveryRecord>, StoreError> {
+            self.0.ledger.deliveries(day, destination).await
         }
     }
 

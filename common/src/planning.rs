@@ -1,7 +1,8 @@
 //! How a call is planned: a pure function of the call and its candidate that says whether
 //! the call is posted to VAN, written to the CSV, ignored, or cannot be handled — plus the
 //! daily request budget, which moves the lowest-priority VAN posts of a day to the CSV.
-//! Every rule about where a call goes lives here.
+//! Every rule about where a call goes lives here, including which calls each configured
+//! destination receives ([`select`], [`plan_delivery`]).
 
 use std::cmp::Reverse;
 
@@ -204,6 +205,62 @@ pub fn apply_budget(plans: &mut [DayPlan], strategy: Strategy, already_used: u64
         plans[i].plan = Plan::Csv(CsvReason::OverBudget);
     }
     over.len()
+}
+
+/// Whether a configured destination receives a call, by its `select` rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    Deliver,
+    /// Not for this destination; the reason is kept on its `ignored` delivery.
+    Skip(String),
+    /// The result is not in the mapping, so the rule cannot be applied: an
+    /// `unattempted_error` until the mapping has the row.
+    UnknownResult,
+}
+
+/// The selection rules. `all`: every call, known result or not. `synced`: calls whose row
+/// is marked `sync` (whatever the strategy does with them: the strategy chooses between VAN
+/// and the CSV, not for other destinations). `rows`: calls whose row lists `destination`.
+pub fn select(
+    rule: crate::destinations::Select,
+    destination: &str,
+    row: Option<&crate::mapping::ResultRow>,
+) -> Selection {
+    use crate::destinations::Select;
+    match (rule, row) {
+        (Select::All, _) => Selection::Deliver,
+        (_, None) => Selection::UnknownResult,
+        (Select::Synced, Some(row)) if row.sync => Selection::Deliver,
+        (Select::Synced, Some(row)) => Selection::Skip(format!(
+            "result {:?} is not marked sync, and this destination takes synced calls",
+            row.display_name
+        )),
+        (Select::Rows, Some(row)) if row.destinations.iter().any(|d| d == destination) => {
+            Selection::Deliver
+        }
+        (Select::Rows, Some(row)) => Selection::Skip(format!(
+            "result {:?} does not list this destination under `destinations`",
+            row.display_name
+        )),
+    }
+}
+
+/// What `destination` is to receive of `call`: its selection rule, then its adapter's plan.
+pub fn plan_delivery(
+    destination: &crate::destinations::Configured,
+    call: &Call,
+    candidate: &Candidate,
+) -> crate::ledger::DeliveryPlan {
+    use crate::ledger::DeliveryPlan;
+    let row = candidate.mapping.get(&call.result);
+    match select(destination.select, &destination.name, row) {
+        Selection::Deliver => match destination.adapter.plan(call, row, candidate) {
+            Ok(payload) => DeliveryPlan::Send(payload),
+            Err(reason) => DeliveryPlan::Skip(reason),
+        },
+        Selection::Skip(reason) => DeliveryPlan::Skip(reason),
+        Selection::UnknownResult => DeliveryPlan::Error(unknown_result(call, candidate)),
+    }
 }
 
 #[cfg(test)]
@@ -599,5 +656,77 @@ mod tests {
         let mut plans = day(r#""full""#, &calls);
         assert_eq!(apply_budget(&mut plans, Strategy::Full, 1_000_000), 0);
         assert_eq!(kinds(&plans), vec![("1", "van"), ("2", "van")]);
+    }
+
+    #[test]
+    fn each_destination_receives_the_calls_its_rule_selects() {
+        use crate::destinations::Select;
+        let row = |sync: bool, dests: &[&str]| crate::mapping::ResultRow {
+            result: ResultKey::normalise("Agent Cust 1").unwrap(),
+            display_name: "Strong support".into(),
+            success: true,
+            van: None,
+            sync,
+            csv: !sync,
+            priority: 0,
+            destinations: dests.iter().map(|d| (*d).to_owned()).collect(),
+        };
+        let synced = row(true, &[]);
+        let csv_only = row(false, &[]);
+        let names_hook = row(false, &["hook"]);
+        let names_other = row(true, &["other"]);
+        let deliver = Selection::Deliver;
+        let skip = |s: &Selection| matches!(s, Selection::Skip(_));
+        for (rule, row, want_deliver, want_unknown) in [
+            (Select::All, Some(&synced), true, false),
+            (Select::All, Some(&csv_only), true, false),
+            (Select::All, None, true, false),
+            (Select::Synced, Some(&synced), true, false),
+            (Select::Synced, Some(&csv_only), false, false),
+            (Select::Synced, Some(&names_hook), false, false),
+            (Select::Synced, None, false, true),
+            (Select::Rows, Some(&names_hook), true, false),
+            (Select::Rows, Some(&names_other), false, false),
+            (Select::Rows, Some(&synced), false, false),
+            (Select::Rows, None, false, true),
+        ] {
+            let got = select(rule, "hook", row);
+            let case = format!("{rule:?} {:?}", row.map(|r| (r.sync, &r.destinations)));
+            match (want_deliver, want_unknown) {
+                (true, _) => assert_eq!(got, deliver, "{case}"),
+                (false, true) => assert_eq!(got, Selection::UnknownResult, "{case}"),
+                (false, false) => assert!(skip(&got), "{case}: {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_delivery_plan_carries_the_payload_or_the_reason() {
+        use crate::ledger::DeliveryPlan;
+        let mut doc = candidate(r#""full""#, "Phone").into_doc();
+        doc.destinations = serde_json::from_value(serde_json::json!([
+            {"name": "hook", "kind": "webhook", "url": "https://hooks.example.org/c",
+             "secret_name": "callsync/ny14-smith/hook"}
+        ]))
+        .unwrap();
+        let c = Candidate::from_doc(doc, crate::egress::Egress::STRICT).unwrap();
+        let hook = c.destination("hook").unwrap();
+        match plan_delivery(hook, &call("Agent Cust 1", Some("2125550123")), &c) {
+            DeliveryPlan::Send(p) => {
+                assert_eq!(p["call"]["display_name"], "Strong support");
+                assert_eq!(p["contact"]["van_id"], 18372073);
+                assert_eq!(p["contact"]["phone"], "2125550123");
+                assert_eq!(p["call"]["source"], "livevox");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            plan_delivery(hook, &call("No Answer", None), &c),
+            DeliveryPlan::Skip(r) if r.contains("not marked sync")
+        ));
+        assert!(matches!(
+            plan_delivery(hook, &call("Left a message", None), &c),
+            DeliveryPlan::Error(PlanError::UnknownResult { .. })
+        ));
     }
 }

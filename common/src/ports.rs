@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::call::CallId;
 use crate::candidate::CandidateDoc;
 use crate::entrypoints::nightly::ManualRun;
-use crate::ledger::{CallKey, CallRecord, DayKey, DayRecord};
+use crate::ledger::{CallKey, CallRecord, DayKey, DayRecord, DeliveryKey, DeliveryRecord};
 use crate::values::CandidateSlug;
 
 /// A failure of a store, split by what the caller should do about it.
@@ -90,6 +90,17 @@ pub trait Ledger: Send + Sync {
     async fn replace(&self, record: &mut CallRecord) -> Result<bool, StoreError>;
     /// Every call of a day.
     async fn day(&self, day: &DayKey) -> Result<Vec<CallRecord>, StoreError>;
+    /// As [`Ledger::insert`], for a call's delivery to a configured destination.
+    async fn insert_delivery(&self, record: &DeliveryRecord) -> Result<bool, StoreError>;
+    async fn get_delivery(&self, key: &DeliveryKey) -> Result<Option<DeliveryRecord>, StoreError>;
+    /// As [`Ledger::replace`].
+    async fn replace_delivery(&self, record: &mut DeliveryRecord) -> Result<bool, StoreError>;
+    /// Every delivery of a day to one destination.
+    async fn deliveries(
+        &self,
+        day: &DayKey,
+        destination: &str,
+    ) -> Result<Vec<DeliveryRecord>, StoreError>;
 }
 
 /// Per-candidate, per-day bookkeeping: the run record of a local day, and the count of
@@ -106,13 +117,19 @@ pub trait DayStore: Send + Sync {
     async fn van_requests(&self, day: &DayKey) -> Result<u64, StoreError>;
 }
 
-/// A message asking `sync-call` to post one call.
+/// A message asking `sync-call` to deliver one call: to VAN (the call record's own
+/// delivery) or, when `destination` is set, to that configured destination.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncMessage {
     pub candidate: CandidateSlug,
     pub date: jiff::civil::Date,
     pub call_id: CallId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
 }
+
+/// The longest delay the queue can hold a message back (SQS `DelaySeconds`).
+pub const MAX_QUEUE_DELAY: std::time::Duration = std::time::Duration::from_secs(900);
 
 /// The queue `sync-call` reads.
 #[async_trait]
@@ -120,6 +137,14 @@ pub trait CallQueue: Send + Sync {
     /// Send messages (the adapter batches them by ten). Returns the indexes of the
     /// messages that could not be sent; they stay `unsynced` for the sweep.
     async fn send(&self, messages: &[SyncMessage]) -> Result<Vec<usize>, StoreError>;
+    /// As `send`, each message hidden from workers for `delay` (at most
+    /// [`MAX_QUEUE_DELAY`]): how back-off between tries is spread over time without a
+    /// worker waiting.
+    async fn send_later(
+        &self,
+        messages: &[SyncMessage],
+        delay: std::time::Duration,
+    ) -> Result<Vec<usize>, StoreError>;
 }
 
 /// An object in the bucket.

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
 use crate::candidate::Candidate;
@@ -208,11 +207,7 @@ pub fn outcome(action: &VanAction) -> CanvassOutcome {
 
 /// SHA-256 of the exact request body: the receipt of a post VAN gives no id for.
 pub fn fingerprint(body: &CanvassResponse) -> String {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::values::sha256_hex(&serde_json::to_vec(body).unwrap_or_default())
 }
 
 /// Connections kept for the life of a Lambda instance, one per candidate and database,
@@ -318,6 +313,32 @@ pub async fn sync_batch(
     // retry deadline it keeps a batch inside the function's timeout. A call not started
     // is left for the queue to deliver again.
     let deadline = tokio::time::Instant::now() + svc.settings.post_deadline;
+    // VAN's messages and each destination's run side by side: none waits for another.
+    let (van, others): (Vec<usize>, Vec<usize>) =
+        (0..messages.len()).partition(|&i| messages[i].destination.is_none());
+    let van_messages: Vec<&SyncMessage> = van.iter().map(|&i| &messages[i]).collect();
+    let other_messages: Vec<&SyncMessage> = others.iter().map(|&i| &messages[i]).collect();
+    let (van_done, others_done) = futures::join!(
+        van_batch(svc, targets, &van_messages, deadline),
+        crate::deliver::deliver_batch(svc, &other_messages, deadline)
+    );
+    let mut outcomes = vec![Outcome::Retry; messages.len()];
+    for (i, o) in van
+        .into_iter()
+        .zip(van_done)
+        .chain(others.into_iter().zip(others_done))
+    {
+        outcomes[i] = o;
+    }
+    outcomes
+}
+
+async fn van_batch(
+    svc: &Services,
+    targets: &Targets,
+    messages: &[&SyncMessage],
+    deadline: tokio::time::Instant,
+) -> Vec<Outcome> {
     // The calls of one candidate-day run together and the groups one after another, so
     // each group's metrics belong to its own day (a batch is nearly always one group).
     // The durable count is kept per request (see `DayMeter`).
@@ -337,7 +358,7 @@ pub async fn sync_batch(
         let before = targets.counts(&day.candidate).await;
         let latencies = std::sync::Mutex::new(Vec::new());
         let done: Vec<Outcome> = futures::stream::iter(members.iter().copied())
-            .map(|i| sync_one(svc, targets, &messages[i], deadline, &latencies))
+            .map(|i| sync_one(svc, targets, messages[i], deadline, &latencies))
             .buffered(svc.settings.van_concurrency.max(1))
             .collect()
             .await;
@@ -591,6 +612,7 @@ async fn fail(
         message,
         status,
         van,
+        answer: None,
         at: svc.clock.now(),
     });
     settle(svc, record, &lease).await?;

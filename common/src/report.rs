@@ -77,6 +77,7 @@ pub fn run_report(
     candidate: &Candidate,
     day: &DayKey,
     records: &[CallRecord],
+    deliveries: &BTreeMap<String, BTreeMap<CallState, u64>>,
     csv_links: &[String],
 ) -> Value {
     let t = tally(records);
@@ -95,7 +96,24 @@ pub fn run_report(
     for (name, n) in names {
         text.push_str(&format!("• {name}: {n}\n"));
     }
-    if t.errors > 0 {
+    let count = |c: &BTreeMap<CallState, u64>, s| c.get(&s).copied().unwrap_or(0);
+    let mut destinations = serde_json::Map::new();
+    let mut delivery_errors = 0;
+    for (name, counts) in deliveries {
+        let delivered = count(counts, CallState::Finished);
+        let failed =
+            count(counts, CallState::AttemptedError) + count(counts, CallState::UnattemptedError);
+        let skipped = count(counts, CallState::Ignored);
+        delivery_errors += failed;
+        text.push_str(&format!(
+            "→ {name}: {delivered} delivered, {failed} failed, {skipped} not for it\n"
+        ));
+        destinations.insert(
+            name.clone(),
+            json!({"delivered": delivered, "failed": failed, "ignored": skipped, "by_state": counts}),
+        );
+    }
+    if t.errors + delivery_errors > 0 {
         text.push_str(&format!(
             "Errors are listed at GET /status/{}?date={}; after fixing the mapping, POST /retry.\n",
             day.candidate, day.date
@@ -115,5 +133,6 @@ pub fn run_report(
         "by_state": t.by_state,
         "by_display_name": t.by_display_name,
         "csv": csv_links,
+        "destinations": destinations,
     })
 }

@@ -49,6 +49,14 @@ pub struct Settings {
     pub report_attempts: u32,
     /// Ticks look back this many days for days with work left.
     pub lookback_days: i32,
+    /// Concurrent sends toward one configured destination in one `sync-call` batch.
+    pub destination_concurrency: usize,
+    /// Tries of one delivery to a configured destination before it is `attempted_error`.
+    pub delivery_attempts: u32,
+    /// The wait after a delivery's first failed try; it doubles with each further one…
+    pub delivery_backoff: Duration,
+    /// …up to this.
+    pub delivery_backoff_max: Duration,
 }
 
 impl Default for Settings {
@@ -64,6 +72,12 @@ impl Default for Settings {
             link_ttl: Duration::from_secs(7 * 24 * 3600),
             report_attempts: 3,
             lookback_days: 14,
+            destination_concurrency: 4,
+            delivery_attempts: 10,
+            // 30 s, 1, 2, 4, 8, 16, 32, 64 min, then 2 h: ten tries span about five hours,
+            // so a receiver down for half a night still receives every call.
+            delivery_backoff: Duration::from_secs(30),
+            delivery_backoff_max: Duration::from_secs(2 * 3600),
         }
     }
 }

@@ -291,6 +291,23 @@ macro_rules! string_serde {
 string_serde!(CandidateSlug, CandidateSlug::parse);
 string_serde!(ResultKey, ResultKey::normalise);
 
+/// SHA-256 of `bytes`, as lowercase hex: the fingerprints receipts and file ids carry.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex(&Sha256::digest(bytes))
+}
+
+/// `bytes` as lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,8 @@ use callsync::adapters::s3::S3Objects;
 use callsync::adapters::sqs::SqsQueue;
 use callsync::call::{Call, CallId};
 use callsync::ledger::{
-    CallKey, CallRecord, CallState, DayKey, DayRecord, ErrorNote, ExportRef, Receipt,
+    CallKey, CallRecord, CallState, DayKey, DayRecord, DeliveryKey, DeliveryPlan, DeliveryRecord,
+    ErrorNote, ExportRef, Receipt,
 };
 use callsync::mapping::{SurveyAnswer, VanAction};
 use callsync::planning::{CsvReason, Plan, VanPost};
@@ -125,6 +126,7 @@ async fn call_records_round_trip_exactly_through_the_ledger() {
             "code": "INVALID_PARAMETER", "text": "", "properties": ["vanId"],
             "hint": null, "weight": 1.5, "offset": -2, "nested": {"empty": []}
         }]})),
+        answer: None,
         at: now,
     });
     van.lease_until = Some(now);
@@ -172,6 +174,115 @@ async fn call_records_round_trip_exactly_through_the_ledger() {
         call_id: CallId("nope".into()),
     };
     assert_eq!(s.ledger.get(&unknown).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn deliveries_are_kept_per_call_and_destination_with_conditional_writes() {
+    let s = stores().await;
+    let d = date(2026, 11, 21);
+    let now = Timestamp::now();
+    let key = |id: &str, dest: &str| DeliveryKey {
+        call: CallKey {
+            day: day("pa07-lee", d),
+            call_id: CallId(id.into()),
+        },
+        destination: dest.into(),
+    };
+    let payload = serde_json::json!({"call": {"id": "c-1", "agent": "Zoë \"Z\", 1"}, "contact": {"van_id": 18372073}});
+    let mut sent = DeliveryRecord::planned(
+        key("c-1", "warehouse-hook"),
+        "webhook",
+        &DeliveryPlan::Send(payload),
+        now,
+    );
+    sent.state = CallState::Finished;
+    sent.delivered_hash = sent.payload_hash.clone();
+    sent.attempts = 2;
+    sent.receipt = Some(Receipt::Http {
+        status: 202,
+        at: now,
+        attempts: 2,
+        idempotency_key: "0f".repeat(16),
+        fingerprint: "ab".repeat(32),
+    });
+    sent.error = Some(ErrorNote {
+        status: Some(503),
+        answer: Some("<html>busy</html>".into()),
+        ..ErrorNote::new("destination_unavailable", "receiver answered 503", now)
+    });
+    let skipped = DeliveryRecord::planned(
+        key("c-2", "warehouse-hook"),
+        "webhook",
+        &DeliveryPlan::Skip("result \"No answer\" is not marked sync".into()),
+        now,
+    );
+    // The same call to another destination is a delivery of its own.
+    let other = DeliveryRecord::planned(
+        key("c-1", "partner-bus"),
+        "webhook",
+        &DeliveryPlan::Skip("not for it".into()),
+        now,
+    );
+    for r in [&sent, &skipped, &other] {
+        assert!(s.ledger.insert_delivery(r).await.unwrap(), "{}", r.key);
+        assert_eq!(
+            s.ledger.get_delivery(&r.key).await.unwrap().as_ref(),
+            Some(r)
+        );
+    }
+    assert!(
+        !s.ledger.insert_delivery(&sent).await.unwrap(),
+        "a second plan of one delivery is a no-op"
+    );
+    assert_eq!(
+        s.ledger
+            .get_delivery(&key("nope", "warehouse-hook"))
+            .await
+            .unwrap(),
+        None
+    );
+
+    let mut ids: Vec<String> = s
+        .ledger
+        .deliveries(&day("pa07-lee", d), "warehouse-hook")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.key.call.call_id.0)
+        .collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        ["c-1", "c-2"],
+        "one destination's deliveries, not another's"
+    );
+    assert!(
+        s.ledger
+            .deliveries(&day("pa07-lee", d), "gone")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Versioned: the first writer of a version wins, the second is told so.
+    let mut a = s.ledger.get_delivery(&skipped.key).await.unwrap().unwrap();
+    let mut b = a.clone();
+    a.state = CallState::Unsynced;
+    assert!(s.ledger.replace_delivery(&mut a).await.unwrap());
+    assert_eq!(a.version, skipped.version + 1);
+    b.state = CallState::AttemptedError;
+    assert!(!s.ledger.replace_delivery(&mut b).await.unwrap());
+    assert_eq!(
+        s.ledger
+            .get_delivery(&skipped.key)
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        CallState::Unsynced
+    );
+    // Deliveries never show up as the day's calls.
+    assert!(s.ledger.day(&day("pa07-lee", d)).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -503,6 +614,7 @@ fn messages(n: usize) -> Vec<SyncMessage> {
             candidate: slug(if i % 2 == 0 { "pa07-lee" } else { "ny14-smith" }),
             date: date(2026, 11, 21),
             call_id: CallId(format!("call-{i:03}")),
+            destination: None,
         })
         .collect()
 }

@@ -612,6 +612,7 @@ async fn a_worker_killed_mid_batch_leaves_no_van_request_uncounted() {
             candidate: slug(),
             date: DAY,
             call_id: r.key.call_id,
+            destination: None,
         })
         .collect();
     assert_eq!(messages.len(), 10);
@@ -902,6 +903,7 @@ async fn a_retry_after_a_mapping_fix_posts_the_fixed_calls_and_nothing_else() {
         &slug(),
         DAY,
         &[CallState::UnattemptedError, CallState::Finished],
+        &nightly::RetryScope::Everything,
     )
     .await
     .unwrap();

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use crate::candidate::CandidateDoc;
-use crate::ledger::{CallKey, CallRecord, DayKey, DayRecord};
+use crate::ledger::{CallKey, CallRecord, DayKey, DayRecord, DeliveryKey, DeliveryRecord};
 use crate::ports::{
     CallQueue, ConfigStore, DayStore, Ledger, Notifier, ObjectInfo, ObjectStore, SecretStore,
     SecretValue, StoreError, SyncMessage,
@@ -73,6 +73,15 @@ impl SecretStore for MemorySecrets {
 #[derive(Debug, Default)]
 pub struct MemoryLedger {
     records: Mutex<BTreeMap<(DayKey, String), CallRecord>>,
+    deliveries: Mutex<BTreeMap<(DayKey, String, String), DeliveryRecord>>,
+}
+
+fn delivery_slot(key: &DeliveryKey) -> (DayKey, String, String) {
+    (
+        key.call.day.clone(),
+        key.destination.clone(),
+        key.call.call_id.0.clone(),
+    )
 }
 
 fn call_slot(key: &CallKey) -> (DayKey, String) {
@@ -120,6 +129,53 @@ impl Ledger for MemoryLedger {
             .expect("lock")
             .iter()
             .filter(|((d, _), _)| d == day)
+            .map(|(_, r)| r.clone())
+            .collect())
+    }
+
+    async fn insert_delivery(&self, record: &DeliveryRecord) -> Result<bool, StoreError> {
+        let mut deliveries = self.deliveries.lock().expect("lock");
+        let slot = delivery_slot(&record.key);
+        if deliveries.contains_key(&slot) {
+            return Ok(false);
+        }
+        deliveries.insert(slot, record.clone());
+        Ok(true)
+    }
+
+    async fn get_delivery(&self, key: &DeliveryKey) -> Result<Option<DeliveryRecord>, StoreError> {
+        Ok(self
+            .deliveries
+            .lock()
+            .expect("lock")
+            .get(&delivery_slot(key))
+            .cloned())
+    }
+
+    async fn replace_delivery(&self, record: &mut DeliveryRecord) -> Result<bool, StoreError> {
+        let mut deliveries = self.deliveries.lock().expect("lock");
+        let slot = delivery_slot(&record.key);
+        match deliveries.get(&slot) {
+            Some(stored) if stored.version == record.version => {
+                record.version += 1;
+                deliveries.insert(slot, record.clone());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn deliveries(
+        &self,
+        day: &DayKey,
+        destination: &str,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        Ok(self
+            .deliveries
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|((d, dest, _), _)| d == day && dest == destination)
             .map(|(_, r)| r.clone())
             .collect())
     }
@@ -184,6 +240,8 @@ impl DayStore for MemoryDays {
 #[derive(Debug, Default)]
 pub struct MemoryQueue {
     pub sent: Mutex<Vec<SyncMessage>>,
+    /// Messages sent with a delay, and the delay (kept apart: they are not due yet).
+    pub delayed: Mutex<Vec<(SyncMessage, std::time::Duration)>>,
 }
 
 impl MemoryQueue {
@@ -199,6 +257,18 @@ impl CallQueue for MemoryQueue {
             .lock()
             .expect("lock")
             .extend(messages.iter().cloned());
+        Ok(Vec::new())
+    }
+
+    async fn send_later(
+        &self,
+        messages: &[SyncMessage],
+        delay: std::time::Duration,
+    ) -> Result<Vec<usize>, StoreError> {
+        self.delayed
+            .lock()
+            .expect("lock")
+            .extend(messages.iter().map(|m| (m.clone(), delay)));
         Ok(Vec::new())
     }
 }

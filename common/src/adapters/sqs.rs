@@ -31,7 +31,7 @@ impl SqsQueue {
 
     /// Send one batch; returns the indexes (within `messages`, offset by `first`) of the
     /// messages SQS did not report as sent.
-    async fn send_batch(&self, first: usize, messages: &[SyncMessage]) -> Vec<usize> {
+    async fn send_batch(&self, first: usize, messages: &[SyncMessage], delay: i32) -> Vec<usize> {
         let entries: Vec<SendMessageBatchRequestEntry> = messages
             .iter()
             .enumerate()
@@ -40,6 +40,7 @@ impl SqsQueue {
                 SendMessageBatchRequestEntry::builder()
                     .id(i.to_string())
                     .message_body(body)
+                    .set_delay_seconds((delay > 0).then_some(delay))
                     .build()
                     .ok()
             })
@@ -88,14 +89,13 @@ impl SqsQueue {
     }
 }
 
-#[async_trait]
-impl CallQueue for SqsQueue {
-    async fn send(&self, messages: &[SyncMessage]) -> Result<Vec<usize>, StoreError> {
+impl SqsQueue {
+    async fn send_all(&self, messages: &[SyncMessage], delay: i32) -> Vec<usize> {
         // Collected first: a lazy `map` here makes the future not `Send` (rust#100013).
         let batches: Vec<_> = messages
             .chunks(BATCH)
             .enumerate()
-            .map(|(n, batch)| self.send_batch(n * BATCH, batch))
+            .map(|(n, batch)| self.send_batch(n * BATCH, batch, delay))
             .collect();
         let results: Vec<Vec<usize>> = futures::stream::iter(batches)
             .buffer_unordered(CONCURRENCY)
@@ -103,6 +103,24 @@ impl CallQueue for SqsQueue {
             .await;
         let mut failed: Vec<usize> = results.into_iter().flatten().collect();
         failed.sort_unstable();
-        Ok(failed)
+        failed
+    }
+}
+
+#[async_trait]
+impl CallQueue for SqsQueue {
+    async fn send(&self, messages: &[SyncMessage]) -> Result<Vec<usize>, StoreError> {
+        Ok(self.send_all(messages, 0).await)
+    }
+
+    async fn send_later(
+        &self,
+        messages: &[SyncMessage],
+        delay: std::time::Duration,
+    ) -> Result<Vec<usize>, StoreError> {
+        let seconds = delay.min(crate::ports::MAX_QUEUE_DELAY).as_secs();
+        Ok(self
+            .send_all(messages, i32::try_from(seconds).unwrap_or(900))
+            .await)
     }
 }

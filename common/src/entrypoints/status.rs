@@ -1,6 +1,6 @@
 //! The `status` function's routes: what became of a candidate's day
 //! (`GET /status/{candidate}?date=YYYY-MM-DD&errors_from=N`), re-planning its errors
-//! after a mapping fix (`POST /retry` with `{candidate, date, states}`), and starting a
+//! after a mapping fix (`POST /retry` with `{candidate, date, states, destination}`), and starting a
 //! run (`POST /runs` with the `nightly` function's manual event: a dry run answers its plan
 //! here, a real run is handed to `nightly`, since a big day outlasts API Gateway's 30 s).
 
@@ -12,8 +12,9 @@ use serde_json::json;
 
 use super::http::{self, ApiContext, ApiError, json_response};
 use super::nightly::ManualRun;
+use crate::fanout;
 use crate::ledger::{CallState, DayKey};
-use crate::nightly::{self, RunError, RunOptions};
+use crate::nightly::{self, RetryScope, RunError, RunOptions};
 use crate::report;
 use crate::services::{CandidateError, Services};
 use crate::values::CandidateSlug;
@@ -88,6 +89,13 @@ async fn status(
     let next = from
         .checked_add(ERRORS_PER_PAGE)
         .filter(|next| *next < errors.len());
+    // The candidate may have become unusable since (its document edited by hand): the
+    // calls' own status still answers, without the destinations.
+    let destinations = match svc.candidate(&day.candidate).await {
+        Ok(candidate) => fanout::counts(svc, &candidate, &day).await?,
+        Err(CandidateError::Store(e)) => return Err(e.into()),
+        Err(_) => Default::default(),
+    };
     let record = svc.days.get(&day).await?;
     let mut csv = Vec::new();
     for e in record.iter().flat_map(|d| &d.exports) {
@@ -112,6 +120,7 @@ async fn status(
         "errors": page,
         "errors_total": errors.len(),
         "errors_next": next,
+        "destinations": destinations,
     });
     Ok(json_response(StatusCode::OK, &body))
 }
@@ -123,6 +132,9 @@ struct RetryBody {
     date: Date,
     #[serde(default = "error_states")]
     states: Vec<CallState>,
+    /// Only this destination's deliveries (`van` or `csv`: only the calls' own).
+    #[serde(default)]
+    destination: Option<String>,
 }
 
 fn error_states() -> Vec<CallState> {
@@ -144,7 +156,32 @@ async fn retry(
             ),
         ));
     }
-    let summary = nightly::retry(svc, &body.candidate, body.date, &body.states)
+    let scope = match body.destination.as_deref() {
+        None => RetryScope::Everything,
+        Some("van" | "csv") => RetryScope::Calls,
+        Some(name) => {
+            let candidate = svc
+                .candidate(&body.candidate)
+                .await
+                .map_err(|e| run_error(e.into()))?;
+            if candidate.destination(name).is_none() {
+                let known: Vec<&str> = ["van", "csv"]
+                    .into_iter()
+                    .chain(candidate.destinations.iter().map(|d| d.name.as_str()))
+                    .collect();
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "no_such_destination",
+                    format!(
+                        "candidate {} has no destination named {name:?}; it has {known:?}",
+                        body.candidate
+                    ),
+                ));
+            }
+            RetryScope::Destination(name.to_owned())
+        }
+    };
+    let summary = nightly::retry(svc, &body.candidate, body.date, &body.states, &scope)
         .await
         .map_err(run_error)?;
     Ok(json_response(StatusCode::OK, &summary))

@@ -11,6 +11,7 @@ use super::http::{self, ApiContext, ApiError, json_response, text_response};
 use crate::candidate::{Candidate, CandidateDoc};
 use crate::catalogue::Catalogue;
 use crate::connect::ConnectError;
+use crate::destinations::DeliverContext;
 use crate::ports::StoreError;
 use crate::validation::{self, Finding, Report};
 use crate::van::VanError;
@@ -62,6 +63,30 @@ async fn check(ctx: &ApiContext, doc: &CandidateDoc) -> Result<Report, ApiError>
         results: Vec::new(),
         ..doc.clone()
     };
+    let mut static_errors = static_errors;
+    if let Ok(candidate) = Candidate::from_doc(settings.clone(), egress) {
+        // Each destination checks its own settings against what it needs live (its secret
+        // reads, its host resolves to an address the deployment may reach). Nothing is sent.
+        for (i, d) in candidate.destinations.iter().enumerate() {
+            let at = doc
+                .destinations
+                .iter()
+                .position(|x| x.name == d.name)
+                .unwrap_or(i);
+            let dctx = DeliverContext {
+                secrets: ctx.secrets.as_ref(),
+                egress,
+                candidate: &candidate.slug,
+            };
+            for problem in d.adapter.check(dctx).await {
+                static_errors.push(Finding {
+                    result: None,
+                    field: format!("destinations[{at}]"),
+                    message: problem,
+                });
+            }
+        }
+    }
     let (Ok(candidate), Some(van)) = (Candidate::from_doc(settings, egress), &doc.van) else {
         return Ok(Report {
             ok: static_errors.is_empty(),

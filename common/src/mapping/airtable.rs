@@ -137,6 +137,7 @@ pub fn import_results(csv_bytes: impl AsRef<[u8]>) -> Result<Vec<ResultRowDoc>, 
             sync: false,
             csv: false,
             priority: 0,
+            destinations: Vec::new(),
         };
         for (header, value) in headers.iter().zip(record.iter()) {
             let is = |name: &str| header.eq_ignore_ascii_case(name);
@@ -380,6 +381,7 @@ Answering Machine (Hung Up),Machine,,,,,,,,\n\
                 sync: true,
                 csv: false,
                 priority: 0,
+                destinations: Vec::new(),
             }
         );
         assert_eq!(rows[1].result_code_id, Some(20));

@@ -264,15 +264,10 @@ impl VanError {
         } else {
             TransportKind::Other
         };
-        let err = err.without_url();
-        let mut message = err.to_string();
-        let mut source = std::error::Error::source(&err);
-        while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            source = cause.source();
+        Self::Transport {
+            kind,
+            message: crate::egress::transport_message(err),
         }
-        Self::Transport { kind, message }
     }
 
     /// A success answer that did not decode. serde quotes the offending value in its

@@ -1,0 +1,361 @@
+//! Destinations: the systems a call is delivered to. One port ([`Destination`]), one file
+//! per kind under this folder, and one registry ([`KINDS`], [`configure`]) from a kind's
+//! name to its adapter — so a new system is a new file here and a line in the registry.
+//!
+//! VAN and the CSV are the call record's own delivery (the strategy chooses between them;
+//! see [`crate::planning`], [`crate::posting`], [`crate::export`]). Every other destination
+//! is configured in the candidate document's `destinations` list and gets one
+//! [`DeliveryRecord`] per call in the ledger. Which calls a destination receives is
+//! decided in [`crate::planning::select`]; what it is sent, by its adapter's `plan`.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::call::Call;
+use crate::candidate::Candidate;
+use crate::egress::Egress;
+use crate::ledger::DeliveryRecord;
+use crate::mapping::{FieldError, ResultRow};
+use crate::ports::SecretStore;
+use crate::values::CandidateSlug;
+
+pub mod payload;
+pub mod webhook;
+
+/// What a kind of destination is, independent of any one configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Metadata {
+    pub kind: &'static str,
+    pub description: &'static str,
+    /// Whether delivering can cost the campaign money (VAN's per-request charges).
+    pub spends_money: bool,
+    /// Requests a second toward one destination of this kind, unless `rate_limit` says.
+    pub default_rate_limit: f64,
+    /// Whether a delivered call whose content changed is sent again, as an update.
+    pub resends_updates: bool,
+    /// Configured in the `destinations` list; `false` for the call record's own (VAN, CSV).
+    pub configurable: bool,
+}
+
+pub const VAN: Metadata = Metadata {
+    kind: "van",
+    description: "NGP VAN / EveryAction canvass responses (the `van` settings and the strategy)",
+    spends_money: true,
+    // VAN's documented default for an API key.
+    default_rate_limit: 15.0,
+    resends_updates: false,
+    configurable: false,
+};
+
+pub const CSV: Metadata = Metadata {
+    kind: "csv",
+    description: "one CSV file per day in the deployment's bucket (calls the strategy exports)",
+    spends_money: false,
+    default_rate_limit: f64::INFINITY,
+    resends_updates: false,
+    configurable: false,
+};
+
+/// Every kind, for `GET /destinations`-style listings and the document check.
+pub const KINDS: &[&Metadata] = &[&VAN, &CSV, &webhook::METADATA];
+
+/// Which calls a destination receives (rules in [`crate::planning::select`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Select {
+    /// Every call read, whatever its result (an unknown result travels without a display
+    /// name).
+    All,
+    /// Calls whose result row is marked `sync`.
+    #[default]
+    Synced,
+    /// Calls whose result row lists this destination under `destinations`.
+    Rows,
+}
+
+/// A destination as written in the candidate document: its name, kind, selection and
+/// pace, and the kind's own settings beside them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DestinationDoc {
+    pub name: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub select: Option<Select>,
+    /// Requests a second toward this destination; the kind's default otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<f64>,
+    #[serde(flatten)]
+    pub settings: serde_json::Map<String, Value>,
+}
+
+/// A delivery that did not land, split by what happens next.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    /// It may land later (the destination is down, slow, or said "try again").
+    #[error("{message}")]
+    Retryable {
+        message: String,
+        status: Option<u16>,
+        answer: Option<String>,
+    },
+    /// The destination refused it; sending it again would be refused again.
+    #[error("{message}")]
+    Rejected {
+        message: String,
+        status: Option<u16>,
+        answer: Option<String>,
+    },
+    /// Nothing was sent: the configuration cannot work (a missing secret, a URL the
+    /// deployment may not reach). Fix it, then `POST /retry`.
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// What a destination answered to a delivery it accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    pub status: u16,
+    pub idempotency_key: String,
+    /// SHA-256 of the exact request body, hex.
+    pub fingerprint: String,
+}
+
+/// What an adapter may use while delivering.
+#[derive(Clone, Copy)]
+pub struct DeliverContext<'a> {
+    pub secrets: &'a dyn SecretStore,
+    pub egress: Egress,
+    pub candidate: &'a CandidateSlug,
+}
+
+impl fmt::Debug for DeliverContext<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeliverContext")
+            .field("egress", &self.egress)
+            .field("candidate", &self.candidate)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The port every configurable kind implements.
+#[async_trait]
+pub trait Destination: Send + Sync + fmt::Debug {
+    fn metadata(&self) -> &'static Metadata;
+    /// Check the settings against the live system (the secret exists and reads, the
+    /// endpoint resolves to an address the deployment may reach): problems, for
+    /// `validate`. Sends nothing to the destination.
+    async fn check(&self, ctx: DeliverContext<'_>) -> Vec<String>;
+    /// What this destination is sent for `call` (`row` is its mapping row, if the result
+    /// is known), or why it is sent nothing.
+    fn plan(
+        &self,
+        call: &Call,
+        row: Option<&ResultRow>,
+        candidate: &Candidate,
+    ) -> Result<Value, String>;
+    /// Send one planned delivery.
+    async fn deliver(
+        &self,
+        ctx: DeliverContext<'_>,
+        delivery: &DeliveryRecord,
+    ) -> Result<Delivered, DeliveryError>;
+}
+
+/// A destination of one candidate, its settings checked.
+#[derive(Debug, Clone)]
+pub struct Configured {
+    pub name: String,
+    pub select: Select,
+    /// Requests a second (the document's, else the kind's default).
+    pub rate_limit: f64,
+    pub adapter: Arc<dyn Destination>,
+}
+
+impl Configured {
+    pub fn kind(&self) -> &'static str {
+        self.adapter.metadata().kind
+    }
+}
+
+/// The longest destination name: it is part of ledger keys and metric names.
+const MAX_NAME: usize = 40;
+
+/// Check a document's `destinations` and build their adapters. Paths are
+/// `destinations[i].…`. `van` and `csv` may be listed (they are always there); any other
+/// entry is a configurable kind with a unique name.
+pub fn configure(
+    docs: &[DestinationDoc],
+    slug: Option<&CandidateSlug>,
+    egress: Egress,
+    errors: &mut Vec<FieldError>,
+) -> Vec<Configured> {
+    let mut out = Vec::new();
+    for (i, doc) in docs.iter().enumerate() {
+        let at = format!("destinations[{i}]");
+        let before = errors.len();
+        if let Some(first) = docs[..i].iter().position(|d| d.name == doc.name) {
+            errors.push(FieldError::new(
+                format!("{at}.name"),
+                format!("{:?} is also the name of destinations[{first}]: give each destination its own name", doc.name),
+            ));
+        }
+        if let kind @ ("van" | "csv") = doc.kind.as_str() {
+            if doc.name != kind {
+                errors.push(FieldError::new(
+                    format!("{at}.name"),
+                    format!("the {kind} destination is named {kind:?}: there is one, set up by the document's `van` settings and strategy"),
+                ));
+            }
+            if !doc.settings.is_empty() || doc.select.is_some() || doc.rate_limit.is_some() {
+                errors.push(FieldError::new(
+                    at.clone(),
+                    format!("the {kind} destination takes no settings here: the `van` settings, `strategy` and the result rows decide what it receives"),
+                ));
+            }
+            continue;
+        }
+        if !valid_name(&doc.name) {
+            errors.push(FieldError::new(
+                format!("{at}.name"),
+                format!("{:?} is not a destination name: use a lowercase letter, then letters, digits or '-' (at most {MAX_NAME}), such as \"warehouse-hook\"; \"van\" and \"csv\" are taken", doc.name),
+            ));
+        }
+        if let Some(r) = doc.rate_limit
+            && !(r.is_finite() && r > 0.0 && r <= 1000.0)
+        {
+            errors.push(FieldError::new(
+                format!("{at}.rate_limit"),
+                format!("{r} is not a rate: give requests a second, more than 0 and at most 1000"),
+            ));
+        }
+        let adapter: Option<Arc<dyn Destination>> = match doc.kind.as_str() {
+            "webhook" => webhook::Webhook::from_doc(&doc.settings, &at, slug, egress, errors)
+                .map(|w| Arc::new(w) as Arc<dyn Destination>),
+            other => {
+                let known: Vec<&str> = KINDS.iter().map(|k| k.kind).collect();
+                errors.push(FieldError::new(
+                    format!("{at}.kind"),
+                    format!("{other:?} is not a destination kind; known: {known:?}"),
+                ));
+                None
+            }
+        };
+        if let (Some(adapter), true) = (adapter, errors.len() == before) {
+            out.push(Configured {
+                name: doc.name.clone(),
+                select: doc.select.unwrap_or_default(),
+                rate_limit: doc
+                    .rate_limit
+                    .unwrap_or(adapter.metadata().default_rate_limit),
+                adapter,
+            });
+        }
+    }
+    out
+}
+
+fn valid_name(name: &str) -> bool {
+    name.len() <= MAX_NAME
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !matches!(name, "van" | "csv")
+}
+
+/// Read a kind's settings from the entry's other fields, naming the field at fault.
+pub(crate) fn settings<T: serde::de::DeserializeOwned>(
+    settings: &serde_json::Map<String, Value>,
+    at: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<T> {
+    let value = Value::Object(settings.clone());
+    match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            let path = e.path().to_string();
+            let field = if path == "." || path.is_empty() {
+                at.to_owned()
+            } else {
+                format!("{at}.{path}")
+            };
+            errors.push(FieldError::new(field, e.into_inner().to_string()));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn docs(json: Value) -> Vec<DestinationDoc> {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn check(json: Value) -> (Vec<Configured>, Vec<FieldError>) {
+        let slug = CandidateSlug::parse("ny14-smith").unwrap();
+        let mut errors = Vec::new();
+        let out = configure(&docs(json), Some(&slug), Egress::STRICT, &mut errors);
+        (out, errors)
+    }
+
+    fn fields(errors: &[FieldError]) -> Vec<&str> {
+        errors.iter().map(|e| e.field.as_str()).collect()
+    }
+
+    #[test]
+    fn a_webhook_is_configured_with_defaults() {
+        let (out, errors) = check(serde_json::json!([
+            {"name": "van", "kind": "van"},
+            {"name": "hook", "kind": "webhook", "url": "https://hooks.example.org/calls",
+             "secret_name": "callsync/ny14-smith/hook"}
+        ]));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].name, "hook");
+        assert_eq!(out[0].kind(), "webhook");
+        assert_eq!(out[0].select, Select::Synced);
+        assert_eq!(out[0].rate_limit, webhook::METADATA.default_rate_limit);
+    }
+
+    #[test]
+    fn names_kinds_and_rates_are_checked_by_path() {
+        let (_, errors) = check(serde_json::json!([
+            {"name": "hook", "kind": "webhook", "url": "https://a.example.org/",
+             "secret_name": "callsync/ny14-smith/a"},
+            {"name": "hook", "kind": "webhook", "url": "https://b.example.org/",
+             "secret_name": "callsync/ny14-smith/b", "rate_limit": 0},
+            {"name": "Sheet", "kind": "spreadsheet"},
+            {"name": "vanity", "kind": "van"},
+            {"name": "csv", "kind": "csv", "select": "all"}
+        ]));
+        assert_eq!(
+            fields(&errors),
+            [
+                "destinations[1].name",
+                "destinations[1].rate_limit",
+                "destinations[2].name",
+                "destinations[2].kind",
+                "destinations[3].name",
+                "destinations[4]"
+            ],
+            "{errors:?}"
+        );
+        assert!(errors[3].message.contains("\"webhook\""), "{}", errors[3]);
+    }
+
+    #[test]
+    fn the_reserved_names_cannot_name_another_kind() {
+        let (_, errors) = check(serde_json::json!([
+            {"name": "van", "kind": "webhook", "url": "https://a.example.org/",
+             "secret_name": "callsync/ny14-smith/a"}
+        ]));
+        assert_eq!(fields(&errors), ["destinations[0].name"]);
+    }
+}

@@ -1,0 +1,329 @@
+//! The nightly side of destinations: plan each of a day's calls for every destination the
+//! candidate configures, record one delivery per call and destination, and hand the due
+//! ones to the queue, each message naming its delivery.
+//!
+//! Planning is insert-only: a delivery already in the ledger keeps its state, so settling a
+//! day again (a re-run, a tick's sweep) plans only what is missing. That is how a
+//! destination added to a candidate later receives a past day when it is run again, while
+//! nothing already delivered anywhere moves. `POST /retry` is the one way to re-plan a
+//! delivery ([`retry`]).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use futures::StreamExt;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::candidate::Candidate;
+use crate::deliver;
+use crate::destinations::Configured;
+use crate::ledger::{CallRecord, CallState, DayKey, DeliveryKey, DeliveryPlan, DeliveryRecord};
+use crate::planning::plan_delivery;
+use crate::ports::{StoreError, SyncMessage};
+use crate::services::Services;
+
+/// What settling one day did for one destination.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DestinationSettle {
+    pub kind: String,
+    /// Deliveries this settle recorded (calls the destination had not been planned for).
+    pub planned: u64,
+    pub enqueued: u64,
+    /// Deliveries the queue refused this time; the next tick sends them.
+    pub not_enqueued: u64,
+    /// Every delivery of the day to this destination, by state.
+    pub counts: BTreeMap<CallState, u64>,
+    /// Deliveries not yet in a final state.
+    pub pending: u64,
+}
+
+/// Plan, record and enqueue the day's deliveries, one destination after the other (so only
+/// one destination's deliveries are held at a time).
+pub async fn settle_destinations(
+    svc: &Services,
+    candidate: &Candidate,
+    day: &DayKey,
+    calls: &[CallRecord],
+) -> Result<BTreeMap<String, DestinationSettle>, StoreError> {
+    let mut out = BTreeMap::new();
+    for destination in &candidate.destinations {
+        let summary = settle_one(svc, candidate, day, calls, destination).await?;
+        out.insert(destination.name.clone(), summary);
+    }
+    Ok(out)
+}
+
+async fn settle_one(
+    svc: &Services,
+    candidate: &Candidate,
+    day: &DayKey,
+    calls: &[CallRecord],
+    destination: &Configured,
+) -> Result<DestinationSettle, StoreError> {
+    let mut summary = DestinationSettle {
+        kind: destination.kind().to_owned(),
+        ..DestinationSettle::default()
+    };
+    let mut records = svc.ledger.deliveries(day, &destination.name).await?;
+    let known: HashSet<&str> = records
+        .iter()
+        .map(|r| r.key.call.call_id.0.as_str())
+        .collect();
+    let now = svc.clock.now();
+    let missing: Vec<DeliveryRecord> = calls
+        .iter()
+        .filter(|r| !known.contains(r.key.call_id.0.as_str()))
+        .filter_map(|r| {
+            let call = r.call.as_ref()?;
+            let plan = plan_delivery(destination, call, candidate);
+            let key = DeliveryKey {
+                call: r.key.clone(),
+                destination: destination.name.clone(),
+            };
+            Some(DeliveryRecord::planned(key, destination.kind(), &plan, now))
+        })
+        .collect();
+    drop(known);
+    let inserted: Vec<Result<Option<DeliveryRecord>, StoreError>> = futures::stream::iter(missing)
+        .map(|r| async move {
+            if svc.ledger.insert_delivery(&r).await? {
+                Ok(Some(r))
+            } else {
+                // Another run recorded it in between: take what the ledger holds.
+                svc.ledger.get_delivery(&r.key).await
+            }
+        })
+        .buffered(svc.settings.ledger_concurrency.max(1))
+        .collect()
+        .await;
+    for result in inserted {
+        match result {
+            Ok(Some(r)) => {
+                summary.planned += 1;
+                records.push(r);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                // One unwritable delivery never stops the night: the next settle plans it.
+                tracing::warn!(day = %day, destination = %destination.name, error = %e, "delivery not recorded");
+            }
+        }
+    }
+
+    let due: Vec<usize> = (0..records.len())
+        .filter(|&i| deliver::due(&records[i], now, svc.settings.requeue_stale_after))
+        .collect();
+    if !due.is_empty() {
+        let messages: Vec<SyncMessage> = due
+            .iter()
+            .map(|&i| SyncMessage {
+                candidate: day.candidate.clone(),
+                date: day.date,
+                call_id: records[i].key.call.call_id.clone(),
+                destination: Some(destination.name.clone()),
+            })
+            .collect();
+        let failed: HashSet<usize> = match svc.queue.send(&messages).await {
+            Ok(failed) => failed.into_iter().collect(),
+            Err(e) => {
+                tracing::warn!(day = %day, destination = %destination.name, error = %e, "queue unavailable; the next tick sends these deliveries");
+                (0..messages.len()).collect()
+            }
+        };
+        summary.not_enqueued = failed.len() as u64;
+        summary.enqueued = (messages.len() - failed.len()) as u64;
+        let sent: Vec<usize> = due
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| !failed.contains(j))
+            .map(|(_, &i)| i)
+            .collect();
+        mark_enqueued(svc, &mut records, &sent).await;
+    }
+    summary.counts = deliver::tally(&records);
+    summary.pending = records.iter().filter(|r| !r.state.is_terminal()).count() as u64;
+    Ok(summary)
+}
+
+async fn mark_enqueued(svc: &Services, records: &mut [DeliveryRecord], sent: &[usize]) {
+    let now = svc.clock.now();
+    let results: Vec<(usize, Option<DeliveryRecord>)> = futures::stream::iter(sent.iter().copied())
+        .map(|i| {
+            let mut r = records[i].clone();
+            r.enqueued_at = Some(now);
+            async move {
+                // A worker may have taken it already: then it is no longer ours to mark.
+                match svc.ledger.replace_delivery(&mut r).await {
+                    Ok(true) => (i, Some(r)),
+                    _ => (i, None),
+                }
+            }
+        })
+        .buffered(svc.settings.ledger_concurrency.max(1))
+        .collect()
+        .await;
+    for (i, r) in results {
+        if let Some(r) = r {
+            records[i] = r;
+        }
+    }
+}
+
+/// A day's deliveries to every configured destination, counted by state. Destinations the
+/// candidate no longer has are not read (their deliveries stay in the ledger as they were).
+pub async fn counts(
+    svc: &Services,
+    candidate: &Candidate,
+    day: &DayKey,
+) -> Result<BTreeMap<String, DestinationCounts>, StoreError> {
+    let mut out = BTreeMap::new();
+    for d in &candidate.destinations {
+        let records = svc.ledger.deliveries(day, &d.name).await?;
+        out.insert(d.name.clone(), DestinationCounts::of(d.kind(), &records));
+    }
+    Ok(out)
+}
+
+/// What became of a day's deliveries to one destination: for `GET /status` and the report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DestinationCounts {
+    pub kind: String,
+    pub total: u64,
+    pub by_state: BTreeMap<CallState, u64>,
+    /// Deliveries in an error state, with the first few reasons (call id, code, message).
+    pub errors: Vec<DeliveryErrorLine>,
+}
+
+/// Errors listed per destination; the rest are counted in `by_state`.
+pub const ERRORS_LISTED: usize = 20;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeliveryErrorLine {
+    pub call_id: String,
+    pub state: CallState,
+    pub code: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+}
+
+impl DestinationCounts {
+    pub fn of(kind: &str, records: &[DeliveryRecord]) -> Self {
+        let mut errors: Vec<DeliveryErrorLine> = records
+            .iter()
+            .filter(|r| {
+                matches!(
+                    r.state,
+                    CallState::AttemptedError | CallState::UnattemptedError
+                )
+            })
+            .map(|r| DeliveryErrorLine {
+                call_id: r.key.call.call_id.0.clone(),
+                state: r.state,
+                code: r.error.as_ref().map(|e| e.code.clone()).unwrap_or_default(),
+                message: r
+                    .error
+                    .as_ref()
+                    .map(|e| e.message.clone())
+                    .unwrap_or_default(),
+                status: r.error.as_ref().and_then(|e| e.status),
+            })
+            .collect();
+        errors.sort_by(|a, b| a.call_id.cmp(&b.call_id));
+        errors.truncate(ERRORS_LISTED);
+        Self {
+            kind: kind.to_owned(),
+            total: records.len() as u64,
+            by_state: deliver::tally(records),
+            errors,
+        }
+    }
+
+    pub fn count(&self, state: CallState) -> u64 {
+        self.by_state.get(&state).copied().unwrap_or(0)
+    }
+}
+
+/// Dry runs: the payloads the first few calls would send to each destination.
+pub fn sample_payloads(
+    candidate: &Candidate,
+    records: &[CallRecord],
+    per_destination: usize,
+) -> BTreeMap<String, Vec<Value>> {
+    let mut out = BTreeMap::new();
+    for d in &candidate.destinations {
+        let samples: Vec<Value> = records
+            .iter()
+            .filter_map(|r| r.call.as_ref())
+            .filter_map(|call| match plan_delivery(d, call, candidate) {
+                DeliveryPlan::Send(payload) => Some(payload),
+                _ => None,
+            })
+            .take(per_destination)
+            .collect();
+        out.insert(d.name.clone(), samples);
+    }
+    out
+}
+
+/// What `/retry` did to one destination's deliveries.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DestinationRetry {
+    /// Deliveries re-planned from an error state, by their new state.
+    pub replanned: BTreeMap<CallState, u64>,
+    /// Delivered calls whose content changed since: sent again, as `updated`.
+    pub updated: u64,
+}
+
+/// Re-plan one destination's deliveries in `states` (error states) with the current
+/// candidate, and, for kinds that take updates, mark a delivered call for sending again
+/// when what it would send now differs from what was delivered. Calls are read from the
+/// day's call records (`calls`), so the payload follows the current mapping.
+pub async fn retry(
+    svc: &Services,
+    candidate: &Candidate,
+    day: &DayKey,
+    destination: &Configured,
+    calls: &[CallRecord],
+    states: &[CallState],
+) -> Result<DestinationRetry, StoreError> {
+    let by_id: HashMap<&str, &CallRecord> = calls
+        .iter()
+        .map(|r| (r.key.call_id.0.as_str(), r))
+        .collect();
+    let resends = destination.adapter.metadata().resends_updates;
+    let now = svc.clock.now();
+    let mut summary = DestinationRetry::default();
+    for mut record in svc.ledger.deliveries(day, &destination.name).await? {
+        let Some(call) = by_id
+            .get(record.key.call.call_id.0.as_str())
+            .and_then(|r| r.call.as_ref())
+        else {
+            continue;
+        };
+        let plan = plan_delivery(destination, call, candidate);
+        if states.contains(&record.state) {
+            record.kind = destination.kind().to_owned();
+            record.apply_plan(&plan, now);
+            if svc.ledger.replace_delivery(&mut record).await? {
+                *summary.replanned.entry(record.state).or_default() += 1;
+            }
+        } else if record.state == CallState::Finished && resends {
+            let DeliveryPlan::Send(payload) = &plan else {
+                // A delivered call the destination would no longer take stays delivered:
+                // nothing can be taken back from a receiver.
+                continue;
+            };
+            if record.delivered_hash.as_deref()
+                == Some(crate::ledger::payload_hash(payload).as_str())
+            {
+                continue;
+            }
+            record.apply_plan(&plan, now);
+            if svc.ledger.replace_delivery(&mut record).await? {
+                summary.updated += 1;
+            }
+        }
+    }
+    Ok(summary)
+}

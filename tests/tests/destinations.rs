@@ -1,0 +1,572 @@
+//! Destinations end to end: a night read from the S3 inbox (moto), planned into the ledger
+//! (DynamoDB in moto) with one delivery per call and destination, fanned out on SQS (moto)
+//! and delivered by `sync-call` to the fake VAN and to a signed webhook receiver over HTTP.
+//! Nothing of callsync's own is mocked.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use callsync::call::CallId;
+use callsync::candidate::CandidateDoc;
+use callsync::entrypoints::nightly as nightly_event;
+use callsync::fanout;
+use callsync::ledger::{CallKey, CallState, DayKey, DeliveryKey, DeliveryRecord, Receipt};
+use callsync::nightly::{self, RetryScope};
+use callsync::posting::Targets;
+use callsync::services::Services;
+use callsync::values::CandidateSlug;
+use callsync_tests::fake_receiver::{Behaviour, Receiver};
+use callsync_tests::fake_van::{FakeVan, VanData};
+use callsync_tests::harness::LocalStack;
+use callsync_tests::night::{TestClock, Webhook, cdr_row, drain, drop_cdr, objects, services};
+use jiff::civil::{Date, date};
+use serde_json::{Value, json};
+
+const VAN_SECRET: &str = r#"{"application_name":"callsync-demo","api_key":"demo-van-key"}"#;
+const SIGNING_SECRET: &str = "whsec-test-0f3c9a";
+/// 09:00 in New York on 22 Nov: past the 03:00 sync hour, so the 21st is due.
+const MORNING: &str = "2026-11-22T14:00:00Z";
+const DAY: Date = date(2026, 11, 21);
+const HOOK: &str = "crm-hook";
+
+struct World {
+    van: FakeVan,
+    stack: LocalStack,
+    svc: Services,
+    clock: std::sync::Arc<TestClock>,
+    report: Webhook,
+    receiver: Receiver,
+    targets: Targets,
+}
+
+fn slug() -> CandidateSlug {
+    CandidateSlug::parse("night").unwrap()
+}
+
+fn day() -> DayKey {
+    DayKey {
+        candidate: slug(),
+        date: DAY,
+    }
+}
+
+/// The candidate: VAN for synced calls (the CSV for `csv` rows), and, when `hook` is
+/// given, the signed webhook for every synced call.
+fn doc(report: &str, hook: Option<&str>, strong: &str) -> CandidateDoc {
+    let mut doc = json!({
+        "slug": "night", "display_name": "Night for Congress", "time_zone": "America/New_York",
+        "sync_hour": 3, "source": {"cdr": {}}, "strategy": "full",
+        "van": {"secret_name": "callsync/night/van", "database_mode": "voter_file"},
+        "results": [
+            {"result": "Agent Cust 1", "display_name": strong, "success": true,
+             "survey_responses": [{"question_id": 2300, "response_id": 9100}],
+             "activist_codes": [4400], "sync": true, "priority": 10},
+            {"result": "Agent Cust 3", "display_name": "Wrong number", "success": false,
+             "result_code_id": 20, "sync": true},
+            {"result": "No Answer", "display_name": "No answer", "success": false,
+             "result_code_id": 1, "csv": true}
+        ],
+        "notify": {"webhook_url": report}
+    });
+    if let Some(url) = hook {
+        doc["destinations"] = json!([
+            {"name": "van", "kind": "van"},
+            {"name": HOOK, "kind": "webhook", "url": url,
+             "secret_name": "callsync/night/crm-hook", "rate_limit": 50, "timeout_secs": 2}
+        ]);
+    }
+    serde_json::from_value(doc).unwrap()
+}
+
+async fn world() -> World {
+    let van = FakeVan::start(VanData::demo()).await;
+    van.add_people(100_001..=100_020);
+    let stack = LocalStack::up(
+        &[
+            ("callsync/night/van", VAN_SECRET.into()),
+            (
+                "callsync/night/crm-hook",
+                json!({"signing_secret": SIGNING_SECRET}).to_string(),
+            ),
+        ],
+        &[("CALLSYNC_VAN_BASE_URL", van.base_url())],
+    )
+    .await;
+    let clock = TestClock::new(MORNING);
+    let mut svc = services(&stack, clock.clone());
+    // A failed try's delayed message comes back after real minutes, while these tests move
+    // a clock of their own: the tick's sweep of messages taken for lost stands in for it.
+    svc.settings.requeue_stale_after = Duration::from_secs(3600);
+    let report = Webhook::start().await;
+    let receiver = Receiver::start(SIGNING_SECRET).await;
+    svc.config
+        .put(&doc(&report.url, Some(&receiver.url), "Strong support"))
+        .await
+        .unwrap();
+    World {
+        van,
+        stack,
+        svc,
+        clock,
+        report,
+        receiver,
+        targets: Targets::default(),
+    }
+}
+
+/// Ten calls: six posted to VAN and to the webhook (1001–1006), two for the CSV only
+/// (1007–1008, not synced: not for the webhook), one unknown result (1009), and one whose
+/// person VAN does not know (1010: VAN refuses it; the webhook still takes it).
+fn night_rows() -> Vec<String> {
+    let mut rows = Vec::new();
+    for i in 1..=6u64 {
+        let result = if i % 2 == 0 {
+            "Agent Cust 3"
+        } else {
+            "Agent Cust 1"
+        };
+        rows.push(cdr_row(
+            1000 + i,
+            &format!("ny14-van-{}", 100_000 + i),
+            &format!("212-555-01{i:02}"),
+            &format!("21-11-2026 18:{:02}:00", i),
+            result,
+        ));
+    }
+    for i in 7..=8u64 {
+        rows.push(cdr_row(
+            1000 + i,
+            &format!("ny14-van-{}", 100_000 + i),
+            "212-555-0199",
+            &format!("21-11-2026 19:{i:02}:00"),
+            "No Answer",
+        ));
+    }
+    rows.push(cdr_row(
+        1009,
+        "ny14-van-100009",
+        "212-555-0109",
+        "21-11-2026 19:30:00",
+        "Agent Cust 9",
+    ));
+    rows.push(cdr_row(
+        1010,
+        "ny14-van-950000001",
+        "212-555-0110",
+        "21-11-2026 19:40:00",
+        "Agent Cust 1",
+    ));
+    rows
+}
+
+/// The calls the webhook takes (synced rows, known results).
+const HOOKED: [&str; 7] = ["1001", "1002", "1003", "1004", "1005", "1006", "1010"];
+
+impl World {
+    async fn run(&self) -> Value {
+        nightly_event::handle(
+            &self.svc,
+            json!({"candidate": "night", "date": DAY.to_string()}),
+        )
+        .await
+        .unwrap()
+    }
+
+    async fn tick(&self) -> Value {
+        nightly_event::handle(
+            &self.svc,
+            json!({"source": "aws.events", "detail-type": "Scheduled Event"}),
+        )
+        .await
+        .unwrap()
+    }
+
+    async fn drain(&self) -> usize {
+        drain(&self.stack, &self.svc, &self.targets).await
+    }
+
+    async fn deliveries(&self) -> BTreeMap<String, DeliveryRecord> {
+        self.svc
+            .ledger
+            .deliveries(&day(), HOOK)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| (d.key.call.call_id.0.clone(), d))
+            .collect()
+    }
+
+    async fn delivery(&self, id: &str) -> DeliveryRecord {
+        let key = DeliveryKey {
+            call: CallKey {
+                day: day(),
+                call_id: CallId(id.into()),
+            },
+            destination: HOOK.into(),
+        };
+        self.svc.ledger.get_delivery(&key).await.unwrap().unwrap()
+    }
+
+    async fn hook_states(&self) -> BTreeMap<CallState, u64> {
+        let candidate = self.svc.candidate(&slug()).await.unwrap();
+        let counts = fanout::counts(&self.svc, &candidate, &day()).await.unwrap();
+        counts[HOOK].by_state.clone()
+    }
+
+    /// Call ids the receiver accepted, one entry per accepted request.
+    fn accepted_ids(&self) -> Vec<String> {
+        self.receiver
+            .delivered()
+            .iter()
+            .map(|r| r.body["call"]["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// Move the clock past any back-off, then let the tick sweep and the workers deliver.
+    async fn later(&self) {
+        self.clock.advance(Duration::from_secs(4 * 3600));
+        self.tick().await;
+        self.drain().await;
+    }
+}
+
+fn states(pairs: &[(CallState, u64)]) -> BTreeMap<CallState, u64> {
+    pairs.iter().copied().collect()
+}
+
+fn sorted(mut ids: Vec<String>) -> Vec<String> {
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn a_night_reaches_van_the_csv_and_a_signed_webhook_each_exactly_once() {
+    let w = world().await;
+    drop_cdr(&w.svc, "inbox/night/cdr.csv", &night_rows()).await;
+
+    let summary = w.run().await;
+    let settled = &summary["days"][0]["destinations"][HOOK];
+    assert_eq!(settled["planned"], 10, "{summary:#}");
+    assert_eq!(settled["enqueued"], 7, "the seven synced calls");
+    w.drain().await;
+    w.tick().await;
+
+    // VAN and the CSV as without destinations.
+    assert_eq!(
+        w.van.canvass_posts().len(),
+        6,
+        "1001–1006 posted; 1010 refused"
+    );
+    let csv = objects(&w.svc, "exports/night/").await;
+    assert_eq!(csv.len(), 1);
+    // The webhook: each synced call once, signed, and nothing else.
+    assert_eq!(sorted(w.accepted_ids()), HOOKED);
+    assert_eq!(w.receiver.received().len(), 7, "no request was sent twice");
+    assert_eq!(
+        w.hook_states().await,
+        states(&[
+            (CallState::Finished, 7),
+            (CallState::Ignored, 2),          // 1007, 1008: not marked sync
+            (CallState::UnattemptedError, 1), // 1009: the rule needs the result's row
+        ])
+    );
+    let mut keys = BTreeSet::new();
+    for r in w.receiver.received() {
+        assert!(r.verified, "signature checks out: {:?}", r.signature);
+        assert_eq!(r.content_type.as_deref(), Some("application/json"));
+        assert_eq!(r.body["state"], "new");
+        keys.insert(r.idempotency_key.clone().unwrap());
+    }
+    assert_eq!(keys.len(), 7, "an idempotency key per delivery");
+
+    // What a receiver is sent about one call.
+    let strong = w
+        .receiver
+        .delivered()
+        .into_iter()
+        .find(|r| r.body["call"]["id"] == "1001")
+        .unwrap()
+        .body;
+    assert_eq!(strong["call"]["local_date"], "2026-11-21");
+    assert_eq!(strong["call"]["result"], "Agent Cust 1");
+    assert_eq!(strong["call"]["display_name"], "Strong support");
+    assert_eq!(strong["call"]["agent"], "agent7");
+    assert_eq!(strong["call"]["source"], "cdr");
+    assert!(strong["call"]["started_at"].is_string());
+    assert_eq!(strong["contact"]["van_id"], 100_001);
+    assert_eq!(strong["contact"]["database_mode"], "voter_file");
+    assert_eq!(strong["contact"]["first_name"], "Pat");
+    assert!(strong["contact"]["phone"].is_string());
+
+    // The ledger holds the receipt of each delivery, and why the others were not sent.
+    let sent = w.delivery("1001").await;
+    assert!(
+        matches!(&sent.receipt, Some(Receipt::Http { status: 200, attempts: 1, fingerprint, .. }) if fingerprint.len() == 64),
+        "{:?}",
+        sent.receipt
+    );
+    let skipped = w.delivery("1007").await;
+    assert!(skipped.reason.unwrap().contains("not marked sync"));
+    let unknown = w.delivery("1009").await;
+    assert_eq!(unknown.error.unwrap().code, "unknown_result");
+    // The VAN refusal of 1010 is VAN's alone.
+    let refused = w
+        .svc
+        .ledger
+        .get(&CallKey {
+            day: day(),
+            call_id: CallId("1010".into()),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(refused.state, CallState::AttemptedError);
+    assert_eq!(w.delivery("1010").await.state, CallState::Finished);
+
+    // The report, once, says per destination what was delivered and what failed.
+    let reports = w.report.bodies();
+    assert_eq!(reports.len(), 1, "{reports:#?}");
+    assert_eq!(reports[0]["destinations"][HOOK]["delivered"], 7);
+    assert_eq!(reports[0]["destinations"][HOOK]["failed"], 1);
+    let text = reports[0]["text"].as_str().unwrap();
+    assert!(text.contains("crm-hook: 7 delivered, 1 failed"), "{text}");
+}
+
+#[tokio::test]
+async fn a_receiver_down_for_half_the_night_holds_back_neither_van_nor_its_own_calls() {
+    let w = world().await;
+    w.receiver.set(Behaviour::FailFirst { n: 4, status: 503 });
+    drop_cdr(&w.svc, "inbox/night/cdr.csv", &night_rows()).await;
+    w.run().await;
+    w.drain().await;
+
+    // VAN posted everything while the receiver was failing.
+    assert_eq!(w.van.canvass_posts().len(), 6);
+    let waiting = w.deliveries().await;
+    let retrying: Vec<&DeliveryRecord> = waiting
+        .values()
+        .filter(|d| d.state == CallState::Unsynced)
+        .collect();
+    assert_eq!(
+        retrying.len(),
+        4,
+        "the four refused wait for their next try"
+    );
+    for d in &retrying {
+        assert_eq!(d.attempts, 1);
+        let at = d.next_attempt_at.expect("a next try is scheduled");
+        assert!(at > w.clock_now(), "back-off, not an immediate retry");
+        let error = d.error.as_ref().unwrap();
+        assert_eq!(error.status, Some(503));
+        assert!(error.answer.as_deref().unwrap().contains("Bad Gateway"));
+    }
+    // The day is not reported while deliveries are pending.
+    w.tick().await;
+    assert!(w.report.bodies().is_empty());
+
+    // The receiver is back: the sweep hands the waiting ones to the workers.
+    w.later().await;
+    assert_eq!(sorted(w.accepted_ids()), HOOKED, "each call accepted once");
+    assert_eq!(
+        w.receiver.received().len(),
+        7 + 4,
+        "7 accepted + 4 refused tries"
+    );
+    assert_eq!(w.van.canvass_posts().len(), 6, "VAN got nothing twice");
+    for id in HOOKED {
+        assert_eq!(w.delivery(id).await.state, CallState::Finished, "{id}");
+    }
+    // Later tries of a delivery carry its key again, so a receiver can tell a repeat.
+    let by_call: BTreeMap<String, BTreeSet<String>> =
+        w.receiver
+            .received()
+            .into_iter()
+            .fold(BTreeMap::new(), |mut m, r| {
+                m.entry(r.body["call"]["id"].as_str().unwrap().to_owned())
+                    .or_default()
+                    .insert(r.idempotency_key.unwrap());
+                m
+            });
+    assert!(by_call.values().all(|keys| keys.len() == 1), "{by_call:?}");
+    w.tick().await;
+    assert_eq!(
+        w.report.bodies().len(),
+        1,
+        "reported once everything landed"
+    );
+}
+
+#[tokio::test]
+async fn a_receiver_that_never_comes_back_ends_in_attempted_error_after_ten_tries() {
+    let w = world().await;
+    w.receiver.set(Behaviour::HangUp);
+    drop_cdr(&w.svc, "inbox/night/cdr.csv", &night_rows()[..1]).await;
+    w.run().await;
+    w.drain().await;
+    for _ in 0..12 {
+        w.later().await;
+    }
+    let d = w.delivery("1001").await;
+    assert_eq!(d.state, CallState::AttemptedError);
+    assert_eq!(d.attempts, 10);
+    let error = d.error.unwrap();
+    assert_eq!(error.code, "destination_unavailable");
+    assert!(
+        error.message.contains("gave up after 10 attempts"),
+        "{}",
+        error.message
+    );
+    assert!(error.message.contains("no connection"), "{}", error.message);
+    assert_eq!(w.receiver.received().len(), 10);
+    assert_eq!(w.van.canvass_posts().len(), 1, "VAN took the call at once");
+
+    // The receiver is fixed: a retry of that destination delivers it, once.
+    w.receiver.set(Behaviour::Accept);
+    let retried = nightly::retry(
+        &w.svc,
+        &slug(),
+        DAY,
+        &[CallState::AttemptedError],
+        &RetryScope::Destination(HOOK.into()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        retried.destinations[HOOK].replanned[&CallState::Unsynced],
+        1
+    );
+    w.drain().await;
+    assert_eq!(w.accepted_ids(), ["1001"]);
+    assert_eq!(w.delivery("1001").await.state, CallState::Finished);
+    assert_eq!(w.van.canvass_posts().len(), 1);
+}
+
+#[tokio::test]
+async fn a_destination_added_after_a_night_receives_that_day_alone_when_it_is_run_again() {
+    let w = world().await;
+    w.svc
+        .config
+        .put(&doc(&w.report.url, None, "Strong support"))
+        .await
+        .unwrap();
+    drop_cdr(&w.svc, "inbox/night/cdr.csv", &night_rows()).await;
+    w.run().await;
+    w.drain().await;
+    w.tick().await;
+    assert_eq!(w.report.bodies().len(), 1);
+    let posts = w.van.canvass_posts().len();
+    let csv = objects(&w.svc, "exports/night/").await;
+    let calls = w.svc.ledger.day(&day()).await.unwrap();
+
+    // The webhook is added; the past day is run again.
+    w.svc
+        .config
+        .put(&doc(&w.report.url, Some(&w.receiver.url), "Strong support"))
+        .await
+        .unwrap();
+    w.run().await;
+    w.drain().await;
+    w.later().await;
+
+    assert_eq!(
+        sorted(w.accepted_ids()),
+        HOOKED,
+        "the new destination got the day"
+    );
+    assert_eq!(w.van.canvass_posts().len(), posts, "VAN got nothing again");
+    assert_eq!(
+        objects(&w.svc, "exports/night/").await,
+        csv,
+        "no second CSV"
+    );
+    let again = w.svc.ledger.day(&day()).await.unwrap();
+    for (before, after) in calls.iter().zip(&again) {
+        assert_eq!(
+            (before.state, &before.receipt),
+            (after.state, &after.receipt),
+            "{}",
+            before.key
+        );
+    }
+    // A third run changes nothing anywhere.
+    w.run().await;
+    w.drain().await;
+    assert_eq!(w.receiver.received().len(), 7);
+}
+
+#[tokio::test]
+async fn a_mapping_fix_sends_a_delivered_call_again_as_updated_and_only_once() {
+    let w = world().await;
+    drop_cdr(&w.svc, "inbox/night/cdr.csv", &night_rows()).await;
+    w.run().await;
+    w.drain().await;
+    let first = w.delivery("1001").await;
+    assert_eq!(first.state, CallState::Finished);
+
+    // The display name of "Agent Cust 1" is fixed, then the destination retried.
+    w.svc
+        .config
+        .put(&doc(
+            &w.report.url,
+            Some(&w.receiver.url),
+            "Strong support (verified)",
+        ))
+        .await
+        .unwrap();
+    let scope = RetryScope::Destination(HOOK.into());
+    let retried = nightly::retry(&w.svc, &slug(), DAY, &[], &scope)
+        .await
+        .unwrap();
+    assert_eq!(
+        retried.destinations[HOOK].updated, 4,
+        "1001, 1003, 1005 and 1010 are \"Agent Cust 1\" calls"
+    );
+    w.drain().await;
+    let updates: Vec<_> = w
+        .receiver
+        .delivered()
+        .into_iter()
+        .filter(|r| r.body["state"] == "updated")
+        .collect();
+    let ids: BTreeSet<&str> = updates
+        .iter()
+        .map(|r| r.body["call"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, BTreeSet::from(["1001", "1003", "1005", "1010"]));
+    for u in &updates {
+        assert_eq!(u.body["call"]["display_name"], "Strong support (verified)");
+        assert!(u.verified);
+    }
+    let original_key = w
+        .receiver
+        .delivered()
+        .into_iter()
+        .find(|r| r.body["call"]["id"] == "1001" && r.body["state"] == "new")
+        .unwrap()
+        .idempotency_key;
+    let update_key = updates
+        .iter()
+        .find(|r| r.body["call"]["id"] == "1001")
+        .unwrap()
+        .idempotency_key
+        .clone();
+    assert_ne!(original_key, update_key, "new content, new key");
+    assert_eq!(w.van.canvass_posts().len(), 6, "VAN is never re-posted");
+
+    // Nothing changed since: retrying again, or a restart re-running the day, sends nothing.
+    let before = w.receiver.received().len();
+    nightly::retry(&w.svc, &slug(), DAY, &[], &scope)
+        .await
+        .unwrap();
+    w.run().await;
+    w.drain().await;
+    assert_eq!(w.receiver.received().len(), before);
+}
+
+impl World {
+    fn clock_now(&self) -> jiff::Timestamp {
+        use callsync::ports::Clock;
+        self.clock.now()
+    }
+}
