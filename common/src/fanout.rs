@@ -10,7 +10,9 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use async_trait::async_trait;
 use futures::StreamExt;
+use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -19,7 +21,7 @@ use crate::deliver;
 use crate::destinations::Configured;
 use crate::ledger::{CallRecord, CallState, DayKey, DeliveryKey, DeliveryPlan, DeliveryRecord};
 use crate::planning::plan_delivery;
-use crate::ports::{StoreError, SyncMessage};
+use crate::ports::{Ledger, StoreError, SyncMessage};
 use crate::services::Services;
 
 /// What settling one day did for one destination.
@@ -113,47 +115,91 @@ async fn settle_one(
     let due: Vec<usize> = (0..records.len())
         .filter(|&i| deliver::due(&records[i], now, svc.settings.requeue_stale_after))
         .collect();
-    if !due.is_empty() {
-        let messages: Vec<SyncMessage> = due
-            .iter()
-            .map(|&i| SyncMessage {
-                candidate: day.candidate.clone(),
-                date: day.date,
-                call_id: records[i].key.call.call_id.clone(),
-                destination: Some(destination.name.clone()),
-            })
-            .collect();
-        let failed: HashSet<usize> = match svc.queue.send(&messages).await {
-            Ok(failed) => failed.into_iter().collect(),
-            Err(e) => {
-                tracing::warn!(day = %day, destination = %destination.name, error = %e, "queue unavailable; the next tick sends these deliveries");
-                (0..messages.len()).collect()
-            }
-        };
-        summary.not_enqueued = failed.len() as u64;
-        summary.enqueued = (messages.len() - failed.len()) as u64;
-        let sent: Vec<usize> = due
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| !failed.contains(j))
-            .map(|(_, &i)| i)
-            .collect();
-        mark_enqueued(svc, &mut records, &sent).await;
-    }
+    (summary.enqueued, summary.not_enqueued) = enqueue(svc, day, &mut records, &due).await;
     summary.counts = deliver::tally(&records);
     summary.pending = records.iter().filter(|r| !r.state.is_terminal()).count() as u64;
     Ok(summary)
 }
 
-async fn mark_enqueued(svc: &Services, records: &mut [DeliveryRecord], sent: &[usize]) {
+/// A ledger record a queue message stands for: a call (its VAN delivery) or one delivery.
+#[async_trait]
+pub(crate) trait Enqueued: Clone + Send + Sync {
+    fn message(&self) -> SyncMessage;
+    fn set_enqueued(&mut self, at: Timestamp);
+    /// The versioned replace of this kind of record.
+    async fn write(&mut self, ledger: &dyn Ledger) -> Result<bool, StoreError>;
+}
+
+#[async_trait]
+impl Enqueued for CallRecord {
+    fn message(&self) -> SyncMessage {
+        SyncMessage {
+            candidate: self.key.day.candidate.clone(),
+            date: self.key.day.date,
+            call_id: self.key.call_id.clone(),
+            destination: None,
+        }
+    }
+    fn set_enqueued(&mut self, at: Timestamp) {
+        self.enqueued_at = Some(at);
+    }
+    async fn write(&mut self, ledger: &dyn Ledger) -> Result<bool, StoreError> {
+        ledger.replace(self).await
+    }
+}
+
+#[async_trait]
+impl Enqueued for DeliveryRecord {
+    fn message(&self) -> SyncMessage {
+        SyncMessage {
+            candidate: self.key.call.day.candidate.clone(),
+            date: self.key.call.day.date,
+            call_id: self.key.call.call_id.clone(),
+            destination: Some(self.key.destination.clone()),
+        }
+    }
+    fn set_enqueued(&mut self, at: Timestamp) {
+        self.enqueued_at = Some(at);
+    }
+    async fn write(&mut self, ledger: &dyn Ledger) -> Result<bool, StoreError> {
+        ledger.replace_delivery(self).await
+    }
+}
+
+/// Hand `records[due]` to the queue, then mark each sent one enqueued in the ledger.
+/// Returns (enqueued, refused). A death between the two steps leaves sent records
+/// unmarked: the sweep sends them again, and the lease keeps a second message harmless.
+pub(crate) async fn enqueue<R: Enqueued>(
+    svc: &Services,
+    day: &DayKey,
+    records: &mut [R],
+    due: &[usize],
+) -> (u64, u64) {
+    if due.is_empty() {
+        return (0, 0);
+    }
+    let messages: Vec<SyncMessage> = due.iter().map(|&i| records[i].message()).collect();
+    let failed: HashSet<usize> = match svc.queue.send(&messages).await {
+        Ok(failed) => failed.into_iter().collect(),
+        Err(e) => {
+            tracing::warn!(day = %day, error = %e, "queue unavailable; the next tick sends these");
+            (0..messages.len()).collect()
+        }
+    };
+    let sent: Vec<usize> = due
+        .iter()
+        .enumerate()
+        .filter(|(j, _)| !failed.contains(j))
+        .map(|(_, &i)| i)
+        .collect();
     let now = svc.clock.now();
-    let results: Vec<(usize, Option<DeliveryRecord>)> = futures::stream::iter(sent.iter().copied())
+    let marked: Vec<(usize, Option<R>)> = futures::stream::iter(sent.iter().copied())
         .map(|i| {
             let mut r = records[i].clone();
-            r.enqueued_at = Some(now);
+            r.set_enqueued(now);
             async move {
                 // A worker may have taken it already: then it is no longer ours to mark.
-                match svc.ledger.replace_delivery(&mut r).await {
+                match r.write(svc.ledger.as_ref()).await {
                     Ok(true) => (i, Some(r)),
                     _ => (i, None),
                 }
@@ -162,11 +208,12 @@ async fn mark_enqueued(svc: &Services, records: &mut [DeliveryRecord], sent: &[u
         .buffered(svc.settings.ledger_concurrency.max(1))
         .collect()
         .await;
-    for (i, r) in results {
+    for (i, r) in marked {
         if let Some(r) = r {
             records[i] = r;
         }
     }
+    (sent.len() as u64, failed.len() as u64)
 }
 
 /// A day's deliveries to every configured destination, counted by state. Destinations the

@@ -283,6 +283,31 @@ pub struct CallRecord {
     pub updated_at: Timestamp,
 }
 
+/// A record written only if nobody wrote it since it was read: the stores compare and
+/// bump this number on every replace.
+pub trait Versioned {
+    fn version(&self) -> u64;
+    fn set_version(&mut self, version: u64);
+}
+
+impl Versioned for CallRecord {
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn set_version(&mut self, version: u64) {
+        self.version = version;
+    }
+}
+
+impl Versioned for DeliveryRecord {
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn set_version(&mut self, version: u64) {
+        self.version = version;
+    }
+}
+
 impl CallRecord {
     /// A new record for a planned call.
     pub fn planned(

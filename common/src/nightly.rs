@@ -21,7 +21,7 @@ use crate::ingest::{self, FileRead, Ingested, SourceProblem};
 use crate::ledger::{CallRecord, CallState, DayKey, DayRecord, ExportRef, Receipt};
 use crate::metrics::{self, Metric};
 use crate::planning::{self, DayPlan, Plan};
-use crate::ports::{StoreError, SyncMessage};
+use crate::ports::StoreError;
 use crate::posting::VanTarget;
 use crate::report;
 use crate::services::{CandidateError, Services};
@@ -568,33 +568,7 @@ async fn settle_locked(
         _ => false,
     };
     let send: Vec<usize> = (0..records.len()).filter(|&i| due(&records[i])).collect();
-    if !send.is_empty() {
-        let messages: Vec<SyncMessage> = send
-            .iter()
-            .map(|&i| SyncMessage {
-                candidate: day.candidate.clone(),
-                date: day.date,
-                call_id: records[i].key.call_id.clone(),
-                destination: None,
-            })
-            .collect();
-        let failed: HashSet<usize> = match svc.queue.send(&messages).await {
-            Ok(failed) => failed.into_iter().collect(),
-            Err(e) => {
-                tracing::warn!(day = %day, error = %e, "queue unavailable; the next tick sends these calls");
-                (0..messages.len()).collect()
-            }
-        };
-        summary.not_enqueued = failed.len() as u64;
-        summary.enqueued = (messages.len() - failed.len()) as u64;
-        let sent: Vec<usize> = send
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| !failed.contains(j))
-            .map(|(_, &i)| i)
-            .collect();
-        mark_enqueued(svc, &mut records, &sent, now).await;
-    }
+    (summary.enqueued, summary.not_enqueued) = fanout::enqueue(svc, day, &mut records, &send).await;
 
     // 3. Every other destination's deliveries: planned for calls they have not seen (a
     // destination added since the day last ran gets the whole day), and the due ones
@@ -807,29 +781,6 @@ async fn adopt_unlisted_exports(
         list_export(svc, day, &export).await?;
     }
     Ok(())
-}
-
-async fn mark_enqueued(svc: &Services, records: &mut [CallRecord], sent: &[usize], now: Timestamp) {
-    let results: Vec<(usize, Option<CallRecord>)> = futures::stream::iter(sent.iter().copied())
-        .map(|i| {
-            let mut r = records[i].clone();
-            r.enqueued_at = Some(now);
-            async move {
-                // A worker may have taken the call already: then it is no longer ours to mark.
-                match svc.ledger.replace(&mut r).await {
-                    Ok(true) => (i, Some(r)),
-                    _ => (i, None),
-                }
-            }
-        })
-        .buffered(svc.settings.ledger_concurrency.max(1))
-        .collect()
-        .await;
-    for (i, r) in results {
-        if let Some(r) = r {
-            records[i] = r;
-        }
-    }
 }
 
 async fn send_report(

@@ -570,3 +570,53 @@ impl World {
         self.clock.now()
     }
 }
+
+#[tokio::test]
+async fn a_dry_run_shows_what_the_webhook_would_be_sent_and_sends_nothing() {
+    let w = world().await;
+    drop_cdr(&w.svc, "inbox/night/cdr.csv", &night_rows()).await;
+    let summary = nightly::run(
+        &w.svc,
+        &slug(),
+        DAY,
+        nightly::RunOptions {
+            dry_run: true,
+            force_livevox: false,
+        },
+    )
+    .await
+    .unwrap();
+    let samples = &summary.sample_payloads[HOOK];
+    assert_eq!(samples.len(), 3, "{samples:#?}");
+    assert_eq!(samples[0]["call"]["id"], "1001");
+    assert_eq!(samples[0]["contact"]["van_id"], 100_001);
+    w.drain().await;
+    assert!(w.receiver.received().is_empty());
+    assert!(w.deliveries().await.is_empty(), "nothing recorded");
+}
+
+#[tokio::test]
+async fn a_delivery_whose_worker_died_holding_it_is_delivered_once_after_its_lease() {
+    let w = world().await;
+    w.receiver.set(Behaviour::Fail(503));
+    drop_cdr(&w.svc, "inbox/night/cdr.csv", &night_rows()[..1]).await;
+    w.run().await;
+    w.drain().await;
+    // A worker took the delivery and died before sending (its lease is all that is left).
+    let mut held = w.delivery("1001").await;
+    held.state = CallState::InProgress;
+    held.lease_id = Some("dead-worker".into());
+    held.lease_until = Some(w.clock_now() + Duration::from_secs(900));
+    assert!(w.svc.ledger.replace_delivery(&mut held).await.unwrap());
+    w.receiver.set(Behaviour::Accept);
+    // Inside the lease, the sweep leaves it alone.
+    w.tick().await;
+    w.drain().await;
+    assert!(w.receiver.delivered().is_empty());
+    // Once it has run out, the sweep hands it to a worker again: delivered once.
+    w.later().await;
+    assert_eq!(w.accepted_ids(), ["1001"]);
+    assert_eq!(w.delivery("1001").await.state, CallState::Finished);
+    w.later().await;
+    assert_eq!(w.accepted_ids(), ["1001"]);
+}

@@ -42,7 +42,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::call::CallId;
-use crate::ledger::{CallKey, CallRecord, DayKey, DayRecord, DeliveryKey, DeliveryRecord};
+use crate::ledger::{
+    CallKey, CallRecord, DayKey, DayRecord, DeliveryKey, DeliveryRecord, Versioned,
+};
 use crate::ports::{DayStore, Ledger, StoreError};
 use crate::values::CandidateSlug;
 
@@ -219,14 +221,24 @@ impl DynamoLedger {
     }
 
     /// Put `next` if the stored version is still `expected`.
-    async fn put_versioned<T: Serialize>(
+    /// Write `record` with its version bumped, only over the version it was read at; on
+    /// success `record` carries the new version.
+    async fn put_versioned<T: Serialize + Versioned + Sync>(
         &self,
-        next: &T,
-        expected: u64,
-        what: impl Fn() -> String,
+        record: &mut T,
+        what: String,
         key: [(&'static str, AttributeValue); 2],
     ) -> Result<bool, StoreError> {
-        let item = encode(next, what, key)?;
+        let expected = record.version();
+        record.set_version(expected + 1);
+        let item = encode(&*record, || what.clone(), key);
+        let item = match item {
+            Ok(item) => item,
+            Err(e) => {
+                record.set_version(expected);
+                return Err(e);
+            }
+        };
         let result = self
             .client
             .put_item()
@@ -236,7 +248,11 @@ impl DynamoLedger {
             .expression_attribute_values(":expected", version(expected))
             .send()
             .await;
-        conditional(CALLS, result)
+        let written = conditional(CALLS, result);
+        if !matches!(written, Ok(true)) {
+            record.set_version(expected);
+        }
+        written
     }
 }
 
@@ -256,21 +272,8 @@ impl Ledger for DynamoLedger {
     }
 
     async fn replace(&self, record: &mut CallRecord) -> Result<bool, StoreError> {
-        let expected = record.version;
-        let mut next = record.clone();
-        next.version = expected + 1;
-        let written = self
-            .put_versioned(
-                &next,
-                expected,
-                || format!("call {}", next.key),
-                call_key(&next.key),
-            )
-            .await?;
-        if written {
-            record.version = next.version;
-        }
-        Ok(written)
+        let (what, key) = (format!("call {}", record.key), call_key(&record.key));
+        self.put_versioned(record, what, key).await
     }
 
     async fn day(&self, day: &DayKey) -> Result<Vec<CallRecord>, StoreError> {
@@ -297,21 +300,11 @@ impl Ledger for DynamoLedger {
     }
 
     async fn replace_delivery(&self, record: &mut DeliveryRecord) -> Result<bool, StoreError> {
-        let expected = record.version;
-        let mut next = record.clone();
-        next.version = expected + 1;
-        let written = self
-            .put_versioned(
-                &next,
-                expected,
-                || format!("delivery {}", next.key),
-                delivery_key(&next.key),
-            )
-            .await?;
-        if written {
-            record.version = next.version;
-        }
-        Ok(written)
+        let (what, key) = (
+            format!("delivery {}", record.key),
+            delivery_key(&record.key),
+        );
+        self.put_versioned(record, what, key).await
     }
 
     async fn deliveries(

@@ -6,7 +6,9 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use crate::candidate::CandidateDoc;
-use crate::ledger::{CallKey, CallRecord, DayKey, DayRecord, DeliveryKey, DeliveryRecord};
+use crate::ledger::{
+    CallKey, CallRecord, DayKey, DayRecord, DeliveryKey, DeliveryRecord, Versioned,
+};
 use crate::ports::{
     CallQueue, ConfigStore, DayStore, Ledger, Notifier, ObjectInfo, ObjectStore, SecretStore,
     SecretValue, StoreError, SyncMessage,
@@ -84,6 +86,32 @@ fn delivery_slot(key: &DeliveryKey) -> (DayKey, String, String) {
     )
 }
 
+/// Insert unless the slot is taken (DynamoDB's `attribute_not_exists`).
+fn insert_new<K: Ord, T: Clone>(map: &mut BTreeMap<K, T>, slot: K, record: &T) -> bool {
+    if map.contains_key(&slot) {
+        return false;
+    }
+    map.insert(slot, record.clone());
+    true
+}
+
+/// Replace only over the version `record` was read at, bumping it (DynamoDB's condition).
+fn replace_in<K: Ord, T: Clone + Versioned>(
+    map: &mut BTreeMap<K, T>,
+    slot: K,
+    record: &mut T,
+) -> bool {
+    let current = record.version();
+    match map.get_mut(&slot) {
+        Some(stored) if stored.version() == current => {
+            record.set_version(current + 1);
+            *stored = record.clone();
+            true
+        }
+        _ => false,
+    }
+}
+
 fn call_slot(key: &CallKey) -> (DayKey, String) {
     (key.day.clone(), key.call_id.0.clone())
 }
@@ -91,13 +119,12 @@ fn call_slot(key: &CallKey) -> (DayKey, String) {
 #[async_trait]
 impl Ledger for MemoryLedger {
     async fn insert(&self, record: &CallRecord) -> Result<bool, StoreError> {
-        let mut records = self.records.lock().expect("lock");
         let slot = call_slot(&record.key);
-        if records.contains_key(&slot) {
-            return Ok(false);
-        }
-        records.insert(slot, record.clone());
-        Ok(true)
+        Ok(insert_new(
+            &mut self.records.lock().expect("lock"),
+            slot,
+            record,
+        ))
     }
 
     async fn get(&self, key: &CallKey) -> Result<Option<CallRecord>, StoreError> {
@@ -110,16 +137,12 @@ impl Ledger for MemoryLedger {
     }
 
     async fn replace(&self, record: &mut CallRecord) -> Result<bool, StoreError> {
-        let mut records = self.records.lock().expect("lock");
         let slot = call_slot(&record.key);
-        match records.get(&slot) {
-            Some(stored) if stored.version == record.version => {
-                record.version += 1;
-                records.insert(slot, record.clone());
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
+        Ok(replace_in(
+            &mut self.records.lock().expect("lock"),
+            slot,
+            record,
+        ))
     }
 
     async fn day(&self, day: &DayKey) -> Result<Vec<CallRecord>, StoreError> {
@@ -134,13 +157,12 @@ impl Ledger for MemoryLedger {
     }
 
     async fn insert_delivery(&self, record: &DeliveryRecord) -> Result<bool, StoreError> {
-        let mut deliveries = self.deliveries.lock().expect("lock");
         let slot = delivery_slot(&record.key);
-        if deliveries.contains_key(&slot) {
-            return Ok(false);
-        }
-        deliveries.insert(slot, record.clone());
-        Ok(true)
+        Ok(insert_new(
+            &mut self.deliveries.lock().expect("lock"),
+            slot,
+            record,
+        ))
     }
 
     async fn get_delivery(&self, key: &DeliveryKey) -> Result<Option<DeliveryRecord>, StoreError> {
@@ -153,16 +175,12 @@ impl Ledger for MemoryLedger {
     }
 
     async fn replace_delivery(&self, record: &mut DeliveryRecord) -> Result<bool, StoreError> {
-        let mut deliveries = self.deliveries.lock().expect("lock");
         let slot = delivery_slot(&record.key);
-        match deliveries.get(&slot) {
-            Some(stored) if stored.version == record.version => {
-                record.version += 1;
-                deliveries.insert(slot, record.clone());
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
+        Ok(replace_in(
+            &mut self.deliveries.lock().expect("lock"),
+            slot,
+            record,
+        ))
     }
 
     async fn deliveries(
