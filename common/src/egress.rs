@@ -139,13 +139,24 @@ impl Egress {
         addrs: &[SocketAddr],
         timeout: Duration,
     ) -> Result<reqwest::Client, reqwest::Error> {
+        self.builder(url, addrs, timeout).build()
+    }
+
+    /// [`Egress::client`]'s builder, for a caller that adds its own TLS settings (a client
+    /// certificate, a private CA); it must not change the resolution or the redirect rule.
+    pub fn builder(
+        &self,
+        url: &Url,
+        addrs: &[SocketAddr],
+        timeout: Duration,
+    ) -> reqwest::ClientBuilder {
         let mut builder = reqwest::Client::builder()
             .timeout(timeout)
             .redirect(Policy::none());
         if let Some(Host::Domain(name)) = url.host() {
             builder = builder.resolve_to_addrs(name, addrs);
         }
-        builder.build()
+        builder
     }
 }
 
@@ -160,6 +171,50 @@ pub fn transport_message(err: reqwest::Error) -> String {
         source = cause.source();
     }
     message
+}
+
+/// Why a TLS connection was refused, when it was (not when it was merely lost): the server
+/// refused the client's certificate (or asked for one the client does not have), or the
+/// server's certificate does not verify. Waiting does not fix either.
+pub fn tls_refusal(err: &reqwest::Error) -> Option<String> {
+    use rustls::AlertDescription as A;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(cause) = source {
+        // An I/O error's own `source` skips the error it wraps, and the wrapped one may be
+        // an I/O error again (a failed connect): unwrap them all.
+        let mut e = cause;
+        while let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            e = inner;
+        }
+        match e.downcast_ref::<rustls::Error>() {
+            Some(rustls::Error::AlertReceived(
+                alert @ (A::CertificateRequired
+                | A::BadCertificate
+                | A::UnknownCA
+                | A::CertificateUnknown
+                | A::CertificateExpired
+                | A::CertificateRevoked
+                | A::UnsupportedCertificate
+                | A::AccessDenied
+                | A::HandshakeFailure),
+            )) => {
+                return Some(format!(
+                    "the server refused the TLS handshake ({alert:?}): it does not accept the client certificate — put the certificate and key the partner issued for this deployment in the destination's secret (client_certificate, client_key), then POST /retry with this destination"
+                ));
+            }
+            Some(rustls::Error::InvalidCertificate(why)) => {
+                return Some(format!(
+                    "the server's TLS certificate does not verify ({why:?}): if the partner uses a private CA, put its certificates in the destination's secret as ca_bundle, then POST /retry with this destination"
+                ));
+            }
+            _ => {}
+        }
+        source = cause.source();
+    }
+    None
 }
 
 /// An IPv4 address written as IPv6 (`::ffff:127.0.0.1`) is that IPv4 address.

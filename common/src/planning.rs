@@ -86,6 +86,15 @@ pub enum PlanError {
         "the account names the {mode} database, and the candidate has no VAN key for it — add one under van.other_databases (or van.secret_name for its main database), then POST /retry"
     )]
     NoKeyForDatabase { mode: &'static str },
+    /// A destination could not build what it sends for the call (a template that fails on
+    /// this call's values). Names the template and line, never the values.
+    #[error(
+        "destination {destination:?} could not build its request: {message} — fix the destination's template, then POST /retry with this destination"
+    )]
+    Payload {
+        destination: String,
+        message: String,
+    },
 }
 
 impl PlanError {
@@ -95,6 +104,7 @@ impl PlanError {
             Self::UnknownResult { .. } => "unknown_result",
             Self::MissingPhone { .. } => "missing_phone",
             Self::NoKeyForDatabase { .. } => "no_key_for_database",
+            Self::Payload { .. } => "payload_failed",
         }
     }
 }
@@ -254,10 +264,9 @@ pub fn plan_delivery(
     use crate::ledger::DeliveryPlan;
     let row = candidate.mapping.get(&call.result);
     match select(destination.select, &destination.name, row) {
-        Selection::Deliver => match destination.adapter.plan(call, row, candidate) {
-            Ok(payload) => DeliveryPlan::Send(payload),
-            Err(reason) => DeliveryPlan::Skip(reason),
-        },
+        Selection::Deliver => destination
+            .adapter
+            .plan(&destination.name, call, row, candidate),
         Selection::Skip(reason) => DeliveryPlan::Skip(reason),
         Selection::UnknownResult => DeliveryPlan::Error(unknown_result(call, candidate)),
     }
@@ -355,6 +364,9 @@ mod tests {
             Plan::Error(PlanError::UnknownResult { .. }) => Want::Unknown,
             Plan::Error(PlanError::MissingPhone { .. }) => Want::NoPhone,
             Plan::Error(PlanError::NoKeyForDatabase { .. }) => Want::NoKey,
+            Plan::Error(e @ PlanError::Payload { .. }) => {
+                panic!("the call plan builds no payload: {e}")
+            }
         }
     }
 

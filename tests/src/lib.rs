@@ -4,6 +4,7 @@ pub mod api;
 pub mod demo_data;
 pub mod fake_livevox;
 pub mod fake_receiver;
+pub mod fake_tls;
 pub mod fake_van;
 pub mod harness;
 pub mod night;

@@ -327,6 +327,7 @@ const FUZZ_EVENTS: &[(&str, Handler)] = &[
     ("candidates-get.json", Handler::Configure),
     ("candidates-list.json", Handler::Configure),
     ("candidates-put.json", Handler::Configure),
+    ("candidates-put-destinations.json", Handler::Configure),
     ("candidates-results-put.json", Handler::Configure),
     ("configure-get.json", Handler::Configure),
     ("configure-get-text.json", Handler::Configure),

@@ -17,6 +17,7 @@ use callsync::posting::Targets;
 use callsync::services::Services;
 use callsync::values::CandidateSlug;
 use callsync_tests::fake_receiver::{Behaviour, Receiver};
+use callsync_tests::fake_tls::{self, Pki, TlsReceiver};
 use callsync_tests::fake_van::{FakeVan, VanData};
 use callsync_tests::harness::LocalStack;
 use callsync_tests::night::{TestClock, Webhook, cdr_row, drain, drop_cdr, objects, services};
@@ -29,6 +30,7 @@ const SIGNING_SECRET: &str = "whsec-test-0f3c9a";
 const MORNING: &str = "2026-11-22T14:00:00Z";
 const DAY: Date = date(2026, 11, 21);
 const HOOK: &str = "crm-hook";
+const ESB: &str = "city-esb";
 
 struct World {
     van: FakeVan,
@@ -37,6 +39,8 @@ struct World {
     clock: std::sync::Arc<TestClock>,
     report: Webhook,
     receiver: Receiver,
+    /// The partner over mutual TLS, when the test configures it.
+    esb: Option<Esb>,
     targets: Targets,
 }
 
@@ -80,19 +84,72 @@ fn doc(report: &str, hook: Option<&str>, strong: &str) -> CandidateDoc {
 }
 
 async fn world() -> World {
+    build(None).await
+}
+
+/// The partner's destination: a SOAP message per "Agent Cust 1" call (the only result it
+/// has a code for), over mutual TLS with the client certificate in `secret`.
+fn esb_destination(url: &str, secret: &str) -> callsync::destinations::DestinationDoc {
+    serde_json::from_value(json!({
+        "name": ESB, "kind": "http_template", "url": format!("{url}?activity={{{{ call.id }}}}"),
+        "headers": {"SOAPAction": "urn:submitCall"},
+        "format": "xml",
+        "body": concat!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n",
+            "<soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\">",
+            "<soapenv:Body><submitCall><emi>{{ call.id }}</emi>",
+            "<id>{{ contact.van_id }}</id><outcome_code>{{ code }}</outcome_code>",
+            "<activity_details>{{ contact.first_name }} {{ contact.last_name }}</activity_details>",
+            "<activity_date>{{ call.local_date }}</activity_date>",
+            "</submitCall></soapenv:Body></soapenv:Envelope>"
+        ),
+        "result_codes": {"Agent Cust 1": "COMPLET1"},
+        "failure_pattern": "<soapenv:Fault>",
+        "secret_name": secret,
+        "rate_limit": 50,
+        "timeout_secs": 5
+    }))
+    .unwrap()
+}
+
+struct Esb {
+    receiver: TlsReceiver,
+    pki: Pki,
+    secret_name: String,
+}
+
+/// The TLS secret a test gives the partner's destination.
+struct EsbSetup {
+    pki: Pki,
+    /// The secret's name: unique per test (candidate secrets are shared by every stack on
+    /// one moto, and each test makes its own certificates).
+    secret_name: String,
+    secret: Value,
+}
+
+/// `{"client_certificate", "client_key", "ca_bundle"}` for `pki`'s good client.
+fn tls_secret(pki: &Pki) -> Value {
+    json!({
+        "client_certificate": pki.client_cert_pem,
+        "client_key": pki.client_key_pem,
+        "ca_bundle": pki.ca_pem,
+    })
+}
+
+async fn build(esb: Option<EsbSetup>) -> World {
     let van = FakeVan::start(VanData::demo()).await;
     van.add_people(100_001..=100_020);
-    let stack = LocalStack::up(
-        &[
-            ("callsync/night/van", VAN_SECRET.into()),
-            (
-                "callsync/night/crm-hook",
-                json!({"signing_secret": SIGNING_SECRET}).to_string(),
-            ),
-        ],
-        &[("CALLSYNC_VAN_BASE_URL", van.base_url())],
-    )
-    .await;
+    let mut secrets = vec![
+        ("callsync/night/van", VAN_SECRET.into()),
+        (
+            "callsync/night/crm-hook",
+            json!({"signing_secret": SIGNING_SECRET}).to_string(),
+        ),
+    ];
+    if let Some(e) = &esb {
+        secrets.push((e.secret_name.as_str(), e.secret.to_string()));
+    }
+    let stack = LocalStack::up(&secrets, &[("CALLSYNC_VAN_BASE_URL", van.base_url())]).await;
     let clock = TestClock::new(MORNING);
     let mut svc = services(&stack, clock.clone());
     // A failed try's delayed message comes back after real minutes, while these tests move
@@ -100,10 +157,22 @@ async fn world() -> World {
     svc.settings.requeue_stale_after = Duration::from_secs(3600);
     let report = Webhook::start().await;
     let receiver = Receiver::start(SIGNING_SECRET).await;
-    svc.config
-        .put(&doc(&report.url, Some(&receiver.url), "Strong support"))
-        .await
-        .unwrap();
+    let mut document = doc(&report.url, Some(&receiver.url), "Strong support");
+    let esb = match esb {
+        None => None,
+        Some(e) => {
+            let partner = TlsReceiver::start(&e.pki).await;
+            document
+                .destinations
+                .push(esb_destination(&partner.url, &e.secret_name));
+            Some(Esb {
+                receiver: partner,
+                pki: e.pki,
+                secret_name: e.secret_name,
+            })
+        }
+    };
+    svc.config.put(&document).await.unwrap();
     World {
         van,
         stack,
@@ -111,6 +180,7 @@ async fn world() -> World {
         clock,
         report,
         receiver,
+        esb,
         targets: Targets::default(),
     }
 }
@@ -198,20 +268,28 @@ impl World {
     }
 
     async fn delivery(&self, id: &str) -> DeliveryRecord {
+        self.delivery_to(HOOK, id).await
+    }
+
+    async fn delivery_to(&self, destination: &str, id: &str) -> DeliveryRecord {
         let key = DeliveryKey {
             call: CallKey {
                 day: day(),
                 call_id: CallId(id.into()),
             },
-            destination: HOOK.into(),
+            destination: destination.into(),
         };
         self.svc.ledger.get_delivery(&key).await.unwrap().unwrap()
     }
 
     async fn hook_states(&self) -> BTreeMap<CallState, u64> {
+        self.states_of(HOOK).await
+    }
+
+    async fn states_of(&self, destination: &str) -> BTreeMap<CallState, u64> {
         let candidate = self.svc.candidate(&slug()).await.unwrap();
         let counts = fanout::counts(&self.svc, &candidate, &day()).await.unwrap();
-        counts[HOOK].by_state.clone()
+        counts[destination].by_state.clone()
     }
 
     /// Call ids the receiver accepted, one entry per accepted request.
@@ -619,4 +697,363 @@ async fn a_delivery_whose_worker_died_holding_it_is_delivered_once_after_its_lea
     assert_eq!(w.delivery("1001").await.state, CallState::Finished);
     w.later().await;
     assert_eq!(w.accepted_ids(), ["1001"]);
+}
+
+/// The "Agent Cust 1" calls: the only result the partner has a code for.
+const FOR_ESB: [&str; 4] = ["1001", "1003", "1005", "1010"];
+
+fn esb_setup(tag: &str, secret: impl FnOnce(&Pki) -> Value) -> EsbSetup {
+    let pki = Pki::generate();
+    EsbSetup {
+        secret: secret(&pki),
+        secret_name: format!("callsync/night/esb-tls-{tag}-{}", std::process::id()),
+        pki,
+    }
+}
+
+impl World {
+    fn esb(&self) -> &TlsReceiver {
+        &self.esb.as_ref().unwrap().receiver
+    }
+
+    /// Call ids the partner took, one entry per request it accepted.
+    fn esb_ids(&self) -> Vec<String> {
+        self.esb()
+            .delivered()
+            .iter()
+            .map(|r| {
+                let q = r.path_and_query.split_once("activity=").unwrap().1;
+                q.to_owned()
+            })
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_night_reaches_van_the_csv_a_webhook_and_a_partner_over_mutual_tls_each_once() {
+    let w = build(Some(esb_setup("night", tls_secret))).await;
+    drop_cdr(&w.svc, "inbox/night/cdr.csv", &night_rows()).await;
+    w.run().await;
+    w.drain().await;
+    w.tick().await;
+
+    assert_eq!(w.van.canvass_posts().len(), 6);
+    assert_eq!(objects(&w.svc, "exports/night/").await.len(), 1);
+    assert_eq!(sorted(w.accepted_ids()), HOOKED);
+    assert_eq!(sorted(w.esb_ids()), FOR_ESB);
+    assert_eq!(w.esb().received().len(), 4, "no request was sent twice");
+    assert_eq!(
+        w.states_of(ESB).await,
+        states(&[
+            (CallState::Finished, 4),
+            // 1002, 1004, 1006: no code for "Wrong number"; 1007, 1008: not synced.
+            (CallState::Ignored, 5),
+            (CallState::UnattemptedError, 1), // 1009: an unknown result
+        ])
+    );
+    let why = w.delivery_to(ESB, "1002").await.reason.unwrap();
+    assert_eq!(
+        why,
+        "result \"Wrong number\" has no code in this destination's result_codes"
+    );
+
+    // What the partner received: the template, values escaped for XML once, over a
+    // connection that presented the client certificate.
+    let one = w
+        .esb()
+        .delivered()
+        .into_iter()
+        .find(|r| r.path_and_query.ends_with("activity=1001"))
+        .unwrap();
+    assert_eq!(one.method, "POST");
+    assert_eq!(
+        one.client_subject_cn.as_deref(),
+        Some("callsync-test-client")
+    );
+    let header = |name: &str| {
+        one.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(header("content-type"), Some("text/xml; charset=utf-8"));
+    assert_eq!(header("soapaction"), Some("urn:submitCall"));
+    assert!(
+        one.body.starts_with("<?xml version=\"1.0\""),
+        "{}",
+        one.body
+    );
+    assert!(
+        one.body
+            .contains("<emi>1001</emi><id>100001</id><outcome_code>COMPLET1</outcome_code>"),
+        "{}",
+        one.body
+    );
+    assert!(
+        one.body
+            .contains("<activity_date>2026-11-21</activity_date>")
+    );
+    let receipt = w.delivery_to(ESB, "1001").await.receipt;
+    assert!(
+        matches!(&receipt, Some(Receipt::Http { status: 200, attempts: 1, fingerprint, .. }) if fingerprint.len() == 64),
+        "{receipt:?}"
+    );
+
+    let reports = w.report.bodies();
+    assert_eq!(reports.len(), 1, "{reports:#?}");
+    assert_eq!(reports[0]["destinations"][ESB]["delivered"], 4);
+    assert_eq!(reports[0]["destinations"][HOOK]["delivered"], 7);
+}
+
+#[tokio::test]
+async fn a_wrong_client_certificate_is_a_clear_error_and_the_calls_go_once_it_is_fixed() {
+    let w = build(Some(esb_setup("stranger", |pki| {
+        let (cert, key) = pki.stranger_client();
+        json!({"client_certificate": cert, "client_key": key, "ca_bundle": pki.ca_pem})
+    })))
+    .await;
+    drop_cdr(&w.svc, "inbox/night/cdr.csv", &night_rows()).await;
+    w.run().await;
+    w.drain().await;
+
+    // Nothing reached the partner, and the ledger says why and what to do.
+    assert!(w.esb().received().is_empty());
+    assert!(w.esb().refused_handshakes() >= 1);
+    for id in FOR_ESB {
+        let d = w.delivery_to(ESB, id).await;
+        assert_eq!(d.state, CallState::UnattemptedError, "{id}");
+        let error = d.error.unwrap();
+        assert_eq!(error.code, "destination_setup");
+        assert!(
+            error.message.contains("refused the TLS handshake")
+                && error.message.contains("client_certificate"),
+            "{}",
+            error.message
+        );
+    }
+    // VAN and the webhook are not held back.
+    assert_eq!(w.van.canvass_posts().len(), 6);
+    assert_eq!(sorted(w.accepted_ids()), HOOKED);
+
+    // The right certificate is put in the secret; a fresh worker (no cached secret) and a
+    // retry of the destination deliver each call once.
+    let esb = w.esb.as_ref().unwrap();
+    aws_sdk_secretsmanager::Client::new(&w.stack.aws)
+        .put_secret_value()
+        .secret_id(&esb.secret_name)
+        .secret_string(tls_secret(&esb.pki).to_string())
+        .send()
+        .await
+        .unwrap();
+    let mut fresh = services(&w.stack, w.clock.clone());
+    fresh.settings.requeue_stale_after = Duration::from_secs(3600);
+    let retried = nightly::retry(
+        &fresh,
+        &slug(),
+        DAY,
+        &[CallState::UnattemptedError],
+        &RetryScope::Destination(ESB.into()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(retried.destinations[ESB].replanned[&CallState::Unsynced], 4);
+    drain(&w.stack, &fresh, &w.targets).await;
+    assert_eq!(sorted(w.esb_ids()), FOR_ESB);
+    assert_eq!(w.states_of(ESB).await[&CallState::Finished], 4);
+    assert_eq!(w.van.canvass_posts().len(), 6, "VAN got nothing twice");
+}
+
+#[tokio::test]
+async fn a_partner_whose_server_certificate_does_not_verify_is_sent_nothing() {
+    // The right client certificate, but no CA bundle: the partner's certificate comes from
+    // a private CA the public roots do not know.
+    let w = build(Some(esb_setup(
+        "no-ca",
+        |pki| json!({"client_certificate": pki.client_cert_pem, "client_key": pki.client_key_pem}),
+    )))
+    .await;
+    drop_cdr(&w.svc, "inbox/night/cdr.csv", &night_rows()[..1]).await;
+    w.run().await;
+    w.drain().await;
+    assert!(w.esb().received().is_empty());
+    let error = w.delivery_to(ESB, "1001").await.error.unwrap();
+    assert_eq!(error.code, "destination_setup");
+    assert!(
+        error.message.contains("does not verify") && error.message.contains("ca_bundle"),
+        "{}",
+        error.message
+    );
+}
+
+#[tokio::test]
+async fn a_soap_fault_answered_with_200_is_a_failure_and_a_503_is_tried_again() {
+    let w = build(Some(esb_setup("fault", tls_secret))).await;
+    w.esb()
+        .set(fake_tls::Behaviour::FailFirst { n: 2, status: 503 });
+    drop_cdr(&w.svc, "inbox/night/cdr.csv", &night_rows()).await;
+    w.run().await;
+    w.drain().await;
+    assert_eq!(w.esb_ids().len(), 2, "two accepted, two waiting");
+    assert_eq!(w.states_of(ESB).await[&CallState::Unsynced], 2);
+
+    // The partner is back but its bus answers 200 with a SOAP fault.
+    w.esb().set(fake_tls::Behaviour::Fault);
+    w.later().await;
+    let faulted: Vec<DeliveryRecord> = {
+        let mut out = Vec::new();
+        for id in FOR_ESB {
+            let d = w.delivery_to(ESB, id).await;
+            if d.state == CallState::AttemptedError {
+                out.push(d);
+            }
+        }
+        out
+    };
+    assert_eq!(faulted.len(), 2, "the fault is final: no third try");
+    for d in &faulted {
+        assert_eq!(d.attempts, 2);
+        let error = d.error.as_ref().unwrap();
+        assert_eq!(error.code, "destination_rejected");
+        assert_eq!(error.status, Some(200));
+        assert!(
+            error.message.contains("failure_pattern"),
+            "{}",
+            error.message
+        );
+        assert!(
+            error
+                .answer
+                .as_deref()
+                .unwrap()
+                .contains("CSR rejected the activity")
+        );
+    }
+    assert_eq!(w.esb().received().len(), 2 + 2 + 2);
+
+    // Fixed on the partner's side: a retry sends the two again, once.
+    w.esb().set(fake_tls::Behaviour::Accept);
+    nightly::retry(
+        &w.svc,
+        &slug(),
+        DAY,
+        &[CallState::AttemptedError],
+        &RetryScope::Destination(ESB.into()),
+    )
+    .await
+    .unwrap();
+    w.drain().await;
+    assert_eq!(sorted(w.esb_ids()), FOR_ESB);
+    w.later().await;
+    assert_eq!(w.esb().received().len(), 2 + 2 + 2 + 2, "nothing more");
+}
+
+impl World {
+    /// `GET /status/night?date=…` or `POST /retry` through the status function's handler.
+    async fn api(&self, event: Value) -> callsync_tests::harness::Answer {
+        use callsync_tests::harness::{Answer, TEST_TOKEN, request, with_token};
+        let ctx = self.stack.api_context();
+        Answer::from(
+            callsync::entrypoints::status::handle(
+                &ctx,
+                &self.svc,
+                request(&with_token(event, Some(TEST_TOKEN))),
+            )
+            .await,
+        )
+    }
+
+    async fn status_route(&self) -> Value {
+        use callsync_tests::harness::{event, for_candidate};
+        let mut get = for_candidate(event("status-get.json"), "night");
+        get["rawQueryString"] = format!("date={DAY}").into();
+        get["queryStringParameters"] = json!({"date": DAY.to_string()});
+        let a = self.api(get).await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        a.json()
+    }
+
+    async fn retry_route(&self, body: Value) -> callsync_tests::harness::Answer {
+        let mut post = callsync_tests::harness::event("retry-post.json");
+        post["body"] = body.to_string().into();
+        self.api(post).await
+    }
+}
+
+#[tokio::test]
+async fn the_status_route_counts_each_destination_and_the_retry_route_retries_one() {
+    let w = world().await;
+    // The receiver refuses everything: final answers, the deliveries end in errors.
+    w.receiver.set(Behaviour::Fail(422));
+    drop_cdr(&w.svc, "inbox/night/cdr.csv", &night_rows()).await;
+    w.run().await;
+    w.drain().await;
+
+    let s = w.status_route().await;
+    let hook = &s["destinations"][HOOK];
+    assert_eq!(hook["kind"], "webhook", "{s:#}");
+    assert_eq!(hook["total"], 10);
+    assert_eq!(
+        hook["by_state"],
+        json!({"attempted_error": 7, "ignored": 2, "unattempted_error": 1})
+    );
+    let errors = hook["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 8, "{hook:#}");
+    assert!(
+        errors.iter().any(|e| e.to_string().contains("422")),
+        "the receiver's answer is shown: {hook:#}"
+    );
+    // The calls' own status is VAN's: 1010 refused there, and nothing of the webhook's.
+    assert_eq!(s["by_state"]["finished"], 8, "{s:#}");
+
+    // An unknown destination is a 404 naming the ones there are.
+    let unknown = w
+        .retry_route(json!({"candidate": "night", "date": DAY.to_string(), "destination": "crm"}))
+        .await;
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+    assert_eq!(
+        unknown.json()["error"],
+        "no_such_destination",
+        "{}",
+        unknown.body
+    );
+    assert!(unknown.body.contains("crm-hook"), "{}", unknown.body);
+
+    // The receiver is fixed; a retry of that destination alone sends its seven once.
+    w.receiver.set(Behaviour::Accept);
+    let retried = w
+        .retry_route(json!({"candidate": "night", "date": DAY.to_string(), "destination": HOOK}))
+        .await;
+    assert_eq!(retried.status, 200, "{}", retried.body);
+    w.drain().await;
+    assert_eq!(sorted(w.accepted_ids()), HOOKED);
+    assert_eq!(w.van.canvass_posts().len(), 6, "VAN was not retried");
+    let s = w.status_route().await;
+    assert_eq!(
+        s["destinations"][HOOK]["by_state"],
+        json!({"finished": 7, "ignored": 2, "unattempted_error": 1})
+    );
+}
+
+#[tokio::test]
+async fn the_sample_candidate_with_every_destination_is_accepted_as_written() {
+    use callsync::entrypoints::configure;
+    use callsync_tests::harness::{Answer, TEST_TOKEN, event, request, with_token};
+    let w = world().await;
+    let put = with_token(event("candidates-put-destinations.json"), Some(TEST_TOKEN));
+    let a = Answer::from(configure::handle(&w.stack.api_context(), request(&put)).await);
+    assert_eq!(a.status, 200, "{}", a.body);
+    let demo = w
+        .svc
+        .candidate(&CandidateSlug::parse("demo").unwrap())
+        .await
+        .unwrap();
+    let kinds: Vec<(&str, &str)> = demo
+        .destinations
+        .iter()
+        .map(|d| (d.name.as_str(), d.kind()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [("crm-hook", "webhook"), ("city-esb", "http_template")]
+    );
 }

@@ -47,7 +47,8 @@ const RUST_LOG: &str = "RUST_LOG";
 /// `open_days`) and reads the VAN request count for the budget; it reads the inbox, writes
 /// the CSV export, moves read and rejected files aside (`ingest::set_aside` → `rename`),
 /// presigns report links, and queues VAN-bound calls. sync-call reads the candidate and the
-/// call, records the outcome, and adds the VAN requests it made to the day's count. status
+/// call, records the outcome, and adds the VAN requests it made to the day's count; a
+/// destination's failed try goes back to the queue with a delay (`send_later`). status
 /// reads a day (`GET /status`, with presigned CSV links); `POST /retry` re-plans and
 /// settles a day (ledger and day writes, CSV export, queue); a dry `POST /runs` reads the
 /// inbox but never moves a file, and a real one is handed to nightly (Invoke) — so status
@@ -92,6 +93,7 @@ const NEEDED: &[(&str, &[&str])] = &[
             "dynamodb:PutItem",
             "dynamodb:UpdateItem",
             "secretsmanager:GetSecretValue",
+            "sqs:SendMessage",
         ],
     ),
     (

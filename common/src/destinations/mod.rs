@@ -18,12 +18,14 @@ use serde_json::Value;
 use crate::call::Call;
 use crate::candidate::Candidate;
 use crate::egress::Egress;
-use crate::ledger::DeliveryRecord;
+use crate::ledger::{DeliveryPlan, DeliveryRecord};
 use crate::mapping::{FieldError, ResultRow};
 use crate::ports::SecretStore;
 use crate::values::CandidateSlug;
 
+pub mod http;
 pub mod payload;
+pub mod template;
 pub mod webhook;
 
 /// What a kind of destination is, independent of any one configuration.
@@ -61,7 +63,7 @@ pub const CSV: Metadata = Metadata {
 };
 
 /// Every kind, for `GET /destinations`-style listings and the document check.
-pub const KINDS: &[&Metadata] = &[&VAN, &CSV, &webhook::METADATA];
+pub const KINDS: &[&Metadata] = &[&VAN, &CSV, &webhook::METADATA, &http::METADATA];
 
 /// Which calls a destination receives (rules in [`crate::planning::select`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,14 +151,16 @@ pub trait Destination: Send + Sync + fmt::Debug {
     /// endpoint resolves to an address the deployment may reach): problems, for
     /// `validate`. Sends nothing to the destination.
     async fn check(&self, ctx: DeliverContext<'_>) -> Vec<String>;
-    /// What this destination is sent for `call` (`row` is its mapping row, if the result
-    /// is known), or why it is sent nothing.
+    /// What destination `name` (of this kind) is sent for `call` (`row` is its mapping
+    /// row, if the result is known), why it is sent nothing (a skip: `ignored`), or why it
+    /// cannot be (an error: `unattempted_error`).
     fn plan(
         &self,
+        name: &str,
         call: &Call,
         row: Option<&ResultRow>,
         candidate: &Candidate,
-    ) -> Result<Value, String>;
+    ) -> DeliveryPlan;
     /// Send one planned delivery.
     async fn deliver(
         &self,
@@ -235,6 +239,10 @@ pub fn configure(
         let adapter: Option<Arc<dyn Destination>> = match doc.kind.as_str() {
             "webhook" => webhook::Webhook::from_doc(&doc.settings, &at, slug, egress, errors)
                 .map(|w| Arc::new(w) as Arc<dyn Destination>),
+            "http_template" => {
+                http::HttpDestination::from_doc(&doc.settings, &at, slug, egress, errors)
+                    .map(|h| Arc::new(h) as Arc<dyn Destination>)
+            }
             other => {
                 let known: Vec<&str> = KINDS.iter().map(|k| k.kind).collect();
                 errors.push(FieldError::new(

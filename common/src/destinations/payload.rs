@@ -40,3 +40,114 @@ pub fn call_and_contact(call: &Call, row: Option<&ResultRow>, candidate: &Candid
         },
     })
 }
+
+/// What [`call_and_contact`] makes of a made-up call, for checking templates when a
+/// document is saved and for the README. Not personal data.
+pub fn sample() -> Value {
+    json!({
+        "call": {
+            "id": "cdr-2026-11-03-000123",
+            "local_date": "2026-11-03",
+            "started_at": "2026-11-03T18:04:05Z",
+            "ended_at": "2026-11-03T18:06:41Z",
+            "agent": "jsmith",
+            "result_key": "agent cust 1",
+            "result": "Agent Cust 1 (167)",
+            "display_name": "Strong support",
+            "success": true,
+            "source": "cdr",
+            "service": "phones-tx",
+            "campaign": "gotv-2026",
+        },
+        "contact": {
+            "van_id": 100_234_567,
+            "database_mode": "voter_file",
+            "account": "100234567",
+            "first_name": "Ana",
+            "last_name": "Núñez",
+            "phone": "5125550123",
+        },
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::call::CallId;
+    use crate::values::{PhoneNumber, ResultKey, VanId};
+
+    /// A candidate with two result rows and the given `destinations`.
+    pub fn candidate(destinations: Value) -> Candidate {
+        let doc: crate::candidate::CandidateDoc = serde_json::from_value(json!({
+            "slug": "ny14-smith", "display_name": "Smith", "time_zone": "America/New_York",
+            "sync_hour": 2, "source": {"cdr": {}}, "strategy": "full",
+            "van": {"secret_name": "callsync/ny14-smith/van", "database_mode": "voter_file"},
+            "results": [
+                {"result": "Agent Cust 1", "display_name": "Strong support", "success": true,
+                 "survey_responses": [{"question_id": 2301, "response_id": 9120}], "sync": true},
+                {"result": "Wrong Number", "display_name": "Wrong number", "success": false,
+                 "result_code_id": 20, "sync": true}
+            ],
+            "destinations": destinations,
+        }))
+        .unwrap();
+        Candidate::from_doc(doc, crate::egress::Egress::STRICT).unwrap()
+    }
+
+    pub fn call(result: &str, first_name: &str) -> Call {
+        Call {
+            call_id: CallId("101312525040".into()),
+            account: "18372073".into(),
+            van_id: VanId::new(18372073).unwrap(),
+            phone: Some(PhoneNumber::parse("2125550143").unwrap()),
+            first_name: first_name.into(),
+            last_name: "Núñez".into(),
+            started_at: "2026-11-21T23:04:11Z".parse().unwrap(),
+            ended_at: Some("2026-11-21T23:06:41Z".parse().unwrap()),
+            agent: "agent7".into(),
+            result: ResultKey::normalise(result).unwrap(),
+            result_text: result.into(),
+            service: Some("phones-tx".into()),
+            campaign: None,
+            local_date: jiff::civil::date(2026, 11, 21),
+            origin: None,
+            database_mode: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Every path of a value, `call.id`-style.
+    fn paths(value: &Value, at: &str, out: &mut Vec<String>) {
+        if let Value::Object(map) = value {
+            for (k, v) in map {
+                let path = if at.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{at}.{k}")
+                };
+                paths(v, &path, out);
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn the_sample_has_exactly_the_fields_a_call_gives_templates() {
+        let candidate = fixtures::candidate(json!([]));
+        let call = fixtures::call("Agent Cust 1", "Ana");
+        let real = call_and_contact(&call, candidate.mapping.get(&call.result), &candidate);
+        let (mut want, mut got) = (Vec::new(), Vec::new());
+        paths(&real, "", &mut want);
+        paths(&sample(), "", &mut got);
+        want.sort();
+        got.sort();
+        assert_eq!(got, want);
+        assert_eq!(real["contact"]["database_mode"], "voter_file");
+    }
+}

@@ -25,7 +25,7 @@ use super::{DeliverContext, Delivered, DeliveryError, Destination, Metadata, pay
 use crate::call::Call;
 use crate::candidate::{self, Candidate, is_own_secret};
 use crate::egress::{Egress, EgressError};
-use crate::ledger::{ANSWER_LIMIT, DeliveryKey, DeliveryRecord};
+use crate::ledger::{ANSWER_LIMIT, DeliveryKey, DeliveryPlan, DeliveryRecord};
 use crate::mapping::{FieldError, ResultRow};
 use crate::ports::StoreError;
 use crate::values::{CandidateSlug, sha256_hex};
@@ -203,11 +203,12 @@ impl Destination for Webhook {
 
     fn plan(
         &self,
+        _name: &str,
         call: &Call,
         row: Option<&ResultRow>,
         candidate: &Candidate,
-    ) -> Result<Value, String> {
-        Ok(payload::call_and_contact(call, row, candidate))
+    ) -> DeliveryPlan {
+        DeliveryPlan::Send(payload::call_and_contact(call, row, candidate))
     }
 
     async fn deliver(

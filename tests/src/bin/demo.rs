@@ -2,8 +2,10 @@
 //! builds a local stack in moto from infra/template.yaml, sends the sample events in
 //! events/ through the real `configure` and `validate` handlers, then runs a whole night:
 //! a 2,000-call CDR file in the S3 inbox, `nightly`, `sync-call` driven from the SQS queue
-//! as Lambda's event source would, the report, and `GET /status`. Everything it started
-//! stops when it ends.
+//! as Lambda's event source would, the report, and `GET /status` — with the sample
+//! candidate's other destinations (events/candidates-put-destinations.json) pointed at a
+//! local signed-webhook receiver and a partner that takes XML over mutual TLS. Everything
+//! it started stops when it ends.
 
 use std::time::Instant;
 
@@ -13,6 +15,8 @@ use callsync::values::CandidateSlug;
 use callsync_tests::demo_data;
 use callsync_tests::demo_data::demo_today;
 use callsync_tests::fake_livevox::{FakeLiveVox, LiveVoxData};
+use callsync_tests::fake_receiver::Receiver;
+use callsync_tests::fake_tls::{Pki, TlsReceiver};
 use callsync_tests::fake_van::{FakeVan, VanData};
 use callsync_tests::fake_van::{Fault, FaultKind};
 use callsync_tests::harness::{Answer, LocalStack, TEST_TOKEN, event, request, with_token};
@@ -34,8 +38,13 @@ fn show(answer: &Answer, max_lines: usize) {
     }
 }
 
+/// The demo webhook's signing secret (a local demo value, not a credential).
+const DEMO_SIGNING_SECRET: &str = "demo-signing-secret";
+
 #[tokio::main]
 async fn main() {
+    // The partner's CA, server and client certificates, made now and kept in memory.
+    let pki = Pki::generate();
     let van = FakeVan::start(VanData::demo()).await;
     let livevox = FakeLiveVox::start(LiveVoxData::demo()).await;
     println!("fake VAN      {}", van.base_url());
@@ -63,6 +72,19 @@ async fn main() {
                 .to_string(),
             ),
             ("callsync/demo/livevox", livevox_secret.to_string()),
+            (
+                "callsync/demo/crm-hook",
+                json!({"signing_secret": DEMO_SIGNING_SECRET}).to_string(),
+            ),
+            (
+                "callsync/demo/esb-tls",
+                json!({
+                    "client_certificate": pki.client_cert_pem,
+                    "client_key": pki.client_key_pem,
+                    "ca_bundle": pki.ca_pem,
+                })
+                .to_string(),
+            ),
         ],
         &[
             ("CALLSYNC_VAN_BASE_URL", van.base_url()),
@@ -128,7 +150,7 @@ async fn main() {
         30,
     );
 
-    night(&stack, &ctx, &van, &livevox).await;
+    night(&stack, &ctx, &van, &livevox, &pki).await;
 
     step("What reached the fakes");
     println!(
@@ -147,6 +169,7 @@ async fn night(
     ctx: &callsync::entrypoints::http::ApiContext,
     van: &FakeVan,
     livevox: &FakeLiveVox,
+    pki: &Pki,
 ) {
     let date = demo_today().yesterday().unwrap_or_else(|_| demo_today());
     // 20:00 in New York the next day (01:00 UTC the day after): past the demo
@@ -156,6 +179,30 @@ async fn night(
     livevox.with_data(|d| d.today = jiff::civil::date(2026, 11, 5));
     let svc = services(stack, clock);
     let hook = Webhook::start().await;
+    let receiver = Receiver::start(DEMO_SIGNING_SECRET).await;
+    let partner = TlsReceiver::start(pki).await;
+    step("PUT /candidates/demo with every destination (events/candidates-put-destinations.json)");
+    println!("  crm-hook (webhook) → {}", receiver.url);
+    println!("  city-esb (http_template, mutual TLS) → {}", partner.url);
+    let mut put = with_token(event("candidates-put-destinations.json"), Some(TEST_TOKEN));
+    let mut doc: Value =
+        serde_json::from_str(put["body"].as_str().unwrap_or("{}")).unwrap_or_default();
+    for d in doc["destinations"].as_array_mut().into_iter().flatten() {
+        // The sample's public hosts become the local receivers; a local stack allows
+        // loopback receivers through its environment only.
+        let url = match d["name"].as_str() {
+            Some("crm-hook") => receiver.url.clone(),
+            Some("city-esb") => format!("{}?activity={{{{ call.id }}}}", partner.url),
+            _ => continue,
+        };
+        d["url"] = url.into();
+        d["rate_limit"] = 500.into();
+    }
+    put["body"] = doc.to_string().into();
+    show(
+        &Answer::from(configure::handle(ctx, request(&put)).await),
+        4,
+    );
     let slug = CandidateSlug::parse("demo").unwrap_or_else(|e| panic!("{e}"));
     if let Ok(Some(mut doc)) = svc.config.get(&slug).await {
         doc.notify = Some(callsync::candidate::Notify {
@@ -187,6 +234,10 @@ async fn night(
     print_json("planned", &plan["planned"]);
     print_json("by display name", &plan["planned_by_display_name"]);
     print_json("a sample request", &plan["sample_requests"][0]);
+    print_json(
+        "a sample webhook body",
+        &plan["sample_payloads"]["crm-hook"][0],
+    );
 
     step("nightly (events/nightly-manual.json): read, plan, record, export, queue");
     let started = Instant::now();
@@ -238,6 +289,34 @@ async fn night(
         van.canvass_posts().len()
     );
 
+    let received = receiver.received();
+    println!(
+        "crm-hook: {} requests, {} accepted, every signature verified: {}, {} idempotency keys",
+        received.len(),
+        receiver.delivered().len(),
+        received.iter().all(|r| r.verified),
+        received
+            .iter()
+            .filter_map(|r| r.idempotency_key.as_deref())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    );
+    if let Some(first) = receiver.delivered().first() {
+        print_json("  the first webhook body", &first.body);
+    }
+    let messages = partner.delivered();
+    println!(
+        "city-esb: {} SOAP messages over mutual TLS (client certificate {:?}), {} handshakes refused",
+        messages.len(),
+        messages.first().and_then(|m| m.client_subject_cn.clone()),
+        partner.refused_handshakes()
+    );
+    if let Some(first) = messages.first() {
+        for line in first.body.lines().take(12) {
+            println!("    {line}");
+        }
+    }
+
     step(
         "The next hourly tick (events/nightly-scheduled.json): nothing pending, so the report goes out",
     );
@@ -265,6 +344,12 @@ async fn night(
         "  VAN requests used: {}; errors: {} (first: {})",
         answer["van_requests"], answer["errors_total"], answer["errors"][0]["error"]["message"]
     );
+    for (name, d) in answer["destinations"].as_object().into_iter().flatten() {
+        print_json(
+            &format!("destination {name} ({})", d["kind"].as_str().unwrap_or("?")),
+            &d["by_state"],
+        );
+    }
     for csv in answer["csv"].as_array().into_iter().flatten() {
         println!(
             "  CSV s3://{}/{} ({} rows)",
@@ -281,10 +366,14 @@ async fn night(
     let rerun = run(&svc, json!({"candidate": "demo", "date": date.to_string()})).await;
     drain(stack, &svc, &Targets::default()).await;
     println!(
-        "  new calls: {}, already known: {}; VAN results accepted before {before}, after {}",
+        "  new calls: {}, already known: {}; VAN results accepted before {before}, after {}; webhook requests {} → {}; partner messages {} → {}",
         rerun["new_calls"],
         rerun["known_calls"],
-        van.canvass_posts().len()
+        van.canvass_posts().len(),
+        received.len(),
+        receiver.received().len(),
+        messages.len(),
+        partner.received().len(),
     );
 }
 

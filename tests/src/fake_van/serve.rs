@@ -52,27 +52,32 @@ async fn accept_loop(listener: TcpListener, router: Router) {
                 continue;
             }
         };
-        let router = router.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-                let router = router.clone();
-                async move {
-                    let response: Response = match router.oneshot(request.map(Body::new)).await {
-                        Ok(response) => response,
-                        Err(never) => match never {},
-                    };
-                    // hyper closes the connection without writing anything when the
-                    // service fails, which is exactly a dropped connection to the client.
-                    if response.extensions().get::<HangUp>().is_some() {
-                        Err(HungUp)
-                    } else {
-                        Ok(response)
-                    }
-                }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
+        tokio::spawn(serve_connection(TokioIo::new(stream), router.clone()));
     }
+}
+
+/// Serves `router` over one accepted connection (plain TCP or TLS) until it closes.
+pub(crate) async fn serve_connection<I>(io: I, router: Router)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        let router = router.clone();
+        async move {
+            let response: Response = match router.oneshot(request.map(Body::new)).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            };
+            // hyper closes the connection without writing anything when the
+            // service fails, which is exactly a dropped connection to the client.
+            if response.extensions().get::<HangUp>().is_some() {
+                Err(HungUp)
+            } else {
+                Ok(response)
+            }
+        }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(io, service)
+        .await;
 }

@@ -1,0 +1,495 @@
+//! The templated HTTP destination: one request per call, its method, URL, headers and body
+//! rendered from templates in the candidate document ([`super::template`]), for partner
+//! systems that take XML (a SOAP bus) or JSON, optionally over mutual TLS.
+//!
+//! - Which calls: the selection rule, then `result_codes`: a call whose result has no code
+//!   is `ignored` with the reason, never an aborted night.
+//! - What is stored: the rendered request is the delivery's payload, so the dry run shows
+//!   it and a send repeats exactly what was planned.
+//! - TLS: the server's certificate is always verified — against the public roots, or only
+//!   against the secret's `ca_bundle` when it has one. The secret (`secret_name`, under the
+//!   candidate's own prefix) holds `{"client_certificate": PEM, "client_key": PEM,
+//!   "ca_bundle": PEM}`; any of the three may be left out, the certificate and key go
+//!   together.
+//! - Answers: 2xx is success unless its body matches `failure_pattern` (a SOAP fault comes
+//!   with 200 from some buses): that, and any 4xx but 408/429, is final (`attempted_error`,
+//!   the answer kept). 5xx, 408, 429, timeouts and lost connections are tried again later. A
+//!   TLS refusal — the server refusing the client certificate, or a server certificate that
+//!   does not verify — is a setup error: nothing reached the partner, and nothing will
+//!   until the secret or the bundle is fixed (then `POST /retry` with the destination).
+//! - Egress: the URL's scheme and host are literal in the template and follow the rules of
+//!   `notify.webhook_url` (https, a public host, resolved and checked at every send, no
+//!   redirect followed).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::template::{HttpTemplate, HttpTemplateSettings, Method, RenderedRequest};
+use super::webhook::{clip, idempotency_key};
+use super::{DeliverContext, Delivered, DeliveryError, Destination, Metadata, payload, settings};
+use crate::call::Call;
+use crate::candidate::{self, Candidate, is_own_secret};
+use crate::egress::{Egress, EgressError};
+use crate::ledger::{DeliveryPlan, DeliveryRecord};
+use crate::mapping::{FieldError, ResultRow};
+use crate::planning::PlanError;
+use crate::ports::StoreError;
+use crate::values::{CandidateSlug, sha256_hex};
+
+pub const METADATA: Metadata = Metadata {
+    kind: "http_template",
+    description: "an HTTP request per call rendered from the document's templates (XML, JSON or text), optionally over mutual TLS",
+    spends_money: false,
+    default_rate_limit: 5.0,
+    // A partner system that takes one message per activity would file a second one.
+    resends_updates: false,
+    configurable: true,
+};
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+/// The most of an answer read, to look for `failure_pattern` and keep as the answer.
+const MAX_ANSWER_BYTES: usize = 256 * 1024;
+
+/// The secret's JSON.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsSecret {
+    #[serde(default)]
+    client_certificate: Option<String>,
+    #[serde(default)]
+    client_key: Option<String>,
+    #[serde(default)]
+    ca_bundle: Option<String>,
+}
+
+/// What the client presents and trusts.
+struct Tls {
+    identity: Option<reqwest::Identity>,
+    roots: Option<Vec<reqwest::Certificate>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpDestination {
+    template: HttpTemplate,
+    /// `scheme://host:port` every rendered URL must keep.
+    origin: url::Origin,
+    secret_name: Option<String>,
+    timeout: Duration,
+}
+
+impl HttpDestination {
+    pub(super) fn from_doc(
+        doc: &serde_json::Map<String, Value>,
+        at: &str,
+        slug: Option<&CandidateSlug>,
+        egress: Egress,
+        errors: &mut Vec<FieldError>,
+    ) -> Option<Self> {
+        let s: HttpTemplateSettings = settings(doc, at, errors)?;
+        let before = errors.len();
+        if let Some(name) = &s.secret_name {
+            candidate::check_secret(
+                &format!("{at}.secret_name"),
+                name,
+                "the TLS client certificate and CA bundle ({\"client_certificate\", \"client_key\", \"ca_bundle\"})",
+                slug,
+                errors,
+            );
+        }
+        let template = match HttpTemplate::compile(&s, at) {
+            Ok(t) => t,
+            Err(mut es) => {
+                errors.append(&mut es);
+                return None;
+            }
+        };
+        let origin = match egress.check_url(template.sample_url()) {
+            Ok(url) => Some(url.origin()),
+            Err(e) => {
+                errors.push(FieldError::new(format!("{at}.url"), e.to_string()));
+                None
+            }
+        };
+        let origin = origin.filter(|_| errors.len() == before)?;
+        Some(Self {
+            timeout: s.timeout_secs.map_or(DEFAULT_TIMEOUT, Duration::from_secs),
+            secret_name: s.secret_name,
+            template,
+            origin,
+        })
+    }
+
+    /// The client certificate and trusted roots from the destination's secret.
+    async fn tls(&self, ctx: DeliverContext<'_>) -> Result<Tls, DeliveryError> {
+        let Some(name) = &self.secret_name else {
+            return Ok(Tls {
+                identity: None,
+                roots: None,
+            });
+        };
+        if !is_own_secret(ctx.candidate, name) {
+            return Err(DeliveryError::Setup(format!(
+                "secret {name:?} is not one of candidate {}'s secrets",
+                ctx.candidate
+            )));
+        }
+        let secret: TlsSecret = match ctx.secrets.get(name).await {
+            Ok(value) => value
+                .json(name)
+                .map_err(|e| DeliveryError::Setup(e.to_string()))?,
+            Err(e @ StoreError::SecretNotFound(_)) => {
+                return Err(DeliveryError::Setup(e.to_string()));
+            }
+            Err(e) => {
+                return Err(DeliveryError::Retryable {
+                    message: e.to_string(),
+                    status: None,
+                    answer: None,
+                });
+            }
+        };
+        let identity = match (&secret.client_certificate, &secret.client_key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => {
+                let pem = format!("{}\n{}\n", cert.trim(), key.trim());
+                Some(reqwest::Identity::from_pem(pem.as_bytes()).map_err(|_| {
+                    DeliveryError::Setup(format!(
+                        "secret {name:?}: client_certificate and client_key are not a PEM certificate and its PKCS#8, RSA or EC private key"
+                    ))
+                })?)
+            }
+            _ => {
+                return Err(DeliveryError::Setup(format!(
+                    "secret {name:?} holds one of client_certificate and client_key: give both, or neither"
+                )));
+            }
+        };
+        let roots = match &secret.ca_bundle {
+            None => None,
+            Some(pem) => match reqwest::Certificate::from_pem_bundle(pem.as_bytes()) {
+                Ok(certs) if !certs.is_empty() => Some(certs),
+                _ => {
+                    return Err(DeliveryError::Setup(format!(
+                        "secret {name:?}: ca_bundle holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+                    )));
+                }
+            },
+        };
+        Ok(Tls { identity, roots })
+    }
+
+    /// The checked URL and a client bound to its addresses, presenting and trusting what
+    /// the secret says.
+    async fn client(
+        &self,
+        ctx: DeliverContext<'_>,
+        raw_url: &str,
+    ) -> Result<(url::Url, reqwest::Client), DeliveryError> {
+        let url = ctx
+            .egress
+            .check_url(raw_url)
+            .map_err(|e| DeliveryError::Setup(format!("the destination's URL {e}")))?;
+        if url.origin() != self.origin {
+            return Err(DeliveryError::Setup(
+                "the planned request's URL is not on the template's host: plan the day again with POST /retry".into(),
+            ));
+        }
+        let addrs = ctx.egress.resolve(&url).await.map_err(|e| match e {
+            EgressError::Unresolved(_) => DeliveryError::Retryable {
+                message: format!("the destination's URL's {e}"),
+                status: None,
+                answer: None,
+            },
+            e => DeliveryError::Setup(format!("the destination's URL {e}")),
+        })?;
+        let tls = self.tls(ctx).await?;
+        let mut builder = ctx.egress.builder(&url, &addrs, self.timeout);
+        if let Some(identity) = tls.identity {
+            builder = builder.identity(identity);
+        }
+        if let Some(roots) = tls.roots {
+            builder = builder.tls_certs_only(roots);
+        }
+        let client = builder
+            .build()
+            .map_err(|e| DeliveryError::Setup(format!("no HTTP client: {e}")))?;
+        Ok((url, client))
+    }
+}
+
+#[async_trait]
+impl Destination for HttpDestination {
+    fn metadata(&self) -> &'static Metadata {
+        &METADATA
+    }
+
+    async fn check(&self, ctx: DeliverContext<'_>) -> Vec<String> {
+        match self.client(ctx, self.template.sample_url()).await {
+            Ok(_) => Vec::new(),
+            Err(e) => vec![e.to_string()],
+        }
+    }
+
+    fn plan(
+        &self,
+        name: &str,
+        call: &Call,
+        row: Option<&ResultRow>,
+        candidate: &Candidate,
+    ) -> DeliveryPlan {
+        let Some(code) = self.template.code_for(&call.result) else {
+            let result = row.map_or(call.result.as_str(), |r| r.display_name.as_str());
+            return DeliveryPlan::Skip(format!(
+                "result {result:?} has no code in this destination's result_codes"
+            ));
+        };
+        let mut ctx = payload::call_and_contact(call, row, candidate);
+        ctx["code"] = code.into();
+        match self.template.render(&ctx) {
+            Ok(request) => match serde_json::to_value(request) {
+                Ok(v) => DeliveryPlan::Send(v),
+                Err(e) => DeliveryPlan::Error(PlanError::Payload {
+                    destination: name.to_owned(),
+                    message: e.to_string(),
+                }),
+            },
+            Err(e) => DeliveryPlan::Error(PlanError::Payload {
+                destination: name.to_owned(),
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    async fn deliver(
+        &self,
+        ctx: DeliverContext<'_>,
+        delivery: &DeliveryRecord,
+    ) -> Result<Delivered, DeliveryError> {
+        let (Some(payload), Some(hash)) = (&delivery.payload, &delivery.payload_hash) else {
+            return Err(DeliveryError::Setup("the delivery holds no payload".into()));
+        };
+        let request: RenderedRequest = serde_json::from_value(payload.clone()).map_err(|_| {
+            DeliveryError::Setup(
+                "the delivery's payload is not a rendered request: plan the day again with POST /retry".into(),
+            )
+        })?;
+        let (url, client) = self.client(ctx, &request.url).await?;
+        let method = match request.method {
+            Method::Post => reqwest::Method::POST,
+            Method::Put => reqwest::Method::PUT,
+            Method::Patch => reqwest::Method::PATCH,
+        };
+        let mut builder = client.request(method, url);
+        for (name, value) in &request.headers {
+            builder = builder.header(name, value);
+        }
+        let body = request.body.into_bytes();
+        let fingerprint = sha256_hex(&body);
+        let response = match builder.body(body).send().await {
+            Ok(r) => r,
+            Err(e) => return Err(transport_error(e)),
+        };
+        let status = response.status().as_u16();
+        let answer = read_answer(response).await;
+        if (200..300).contains(&status) {
+            if self.template.failure_matches(&answer) {
+                return Err(DeliveryError::Rejected {
+                    message: format!(
+                        "the destination answered {status} with a body that matches failure_pattern: see the answer, fix what it refuses, then POST /retry"
+                    ),
+                    status: Some(status),
+                    answer: Some(clip(answer)),
+                });
+            }
+            return Ok(Delivered {
+                status,
+                idempotency_key: idempotency_key(&delivery.key, hash),
+                fingerprint,
+            });
+        }
+        let message = format!("the destination answered {status}");
+        Err(if status >= 500 || matches!(status, 408 | 429) {
+            DeliveryError::Retryable {
+                message,
+                status: Some(status),
+                answer: Some(clip(answer)),
+            }
+        } else {
+            DeliveryError::Rejected {
+                message: format!(
+                    "{message}, which sending again will not change: fix the template or what the partner refuses, then POST /retry"
+                ),
+                status: Some(status),
+                answer: Some(clip(answer)),
+            }
+        })
+    }
+}
+
+/// At most [`MAX_ANSWER_BYTES`] of the answer's body, as text.
+async fn read_answer(mut response: reqwest::Response) -> String {
+    let mut bytes = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() >= MAX_ANSWER_BYTES {
+            bytes.truncate(MAX_ANSWER_BYTES);
+            break;
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// A request that got no answer: a TLS refusal is a setup problem (nothing reached the
+/// partner, and nothing will until the certificates are fixed); anything else may pass
+/// later.
+fn transport_error(e: reqwest::Error) -> DeliveryError {
+    if let Some(refusal) = crate::egress::tls_refusal(&e) {
+        return DeliveryError::Setup(refusal);
+    }
+    DeliveryError::Retryable {
+        message: format!(
+            "the destination did not answer ({}): {}",
+            if e.is_timeout() {
+                "timed out"
+            } else {
+                "no connection"
+            },
+            crate::egress::transport_message(e)
+        ),
+        status: None,
+        answer: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::destinations::payload::fixtures;
+    use serde_json::json;
+
+    const SOAP: &str = "<?xml version=\"1.0\"?>\n<soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\"><soapenv:Body><submitCall><id>{{ contact.van_id }}</id><outcome_code>{{ code }}</outcome_code><details>{{ contact.first_name }} {{ contact.last_name }}</details><date>{{ call.local_date }}</date></submitCall></soapenv:Body></soapenv:Envelope>";
+
+    fn esb(extra: Value) -> Value {
+        let mut d = json!({
+            "name": "city-esb", "kind": "http_template",
+            "url": "https://esb.example.org/services/calls/{{ call.id }}",
+            "headers": {"SOAPAction": "submitCall"},
+            "format": "xml", "body": SOAP,
+            "result_codes": {"Agent Cust 1": "COMPLET1"},
+            "failure_pattern": "<(soapenv:)?Fault>",
+            "secret_name": "callsync/ny14-smith/esb-tls",
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            d[k] = v.clone();
+        }
+        d
+    }
+
+    fn errors_of(dest: Value) -> Vec<FieldError> {
+        let docs: Vec<super::super::DestinationDoc> =
+            serde_json::from_value(json!([dest])).unwrap();
+        let slug = CandidateSlug::parse("ny14-smith").unwrap();
+        let mut errors = Vec::new();
+        super::super::configure(&docs, Some(&slug), Egress::STRICT, &mut errors);
+        errors
+    }
+
+    #[test]
+    fn a_call_is_planned_into_the_rendered_request_with_its_result_code() {
+        let candidate = fixtures::candidate(json!([esb(json!({}))]));
+        let dest = candidate.destination("city-esb").unwrap();
+        let call = fixtures::call("AGENT CUST 1 (167)", "O'Brien & <Sons>");
+        let plan = crate::planning::plan_delivery(dest, &call, &candidate);
+        let DeliveryPlan::Send(payload) = plan else {
+            panic!("{plan:?}")
+        };
+        let request: RenderedRequest = serde_json::from_value(payload).unwrap();
+        assert_eq!(request.method, Method::Post);
+        assert_eq!(
+            request.url,
+            "https://esb.example.org/services/calls/101312525040"
+        );
+        assert!(
+            request.body.contains("<id>18372073</id><outcome_code>COMPLET1</outcome_code><details>O&#x27;Brien &amp; &lt;Sons&gt; Núñez</details><date>2026-11-21</date>"),
+            "{}",
+            request.body
+        );
+        assert_eq!(
+            request.headers,
+            [
+                (
+                    "Content-Type".to_owned(),
+                    "text/xml; charset=utf-8".to_owned()
+                ),
+                ("SOAPAction".to_owned(), "submitCall".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_result_without_a_code_is_ignored_with_the_reason() {
+        let candidate = fixtures::candidate(json!([esb(json!({}))]));
+        let dest = candidate.destination("city-esb").unwrap();
+        let plan = crate::planning::plan_delivery(
+            dest,
+            &fixtures::call("Wrong Number", "Ana"),
+            &candidate,
+        );
+        assert_eq!(
+            plan,
+            DeliveryPlan::Skip(
+                "result \"Wrong number\" has no code in this destination's result_codes".into()
+            )
+        );
+    }
+
+    #[test]
+    fn a_call_the_template_cannot_render_is_an_error_naming_the_template_not_the_value() {
+        let candidate = fixtures::candidate(json!([esb(json!({
+            "headers": {"X-Caller": "{{ contact.first_name }}"}
+        }))]));
+        let dest = candidate.destination("city-esb").unwrap();
+        let call = fixtures::call("Agent Cust 1", "Ana\r\nX-Evil: 1");
+        let DeliveryPlan::Error(e) = crate::planning::plan_delivery(dest, &call, &candidate) else {
+            panic!("a header with a line break must not be planned")
+        };
+        assert_eq!(e.code(), "payload_failed");
+        let text = e.to_string();
+        assert!(
+            text.contains("headers.X-Caller") && text.contains("city-esb"),
+            "{text}"
+        );
+        assert!(!text.contains("Evil"), "{text}");
+    }
+
+    #[test]
+    fn settings_are_checked_when_the_document_is_saved() {
+        assert!(errors_of(esb(json!({}))).is_empty());
+        let fields =
+            |dest| -> Vec<String> { errors_of(dest).into_iter().map(|e| e.field).collect() };
+        assert_eq!(
+            fields(esb(json!({"secret_name": "callsync/other/esb"}))),
+            ["destinations[0].secret_name"]
+        );
+        assert_eq!(
+            fields(esb(json!({"url": "http://esb.example.org/calls"}))),
+            ["destinations[0].url"]
+        );
+        assert_eq!(
+            fields(esb(json!({"url": "https://10.0.0.7/calls"}))),
+            ["destinations[0].url"]
+        );
+        assert_eq!(
+            fields(esb(json!({"body": "<a>{{ contact.middle_name }}</a>"}))),
+            ["destinations[0].body"]
+        );
+        assert_eq!(
+            fields(esb(json!({"verify_tls": false}))),
+            ["destinations[0].verify_tls"]
+        );
+    }
+}
