@@ -36,6 +36,10 @@ pub enum Behaviour {
     Slow(Duration),
     /// Never answer within any sane timeout.
     Stall,
+    /// A receiver having a bad night, the same way every time: of each twelve requests,
+    /// two are answered 503, one is hung up on, two are accepted after 150 ms, and the
+    /// rest are accepted at once.
+    Flaky,
 }
 
 /// One request as it arrived.
@@ -57,6 +61,8 @@ struct State {
     secret: String,
     behaviour: Behaviour,
     received: Vec<Received>,
+    /// Requests seen, for [`Behaviour::Flaky`]'s pattern.
+    seen: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -73,6 +79,7 @@ impl Receiver {
             secret: secret.to_owned(),
             behaviour: Behaviour::Accept,
             received: Vec::new(),
+            seen: 0,
         }));
         let shared = Arc::clone(&state);
         let app = axum::Router::new().route(
@@ -159,6 +166,17 @@ async fn receive(state: &Arc<Mutex<State>>, headers: &HeaderMap, body: &Bytes) -
     let (secret, behaviour) = {
         let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
         let behaviour = s.behaviour.clone();
+        s.seen += 1;
+        let behaviour = if behaviour == Behaviour::Flaky {
+            match s.seen % 12 {
+                1 | 6 => Behaviour::Fail(503),
+                9 => Behaviour::HangUp,
+                3 | 11 => Behaviour::Slow(Duration::from_millis(150)),
+                _ => Behaviour::Accept,
+            }
+        } else {
+            behaviour
+        };
         if let Behaviour::FailFirst { n, status } = behaviour {
             s.behaviour = if n <= 1 {
                 Behaviour::Accept
@@ -191,7 +209,9 @@ async fn receive(state: &Arc<Mutex<State>>, headers: &HeaderMap, body: &Bytes) -
         (StatusCode::UNAUTHORIZED, "signature does not verify").into_response()
     } else {
         match behaviour {
-            Behaviour::Accept | Behaviour::FailFirst { .. } => accept(&mut received),
+            Behaviour::Accept | Behaviour::FailFirst { .. } | Behaviour::Flaky => {
+                accept(&mut received)
+            }
             Behaviour::Slow(wait) => {
                 tokio::time::sleep(wait).await;
                 accept(&mut received)

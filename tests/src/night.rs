@@ -113,6 +113,20 @@ pub async fn drop_cdr(svc: &Services, key: &str, rows: &[String]) {
 /// Drive `sync-call` from the queue until it is empty: batches of ten, failed messages
 /// made visible again (as their visibility timeout would). Returns the batches handled.
 pub async fn drain(stack: &LocalStack, svc: &Services, targets: &Targets) -> usize {
+    drain_killing(stack, svc, targets, &mut || None).await
+}
+
+/// [`drain`], with workers that die: for each batch `kill` may give a time after which the
+/// worker is stopped wherever it is (its future dropped between any two requests, as a
+/// Lambda killed by its timeout or a crash). A killed batch's messages come back, as
+/// their visibility timeout would make them, with nothing of the batch recorded beyond
+/// what the worker wrote before it died.
+pub async fn drain_killing(
+    stack: &LocalStack,
+    svc: &Services,
+    targets: &Targets,
+    kill: &mut dyn FnMut() -> Option<Duration>,
+) -> usize {
     let sqs = aws_sdk_sqs::Client::new(&stack.aws);
     let url = stack.env["CALLSYNC_SYNC_QUEUE_URL"].clone();
     let mut batches = 0;
@@ -143,7 +157,24 @@ pub async fn drain(stack: &LocalStack, svc: &Services, targets: &Targets) -> usi
             record.body = m.body.clone();
             event.records.push(record);
         }
-        let answer = sync_call::handle(svc, targets, event).await;
+        let answer = match kill() {
+            None => sync_call::handle(svc, targets, event).await,
+            Some(after) => {
+                match tokio::time::timeout(after, sync_call::handle(svc, targets, event)).await {
+                    Ok(answer) => answer,
+                    Err(_) => {
+                        // Died: every message of the batch comes back.
+                        let mut all = aws_lambda_events::sqs::SqsBatchResponse::default();
+                        for id in handles.keys() {
+                            let mut f = aws_lambda_events::sqs::BatchItemFailure::default();
+                            f.item_identifier = id.clone();
+                            all.batch_item_failures.push(f);
+                        }
+                        all
+                    }
+                }
+            }
+        };
         let failed: Vec<String> = answer
             .batch_item_failures
             .iter()

@@ -20,7 +20,9 @@ use callsync_tests::fake_receiver::{Behaviour, Receiver};
 use callsync_tests::fake_tls::{self, Pki, TlsReceiver};
 use callsync_tests::fake_van::{FakeVan, VanData};
 use callsync_tests::harness::LocalStack;
-use callsync_tests::night::{TestClock, Webhook, cdr_row, drain, drop_cdr, objects, services};
+use callsync_tests::night::{
+    TestClock, Webhook, cdr_row, drain, drain_killing, drop_cdr, objects, services,
+};
 use jiff::civil::{Date, date};
 use serde_json::{Value, json};
 
@@ -1055,5 +1057,140 @@ async fn the_sample_candidate_with_every_destination_is_accepted_as_written() {
     assert_eq!(
         kinds,
         [("crm-hook", "webhook"), ("city-esb", "http_template")]
+    );
+}
+
+/// Every call of the night and every delivery ended in a terminal state.
+async fn all_terminal(w: &World) -> bool {
+    let calls = w.svc.ledger.day(&day()).await.unwrap();
+    let deliveries = w.deliveries().await;
+    calls
+        .iter()
+        .all(|c| !matches!(c.state, CallState::Unsynced | CallState::InProgress))
+        && deliveries
+            .values()
+            .all(|d| !matches!(d.state, CallState::Unsynced | CallState::InProgress))
+}
+
+#[tokio::test]
+async fn soak_workers_killed_mid_batch_with_a_flaky_receiver_lose_nothing_and_repeat_only_with_one_key()
+ {
+    const CALLS: u64 = 60;
+    let w = world().await;
+    w.van.add_people(200_001..=200_000 + CALLS);
+    w.receiver.set(Behaviour::Flaky);
+    let rows: Vec<String> = (1..=CALLS)
+        .map(|i| {
+            cdr_row(
+                2000 + i,
+                &format!("ny14-van-{}", 200_000 + i),
+                &format!("212-555-{:04}", 2000 + i),
+                &format!("21-11-2026 20:{:02}:{:02}", i / 60, i % 60),
+                if i % 3 == 0 {
+                    "Agent Cust 3"
+                } else {
+                    "Agent Cust 1"
+                },
+            )
+        })
+        .collect();
+    drop_cdr(&w.svc, "inbox/night/cdr.csv", &rows).await;
+    w.run().await;
+
+    // Half the batches die somewhere in their first 400 ms — before, during or after a
+    // send, between the lease and the receipt — while the receiver fails a third of its
+    // requests. Each round, the clock moves past back-offs and leases and the tick sweeps.
+    let mut kills = 0u32;
+    let mut kill = || {
+        fastrand::bool().then(|| {
+            kills += 1;
+            Duration::from_millis(fastrand::u64(0..400))
+        })
+    };
+    let mut rounds = 0;
+    while rounds < 40 && !all_terminal(&w).await {
+        drain_killing(&w.stack, &w.svc, &w.targets, &mut kill).await;
+        w.clock.advance(Duration::from_secs(4 * 3600));
+        w.tick().await;
+        rounds += 1;
+    }
+    // The workers stop dying; whatever is left finishes.
+    for _ in 0..20 {
+        if all_terminal(&w).await {
+            break;
+        }
+        w.later().await;
+    }
+    assert!(
+        all_terminal(&w).await,
+        "after {rounds} rounds and {kills} kills"
+    );
+
+    // Every delivery is terminal; each finished one was accepted by the receiver, and
+    // every request the receiver accepted for a call carries that delivery's one key.
+    let deliveries = w.deliveries().await;
+    assert_eq!(deliveries.len() as u64, CALLS);
+    let mut accepted: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut accepted_requests = 0;
+    for r in w.receiver.delivered() {
+        accepted_requests += 1;
+        accepted
+            .entry(r.body["call"]["id"].as_str().unwrap().to_owned())
+            .or_default()
+            .insert(r.idempotency_key.unwrap());
+    }
+    for (id, d) in &deliveries {
+        match d.state {
+            CallState::Finished => {
+                let keys = &accepted[id];
+                assert_eq!(keys.len(), 1, "{id}: one key for every repeat: {keys:?}");
+                let Some(Receipt::Http {
+                    idempotency_key, ..
+                }) = &d.receipt
+                else {
+                    panic!("{id}: a finished delivery has its receipt")
+                };
+                assert!(
+                    keys.contains(idempotency_key),
+                    "{id}: the receipt names what was accepted"
+                );
+            }
+            // Ten failed tries in a row: possible with this receiver, never silent.
+            CallState::AttemptedError => assert!(d.error.is_some(), "{id}"),
+            other => panic!("{id}: {other}"),
+        }
+    }
+    let finished = deliveries
+        .values()
+        .filter(|d| d.state == CallState::Finished)
+        .count();
+    assert!(
+        finished as u64 >= CALLS - 2,
+        "{finished} of {CALLS} delivered"
+    );
+    // A repeat is only a worker dying between the receiver's 2xx and the receipt.
+    let repeats = accepted_requests - accepted.len();
+    assert!(repeats as u32 <= kills, "{repeats} repeats, {kills} kills");
+
+    // VAN: every call terminal, none lost, posted at most once beyond the same window.
+    let calls = w.svc.ledger.day(&day()).await.unwrap();
+    assert_eq!(calls.len() as u64, CALLS);
+    let posts = w.van.canvass_posts().len();
+    assert!(
+        posts as u64 >= CALLS && posts as u64 <= CALLS + u64::from(kills),
+        "{posts} posts"
+    );
+    // (The clock moved on by days: the ticks also ran the empty days after.)
+    let reports: Vec<Value> = w
+        .report
+        .bodies()
+        .into_iter()
+        .filter(|b| b["text"].as_str().unwrap().contains("calls of 2026-11-21"))
+        .collect();
+    assert_eq!(reports.len(), 1, "the night is reported once: {reports:#?}");
+    println!(
+        "soak: {CALLS} calls, {rounds} rounds, {kills} workers killed, {} receiver requests, {repeats} webhook repeats (same key), {} VAN posts",
+        w.receiver.received().len(),
+        posts
     );
 }
