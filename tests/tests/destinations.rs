@@ -1194,3 +1194,57 @@ async fn soak_workers_killed_mid_batch_with_a_flaky_receiver_lose_nothing_and_re
         posts
     );
 }
+
+#[tokio::test]
+async fn a_nightly_run_killed_at_any_step_of_the_fan_out_is_finished_by_the_next_run_once() {
+    let w = world().await;
+    drop_cdr(&w.svc, "inbox/night/cdr.csv", &night_rows()).await;
+    // The run dies after 5, 10, 20 … ms: between reading, recording the calls, planning the
+    // deliveries, exporting the CSV and queueing. Each next run starts from what the last
+    // one left.
+    let mut killed = 0;
+    for ms in [
+        5u64, 10, 20, 40, 60, 80, 120, 160, 200, 240, 280, 320, 400, 500, 650,
+    ] {
+        let run = nightly_event::handle(
+            &w.svc,
+            json!({"candidate": "night", "date": DAY.to_string()}),
+        );
+        if tokio::time::timeout(Duration::from_millis(ms), run)
+            .await
+            .is_err()
+        {
+            killed += 1;
+        }
+        println!(
+            "killed after {ms} ms: {} calls, {} deliveries recorded",
+            w.svc.ledger.day(&day()).await.unwrap().len(),
+            w.deliveries().await.len()
+        );
+        // A dead run's lock runs out before the next one.
+        w.clock.advance(Duration::from_secs(3600));
+    }
+    assert!(killed > 0, "at least one run was cut short");
+    w.run().await;
+    w.drain().await;
+    w.later().await;
+    w.tick().await;
+
+    assert_eq!(sorted(w.accepted_ids()), HOOKED, "each webhook call once");
+    assert_eq!(w.receiver.received().len(), 7, "nothing sent twice");
+    assert_eq!(w.van.canvass_posts().len(), 6, "each VAN call once");
+    assert!(all_terminal(&w).await);
+    let exported: Vec<String> = objects(&w.svc, "exports/night/")
+        .await
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect();
+    assert_eq!(exported.len(), 1, "one CSV: {exported:?}");
+    let reports: Vec<Value> = w
+        .report
+        .bodies()
+        .into_iter()
+        .filter(|b| b["text"].as_str().unwrap().contains("calls of 2026-11-21"))
+        .collect();
+    assert_eq!(reports.len(), 1, "{reports:#?}");
+}
