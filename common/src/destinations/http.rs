@@ -29,14 +29,16 @@ use serde_json::Value;
 
 use super::template::{HttpTemplate, HttpTemplateSettings, Method, RenderedRequest};
 use super::webhook::{clip, idempotency_key};
-use super::{DeliverContext, Delivered, DeliveryError, Destination, Metadata, payload, settings};
+use super::{
+    DeliverContext, Delivered, DeliveryError, Destination, Metadata, own_secret, payload,
+    pinned_client, settings, transport_error,
+};
 use crate::call::Call;
-use crate::candidate::{self, Candidate, is_own_secret};
-use crate::egress::{Egress, EgressError};
+use crate::candidate::{self, Candidate};
+use crate::egress::Egress;
 use crate::ledger::{DeliveryPlan, DeliveryRecord};
 use crate::mapping::{FieldError, ResultRow};
 use crate::planning::PlanError;
-use crate::ports::StoreError;
 use crate::values::{CandidateSlug, sha256_hex};
 
 pub const METADATA: Metadata = Metadata {
@@ -130,27 +132,7 @@ impl HttpDestination {
                 roots: None,
             });
         };
-        if !is_own_secret(ctx.candidate, name) {
-            return Err(DeliveryError::Setup(format!(
-                "secret {name:?} is not one of candidate {}'s secrets",
-                ctx.candidate
-            )));
-        }
-        let secret: TlsSecret = match ctx.secrets.get(name).await {
-            Ok(value) => value
-                .json(name)
-                .map_err(|e| DeliveryError::Setup(e.to_string()))?,
-            Err(e @ StoreError::SecretNotFound(_)) => {
-                return Err(DeliveryError::Setup(e.to_string()));
-            }
-            Err(e) => {
-                return Err(DeliveryError::Retryable {
-                    message: e.to_string(),
-                    status: None,
-                    answer: None,
-                });
-            }
-        };
+        let secret: TlsSecret = own_secret(ctx, name).await?;
         let identity = match (&secret.client_certificate, &secret.client_key) {
             (None, None) => None,
             (Some(cert), Some(key)) => {
@@ -188,25 +170,14 @@ impl HttpDestination {
         ctx: DeliverContext<'_>,
         raw_url: &str,
     ) -> Result<(url::Url, reqwest::Client), DeliveryError> {
-        let url = ctx
-            .egress
-            .check_url(raw_url)
-            .map_err(|e| DeliveryError::Setup(format!("the destination's URL {e}")))?;
+        let (url, mut builder) =
+            pinned_client(ctx.egress, raw_url, self.timeout, "the destination's URL").await?;
         if url.origin() != self.origin {
             return Err(DeliveryError::Setup(
                 "the planned request's URL is not on the template's host: plan the day again with POST /retry".into(),
             ));
         }
-        let addrs = ctx.egress.resolve(&url).await.map_err(|e| match e {
-            EgressError::Unresolved(_) => DeliveryError::Retryable {
-                message: format!("the destination's URL's {e}"),
-                status: None,
-                answer: None,
-            },
-            e => DeliveryError::Setup(format!("the destination's URL {e}")),
-        })?;
         let tls = self.tls(ctx).await?;
-        let mut builder = ctx.egress.builder(&url, &addrs, self.timeout);
         if let Some(identity) = tls.identity {
             builder = builder.identity(identity);
         }
@@ -290,7 +261,7 @@ impl Destination for HttpDestination {
         let fingerprint = sha256_hex(&body);
         let response = match builder.body(body).send().await {
             Ok(r) => r,
-            Err(e) => return Err(transport_error(e)),
+            Err(e) => return Err(transport_error(e, "the destination")),
         };
         let status = response.status().as_u16();
         let answer = read_answer(response).await;
@@ -340,28 +311,6 @@ async fn read_answer(mut response: reqwest::Response) -> String {
         }
     }
     String::from_utf8_lossy(&bytes).into_owned()
-}
-
-/// A request that got no answer: a TLS refusal is a setup problem (nothing reached the
-/// partner, and nothing will until the certificates are fixed); anything else may pass
-/// later.
-fn transport_error(e: reqwest::Error) -> DeliveryError {
-    if let Some(refusal) = crate::egress::tls_refusal(&e) {
-        return DeliveryError::Setup(refusal);
-    }
-    DeliveryError::Retryable {
-        message: format!(
-            "the destination did not answer ({}): {}",
-            if e.is_timeout() {
-                "timed out"
-            } else {
-                "no connection"
-            },
-            crate::egress::transport_message(e)
-        ),
-        status: None,
-        answer: None,
-    }
 }
 
 #[cfg(test)]

@@ -275,6 +275,80 @@ fn valid_name(name: &str) -> bool {
         && !matches!(name, "van" | "csv")
 }
 
+/// A destination's JSON secret, read only if it is one of the candidate's own: a missing
+/// or unreadable secret is a setup error, an unavailable store a retryable one.
+pub(crate) async fn own_secret<T: serde::de::DeserializeOwned>(
+    ctx: DeliverContext<'_>,
+    name: &str,
+) -> Result<T, DeliveryError> {
+    if !crate::candidate::is_own_secret(ctx.candidate, name) {
+        return Err(DeliveryError::Setup(format!(
+            "secret {name:?} is not one of candidate {}'s secrets",
+            ctx.candidate
+        )));
+    }
+    match ctx.secrets.get(name).await {
+        Ok(value) => value
+            .json::<T>(name)
+            .map_err(|e| DeliveryError::Setup(e.to_string())),
+        Err(e @ crate::ports::StoreError::SecretNotFound(_)) => {
+            Err(DeliveryError::Setup(e.to_string()))
+        }
+        Err(e) => Err(DeliveryError::Retryable {
+            message: e.to_string(),
+            status: None,
+            answer: None,
+        }),
+    }
+}
+
+/// `raw` checked by the egress rules and resolved to the addresses a request may use, and
+/// a client builder bound to them. `what` names the URL in errors ("the webhook URL").
+pub(crate) async fn pinned_client(
+    egress: Egress,
+    raw: &str,
+    timeout: std::time::Duration,
+    what: &str,
+) -> Result<(url::Url, reqwest::ClientBuilder), DeliveryError> {
+    let url = egress
+        .check_url(raw)
+        .map_err(|e| DeliveryError::Setup(format!("{what} {e}")))?;
+    let addrs = egress.resolve(&url).await.map_err(|e| match e {
+        // DNS may answer again later; an address the deployment may not reach will not
+        // become reachable by waiting.
+        crate::egress::EgressError::Unresolved(_) => DeliveryError::Retryable {
+            message: format!("{what}'s {e}"),
+            status: None,
+            answer: None,
+        },
+        e => DeliveryError::Setup(format!("{what} {e}")),
+    })?;
+    let builder = egress.builder(&url, &addrs, timeout);
+    Ok((url, builder))
+}
+
+/// A request that got no answer: a TLS refusal is a setup problem (nothing reached the
+/// destination, and nothing will until the certificates are fixed); anything else may
+/// pass later.
+pub(crate) fn transport_error(e: reqwest::Error, who: &str) -> DeliveryError {
+    if let Some(refusal) = crate::egress::tls_refusal(&e) {
+        return DeliveryError::Setup(refusal);
+    }
+    DeliveryError::Retryable {
+        message: format!(
+            "{who} did not answer ({}): {}",
+            if e.is_timeout() {
+                "timed out"
+            } else {
+                "no connection"
+            },
+            crate::egress::transport_message(e)
+        ),
+        status: None,
+        answer: None,
+    }
+}
+
 /// Read a kind's settings from the entry's other fields, naming the field at fault.
 pub(crate) fn settings<T: serde::de::DeserializeOwned>(
     settings: &serde_json::Map<String, Value>,

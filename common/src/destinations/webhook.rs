@@ -21,13 +21,15 @@ use hmac::{KeyInit, Mac};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{DeliverContext, Delivered, DeliveryError, Destination, Metadata, payload, settings};
+use super::{
+    DeliverContext, Delivered, DeliveryError, Destination, Metadata, own_secret, payload,
+    pinned_client, settings, transport_error,
+};
 use crate::call::Call;
-use crate::candidate::{self, Candidate, is_own_secret};
-use crate::egress::{Egress, EgressError};
+use crate::candidate::{self, Candidate};
+use crate::egress::Egress;
 use crate::ledger::{ANSWER_LIMIT, DeliveryKey, DeliveryPlan, DeliveryRecord};
 use crate::mapping::{FieldError, ResultRow};
-use crate::ports::StoreError;
 use crate::values::{CandidateSlug, sha256_hex};
 
 pub const METADATA: Metadata = Metadata {
@@ -106,43 +108,17 @@ impl Webhook {
     }
 
     async fn signing_secret(&self, ctx: DeliverContext<'_>) -> Result<String, DeliveryError> {
-        if !is_own_secret(ctx.candidate, &self.secret_name) {
-            return Err(DeliveryError::Setup(format!(
-                "secret {:?} is not one of candidate {}'s secrets",
-                self.secret_name, ctx.candidate
-            )));
-        }
-        match ctx.secrets.get(&self.secret_name).await {
-            Ok(value) => value
-                .json::<SigningSecret>(&self.secret_name)
-                .map(|s| s.signing_secret)
-                .map_err(|e| DeliveryError::Setup(e.to_string())),
-            Err(e @ StoreError::SecretNotFound(_)) => Err(DeliveryError::Setup(e.to_string())),
-            Err(e) => Err(DeliveryError::Retryable {
-                message: e.to_string(),
-                status: None,
-                answer: None,
-            }),
-        }
+        own_secret::<SigningSecret>(ctx, &self.secret_name)
+            .await
+            .map(|s| s.signing_secret)
     }
 
     /// The checked URL, its addresses, and a client bound to them.
     async fn client(&self, egress: Egress) -> Result<(url::Url, reqwest::Client), DeliveryError> {
-        let url = egress
-            .check_url(&self.url)
-            .map_err(|e| DeliveryError::Setup(format!("the webhook URL {e}")))?;
-        let addrs = egress.resolve(&url).await.map_err(|e| match e {
-            // DNS may answer again later; an address the deployment may not reach will not
-            // become reachable by waiting.
-            EgressError::Unresolved(_) => DeliveryError::Retryable {
-                message: format!("the webhook URL's {e}"),
-                status: None,
-                answer: None,
-            },
-            e => DeliveryError::Setup(format!("the webhook URL {e}")),
-        })?;
-        let client = egress
-            .client(&url, &addrs, self.timeout)
+        let (url, builder) =
+            pinned_client(egress, &self.url, self.timeout, "the webhook URL").await?;
+        let client = builder
+            .build()
             .map_err(|e| DeliveryError::Setup(format!("no HTTP client: {e}")))?;
         Ok((url, client))
     }
@@ -247,24 +223,7 @@ impl Destination for Webhook {
             .body(bytes.clone())
             .send()
             .await;
-        let response = match answer {
-            Ok(r) => r,
-            Err(e) => {
-                return Err(DeliveryError::Retryable {
-                    message: format!(
-                        "the webhook did not answer ({}): {}",
-                        if e.is_timeout() {
-                            "timed out"
-                        } else {
-                            "no connection"
-                        },
-                        crate::egress::transport_message(e)
-                    ),
-                    status: None,
-                    answer: None,
-                });
-            }
-        };
+        let response = answer.map_err(|e| transport_error(e, "the webhook"))?;
         let status = response.status().as_u16();
         if response.status().is_success() {
             return Ok(Delivered {
