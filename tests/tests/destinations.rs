@@ -503,15 +503,9 @@ async fn a_receiver_that_never_comes_back_ends_in_attempted_error_after_ten_trie
 
     // The receiver is fixed: a retry of that destination delivers it, once.
     w.receiver.set(Behaviour::Accept);
-    let retried = nightly::retry(
-        &w.svc,
-        &slug(),
-        DAY,
-        &[CallState::AttemptedError],
-        &RetryScope::Destination(HOOK.into()),
-    )
-    .await
-    .unwrap();
+    let retried = w
+        .retry_destination(HOOK, &[CallState::AttemptedError])
+        .await;
     assert_eq!(
         retried.destinations[HOOK].replanned[&CallState::Unsynced],
         1
@@ -594,10 +588,7 @@ async fn a_mapping_fix_sends_a_delivered_call_again_as_updated_and_only_once() {
         ))
         .await
         .unwrap();
-    let scope = RetryScope::Destination(HOOK.into());
-    let retried = nightly::retry(&w.svc, &slug(), DAY, &[], &scope)
-        .await
-        .unwrap();
+    let retried = w.retry_destination(HOOK, &[]).await;
     assert_eq!(
         retried.destinations[HOOK].updated, 4,
         "1001, 1003, 1005 and 1010 are \"Agent Cust 1\" calls"
@@ -636,15 +627,30 @@ async fn a_mapping_fix_sends_a_delivered_call_again_as_updated_and_only_once() {
 
     // Nothing changed since: retrying again, or a restart re-running the day, sends nothing.
     let before = w.receiver.received().len();
-    nightly::retry(&w.svc, &slug(), DAY, &[], &scope)
-        .await
-        .unwrap();
+    w.retry_destination(HOOK, &[]).await;
     w.run().await;
     w.drain().await;
     assert_eq!(w.receiver.received().len(), before);
 }
 
 impl World {
+    /// `POST /retry` for one destination's deliveries in `states`.
+    async fn retry_destination(
+        &self,
+        destination: &str,
+        states: &[CallState],
+    ) -> nightly::RetrySummary {
+        nightly::retry(
+            &self.svc,
+            &slug(),
+            DAY,
+            states,
+            &RetryScope::Destination(destination.into()),
+        )
+        .await
+        .unwrap()
+    }
+
     fn clock_now(&self) -> jiff::Timestamp {
         use callsync::ports::Clock;
         self.clock.now()
@@ -934,15 +940,7 @@ async fn a_soap_fault_answered_with_200_is_a_failure_and_a_503_is_tried_again() 
 
     // Fixed on the partner's side: a retry sends the two again, once.
     w.esb().set(fake_tls::Behaviour::Accept);
-    nightly::retry(
-        &w.svc,
-        &slug(),
-        DAY,
-        &[CallState::AttemptedError],
-        &RetryScope::Destination(ESB.into()),
-    )
-    .await
-    .unwrap();
+    w.retry_destination(ESB, &[CallState::AttemptedError]).await;
     w.drain().await;
     assert_eq!(sorted(w.esb_ids()), FOR_ESB);
     w.later().await;

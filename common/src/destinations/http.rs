@@ -425,6 +425,11 @@ mod tests {
             ["destinations[0].secret_name"]
         );
         assert_eq!(
+            fields(esb(json!({"secret_name": " "}))),
+            ["destinations[0].secret_name"],
+            "an empty name is one error"
+        );
+        assert_eq!(
             fields(esb(json!({"url": "http://esb.example.org/calls"}))),
             ["destinations[0].url"]
         );

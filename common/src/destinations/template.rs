@@ -125,7 +125,8 @@ pub struct HttpTemplateSettings {
     /// A regex: a 2xx answer whose body matches is a failure (e.g. `<soapenv:Fault>`).
     #[serde(default)]
     pub failure_pattern: Option<String>,
-    /// The Secrets Manager secret holding credentials (client certificate, token) for the request.
+    /// The Secrets Manager secret holding the TLS client certificate and CA bundle; checked
+    /// (empty, whose it is) by the destination with the document's other secrets.
     #[serde(default)]
     pub secret_name: Option<String>,
     /// 1 to [`MAX_TIMEOUT_SECS`].
@@ -259,14 +260,6 @@ impl HttpTemplate {
             errors.push(FieldError::new(
                 at("timeout_secs"),
                 format!("is {secs}; give 1 to {MAX_TIMEOUT_SECS} seconds"),
-            ));
-        }
-        if let Some(secret) = &settings.secret_name
-            && secret.trim().is_empty()
-        {
-            errors.push(FieldError::new(
-                at("secret_name"),
-                "is empty: name the secret or leave the field out",
             ));
         }
         let failure = match settings.failure_pattern.as_deref().map(compile_pattern) {
@@ -422,10 +415,6 @@ impl HttpTemplate {
     /// the caller checks them (https, egress allow-list) here once rather than per call.
     pub fn sample_url(&self) -> &str {
         &self.sample.url
-    }
-
-    pub fn settings(&self) -> &HttpTemplateSettings {
-        &self.settings
     }
 }
 
