@@ -15,14 +15,17 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use futures::StreamExt;
 use futures::future::join_all;
-use jiff::Timestamp;
 
 use crate::candidate::Candidate;
 use crate::destinations::{Configured, DeliverContext, DeliveryError};
-use crate::ledger::{CallKey, CallState, DayKey, DeliveryKey, DeliveryRecord, ErrorNote, Receipt};
-use crate::ports::{MAX_QUEUE_DELAY, StoreError, SyncMessage};
+use crate::ledger::{
+    CallKey, CallRecord, CallState, DayKey, DeliveryKey, DeliveryRecord, ErrorNote, Receipt,
+    Tracked,
+};
+use crate::ports::{Ledger, MAX_QUEUE_DELAY, StoreError, SyncMessage};
 use crate::posting::Outcome;
 use crate::services::{CandidateError, Services};
 
@@ -142,7 +145,8 @@ async fn try_deliver(
         return Ok(Outcome::Skipped);
     };
     let now = svc.clock.now();
-    if let (CallState::Unsynced, Some(at)) = (record.state, record.next_attempt_at)
+    if let (CallState::Unsynced, Some(at)) =
+        (record.delivery.state, record.delivery.next_attempt_at)
         && at > now
     {
         // Early (a sweep and a delayed message crossed): hand it back for the rest of the
@@ -155,7 +159,7 @@ async fn try_deliver(
             },
         );
     }
-    if !record.can_lease(now) {
+    if !record.delivery.can_lease(now) {
         return Ok(Outcome::Skipped);
     }
     let candidate = match candidate {
@@ -166,7 +170,7 @@ async fn try_deliver(
         }
         Err(e) => {
             let note = ErrorNote::new("candidate_unusable", e.to_string(), now);
-            return lease_and_fail(svc, record, note).await;
+            return refuse(svc, record, note).await;
         }
     };
     let Some(destination) = candidate.destination(&key.destination) else {
@@ -178,7 +182,7 @@ async fn try_deliver(
             ),
             now,
         );
-        return lease_and_fail(svc, record, note).await;
+        return refuse(svc, record, note).await;
     };
     if destination.kind() != record.kind {
         let note = ErrorNote::new(
@@ -191,7 +195,7 @@ async fn try_deliver(
             ),
             now,
         );
-        return lease_and_fail(svc, record, note).await;
+        return refuse(svc, record, note).await;
     }
     let slot = pace.slot();
     if slot >= deadline {
@@ -199,15 +203,9 @@ async fn try_deliver(
         return Ok(Outcome::Retry);
     }
 
-    let lease = format!("{:016x}", fastrand::u64(..));
-    record.state = CallState::InProgress;
-    record.lease_until = Some(now + svc.settings.lease);
-    record.lease_id = Some(lease.clone());
-    record.attempts += 1;
-    record.updated_at = now;
-    if !svc.ledger.replace_delivery(&mut record).await? {
+    let Some(lease) = lease(svc, &mut record).await? else {
         return Ok(Outcome::Skipped);
-    }
+    };
     tokio::time::sleep_until(slot).await;
     send(svc, candidate, destination, record, msg, &lease).await
 }
@@ -234,17 +232,17 @@ async fn send(
     };
     match answer {
         Ok(delivered) => {
-            record.state = CallState::Finished;
-            record.receipt = Some(Receipt::Http {
+            record.delivery.state = CallState::Finished;
+            record.delivery.receipt = Some(Receipt::Http {
                 status: delivered.status,
                 at: now,
-                attempts: record.attempts,
+                attempts: record.delivery.attempts,
                 idempotency_key: delivered.idempotency_key,
                 fingerprint: delivered.fingerprint,
             });
             record.delivered_hash = record.payload_hash.clone();
-            record.error = None;
-            record.next_attempt_at = None;
+            record.delivery.error = None;
+            record.delivery.next_attempt_at = None;
             settle(svc, record, lease).await?;
             Ok(Outcome::Finished)
         }
@@ -252,35 +250,33 @@ async fn send(
             message,
             status,
             answer,
-        }) if record.attempts >= svc.settings.delivery_attempts => {
+        }) if record.delivery.attempts >= svc.settings.delivery_attempts => {
             let message = format!(
                 "{message} — gave up after {} attempts: once the destination is back, POST /retry with this destination sends it again",
-                record.attempts
+                record.delivery.attempts
             );
-            record.state = CallState::AttemptedError;
-            record.error = Some(note("destination_unavailable", message, status, answer));
-            settle(svc, record, lease).await?;
-            Ok(Outcome::Rejected)
+            let note = note("destination_unavailable", message, status, answer);
+            fail(svc, record, CallState::AttemptedError, note, lease).await
         }
         Err(DeliveryError::Retryable {
             message,
             status,
             answer,
         }) => {
-            let delay = backoff(&svc.settings, record.attempts);
+            let delay = backoff(&svc.settings, record.delivery.attempts);
             tracing::info!(
                 delivery = %record.key,
-                attempts = record.attempts,
+                attempts = record.delivery.attempts,
                 delay_s = delay.as_secs(),
                 error = %message,
                 "destination did not take the delivery; trying again later"
             );
-            record.state = CallState::Unsynced;
-            record.error = Some(note("destination_unavailable", message, status, answer));
-            record.next_attempt_at = Some(now + delay);
+            record.delivery.state = CallState::Unsynced;
+            record.delivery.error = Some(note("destination_unavailable", message, status, answer));
+            record.delivery.next_attempt_at = Some(now + delay);
             // A wait the queue can hold is handed to it; a longer one to the tick's sweep.
             let queued = delay <= MAX_QUEUE_DELAY;
-            record.enqueued_at = queued.then_some(now);
+            record.delivery.enqueued_at = queued.then_some(now);
             let key = record.key.clone();
             let Some(mut record) = settle(svc, record, lease).await? else {
                 return Ok(Outcome::Skipped);
@@ -289,7 +285,7 @@ async fn send(
                 let sent = svc.queue.send_later(std::slice::from_ref(msg), delay).await;
                 if !matches!(sent, Ok(ref failed) if failed.is_empty()) {
                     tracing::warn!(delivery = %key, "queue refused the delayed try; the sweep sends it");
-                    record.enqueued_at = None;
+                    record.delivery.enqueued_at = None;
                     let _ = svc.ledger.replace_delivery(&mut record).await?;
                 }
             }
@@ -300,16 +296,12 @@ async fn send(
             status,
             answer,
         }) => {
-            record.state = CallState::AttemptedError;
-            record.error = Some(note("destination_rejected", message, status, answer));
-            settle(svc, record, lease).await?;
-            Ok(Outcome::Rejected)
+            let note = note("destination_rejected", message, status, answer);
+            fail(svc, record, CallState::AttemptedError, note, lease).await
         }
         Err(DeliveryError::Setup(message)) => {
-            record.state = CallState::UnattemptedError;
-            record.error = Some(note("destination_setup", message, None, None));
-            settle(svc, record, lease).await?;
-            Ok(Outcome::Failed)
+            let note = note("destination_setup", message, None, None);
+            fail(svc, record, CallState::UnattemptedError, note, lease).await
         }
     }
 }
@@ -325,71 +317,140 @@ pub fn backoff(settings: &crate::services::Settings, attempts: u32) -> Duration 
     full.mul_f64(0.5 + fastrand::f64() * 0.5)
 }
 
+/// A ledger record a queue message stands for (a call record: its VAN delivery; or one
+/// [`DeliveryRecord`]), with its versioned write. Leasing, settling, failing, releasing and
+/// the sweep's rule are written once, over this, for every destination.
+#[async_trait]
+pub(crate) trait Stored: Tracked {
+    fn message(&self) -> SyncMessage;
+    /// The versioned replace of this kind of record.
+    async fn write(&mut self, ledger: &dyn Ledger) -> Result<bool, StoreError>;
+}
+
+#[async_trait]
+impl Stored for CallRecord {
+    fn message(&self) -> SyncMessage {
+        SyncMessage {
+            candidate: self.key.day.candidate.clone(),
+            date: self.key.day.date,
+            call_id: self.key.call_id.clone(),
+            destination: None,
+        }
+    }
+    async fn write(&mut self, ledger: &dyn Ledger) -> Result<bool, StoreError> {
+        ledger.replace(self).await
+    }
+}
+
+#[async_trait]
+impl Stored for DeliveryRecord {
+    fn message(&self) -> SyncMessage {
+        SyncMessage {
+            candidate: self.key.call.day.candidate.clone(),
+            date: self.key.call.day.date,
+            call_id: self.key.call.call_id.clone(),
+            destination: Some(self.key.destination.clone()),
+        }
+    }
+    async fn write(&mut self, ledger: &dyn Ledger) -> Result<bool, StoreError> {
+        ledger.replace_delivery(self).await
+    }
+}
+
+/// Take a delivery for one send: one conditional write. The lease's id, or `None` when
+/// another worker wrote the record first.
+pub(crate) async fn lease<R: Stored>(
+    svc: &Services,
+    record: &mut R,
+) -> Result<Option<String>, StoreError> {
+    let now = svc.clock.now();
+    let id = record.delivery_mut().lease(now + svc.settings.lease);
+    record.touch(now);
+    Ok(record.write(svc.ledger.as_ref()).await?.then_some(id))
+}
+
 /// Record why a delivery cannot be sent. One conditional write: nothing is sent, so
 /// nothing needs holding first.
-async fn lease_and_fail(
+pub(crate) async fn refuse<R: Stored>(
     svc: &Services,
-    mut record: DeliveryRecord,
+    mut record: R,
     note: ErrorNote,
 ) -> Result<Outcome, StoreError> {
-    record.state = CallState::UnattemptedError;
-    record.error = Some(note);
-    record.lease_until = None;
-    record.lease_id = None;
-    record.updated_at = svc.clock.now();
-    Ok(if svc.ledger.replace_delivery(&mut record).await? {
+    let d = record.delivery_mut();
+    d.state = CallState::UnattemptedError;
+    d.error = Some(note);
+    d.lease_until = None;
+    d.lease_id = None;
+    record.touch(svc.clock.now());
+    Ok(if record.write(svc.ledger.as_ref()).await? {
         Outcome::Failed
     } else {
         Outcome::Skipped
     })
 }
 
-/// Write the outcome of a leased delivery. `None` when someone else wrote in between
-/// (only a sweep that found the lease expired can have).
-async fn settle(
+/// End a leased delivery in an error `state`: `Rejected` for an attempted error,
+/// `Failed` when nothing could be sent.
+pub(crate) async fn fail<R: Stored>(
     svc: &Services,
-    mut record: DeliveryRecord,
+    mut record: R,
+    state: CallState,
+    note: ErrorNote,
     lease: &str,
-) -> Result<Option<DeliveryRecord>, StoreError> {
-    record.lease_until = None;
-    record.lease_id = None;
-    record.updated_at = svc.clock.now();
-    if svc.ledger.replace_delivery(&mut record).await? {
+) -> Result<Outcome, StoreError> {
+    let d = record.delivery_mut();
+    d.state = state;
+    d.error = Some(note);
+    d.next_attempt_at = None;
+    settle(svc, record, lease).await?;
+    Ok(if state == CallState::AttemptedError {
+        Outcome::Rejected
+    } else {
+        Outcome::Failed
+    })
+}
+
+/// Give a leased delivery back (`unsynced`) for the queue's next delivery of its message.
+pub(crate) async fn release<R: Stored>(
+    svc: &Services,
+    mut record: R,
+    lease: &str,
+) -> Result<Outcome, StoreError> {
+    record.delivery_mut().state = CallState::Unsynced;
+    settle(svc, record, lease).await?;
+    Ok(Outcome::Retry)
+}
+
+/// Write the outcome of a leased delivery as soon as possible after the destination
+/// answered. `None` when someone else wrote in between (only a sweep that found the lease
+/// expired can have).
+pub(crate) async fn settle<R: Stored>(
+    svc: &Services,
+    mut record: R,
+    lease: &str,
+) -> Result<Option<R>, StoreError> {
+    let d = record.delivery_mut();
+    d.lease_until = None;
+    d.lease_id = None;
+    record.touch(svc.clock.now());
+    if record.write(svc.ledger.as_ref()).await? {
         return Ok(Some(record));
     }
     tracing::error!(
-        delivery = %record.key,
+        call = %record.call_key(),
+        destination = record.destination_name().unwrap_or("none"),
         lease,
-        state = %record.state,
+        state = %record.delivery().state,
         "the ledger changed while this worker held the delivery; its outcome was not recorded"
     );
     Ok(None)
 }
 
-/// Whether a delivery needs a message now: new or released and never handed to the
-/// queue, handed long ago without finishing, or held by a worker whose lease ran out.
-pub fn due(record: &DeliveryRecord, now: Timestamp, requeue_stale_after: Duration) -> bool {
-    match record.state {
-        CallState::Unsynced => {
-            // A message handed to the queue with a delay is expected when the delay ends;
-            // only long after that is it taken for lost.
-            let expected = match (record.enqueued_at, record.next_attempt_at) {
-                (Some(sent), Some(next)) => Some(sent.max(next)),
-                (sent, _) => sent,
-            };
-            record.next_attempt_at.is_none_or(|t| t <= now)
-                && expected.is_none_or(|at| at + requeue_stale_after <= now)
-        }
-        CallState::InProgress => record.lease_until.is_none_or(|t| t <= now),
-        _ => false,
-    }
-}
-
 /// Count `records` by state.
-pub fn tally(records: &[DeliveryRecord]) -> BTreeMap<CallState, u64> {
+pub fn tally<R: Tracked>(records: &[R]) -> BTreeMap<CallState, u64> {
     let mut counts = BTreeMap::new();
     for r in records {
-        *counts.entry(r.state).or_insert(0) += 1;
+        *counts.entry(r.delivery().state).or_insert(0) += 1;
     }
     counts
 }

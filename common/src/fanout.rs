@@ -10,18 +10,18 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use async_trait::async_trait;
 use futures::StreamExt;
-use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::candidate::Candidate;
-use crate::deliver;
+use crate::deliver::{self, Stored};
 use crate::destinations::Configured;
-use crate::ledger::{CallRecord, CallState, DayKey, DeliveryKey, DeliveryPlan, DeliveryRecord};
+use crate::ledger::{
+    self, CallRecord, CallState, DayKey, DeliveryKey, DeliveryPlan, DeliveryRecord, Tracked,
+};
 use crate::planning::plan_delivery;
-use crate::ports::{Ledger, StoreError, SyncMessage};
+use crate::ports::{StoreError, SyncMessage};
 use crate::services::Services;
 
 /// What settling one day did for one destination.
@@ -113,63 +113,25 @@ async fn settle_one(
     }
 
     let due: Vec<usize> = (0..records.len())
-        .filter(|&i| deliver::due(&records[i], now, svc.settings.requeue_stale_after))
+        .filter(|&i| {
+            records[i]
+                .delivery
+                .is_due(now, true, svc.settings.requeue_stale_after)
+        })
         .collect();
     (summary.enqueued, summary.not_enqueued) = enqueue(svc, day, &mut records, &due).await;
     summary.counts = deliver::tally(&records);
-    summary.pending = records.iter().filter(|r| !r.state.is_terminal()).count() as u64;
+    summary.pending = records
+        .iter()
+        .filter(|r| !r.delivery.state.is_terminal())
+        .count() as u64;
     Ok(summary)
-}
-
-/// A ledger record a queue message stands for: a call (its VAN delivery) or one delivery.
-#[async_trait]
-pub(crate) trait Enqueued: Clone + Send + Sync {
-    fn message(&self) -> SyncMessage;
-    fn set_enqueued(&mut self, at: Timestamp);
-    /// The versioned replace of this kind of record.
-    async fn write(&mut self, ledger: &dyn Ledger) -> Result<bool, StoreError>;
-}
-
-#[async_trait]
-impl Enqueued for CallRecord {
-    fn message(&self) -> SyncMessage {
-        SyncMessage {
-            candidate: self.key.day.candidate.clone(),
-            date: self.key.day.date,
-            call_id: self.key.call_id.clone(),
-            destination: None,
-        }
-    }
-    fn set_enqueued(&mut self, at: Timestamp) {
-        self.enqueued_at = Some(at);
-    }
-    async fn write(&mut self, ledger: &dyn Ledger) -> Result<bool, StoreError> {
-        ledger.replace(self).await
-    }
-}
-
-#[async_trait]
-impl Enqueued for DeliveryRecord {
-    fn message(&self) -> SyncMessage {
-        SyncMessage {
-            candidate: self.key.call.day.candidate.clone(),
-            date: self.key.call.day.date,
-            call_id: self.key.call.call_id.clone(),
-            destination: Some(self.key.destination.clone()),
-        }
-    }
-    fn set_enqueued(&mut self, at: Timestamp) {
-        self.enqueued_at = Some(at);
-    }
-    async fn write(&mut self, ledger: &dyn Ledger) -> Result<bool, StoreError> {
-        ledger.replace_delivery(self).await
-    }
 }
 
 /// Hand `records[due]` to the queue, then mark each sent one enqueued in the ledger.
 /// Returns (enqueued, refused). A death between the two steps leaves sent records
 /// unmarked: the sweep sends them again, and the lease keeps a second message harmless.
-pub(crate) async fn enqueue<R: Enqueued>(
+pub(crate) async fn enqueue<R: Stored>(
     svc: &Services,
     day: &DayKey,
     records: &mut [R],
@@ -196,7 +158,7 @@ pub(crate) async fn enqueue<R: Enqueued>(
     let marked: Vec<(usize, Option<R>)> = futures::stream::iter(sent.iter().copied())
         .map(|i| {
             let mut r = records[i].clone();
-            r.set_enqueued(now);
+            r.delivery_mut().enqueued_at = Some(now);
             async move {
                 // A worker may have taken it already: then it is no longer ours to mark.
                 match r.write(svc.ledger.as_ref()).await {
@@ -216,19 +178,35 @@ pub(crate) async fn enqueue<R: Enqueued>(
     (sent.len() as u64, failed.len() as u64)
 }
 
-/// A day's deliveries to every configured destination, counted by state. Destinations the
-/// candidate no longer has are not read (their deliveries stay in the ledger as they were).
+/// A day's deliveries to every destination, counted by state: VAN's and the CSV's from
+/// the day's call records (`calls`), every configured destination's from its own records.
+/// Destinations the candidate no longer has are not read (their deliveries stay in the
+/// ledger as they were).
 pub async fn counts(
     svc: &Services,
     candidate: &Candidate,
     day: &DayKey,
+    calls: &[CallRecord],
 ) -> Result<BTreeMap<String, DestinationCounts>, StoreError> {
-    let mut out = BTreeMap::new();
+    let mut out = own_counts(calls);
     for d in &candidate.destinations {
         let records = svc.ledger.deliveries(day, &d.name).await?;
         out.insert(d.name.clone(), DestinationCounts::of(d.kind(), &records));
     }
     Ok(out)
+}
+
+/// VAN's and the CSV's deliveries of a day, counted from its call records: each call's
+/// delivery is to the one of the two its plan chose, if any (an ignored call, a bad row
+/// or an unknown result goes to neither and is counted with the calls only).
+pub fn own_counts(calls: &[CallRecord]) -> BTreeMap<String, DestinationCounts> {
+    [ledger::VAN, ledger::CSV]
+        .into_iter()
+        .map(|name| {
+            let own = calls.iter().filter(|r| r.destination() == Some(name));
+            (name.to_owned(), DestinationCounts::of(name, own))
+        })
+        .collect()
 }
 
 /// What became of a day's deliveries to one destination: for `GET /status` and the report.
@@ -255,35 +233,32 @@ pub struct DeliveryErrorLine {
 }
 
 impl DestinationCounts {
-    pub fn of(kind: &str, records: &[DeliveryRecord]) -> Self {
-        let mut errors: Vec<DeliveryErrorLine> = records
-            .iter()
-            .filter(|r| {
-                matches!(
-                    r.state,
-                    CallState::AttemptedError | CallState::UnattemptedError
-                )
-            })
-            .map(|r| DeliveryErrorLine {
-                call_id: r.key.call.call_id.0.clone(),
-                state: r.state,
-                code: r.error.as_ref().map(|e| e.code.clone()).unwrap_or_default(),
-                message: r
-                    .error
-                    .as_ref()
-                    .map(|e| e.message.clone())
-                    .unwrap_or_default(),
-                status: r.error.as_ref().and_then(|e| e.status),
-            })
-            .collect();
-        errors.sort_by(|a, b| a.call_id.cmp(&b.call_id));
-        errors.truncate(ERRORS_LISTED);
-        Self {
+    pub fn of<'a, R: Tracked + 'a>(kind: &str, records: impl IntoIterator<Item = &'a R>) -> Self {
+        let mut out = Self {
             kind: kind.to_owned(),
-            total: records.len() as u64,
-            by_state: deliver::tally(records),
-            errors,
+            ..Self::default()
+        };
+        for r in records {
+            let d = r.delivery();
+            out.total += 1;
+            *out.by_state.entry(d.state).or_default() += 1;
+            if d.state.is_retryable() {
+                out.errors.push(DeliveryErrorLine {
+                    call_id: r.call_key().call_id.0.clone(),
+                    state: d.state,
+                    code: d.error.as_ref().map(|e| e.code.clone()).unwrap_or_default(),
+                    message: d
+                        .error
+                        .as_ref()
+                        .map(|e| e.message.clone())
+                        .unwrap_or_default(),
+                    status: d.error.as_ref().and_then(|e| e.status),
+                });
+            }
         }
+        out.errors.sort_by(|a, b| a.call_id.cmp(&b.call_id));
+        out.errors.truncate(ERRORS_LISTED);
+        out
     }
 
     pub fn count(&self, state: CallState) -> u64 {
@@ -349,13 +324,13 @@ pub async fn retry(
             continue;
         };
         let plan = plan_delivery(destination, call, candidate);
-        if states.contains(&record.state) {
+        if states.contains(&record.delivery.state) {
             record.kind = destination.kind().to_owned();
             record.apply_plan(&plan, now);
             if svc.ledger.replace_delivery(&mut record).await? {
-                *summary.replanned.entry(record.state).or_default() += 1;
+                *summary.replanned.entry(record.delivery.state).or_default() += 1;
             }
-        } else if record.state == CallState::Finished && resends {
+        } else if record.delivery.state == CallState::Finished && resends {
             let DeliveryPlan::Send(payload) = &plan else {
                 // A delivered call the destination would no longer take stays delivered:
                 // nothing can be taken back from a receiver.

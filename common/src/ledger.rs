@@ -12,6 +12,7 @@
 //! attempts and error. The call itself is stored once, in the call record.
 
 use std::fmt;
+use std::time::Duration;
 
 use jiff::Timestamp;
 use jiff::civil::Date;
@@ -246,11 +247,109 @@ impl ErrorNote {
     }
 }
 
-/// One call in the ledger.
+/// Where one delivery of a call stands: the part every delivery has, whatever its
+/// destination — VAN's and the CSV's (kept in the call's own record) as much as any
+/// configured destination's ([`DeliveryRecord`]). Stored flattened into its record, so
+/// `state` is a top-level attribute of every item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub state: CallState,
+    #[serde(default)]
+    pub receipt: Option<Receipt>,
+    /// The last failure: the final one in an error state, the latest try while retrying.
+    #[serde(default)]
+    pub error: Option<ErrorNote>,
+    /// While `in_progress`: the worker's lease ends here; the sweep re-queues after it.
+    #[serde(default)]
+    pub lease_until: Option<Timestamp>,
+    /// Identifies the lease holder, so only it can finish or release the delivery.
+    #[serde(default)]
+    pub lease_id: Option<String>,
+    /// Sends so far (a lease each), across retries.
+    #[serde(default)]
+    pub attempts: u32,
+    /// Not to be sent again before this (back-off after a failed try).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<Timestamp>,
+    /// When the delivery was last handed to the queue.
+    #[serde(default)]
+    pub enqueued_at: Option<Timestamp>,
+}
+
+impl Delivery {
+    pub fn new(state: CallState) -> Self {
+        Self {
+            state,
+            receipt: None,
+            error: None,
+            lease_until: None,
+            lease_id: None,
+            attempts: 0,
+            next_attempt_at: None,
+            enqueued_at: None,
+        }
+    }
+
+    /// Start over in `state` (a new plan): no receipt, error, lease, wait or message.
+    /// Attempts are kept: they count sends, and a re-plan sends nothing.
+    pub fn reset(&mut self, state: CallState) {
+        *self = Self {
+            attempts: self.attempts,
+            ..Self::new(state)
+        };
+    }
+
+    /// Whether a worker may take the delivery now.
+    pub fn can_lease(&self, now: Timestamp) -> bool {
+        match self.state {
+            CallState::Unsynced => self.next_attempt_at.is_none_or(|t| t <= now),
+            CallState::InProgress => self.lease_until.is_none_or(|t| t <= now),
+            _ => false,
+        }
+    }
+
+    /// Take the delivery for one send until `until`; returns the lease's id.
+    pub fn lease(&mut self, until: Timestamp) -> String {
+        let id = format!("{:016x}", fastrand::u64(..));
+        self.state = CallState::InProgress;
+        self.lease_until = Some(until);
+        self.lease_id = Some(id.clone());
+        self.attempts += 1;
+        id
+    }
+
+    /// Whether the delivery needs a queue message now: waiting and never handed to the
+    /// queue (when `unsent_due`: the caller just planned it, or it waited long enough for
+    /// the run that planned it to be gone), handed long ago without finishing, or held by
+    /// a worker whose lease ran out.
+    pub fn is_due(&self, now: Timestamp, unsent_due: bool, stale_after: Duration) -> bool {
+        match self.state {
+            CallState::Unsynced => {
+                if self.next_attempt_at.is_some_and(|t| t > now) {
+                    return false;
+                }
+                // A message handed to the queue with a delay is expected when the delay
+                // ends; only long after that is it taken for lost.
+                let expected = match (self.enqueued_at, self.next_attempt_at) {
+                    (Some(sent), Some(next)) => Some(sent.max(next)),
+                    (sent, _) => sent,
+                };
+                match expected {
+                    None => unsent_due,
+                    Some(at) => at + stale_after <= now,
+                }
+            }
+            CallState::InProgress => self.lease_until.is_none_or(|t| t <= now),
+            _ => false,
+        }
+    }
+}
+
+/// One call in the ledger, with its delivery to VAN or the CSV (the strategy gives each
+/// call at most one of the two; see [`CallRecord::destination`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallRecord {
     pub key: CallKey,
-    pub state: CallState,
     /// Bumped by every write; a write succeeds only if nobody wrote in between.
     pub version: u64,
     /// The normalised call; `None` for a row that could not be read.
@@ -259,26 +358,15 @@ pub struct CallRecord {
     /// The mapping row's display name at planning time, for reports.
     #[serde(default)]
     pub display_name: Option<String>,
+    /// What VAN is sent, when the plan is a post.
     #[serde(default)]
     pub post: Option<StoredPost>,
+    /// Why the call goes to the CSV, when it does.
     #[serde(default)]
     pub csv_reason: Option<CsvReason>,
-    #[serde(default)]
-    pub receipt: Option<Receipt>,
-    #[serde(default)]
-    pub error: Option<ErrorNote>,
-    /// While `in_progress`: the worker's lease ends here; the sweep re-queues after it.
-    #[serde(default)]
-    pub lease_until: Option<Timestamp>,
-    /// Identifies the lease holder, so only it can finish or release the call.
-    #[serde(default)]
-    pub lease_id: Option<String>,
-    /// Times a worker took the call.
-    #[serde(default)]
-    pub attempts: u32,
-    /// When the call was last handed to the queue.
-    #[serde(default)]
-    pub enqueued_at: Option<Timestamp>,
+    /// The call's delivery to VAN or the CSV: state, receipt, error, lease, attempts.
+    #[serde(flatten)]
+    pub delivery: Delivery,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -308,6 +396,53 @@ impl Versioned for DeliveryRecord {
     }
 }
 
+/// A record that holds one delivery: a call record (VAN's or the CSV's delivery) or a
+/// [`DeliveryRecord`]. Leasing, settling, sweeping and counting are written once, over this.
+pub trait Tracked: Versioned + Clone + Send + Sync {
+    fn delivery(&self) -> &Delivery;
+    fn delivery_mut(&mut self) -> &mut Delivery;
+    fn call_key(&self) -> &CallKey;
+    /// The destination's name: `van` or `csv` for a call record, none when it has neither.
+    fn destination_name(&self) -> Option<&str>;
+    fn touch(&mut self, now: Timestamp);
+}
+
+impl Tracked for CallRecord {
+    fn delivery(&self) -> &Delivery {
+        &self.delivery
+    }
+    fn delivery_mut(&mut self) -> &mut Delivery {
+        &mut self.delivery
+    }
+    fn call_key(&self) -> &CallKey {
+        &self.key
+    }
+    fn destination_name(&self) -> Option<&str> {
+        self.destination()
+    }
+    fn touch(&mut self, now: Timestamp) {
+        self.updated_at = now;
+    }
+}
+
+impl Tracked for DeliveryRecord {
+    fn delivery(&self) -> &Delivery {
+        &self.delivery
+    }
+    fn delivery_mut(&mut self) -> &mut Delivery {
+        &mut self.delivery
+    }
+    fn call_key(&self) -> &CallKey {
+        &self.key.call
+    }
+    fn destination_name(&self) -> Option<&str> {
+        Some(&self.key.destination)
+    }
+    fn touch(&mut self, now: Timestamp) {
+        self.updated_at = now;
+    }
+}
+
 impl CallRecord {
     /// A new record for a planned call.
     pub fn planned(
@@ -334,25 +469,19 @@ impl CallRecord {
     /// A row that could not become a call: an `unattempted_error` keyed by where it was.
     pub fn bad_row(key: CallKey, message: String, now: Timestamp) -> Self {
         let mut record = Self::empty(key, CallState::UnattemptedError, now);
-        record.error = Some(ErrorNote::new("bad_row", message, now));
+        record.delivery.error = Some(ErrorNote::new("bad_row", message, now));
         record
     }
 
     fn empty(key: CallKey, state: CallState, now: Timestamp) -> Self {
         Self {
             key,
-            state,
             version: 0,
             call: None,
             display_name: None,
             post: None,
             csv_reason: None,
-            receipt: None,
-            error: None,
-            lease_until: None,
-            lease_id: None,
-            attempts: 0,
-            enqueued_at: None,
+            delivery: Delivery::new(state),
             created_at: now,
             updated_at: now,
         }
@@ -362,13 +491,8 @@ impl CallRecord {
     pub fn apply_plan(&mut self, plan: &Plan, now: Timestamp) {
         self.post = None;
         self.csv_reason = None;
-        self.error = None;
-        self.receipt = None;
-        self.lease_until = None;
-        self.lease_id = None;
-        self.enqueued_at = None;
         self.updated_at = now;
-        self.state = match plan {
+        let state = match plan {
             Plan::Van(post) => {
                 self.post = Some(StoredPost::from(post));
                 CallState::Unsynced
@@ -378,22 +502,32 @@ impl CallRecord {
                 CallState::QueuedForCsv
             }
             Plan::Ignore => CallState::Ignored,
-            Plan::Error(e) => {
-                self.error = Some(ErrorNote::new(e.code(), e.to_string(), now));
-                CallState::UnattemptedError
-            }
+            Plan::Error(_) => CallState::UnattemptedError,
         };
+        self.delivery.reset(state);
+        if let Plan::Error(e) = plan {
+            self.delivery.error = Some(ErrorNote::new(e.code(), e.to_string(), now));
+        }
     }
 
-    /// Whether a worker may take the call now.
-    pub fn can_lease(&self, now: Timestamp) -> bool {
-        match self.state {
-            CallState::Unsynced => true,
-            CallState::InProgress => self.lease_until.is_none_or(|t| t <= now),
-            _ => false,
+    /// The destination this record's delivery is for: [`VAN`] when the plan is a post,
+    /// [`CSV`] when the strategy exports the call; `None` for a call neither receives
+    /// (ignored by the mapping, or not plannable: a bad row, an unknown result).
+    pub fn destination(&self) -> Option<&'static str> {
+        if self.post.is_some() {
+            Some(VAN)
+        } else if self.csv_reason.is_some() {
+            Some(CSV)
+        } else {
+            None
         }
     }
 }
+
+/// The name VAN's deliveries go by in status, retry and reports.
+pub const VAN: &str = "van";
+/// The name the CSV's deliveries go by.
+pub const CSV: &str = "csv";
 
 /// One call's delivery to one destination.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -416,7 +550,6 @@ pub struct DeliveryRecord {
     pub key: DeliveryKey,
     /// The destination's kind when the delivery was planned (`webhook`, …).
     pub kind: String,
-    pub state: CallState,
     /// As [`CallRecord::version`].
     pub version: u64,
     /// What the destination is sent, as planned from the call.
@@ -432,23 +565,8 @@ pub struct DeliveryRecord {
     /// Why an `ignored` delivery is not sent.
     #[serde(default)]
     pub reason: Option<String>,
-    #[serde(default)]
-    pub receipt: Option<Receipt>,
-    /// The last failure: the final one in an error state, the latest try while retrying.
-    #[serde(default)]
-    pub error: Option<ErrorNote>,
-    #[serde(default)]
-    pub lease_until: Option<Timestamp>,
-    #[serde(default)]
-    pub lease_id: Option<String>,
-    /// Sends so far (a lease each), across retries.
-    #[serde(default)]
-    pub attempts: u32,
-    /// Not to be sent again before this (back-off after a failed try).
-    #[serde(default)]
-    pub next_attempt_at: Option<Timestamp>,
-    #[serde(default)]
-    pub enqueued_at: Option<Timestamp>,
+    #[serde(flatten)]
+    pub delivery: Delivery,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -472,19 +590,12 @@ impl DeliveryRecord {
         let mut record = Self {
             key,
             kind: kind.to_owned(),
-            state: CallState::Unsynced,
             version: 0,
             payload: None,
             payload_hash: None,
             delivered_hash: None,
             reason: None,
-            receipt: None,
-            error: None,
-            lease_until: None,
-            lease_id: None,
-            attempts: 0,
-            next_attempt_at: None,
-            enqueued_at: None,
+            delivery: Delivery::new(CallState::Unsynced),
             created_at: now,
             updated_at: now,
         };
@@ -494,19 +605,13 @@ impl DeliveryRecord {
 
     /// Set state and payload from a plan (a new delivery, or a re-plan after `/retry`).
     /// What the destination last accepted (`delivered_hash`) is kept: it decides whether
-    /// the next send is new or an update.
+    /// the next send is new or an update. A re-plan starts the tries afresh.
     pub fn apply_plan(&mut self, plan: &DeliveryPlan, now: Timestamp) {
         self.payload = None;
         self.payload_hash = None;
         self.reason = None;
-        self.error = None;
-        self.lease_until = None;
-        self.lease_id = None;
-        self.next_attempt_at = None;
-        self.enqueued_at = None;
-        self.attempts = 0;
         self.updated_at = now;
-        self.state = match plan {
+        let state = match plan {
             DeliveryPlan::Send(payload) => {
                 self.payload_hash = Some(payload_hash(payload));
                 self.payload = Some(payload.clone());
@@ -516,11 +621,12 @@ impl DeliveryRecord {
                 self.reason = Some(reason.clone());
                 CallState::Ignored
             }
-            DeliveryPlan::Error(e) => {
-                self.error = Some(ErrorNote::new(e.code(), e.to_string(), now));
-                CallState::UnattemptedError
-            }
+            DeliveryPlan::Error(_) => CallState::UnattemptedError,
         };
+        self.delivery = Delivery::new(state);
+        if let DeliveryPlan::Error(e) = plan {
+            self.delivery.error = Some(ErrorNote::new(e.code(), e.to_string(), now));
+        }
     }
 
     /// Whether the destination last accepted other content than what is planned now: the
@@ -529,15 +635,6 @@ impl DeliveryRecord {
         self.delivered_hash
             .as_ref()
             .is_some_and(|d| Some(d) != self.payload_hash.as_ref())
-    }
-
-    /// Whether a worker may take the delivery now.
-    pub fn can_lease(&self, now: Timestamp) -> bool {
-        match self.state {
-            CallState::Unsynced => self.next_attempt_at.is_none_or(|t| t <= now),
-            CallState::InProgress => self.lease_until.is_none_or(|t| t <= now),
-            _ => false,
-        }
     }
 }
 
@@ -634,5 +731,160 @@ mod tests {
         assert!(CallState::Finished.is_terminal());
         assert!(!CallState::Unsynced.is_terminal());
         assert!(!CallState::QueuedForCsv.is_terminal());
+    }
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn a_delivery_is_leased_when_waiting_and_past_its_back_off_or_when_its_lease_ran_out() {
+        let now = at("2026-11-22T10:00:00Z");
+        let mut d = Delivery::new(CallState::Unsynced);
+        assert!(d.can_lease(now));
+        d.next_attempt_at = Some(at("2026-11-22T10:05:00Z"));
+        assert!(!d.can_lease(now), "backing off");
+        assert!(d.can_lease(at("2026-11-22T10:05:00Z")));
+
+        let id = d.lease(at("2026-11-22T10:15:00Z"));
+        assert_eq!(d.state, CallState::InProgress);
+        assert_eq!(d.lease_id.as_deref(), Some(id.as_str()));
+        assert_eq!(d.attempts, 1);
+        assert!(!d.can_lease(at("2026-11-22T10:14:59Z")), "another holds it");
+        let again = d.lease(at("2026-11-22T10:30:00Z"));
+        assert_ne!(again, id, "every lease has its own id");
+        assert_eq!(d.attempts, 2, "every lease is a send");
+
+        for state in [
+            CallState::Finished,
+            CallState::AttemptedError,
+            CallState::UnattemptedError,
+            CallState::QueuedForCsv,
+            CallState::Ignored,
+        ] {
+            assert!(!Delivery::new(state).can_lease(now), "{state}");
+        }
+    }
+
+    #[test]
+    fn a_delivery_needs_a_message_when_never_sent_lost_long_ago_or_its_worker_died() {
+        let now = at("2026-11-22T10:00:00Z");
+        let stale = 30 * MINUTE;
+        let mut d = Delivery::new(CallState::Unsynced);
+        assert!(d.is_due(now, true, stale), "planned by this run");
+        assert!(
+            !d.is_due(now, false, stale),
+            "another run's, still sending it"
+        );
+
+        d.enqueued_at = Some(at("2026-11-22T09:45:00Z"));
+        assert!(
+            !d.is_due(now, true, stale),
+            "handed to the queue a while ago"
+        );
+        d.enqueued_at = Some(at("2026-11-22T09:30:00Z"));
+        assert!(
+            d.is_due(now, false, stale),
+            "handed long ago and not taken: lost"
+        );
+
+        // A message sent with a delay is expected when the delay ends, not before.
+        d.next_attempt_at = Some(at("2026-11-22T09:50:00Z"));
+        assert!(!d.is_due(now, false, stale));
+        assert!(d.is_due(at("2026-11-22T10:20:00Z"), false, stale));
+        d.next_attempt_at = Some(at("2026-11-22T10:10:00Z"));
+        assert!(!d.is_due(now, true, stale), "backing off");
+
+        let mut held = Delivery::new(CallState::Unsynced);
+        held.lease(at("2026-11-22T10:05:00Z"));
+        assert!(!held.is_due(now, true, stale), "its worker is on it");
+        assert!(
+            held.is_due(at("2026-11-22T10:05:00Z"), false, stale),
+            "lease ran out"
+        );
+        assert!(!Delivery::new(CallState::Finished).is_due(now, true, stale));
+    }
+
+    #[test]
+    fn a_new_plan_starts_the_delivery_over_but_keeps_its_count_of_sends() {
+        let now = at("2026-11-22T10:00:00Z");
+        let mut d = Delivery::new(CallState::Unsynced);
+        d.lease(now);
+        d.state = CallState::AttemptedError;
+        d.error = Some(ErrorNote::new("http_500", "down", now));
+        d.enqueued_at = Some(now);
+        d.next_attempt_at = Some(now);
+        d.reset(CallState::Unsynced);
+        assert_eq!(
+            d,
+            Delivery {
+                attempts: 1,
+                ..Delivery::new(CallState::Unsynced)
+            }
+        );
+    }
+
+    fn call_key() -> CallKey {
+        CallKey {
+            day: DayKey {
+                candidate: CandidateSlug::parse("ny14").unwrap(),
+                date: jiff::civil::date(2026, 11, 21),
+            },
+            call_id: CallId("1001".into()),
+        }
+    }
+
+    #[test]
+    fn a_call_records_delivery_is_stored_as_top_level_attributes_and_reads_back() {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
+        let now = at("2026-11-22T10:00:00Z");
+        let mut record = CallRecord::bad_row(call_key(), "line 2: no phone".into(), now);
+        record.delivery.attempts = 3;
+        record.delivery.lease_until = Some(now);
+        let item: std::collections::HashMap<String, AttributeValue> = to_item(&record).unwrap();
+        assert_eq!(
+            item.get("state"),
+            Some(&AttributeValue::S("unattempted_error".into()))
+        );
+        assert_eq!(item.get("attempts"), Some(&AttributeValue::N("3".into())));
+        assert!(!item.contains_key("delivery"), "{item:?}");
+        assert!(!item.contains_key("next_attempt_at"), "{item:?}");
+        let back: CallRecord = from_item(item).unwrap();
+        assert_eq!(back, record);
+    }
+
+    #[test]
+    fn a_call_record_written_before_deliveries_were_shared_still_reads() {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
+        let now = at("2026-11-22T10:00:00Z");
+        let mut expected = CallRecord::bad_row(call_key(), "line 2: no phone".into(), now);
+        expected.version = 4;
+        expected.delivery.attempts = 2;
+        expected.delivery.lease_id = Some("00000000000000ab".into());
+        // The stored shape of such a record, with the fields it had then and no others.
+        let old = serde_json::json!({
+            "key": serde_json::to_value(&expected.key).unwrap(),
+            "state": "unattempted_error",
+            "version": 4,
+            "call": null,
+            "display_name": null,
+            "post": null,
+            "csv_reason": null,
+            "receipt": null,
+            "error": serde_json::to_value(&expected.delivery.error).unwrap(),
+            "lease_until": null,
+            "lease_id": "00000000000000ab",
+            "attempts": 2,
+            "enqueued_at": null,
+            "created_at": now,
+            "updated_at": now,
+        });
+        let item: std::collections::HashMap<String, AttributeValue> = to_item(old).unwrap();
+        let read: CallRecord = from_item(item).unwrap();
+        assert_eq!(read, expected);
     }
 }

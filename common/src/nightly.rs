@@ -188,7 +188,7 @@ pub async fn run(
 
     if opts.dry_run {
         for r in &records {
-            *summary.planned.entry(r.state).or_default() += 1;
+            *summary.planned.entry(r.delivery.state).or_default() += 1;
             if let Some(name) = &r.display_name {
                 *summary
                     .planned_by_display_name
@@ -212,7 +212,7 @@ pub async fn run(
         match result {
             Ok(true) => {
                 summary.new_calls += 1;
-                *summary.planned.entry(record.state).or_default() += 1;
+                *summary.planned.entry(record.delivery.state).or_default() += 1;
                 if let Some(name) = &record.display_name {
                     *summary
                         .planned_by_display_name
@@ -371,7 +371,12 @@ async fn budget_used(svc: &Services, candidate: &Candidate, date: Date) -> Resul
         .day(&day)
         .await?
         .iter()
-        .filter(|r| matches!(r.state, CallState::Unsynced | CallState::InProgress))
+        .filter(|r| {
+            matches!(
+                r.delivery.state,
+                CallState::Unsynced | CallState::InProgress
+            )
+        })
         .count() as u64;
     Ok(counted + pending)
 }
@@ -542,7 +547,9 @@ async fn settle_locked(
     let mut queued: Vec<usize> = (0..records.len())
         // Only calls can be CSV-bound (a bad row is an error), but the row numbers are
         // receipts: never let a record without a call shift them.
-        .filter(|&i| records[i].state == CallState::QueuedForCsv && records[i].call.is_some())
+        .filter(|&i| {
+            records[i].delivery.state == CallState::QueuedForCsv && records[i].call.is_some()
+        })
         .collect();
     queued.sort_by_key(|&i| {
         let r = &records[i];
@@ -556,16 +563,12 @@ async fn settle_locked(
     // message was lost, and ones whose worker died holding them.
     let now = svc.clock.now();
     let s = &svc.settings;
-    let due = |r: &CallRecord| match r.state {
-        CallState::Unsynced => match r.enqueued_at {
-            None => {
-                fresh.contains(&(r.key.day.date, r.key.call_id.clone()))
-                    || r.updated_at + s.requeue_unsent_after <= now
-            }
-            Some(at) => at + s.requeue_stale_after <= now,
-        },
-        CallState::InProgress => r.lease_until.is_none_or(|t| t <= now),
-        _ => false,
+    let due = |r: &CallRecord| {
+        // A call never handed to the queue is this run's to send when it planned the call,
+        // anyone's once the run that did is surely gone.
+        let unsent_due = fresh.contains(&(r.key.day.date, r.key.call_id.clone()))
+            || r.updated_at + s.requeue_unsent_after <= now;
+        r.delivery.is_due(now, unsent_due, s.requeue_stale_after)
     };
     let send: Vec<usize> = (0..records.len()).filter(|&i| due(&records[i])).collect();
     (summary.enqueued, summary.not_enqueued) = fanout::enqueue(svc, day, &mut records, &send).await;
@@ -586,7 +589,11 @@ async fn settle_locked(
 
     // 4. Counts, and the report once nothing is pending and the day is over.
     summary.counts = report::tally(&records).by_state;
-    summary.pending = records.iter().filter(|r| !r.state.is_terminal()).count() as u64 + delivering;
+    summary.pending = records
+        .iter()
+        .filter(|r| !r.delivery.state.is_terminal())
+        .count() as u64
+        + delivering;
     // A LiveVox day the API has not served yet (it serves a day only once it is over in
     // its own reckoning) is not done, however empty it looks: the next tick reads it.
     let livevox_unread = candidate.doc().source.livevox.is_some() && held.livevox_read_at.is_none();
@@ -595,10 +602,15 @@ async fn settle_locked(
     } else if summary.pending > 0 || livevox_unread || day.date >= local_today(svc, candidate) {
         ReportOutcome::Waiting
     } else {
-        let deliveries = summary
-            .destinations
-            .iter()
-            .map(|(name, d)| (name.clone(), d.counts.clone()))
+        let deliveries = fanout::own_counts(&records)
+            .into_iter()
+            .map(|(name, d)| (name, d.by_state))
+            .chain(
+                summary
+                    .destinations
+                    .iter()
+                    .map(|(name, d)| (name.clone(), d.counts.clone())),
+            )
             .collect();
         send_report(svc, candidate, day, &records, &deliveries).await?
     };
@@ -666,8 +678,8 @@ async fn finish_into(
     let at = svc.clock.now();
     let bucket = svc.objects.bucket().to_owned();
     let finish = |mut r: CallRecord, row: u64| {
-        r.state = CallState::Finished;
-        r.receipt = Some(Receipt::Csv {
+        r.delivery.state = CallState::Finished;
+        r.delivery.receipt = Some(Receipt::Csv {
             bucket: bucket.clone(),
             key: key.to_owned(),
             row,
@@ -688,7 +700,7 @@ async fn finish_into(
                 return Ok((i, Some(r.version)));
             }
             match svc.ledger.get(&r.key).await? {
-                Some(now) if now.state == CallState::QueuedForCsv => {
+                Some(now) if now.delivery.state == CallState::QueuedForCsv => {
                     let mut r = finish(now, row);
                     let ok = svc.ledger.replace(&mut r).await?;
                     Ok((i, ok.then_some(r.version)))
@@ -707,7 +719,7 @@ async fn finish_into(
     for result in results {
         match result {
             Ok((i, Some(version))) => {
-                records[i].state = CallState::Finished;
+                records[i].delivery.state = CallState::Finished;
                 records[i].version = version;
             }
             Ok((_, None)) => {}
@@ -755,7 +767,7 @@ async fn adopt_unlisted_exports(
     let by_cell: HashMap<String, usize> = records
         .iter()
         .enumerate()
-        .filter(|(_, r)| r.state == CallState::QueuedForCsv && r.call.is_some())
+        .filter(|(_, r)| r.delivery.state == CallState::QueuedForCsv && r.call.is_some())
         .map(|(i, r)| (export::cell(&r.key.call_id.0).into_owned(), i))
         .collect();
     for key in unlisted {
@@ -991,7 +1003,7 @@ pub async fn retry(
     if !matches!(scope, RetryScope::Destination(_)) {
         let (targets, unreadable_records): (Vec<&CallRecord>, Vec<&CallRecord>) = records
             .iter()
-            .filter(|r| wanted.contains(&r.state))
+            .filter(|r| wanted.contains(&r.delivery.state))
             .partition(|r| r.call.is_some());
         unreadable = unreadable_records.len() as u64;
         let (plans, _) = plan_day(
@@ -1009,7 +1021,7 @@ pub async fn retry(
                 .and_then(|c| display_name(&candidate, c));
             record.apply_plan(&plan, now);
             if svc.ledger.replace(&mut record).await? {
-                *replanned.entry(record.state).or_default() += 1;
+                *replanned.entry(record.delivery.state).or_default() += 1;
                 fresh.insert((date, record.key.call_id.clone()));
             }
         }
@@ -1233,7 +1245,7 @@ mod tests {
             call_id: CallId("1".into()),
         };
         let mut record = w.svc.ledger.get(&key).await.unwrap().unwrap();
-        record.enqueued_at = None;
+        record.delivery.enqueued_at = None;
         assert!(w.svc.ledger.replace(&mut record).await.unwrap());
         assert_eq!(
             w.settle().await.enqueued,
@@ -1488,11 +1500,11 @@ mod tests {
             assert_eq!(records.len(), 8, "stopped after {cut} writes");
             for r in &records {
                 assert_eq!(
-                    r.state,
+                    r.delivery.state,
                     CallState::Finished,
                     "stopped after {cut} writes: {r:?}"
                 );
-                let Some(Receipt::Csv { key, row, .. }) = &r.receipt else {
+                let Some(Receipt::Csv { key, row, .. }) = &r.delivery.receipt else {
                     panic!("stopped after {cut} writes: no CSV receipt: {r:?}");
                 };
                 let cell = export::cell(&r.key.call_id.0).into_owned();

@@ -13,6 +13,7 @@ use tokio::sync::Mutex;
 
 use crate::candidate::Candidate;
 use crate::connect::ConnectError;
+use crate::deliver;
 use crate::ledger::{CallKey, CallRecord, CallState, DayKey, ErrorNote, Receipt, StoredPost};
 use crate::mapping::VanAction;
 use crate::metrics::{self, Metric};
@@ -396,10 +397,6 @@ async fn van_batch(
     outcomes
 }
 
-fn lease_id() -> String {
-    format!("{:016x}", fastrand::u64(..))
-}
-
 /// Post one call; never panics, never returns an error: every failure is an outcome.
 pub async fn sync_one(
     svc: &Services,
@@ -437,35 +434,29 @@ async fn try_sync(
         tracing::warn!(call = %key, "no such call in the ledger; message dropped");
         return Ok(Outcome::Skipped);
     };
-    let now = svc.clock.now();
-    if !record.can_lease(now) {
+    if !record.delivery.can_lease(svc.clock.now()) {
         return Ok(Outcome::Skipped);
     }
     let Some(post) = record.post.clone() else {
-        tracing::warn!(call = %key, state = %record.state, "call has no VAN post; message dropped");
+        tracing::warn!(call = %key, state = %record.delivery.state, "call has no VAN post; message dropped");
         return Ok(Outcome::Skipped);
     };
-    let lease = lease_id();
-    record.state = CallState::InProgress;
-    record.lease_until = Some(now + svc.settings.lease);
-    record.lease_id = Some(lease.clone());
-    record.attempts += 1;
-    record.updated_at = now;
-    if !svc.ledger.replace(&mut record).await? {
+    let Some(lease) = deliver::lease(svc, &mut record).await? else {
         // Another worker took it between our read and write.
         return Ok(Outcome::Skipped);
-    }
+    };
 
     let candidate = match svc.candidate(&key.day.candidate).await {
         Ok(c) => c,
         Err(CandidateError::Store(e)) => {
             tracing::warn!(call = %key, error = %e, "config unavailable");
-            return release(svc, record).await;
+            return deliver::release(svc, record, &lease).await;
         }
         Err(e) => {
             return fail(
                 svc,
                 record,
+                &lease,
                 CallState::UnattemptedError,
                 "candidate_unusable",
                 e.to_string(),
@@ -486,6 +477,7 @@ async fn try_sync(
         return fail(
             svc,
             record,
+            &lease,
             CallState::UnattemptedError,
             "van_setup",
             format!(
@@ -501,12 +493,13 @@ async fn try_sync(
         Ok(t) => t.metered(meter),
         Err(e) if e.is_transient() => {
             tracing::warn!(call = %key, error = %e, "VAN setup failed for now");
-            return release(svc, record).await;
+            return deliver::release(svc, record, &lease).await;
         }
         Err(SetupError::Van(e)) => {
             return fail(
                 svc,
                 record,
+                &lease,
                 CallState::AttemptedError,
                 "van_rejected",
                 e.to_string(),
@@ -519,6 +512,7 @@ async fn try_sync(
             return fail(
                 svc,
                 record,
+                &lease,
                 CallState::UnattemptedError,
                 "van_setup",
                 e.to_string(),
@@ -547,21 +541,22 @@ async fn try_sync(
     }
     match posted {
         Ok((body, receipt)) => {
-            record.receipt = Some(Receipt::Van {
+            record.delivery.receipt = Some(Receipt::Van {
                 fingerprint: fingerprint(&body),
                 status: receipt.status,
                 at: svc.clock.now(),
                 attempts: receipt.attempts,
             });
-            record.state = CallState::Finished;
-            record.error = None;
-            settle(svc, record, &lease).await?;
+            record.delivery.state = CallState::Finished;
+            record.delivery.error = None;
+            deliver::settle(svc, record, &lease).await?;
             Ok(Outcome::Finished)
         }
         Err(e) if !e.is_retryable() => {
             fail(
                 svc,
                 record,
+                &lease,
                 CallState::AttemptedError,
                 "van_rejected",
                 e.to_string(),
@@ -572,61 +567,27 @@ async fn try_sync(
         }
         Err(e) => {
             tracing::warn!(call = %key, error = %e, "VAN did not accept the post in time; released");
-            release(svc, record).await
+            deliver::release(svc, record, &lease).await
         }
     }
 }
 
-/// Write the final state of a leased call as soon as possible after VAN answered.
-async fn settle(svc: &Services, mut record: CallRecord, lease: &str) -> Result<(), StoreError> {
-    record.lease_until = None;
-    record.lease_id = None;
-    record.updated_at = svc.clock.now();
-    if svc.ledger.replace(&mut record).await? {
-        return Ok(());
-    }
-    // Someone wrote in between: only a sweep that found our lease expired can have.
-    tracing::error!(
-        call = %record.key,
-        lease,
-        state = %record.state,
-        "the ledger changed while this worker held the call; its outcome was not recorded"
-    );
-    Ok(())
-}
-
+/// End a leased call in an error state, keeping VAN's answer.
 #[allow(clippy::too_many_arguments)]
 async fn fail(
     svc: &Services,
-    mut record: CallRecord,
+    record: CallRecord,
+    lease: &str,
     state: CallState,
     code: &str,
     message: String,
     status: Option<u16>,
     van: Option<serde_json::Value>,
 ) -> Result<Outcome, StoreError> {
-    let lease = record.lease_id.clone().unwrap_or_default();
-    record.state = state;
-    record.error = Some(ErrorNote {
-        code: code.into(),
-        message,
+    let note = ErrorNote {
         status,
         van,
-        answer: None,
-        at: svc.clock.now(),
-    });
-    settle(svc, record, &lease).await?;
-    Ok(if state == CallState::AttemptedError {
-        Outcome::Rejected
-    } else {
-        Outcome::Failed
-    })
-}
-
-/// Give the call back (`unsynced`) so the queue's next delivery can take it.
-async fn release(svc: &Services, mut record: CallRecord) -> Result<Outcome, StoreError> {
-    let lease = record.lease_id.clone().unwrap_or_default();
-    record.state = CallState::Unsynced;
-    settle(svc, record, &lease).await?;
-    Ok(Outcome::Retry)
+        ..ErrorNote::new(code, message, svc.clock.now())
+    };
+    deliver::fail(svc, record, state, note, lease).await
 }

@@ -28,13 +28,13 @@ pub fn tally(records: &[CallRecord]) -> Tally {
     let mut t = Tally::default();
     for r in records {
         t.total += 1;
-        *t.by_state.entry(r.state).or_default() += 1;
+        *t.by_state.entry(r.delivery.state).or_default() += 1;
         let name = r
             .display_name
             .clone()
             .unwrap_or_else(|| "(unmapped)".into());
         *t.by_display_name.entry(name).or_default() += 1;
-        match (&r.state, &r.receipt) {
+        match (&r.delivery.state, &r.delivery.receipt) {
             (CallState::Finished, Some(crate::ledger::Receipt::Van { .. })) => t.synced += 1,
             (CallState::Finished, Some(crate::ledger::Receipt::Csv { .. })) => t.exported += 1,
             (CallState::AttemptedError | CallState::UnattemptedError, _) => t.errors += 1,
@@ -59,15 +59,15 @@ pub fn error_lines(records: &[CallRecord]) -> Vec<ErrorLine<'_>> {
         .iter()
         .filter(|r| {
             matches!(
-                r.state,
+                r.delivery.state,
                 CallState::AttemptedError | CallState::UnattemptedError
             )
         })
         .map(|r| ErrorLine {
             call_id: &r.key.call_id.0,
-            state: r.state,
+            state: r.delivery.state,
             result: r.call.as_ref().map(|c| c.result.as_str()),
-            error: r.error.as_ref(),
+            error: r.delivery.error.as_ref(),
         })
         .collect()
 }

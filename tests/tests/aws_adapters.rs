@@ -111,14 +111,14 @@ async fn call_records_round_trip_exactly_through_the_ledger() {
     // Every optional part filled: nested enums, a flattened action, nanosecond times, and
     // VAN's error envelope as arbitrary JSON (nulls, floats, nesting, empty strings).
     let mut van = planned("pa07-lee", "101312525040", d);
-    van.state = CallState::AttemptedError;
-    van.receipt = Some(Receipt::Van {
+    van.delivery.state = CallState::AttemptedError;
+    van.delivery.receipt = Some(Receipt::Van {
         fingerprint: "ab".repeat(32),
         status: 204,
         at: now,
         attempts: 2,
     });
-    van.error = Some(ErrorNote {
+    van.delivery.error = Some(ErrorNote {
         code: "van_rejected".into(),
         message: "VAN said no".into(),
         status: Some(400),
@@ -129,10 +129,10 @@ async fn call_records_round_trip_exactly_through_the_ledger() {
         answer: None,
         at: now,
     });
-    van.lease_until = Some(now);
-    van.lease_id = Some("lease-1".into());
-    van.attempts = 3;
-    van.enqueued_at = Some(now);
+    van.delivery.lease_until = Some(now);
+    van.delivery.lease_id = Some("lease-1".into());
+    van.delivery.attempts = 3;
+    van.delivery.enqueued_at = Some(now);
 
     let mut csv = CallRecord::planned(
         &slug("pa07-lee"),
@@ -141,8 +141,8 @@ async fn call_records_round_trip_exactly_through_the_ledger() {
         &Plan::Csv(CsvReason::OverBudget),
         now,
     );
-    csv.state = CallState::Finished;
-    csv.receipt = Some(Receipt::Csv {
+    csv.delivery.state = CallState::Finished;
+    csv.delivery.receipt = Some(Receipt::Csv {
         bucket: "b".into(),
         key: "exports/pa07-lee/2026-11-21.csv".into(),
         row: 7,
@@ -195,17 +195,17 @@ async fn deliveries_are_kept_per_call_and_destination_with_conditional_writes() 
         &DeliveryPlan::Send(payload),
         now,
     );
-    sent.state = CallState::Finished;
+    sent.delivery.state = CallState::Finished;
     sent.delivered_hash = sent.payload_hash.clone();
-    sent.attempts = 2;
-    sent.receipt = Some(Receipt::Http {
+    sent.delivery.attempts = 2;
+    sent.delivery.receipt = Some(Receipt::Http {
         status: 202,
         at: now,
         attempts: 2,
         idempotency_key: "0f".repeat(16),
         fingerprint: "ab".repeat(32),
     });
-    sent.error = Some(ErrorNote {
+    sent.delivery.error = Some(ErrorNote {
         status: Some(503),
         answer: Some("<html>busy</html>".into()),
         ..ErrorNote::new("destination_unavailable", "receiver answered 503", now)
@@ -267,10 +267,10 @@ async fn deliveries_are_kept_per_call_and_destination_with_conditional_writes() 
     // Versioned: the first writer of a version wins, the second is told so.
     let mut a = s.ledger.get_delivery(&skipped.key).await.unwrap().unwrap();
     let mut b = a.clone();
-    a.state = CallState::Unsynced;
+    a.delivery.state = CallState::Unsynced;
     assert!(s.ledger.replace_delivery(&mut a).await.unwrap());
     assert_eq!(a.version, skipped.version + 1);
-    b.state = CallState::AttemptedError;
+    b.delivery.state = CallState::AttemptedError;
     assert!(!s.ledger.replace_delivery(&mut b).await.unwrap());
     assert_eq!(
         s.ledger
@@ -278,6 +278,7 @@ async fn deliveries_are_kept_per_call_and_destination_with_conditional_writes() 
             .await
             .unwrap()
             .unwrap()
+            .delivery
             .state,
         CallState::Unsynced
     );
@@ -292,7 +293,7 @@ async fn inserting_a_known_call_changes_nothing() {
     assert!(s.ledger.insert(&first).await.unwrap());
 
     let mut again = first.clone();
-    again.state = CallState::Ignored;
+    again.delivery.state = CallState::Ignored;
     again.post = None;
     again.display_name = Some("re-run".into());
     assert!(
@@ -310,13 +311,13 @@ async fn replace_succeeds_only_on_the_current_version_and_bumps_it() {
 
     let mut mine = s.ledger.get(&record.key).await.unwrap().unwrap();
     let mut theirs = mine.clone();
-    mine.state = CallState::InProgress;
-    mine.lease_id = Some("mine".into());
+    mine.delivery.state = CallState::InProgress;
+    mine.delivery.lease_id = Some("mine".into());
     assert!(s.ledger.replace(&mut mine).await.unwrap());
     assert_eq!(mine.version, 1);
 
-    theirs.state = CallState::InProgress;
-    theirs.lease_id = Some("theirs".into());
+    theirs.delivery.state = CallState::InProgress;
+    theirs.delivery.lease_id = Some("theirs".into());
     assert!(
         !s.ledger.replace(&mut theirs).await.unwrap(),
         "a stale version must not overwrite"
@@ -327,11 +328,14 @@ async fn replace_succeeds_only_on_the_current_version_and_bumps_it() {
     );
     assert_eq!(s.ledger.get(&record.key).await.unwrap(), Some(mine.clone()));
 
-    mine.state = CallState::Finished;
+    mine.delivery.state = CallState::Finished;
     assert!(s.ledger.replace(&mut mine).await.unwrap());
     assert_eq!(mine.version, 2);
     let stored = s.ledger.get(&record.key).await.unwrap().unwrap();
-    assert_eq!((stored.state, stored.version), (CallState::Finished, 2));
+    assert_eq!(
+        (stored.delivery.state, stored.version),
+        (CallState::Finished, 2)
+    );
 
     let mut never_inserted = planned("pa07-lee", "c-2", date(2026, 11, 21));
     assert!(

@@ -290,7 +290,10 @@ impl World {
 
     async fn states_of(&self, destination: &str) -> BTreeMap<CallState, u64> {
         let candidate = self.svc.candidate(&slug()).await.unwrap();
-        let counts = fanout::counts(&self.svc, &candidate, &day()).await.unwrap();
+        let calls = self.svc.ledger.day(&day()).await.unwrap();
+        let counts = fanout::counts(&self.svc, &candidate, &day(), &calls)
+            .await
+            .unwrap();
         counts[destination].by_state.clone()
     }
 
@@ -382,14 +385,14 @@ async fn a_night_reaches_van_the_csv_and_a_signed_webhook_each_exactly_once() {
     // The ledger holds the receipt of each delivery, and why the others were not sent.
     let sent = w.delivery("1001").await;
     assert!(
-        matches!(&sent.receipt, Some(Receipt::Http { status: 200, attempts: 1, fingerprint, .. }) if fingerprint.len() == 64),
+        matches!(&sent.delivery.receipt, Some(Receipt::Http { status: 200, attempts: 1, fingerprint, .. }) if fingerprint.len() == 64),
         "{:?}",
-        sent.receipt
+        sent.delivery.receipt
     );
     let skipped = w.delivery("1007").await;
     assert!(skipped.reason.unwrap().contains("not marked sync"));
     let unknown = w.delivery("1009").await;
-    assert_eq!(unknown.error.unwrap().code, "unknown_result");
+    assert_eq!(unknown.delivery.error.unwrap().code, "unknown_result");
     // The VAN refusal of 1010 is VAN's alone.
     let refused = w
         .svc
@@ -401,16 +404,24 @@ async fn a_night_reaches_van_the_csv_and_a_signed_webhook_each_exactly_once() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(refused.state, CallState::AttemptedError);
-    assert_eq!(w.delivery("1010").await.state, CallState::Finished);
+    assert_eq!(refused.delivery.state, CallState::AttemptedError);
+    assert_eq!(w.delivery("1010").await.delivery.state, CallState::Finished);
 
     // The report, once, says per destination what was delivered and what failed.
     let reports = w.report.bodies();
     assert_eq!(reports.len(), 1, "{reports:#?}");
     assert_eq!(reports[0]["destinations"][HOOK]["delivered"], 7);
     assert_eq!(reports[0]["destinations"][HOOK]["failed"], 1);
+    // VAN and the CSV are reported as destinations too: six posted, 1010 refused; the
+    // two no-answers exported.
+    assert_eq!(reports[0]["destinations"]["van"]["delivered"], 6);
+    assert_eq!(reports[0]["destinations"]["van"]["failed"], 1);
+    assert_eq!(reports[0]["destinations"]["csv"]["delivered"], 2);
+    assert_eq!(reports[0]["destinations"]["csv"]["failed"], 0);
     let text = reports[0]["text"].as_str().unwrap();
     assert!(text.contains("crm-hook: 7 delivered, 1 failed"), "{text}");
+    assert!(text.contains("van: 6 delivered, 1 failed"), "{text}");
+    assert!(text.contains("csv: 2 delivered, 0 failed"), "{text}");
 }
 
 #[tokio::test]
@@ -426,7 +437,7 @@ async fn a_receiver_down_for_half_the_night_holds_back_neither_van_nor_its_own_c
     let waiting = w.deliveries().await;
     let retrying: Vec<&DeliveryRecord> = waiting
         .values()
-        .filter(|d| d.state == CallState::Unsynced)
+        .filter(|d| d.delivery.state == CallState::Unsynced)
         .collect();
     assert_eq!(
         retrying.len(),
@@ -434,10 +445,10 @@ async fn a_receiver_down_for_half_the_night_holds_back_neither_van_nor_its_own_c
         "the four refused wait for their next try"
     );
     for d in &retrying {
-        assert_eq!(d.attempts, 1);
-        let at = d.next_attempt_at.expect("a next try is scheduled");
+        assert_eq!(d.delivery.attempts, 1);
+        let at = d.delivery.next_attempt_at.expect("a next try is scheduled");
         assert!(at > w.clock_now(), "back-off, not an immediate retry");
-        let error = d.error.as_ref().unwrap();
+        let error = d.delivery.error.as_ref().unwrap();
         assert_eq!(error.status, Some(503));
         assert!(error.answer.as_deref().unwrap().contains("Bad Gateway"));
     }
@@ -455,7 +466,11 @@ async fn a_receiver_down_for_half_the_night_holds_back_neither_van_nor_its_own_c
     );
     assert_eq!(w.van.canvass_posts().len(), 6, "VAN got nothing twice");
     for id in HOOKED {
-        assert_eq!(w.delivery(id).await.state, CallState::Finished, "{id}");
+        assert_eq!(
+            w.delivery(id).await.delivery.state,
+            CallState::Finished,
+            "{id}"
+        );
     }
     // Later tries of a delivery carry its key again, so a receiver can tell a repeat.
     let by_call: BTreeMap<String, BTreeSet<String>> =
@@ -488,9 +503,9 @@ async fn a_receiver_that_never_comes_back_ends_in_attempted_error_after_ten_trie
         w.later().await;
     }
     let d = w.delivery("1001").await;
-    assert_eq!(d.state, CallState::AttemptedError);
-    assert_eq!(d.attempts, 10);
-    let error = d.error.unwrap();
+    assert_eq!(d.delivery.state, CallState::AttemptedError);
+    assert_eq!(d.delivery.attempts, 10);
+    let error = d.delivery.error.unwrap();
     assert_eq!(error.code, "destination_unavailable");
     assert!(
         error.message.contains("gave up after 10 attempts"),
@@ -512,7 +527,7 @@ async fn a_receiver_that_never_comes_back_ends_in_attempted_error_after_ten_trie
     );
     w.drain().await;
     assert_eq!(w.accepted_ids(), ["1001"]);
-    assert_eq!(w.delivery("1001").await.state, CallState::Finished);
+    assert_eq!(w.delivery("1001").await.delivery.state, CallState::Finished);
     assert_eq!(w.van.canvass_posts().len(), 1);
 }
 
@@ -557,8 +572,8 @@ async fn a_destination_added_after_a_night_receives_that_day_alone_when_it_is_ru
     let again = w.svc.ledger.day(&day()).await.unwrap();
     for (before, after) in calls.iter().zip(&again) {
         assert_eq!(
-            (before.state, &before.receipt),
-            (after.state, &after.receipt),
+            (before.delivery.state, &before.delivery.receipt),
+            (after.delivery.state, &after.delivery.receipt),
             "{}",
             before.key
         );
@@ -576,7 +591,7 @@ async fn a_mapping_fix_sends_a_delivered_call_again_as_updated_and_only_once() {
     w.run().await;
     w.drain().await;
     let first = w.delivery("1001").await;
-    assert_eq!(first.state, CallState::Finished);
+    assert_eq!(first.delivery.state, CallState::Finished);
 
     // The display name of "Agent Cust 1" is fixed, then the destination retried.
     w.svc
@@ -690,9 +705,9 @@ async fn a_delivery_whose_worker_died_holding_it_is_delivered_once_after_its_lea
     w.drain().await;
     // A worker took the delivery and died before sending (its lease is all that is left).
     let mut held = w.delivery("1001").await;
-    held.state = CallState::InProgress;
-    held.lease_id = Some("dead-worker".into());
-    held.lease_until = Some(w.clock_now() + Duration::from_secs(900));
+    held.delivery.state = CallState::InProgress;
+    held.delivery.lease_id = Some("dead-worker".into());
+    held.delivery.lease_until = Some(w.clock_now() + Duration::from_secs(900));
     assert!(w.svc.ledger.replace_delivery(&mut held).await.unwrap());
     w.receiver.set(Behaviour::Accept);
     // Inside the lease, the sweep leaves it alone.
@@ -702,7 +717,7 @@ async fn a_delivery_whose_worker_died_holding_it_is_delivered_once_after_its_lea
     // Once it has run out, the sweep hands it to a worker again: delivered once.
     w.later().await;
     assert_eq!(w.accepted_ids(), ["1001"]);
-    assert_eq!(w.delivery("1001").await.state, CallState::Finished);
+    assert_eq!(w.delivery("1001").await.delivery.state, CallState::Finished);
     w.later().await;
     assert_eq!(w.accepted_ids(), ["1001"]);
 }
@@ -801,7 +816,7 @@ async fn a_night_reaches_van_the_csv_a_webhook_and_a_partner_over_mutual_tls_eac
         one.body
             .contains("<activity_date>2026-11-21</activity_date>")
     );
-    let receipt = w.delivery_to(ESB, "1001").await.receipt;
+    let receipt = w.delivery_to(ESB, "1001").await.delivery.receipt;
     assert!(
         matches!(&receipt, Some(Receipt::Http { status: 200, attempts: 1, fingerprint, .. }) if fingerprint.len() == 64),
         "{receipt:?}"
@@ -829,8 +844,8 @@ async fn a_wrong_client_certificate_is_a_clear_error_and_the_calls_go_once_it_is
     assert!(w.esb().refused_handshakes() >= 1);
     for id in FOR_ESB {
         let d = w.delivery_to(ESB, id).await;
-        assert_eq!(d.state, CallState::UnattemptedError, "{id}");
-        let error = d.error.unwrap();
+        assert_eq!(d.delivery.state, CallState::UnattemptedError, "{id}");
+        let error = d.delivery.error.unwrap();
         assert_eq!(error.code, "destination_setup");
         assert!(
             error.message.contains("refused the TLS handshake")
@@ -884,7 +899,7 @@ async fn a_partner_whose_server_certificate_does_not_verify_is_sent_nothing() {
     w.run().await;
     w.drain().await;
     assert!(w.esb().received().is_empty());
-    let error = w.delivery_to(ESB, "1001").await.error.unwrap();
+    let error = w.delivery_to(ESB, "1001").await.delivery.error.unwrap();
     assert_eq!(error.code, "destination_setup");
     assert!(
         error.message.contains("does not verify") && error.message.contains("ca_bundle"),
@@ -911,7 +926,7 @@ async fn a_soap_fault_answered_with_200_is_a_failure_and_a_503_is_tried_again() 
         let mut out = Vec::new();
         for id in FOR_ESB {
             let d = w.delivery_to(ESB, id).await;
-            if d.state == CallState::AttemptedError {
+            if d.delivery.state == CallState::AttemptedError {
                 out.push(d);
             }
         }
@@ -919,8 +934,8 @@ async fn a_soap_fault_answered_with_200_is_a_failure_and_a_503_is_tried_again() 
     };
     assert_eq!(faulted.len(), 2, "the fault is final: no third try");
     for d in &faulted {
-        assert_eq!(d.attempts, 2);
-        let error = d.error.as_ref().unwrap();
+        assert_eq!(d.delivery.attempts, 2);
+        let error = d.delivery.error.as_ref().unwrap();
         assert_eq!(error.code, "destination_rejected");
         assert_eq!(error.status, Some(200));
         assert!(
@@ -1004,6 +1019,24 @@ async fn the_status_route_counts_each_destination_and_the_retry_route_retries_on
     );
     // The calls' own status is VAN's: 1010 refused there, and nothing of the webhook's.
     assert_eq!(s["by_state"]["finished"], 8, "{s:#}");
+    // VAN and the CSV are destinations on the same page, counted from the calls' own
+    // deliveries: seven calls posted (six taken, 1010 refused), the two no-answers exported.
+    // The unknown result went to neither, so neither counts it.
+    let van = &s["destinations"]["van"];
+    assert_eq!(van["kind"], "van", "{s:#}");
+    assert_eq!(van["total"], 7, "{s:#}");
+    assert_eq!(
+        van["by_state"],
+        json!({"finished": 6, "attempted_error": 1}),
+        "{s:#}"
+    );
+    let van_errors = van["errors"].as_array().unwrap();
+    assert_eq!(van_errors.len(), 1, "{van:#}");
+    assert_eq!(van_errors[0]["call_id"], "1010", "{van:#}");
+    let csv = &s["destinations"]["csv"];
+    assert_eq!(csv["kind"], "csv", "{s:#}");
+    assert_eq!(csv["by_state"], json!({"finished": 2}), "{s:#}");
+    assert_eq!(csv["errors"], json!([]), "{s:#}");
 
     // An unknown destination is a 404 naming the ones there are.
     let unknown = w
@@ -1062,12 +1095,17 @@ async fn the_sample_candidate_with_every_destination_is_accepted_as_written() {
 async fn all_terminal(w: &World) -> bool {
     let calls = w.svc.ledger.day(&day()).await.unwrap();
     let deliveries = w.deliveries().await;
-    calls
-        .iter()
-        .all(|c| !matches!(c.state, CallState::Unsynced | CallState::InProgress))
-        && deliveries
-            .values()
-            .all(|d| !matches!(d.state, CallState::Unsynced | CallState::InProgress))
+    calls.iter().all(|c| {
+        !matches!(
+            c.delivery.state,
+            CallState::Unsynced | CallState::InProgress
+        )
+    }) && deliveries.values().all(|d| {
+        !matches!(
+            d.delivery.state,
+            CallState::Unsynced | CallState::InProgress
+        )
+    })
 }
 
 #[tokio::test]
@@ -1138,13 +1176,13 @@ async fn soak_workers_killed_mid_batch_with_a_flaky_receiver_lose_nothing_and_re
             .insert(r.idempotency_key.unwrap());
     }
     for (id, d) in &deliveries {
-        match d.state {
+        match d.delivery.state {
             CallState::Finished => {
                 let keys = &accepted[id];
                 assert_eq!(keys.len(), 1, "{id}: one key for every repeat: {keys:?}");
                 let Some(Receipt::Http {
                     idempotency_key, ..
-                }) = &d.receipt
+                }) = &d.delivery.receipt
                 else {
                     panic!("{id}: a finished delivery has its receipt")
                 };
@@ -1154,13 +1192,13 @@ async fn soak_workers_killed_mid_batch_with_a_flaky_receiver_lose_nothing_and_re
                 );
             }
             // Ten failed tries in a row: possible with this receiver, never silent.
-            CallState::AttemptedError => assert!(d.error.is_some(), "{id}"),
+            CallState::AttemptedError => assert!(d.delivery.error.is_some(), "{id}"),
             other => panic!("{id}: {other}"),
         }
     }
     let finished = deliveries
         .values()
-        .filter(|d| d.state == CallState::Finished)
+        .filter(|d| d.delivery.state == CallState::Finished)
         .count();
     assert!(
         finished as u64 >= CALLS - 2,

@@ -133,7 +133,7 @@ impl Night {
     async fn states(&self, date: Date) -> BTreeMap<String, u64> {
         let mut out = BTreeMap::new();
         for r in self.svc.ledger.day(&day(date)).await.unwrap() {
-            *out.entry(r.state.to_string()).or_default() += 1;
+            *out.entry(r.delivery.state.to_string()).or_default() += 1;
         }
         out
     }
@@ -307,14 +307,17 @@ async fn a_night_reaches_every_state_with_the_right_counts_and_one_report() {
     }
     let strong = n.state_of("1001").await;
     assert!(
-        matches!(&strong.receipt, Some(Receipt::Van { status: 204, fingerprint, .. }) if fingerprint.len() == 64),
+        matches!(&strong.delivery.receipt, Some(Receipt::Van { status: 204, fingerprint, .. }) if fingerprint.len() == 64),
         "{:?}",
-        strong.receipt
+        strong.delivery.receipt
     );
     let unknown = n.state_of("1006").await;
-    assert_eq!(unknown.error.as_ref().unwrap().code, "unknown_result");
+    assert_eq!(
+        unknown.delivery.error.as_ref().unwrap().code,
+        "unknown_result"
+    );
     // It says where the call was read and how to fix it, like every other bad row.
-    let message = &unknown.error.as_ref().unwrap().message;
+    let message = &unknown.delivery.error.as_ref().unwrap().message;
     for want in [".csv line ", r#", column "result" = "#, "POST /retry"] {
         assert!(message.contains(want), "missing {want}: {message}");
     }
@@ -328,9 +331,14 @@ async fn a_night_reaches_every_state_with_the_right_counts_and_one_report() {
         .find(|r| r.key.call_id.0.starts_with("row:"))
         .unwrap();
     assert!(
-        bad.error.as_ref().unwrap().message.contains("line 10"),
+        bad.delivery
+            .error
+            .as_ref()
+            .unwrap()
+            .message
+            .contains("line 10"),
         "{:?}",
-        bad.error
+        bad.delivery.error
     );
 
     // Exactly one report, with the counts and the CSV link.
@@ -366,7 +374,7 @@ async fn the_csv_holds_the_kept_calls_byte_for_byte() {
          100003,VANID,Pat,Doe 1003,2125550103,11/21/2026,18:06:00,Lean support,agent7,1003,agent cust 2,hybrid_csv_row\n\
          100004,VANID,Pat,Doe 1004,2125550104,11/21/2026,18:07:00,No answer,agent7,1004,no answer,csv_row\n"
     );
-    let receipt = n.state_of("1004").await.receipt;
+    let receipt = n.state_of("1004").await.delivery.receipt;
     assert!(
         matches!(&receipt, Some(Receipt::Csv { key, row: 2, .. }) if key.ends_with("-1.csv")),
         "{receipt:?}"
@@ -420,9 +428,9 @@ async fn a_worker_that_dies_holding_a_call_is_swept_and_the_call_posted_once() {
 
     // A worker takes the call and dies before posting: its lease stands, its message is gone.
     let mut record = n.state_of("2001").await;
-    record.state = CallState::InProgress;
-    record.lease_until = Some(n.svc.clock.now() + Duration::from_secs(900));
-    record.lease_id = Some("dead-worker".into());
+    record.delivery.state = CallState::InProgress;
+    record.delivery.lease_until = Some(n.svc.clock.now() + Duration::from_secs(900));
+    record.delivery.lease_id = Some("dead-worker".into());
     assert!(n.svc.ledger.replace(&mut record).await.unwrap());
     let sqs = aws_sdk_sqs::Client::new(&n.stack.aws);
     sqs.purge_queue()
@@ -441,7 +449,7 @@ async fn a_worker_that_dies_holding_a_call_is_swept_and_the_call_posted_once() {
     n.tick().await;
     n.drain().await;
     assert_eq!(n.posts_for(200_001), 1);
-    assert_eq!(n.state_of("2001").await.state, CallState::Finished);
+    assert_eq!(n.state_of("2001").await.delivery.state, CallState::Finished);
 }
 
 #[tokio::test]
@@ -533,8 +541,8 @@ async fn every_myc_call_goes_to_mycampaign_and_another_districts_rows_are_refuse
         "myc: MyCampaign key and mode"
     );
     assert_eq!(mode_of("100002"), vec![Some("0".into())], "van: VoterFile");
-    assert_eq!(n.state_of("5001").await.state, CallState::Finished);
-    assert_eq!(n.state_of("5002").await.state, CallState::Finished);
+    assert_eq!(n.state_of("5001").await.delivery.state, CallState::Finished);
+    assert_eq!(n.state_of("5002").await.delivery.state, CallState::Finished);
     let csv = objects(&n.svc, "exports/night/").await;
     let text = String::from_utf8(csv[0].1.clone()).unwrap();
     assert!(text.contains("\n100003,MyCampaignID,"), "{text}");
@@ -545,10 +553,10 @@ async fn every_myc_call_goes_to_mycampaign_and_another_districts_rows_are_refuse
         .await
         .unwrap()
         .into_iter()
-        .filter(|r| r.state == CallState::UnattemptedError)
+        .filter(|r| r.delivery.state == CallState::UnattemptedError)
         .collect();
     assert_eq!(bad.len(), 1, "{bad:?}");
-    let message = &bad[0].error.as_ref().unwrap().message;
+    let message = &bad[0].delivery.error.as_ref().unwrap().message;
     assert!(
         message.contains("ca12") && message.contains("ny14"),
         "{message}"
@@ -578,8 +586,8 @@ async fn every_myc_call_goes_to_mycampaign_and_another_districts_rows_are_refuse
     n.run().await;
     n.drain().await;
     let r = n.state_of("5005").await;
-    assert_eq!(r.state, CallState::UnattemptedError);
-    let e = r.error.unwrap();
+    assert_eq!(r.delivery.state, CallState::UnattemptedError);
+    let e = r.delivery.error.unwrap();
     assert_eq!(e.code, "no_key_for_database");
     assert!(e.message.contains("MyCampaign"), "{}", e.message);
     assert_eq!(mode_of("100005"), Vec::<Option<String>>::new());
@@ -663,8 +671,8 @@ async fn a_permanent_400_is_an_attempted_error_keeping_vans_envelope() {
     n.run().await;
     n.drain().await;
     let record = n.state_of("4001").await;
-    assert_eq!(record.state, CallState::AttemptedError);
-    let error = record.error.unwrap();
+    assert_eq!(record.delivery.state, CallState::AttemptedError);
+    let error = record.delivery.error.unwrap();
     assert_eq!(error.status, Some(400));
     assert_eq!(
         error.van.as_ref().unwrap()["errors"][0]["code"],
@@ -701,8 +709,8 @@ async fn a_call_for_a_person_van_does_not_know_is_an_attempted_error_naming_the_
     n.drain().await;
 
     let record = n.state_of("4201").await;
-    assert_eq!(record.state, CallState::AttemptedError);
-    let error = record.error.unwrap();
+    assert_eq!(record.delivery.state, CallState::AttemptedError);
+    let error = record.delivery.error.unwrap();
     assert_eq!(error.status, Some(404));
     assert!(
         error
@@ -721,7 +729,7 @@ async fn a_call_for_a_person_van_does_not_know_is_an_attempted_error_naming_the_
         error.van.as_ref().unwrap()["errors"][0]["code"],
         "NOT_FOUND"
     );
-    assert_eq!(n.state_of("4202").await.state, CallState::Finished);
+    assert_eq!(n.state_of("4202").await.delivery.state, CallState::Finished);
 
     // Later ticks and drains leave it alone: a 404 is never retried.
     n.tick().await;
@@ -731,7 +739,10 @@ async fn a_call_for_a_person_van_does_not_know_is_an_attempted_error_naming_the_
     n.drain().await;
     assert_eq!(n.attempts_for(950_000_001), 1, "posted once, never retried");
     assert_eq!(n.posts_for(950_000_001), 0);
-    assert_eq!(n.state_of("4201").await.state, CallState::AttemptedError);
+    assert_eq!(
+        n.state_of("4201").await.delivery.state,
+        CallState::AttemptedError
+    );
 }
 
 #[tokio::test]
@@ -753,7 +764,7 @@ async fn a_server_error_is_retried_and_the_call_finishes() {
     n.van
         .inject(Fault::once("canvassResponses", FaultKind::ServerError).times(2));
     n.drain().await;
-    assert_eq!(n.state_of("4101").await.state, CallState::Finished);
+    assert_eq!(n.state_of("4101").await.delivery.state, CallState::Finished);
 }
 
 #[tokio::test]
@@ -878,7 +889,7 @@ async fn calls_around_local_midnight_land_on_their_local_day() {
         ids(n.svc.ledger.day(&day(date(2026, 11, 22))).await.unwrap()),
         ["6004"]
     );
-    assert_eq!(n.state_of("6003").await.state, CallState::Finished);
+    assert_eq!(n.state_of("6003").await.delivery.state, CallState::Finished);
 }
 
 #[tokio::test]
@@ -912,7 +923,7 @@ async fn a_retry_after_a_mapping_fix_posts_the_fixed_calls_and_nothing_else() {
     let after = n.van.canvass_posts();
     assert_eq!(after.len(), before + 1, "only the fixed call was posted");
     assert_eq!(after.last().unwrap().0, 100_006);
-    assert_eq!(n.state_of("1006").await.state, CallState::Finished);
+    assert_eq!(n.state_of("1006").await.delivery.state, CallState::Finished);
 }
 
 #[tokio::test]
@@ -1239,8 +1250,8 @@ async fn a_call_vans_errors_outlast_is_released_delivered_again_and_posted_once(
         .inject(Fault::once("/people/700001/canvassResponses", FaultKind::ServerError).times(5));
     drain(&n.stack, &svc, &Targets::default()).await;
     let record = n.state_of("7001").await;
-    assert_eq!(record.state, CallState::Finished);
-    assert_eq!(record.attempts, 3, "leased once per delivery");
+    assert_eq!(record.delivery.state, CallState::Finished);
+    assert_eq!(record.delivery.attempts, 3, "leased once per delivery");
     assert_eq!(n.posts_for(700_001), 1);
     assert_eq!(n.attempts_for(700_001), 6);
 }

@@ -92,9 +92,9 @@ async fn status(
     // The candidate may have become unusable since (its document edited by hand): the
     // calls' own status still answers, without the destinations.
     let destinations = match svc.candidate(&day.candidate).await {
-        Ok(candidate) => fanout::counts(svc, &candidate, &day).await?,
+        Ok(candidate) => fanout::counts(svc, &candidate, &day, &records).await?,
         Err(CandidateError::Store(e)) => return Err(e.into()),
-        Err(_) => Default::default(),
+        Err(_) => fanout::own_counts(&records),
     };
     let record = svc.days.get(&day).await?;
     let mut csv = Vec::new();
