@@ -64,7 +64,12 @@ pub async fn deliver_batch(
                     .map_or(f64::INFINITY, |d| d.rate_limit),
             );
             let done: Vec<Outcome> = futures::stream::iter(members.iter().copied())
-                .map(|i| deliver_one(svc, &candidate, messages[i], &pace, deadline))
+                .map(|i| {
+                    crate::posting::isolated(
+                        messages[i],
+                        deliver_one(svc, &candidate, messages[i], &pace, deadline),
+                    )
+                })
                 .buffered(svc.settings.destination_concurrency.max(1))
                 .collect()
                 .await;
@@ -85,13 +90,8 @@ struct Pace {
 
 impl Pace {
     fn new(rate: f64) -> Self {
-        let gap = if rate.is_finite() && rate > 0.0 {
-            Duration::from_secs_f64(1.0 / rate)
-        } else {
-            Duration::ZERO
-        };
         Self {
-            gap,
+            gap: gap(rate),
             next: Mutex::new(None),
         }
     }
@@ -101,10 +101,26 @@ impl Pace {
         let now = tokio::time::Instant::now();
         let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
         let slot = next.map_or(now, |n| n.max(now));
-        *next = Some(slot + self.gap);
+        // The gap is at most a day: only a clock at the end of its range cannot add it.
+        *next = Some(slot.checked_add(self.gap).unwrap_or(slot));
         slot
     }
 }
+
+/// The time between two sends at `rate` requests a second: none for an unlimited (or
+/// unusable) rate, at most [`PACE_GAP_CAP`] for the slowest. Never panics, whatever the
+/// number: a stored document may predate the rate's range check.
+fn gap(rate: f64) -> Duration {
+    if !(rate.is_finite() && rate > 0.0) {
+        return Duration::ZERO;
+    }
+    Duration::try_from_secs_f64(1.0 / rate)
+        .unwrap_or(PACE_GAP_CAP)
+        .min(PACE_GAP_CAP)
+}
+
+/// The longest gap [`Pace`] keeps: a day, far past any batch's deadline.
+const PACE_GAP_CAP: Duration = Duration::from_secs(86_400);
 
 async fn deliver_one(
     svc: &Services,
@@ -453,4 +469,32 @@ pub fn tally<R: Tracked>(records: &[R]) -> BTreeMap<CallState, u64> {
         *counts.entry(r.delivery().state).or_insert(0) += 1;
     }
     counts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_rate_gives_a_gap_a_clock_can_hold() {
+        assert_eq!(gap(f64::INFINITY), Duration::ZERO);
+        assert_eq!(gap(f64::NAN), Duration::ZERO);
+        assert_eq!(gap(0.0), Duration::ZERO);
+        assert_eq!(gap(-3.0), Duration::ZERO);
+        assert_eq!(gap(4.0), Duration::from_millis(250));
+        assert_eq!(gap(1.0 / 60.0), Duration::from_secs(60));
+        for tiny in [1e-6, 1e-19, 1e-100, f64::MIN_POSITIVE, 5e-324] {
+            assert_eq!(gap(tiny), PACE_GAP_CAP, "{tiny}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_slowest_pace_gives_later_slots_without_overflowing() {
+        let pace = Pace::new(1e-300);
+        let first = pace.slot();
+        let second = pace.slot();
+        let third = pace.slot();
+        assert!(second >= first + PACE_GAP_CAP);
+        assert!(third >= second + PACE_GAP_CAP);
+    }
 }

@@ -113,11 +113,14 @@ impl Egress {
             Some(Host::Ipv4(ip)) => vec![SocketAddr::new(IpAddr::V4(ip), port)],
             Some(Host::Ipv6(ip)) => vec![SocketAddr::new(IpAddr::V6(ip), port)],
             Some(Host::Domain(name)) => {
-                let lookup = tokio::net::lookup_host((name, port));
-                match tokio::time::timeout(Duration::from_secs(5), lookup).await {
-                    Ok(Ok(addrs)) => addrs.collect(),
-                    _ => Vec::new(),
+                // A resolver may read `name.` as `name` (a name in /etc/hosts) or not: both
+                // spellings are checked, and only the written one's addresses are used.
+                if let Some(relative) = name.strip_suffix('.').filter(|n| !n.is_empty()) {
+                    for addr in lookup(relative, port).await {
+                        self.check_ip(addr.ip())?;
+                    }
                 }
+                lookup(name, port).await
             }
         };
         if addrs.is_empty() {
@@ -157,6 +160,19 @@ impl Egress {
             builder = builder.resolve_to_addrs(name, addrs);
         }
         builder
+    }
+}
+
+/// `name`'s addresses, or none when it does not resolve within five seconds.
+async fn lookup(name: &str, port: u16) -> Vec<SocketAddr> {
+    match tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::lookup_host((name, port)),
+    )
+    .await
+    {
+        Ok(Ok(addrs)) => addrs.collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -225,9 +241,13 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Whether `ip` is an address of the public internet: not loopback, private, link-local
-/// (the instance metadata service is 169.254.169.254 and fd00:ec2::254), shared (carrier
-/// NAT), unique-local, multicast, documentation, benchmarking or otherwise reserved.
+/// Whether `ip` is an address of the public internet. IPv4: not in [`SPECIAL_V4`], not
+/// multicast. IPv6: global unicast (`2000::/3`, IANA's IPv6 Address Space registry) and
+/// not in [`SPECIAL_V6`]; an address that carries an IPv4 address (IPv4-mapped, the
+/// well-known NAT64 prefix, 6to4) is as public as that IPv4 address. Everything else —
+/// loopback, private, link-local (the instance metadata service is 169.254.169.254 and
+/// fd00:ec2::254), shared, unique-local, local-use NAT64, IPv4-translated, Teredo,
+/// documentation, benchmarking, multicast, reserved — is not.
 pub fn is_public(ip: IpAddr) -> bool {
     match canonical(ip) {
         IpAddr::V4(v4) => is_public_v4(v4),
@@ -235,43 +255,117 @@ pub fn is_public(ip: IpAddr) -> bool {
     }
 }
 
+/// A block of addresses: the first address and the prefix length.
+type Block<A> = (A, u8, &'static str);
+
+/// IPv4 blocks that are not globally reachable, from IANA's IPv4 Special-Purpose Address
+/// Registry (<https://www.iana.org/assignments/iana-ipv4-special-registry>, entries whose
+/// "Globally Reachable" is False or N/A, and the deprecated 6to4 relay anycast of RFC 7526)
+/// and the IPv4 Address Space registry (multicast, reserved).
+const SPECIAL_V4: &[Block<Ipv4Addr>] = &[
+    (Ipv4Addr::new(0, 0, 0, 0), 8, "this network (RFC 791)"),
+    (Ipv4Addr::new(10, 0, 0, 0), 8, "private use (RFC 1918)"),
+    (
+        Ipv4Addr::new(100, 64, 0, 0),
+        10,
+        "shared address space (RFC 6598)",
+    ),
+    (Ipv4Addr::new(127, 0, 0, 0), 8, "loopback (RFC 1122)"),
+    (Ipv4Addr::new(169, 254, 0, 0), 16, "link local (RFC 3927)"),
+    (Ipv4Addr::new(172, 16, 0, 0), 12, "private use (RFC 1918)"),
+    (
+        Ipv4Addr::new(192, 0, 0, 0),
+        24,
+        "IETF protocol assignments (RFC 6890)",
+    ),
+    (Ipv4Addr::new(192, 0, 2, 0), 24, "documentation (RFC 5737)"),
+    (
+        Ipv4Addr::new(192, 88, 99, 0),
+        24,
+        "6to4 relay anycast (RFC 7526)",
+    ),
+    (Ipv4Addr::new(192, 168, 0, 0), 16, "private use (RFC 1918)"),
+    (Ipv4Addr::new(198, 18, 0, 0), 15, "benchmarking (RFC 2544)"),
+    (
+        Ipv4Addr::new(198, 51, 100, 0),
+        24,
+        "documentation (RFC 5737)",
+    ),
+    (
+        Ipv4Addr::new(203, 0, 113, 0),
+        24,
+        "documentation (RFC 5737)",
+    ),
+    (Ipv4Addr::new(224, 0, 0, 0), 4, "multicast (RFC 5771)"),
+    (
+        Ipv4Addr::new(240, 0, 0, 0),
+        4,
+        "reserved (RFC 1112), and the broadcast address",
+    ),
+];
+
+/// IPv6 blocks inside `2000::/3` that are not globally reachable, from IANA's IPv6
+/// Special-Purpose Address Registry
+/// (<https://www.iana.org/assignments/iana-ipv6-special-registry>). Blocks outside
+/// `2000::/3` (loopback, unspecified, IPv4-compatible and IPv4-translated, NAT64 local
+/// use, discard-only, unique-local, link-local, multicast) are refused by the global
+/// unicast rule itself.
+const SPECIAL_V6: &[Block<Ipv6Addr>] = &[
+    (
+        Ipv6Addr::new(0x2001, 0, 0, 0, 0, 0, 0, 0),
+        23,
+        "IETF protocol assignments, Teredo, benchmarking, ORCHID (RFC 2928, 4380, 5180, 7343)",
+    ),
+    (
+        Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0),
+        32,
+        "documentation (RFC 3849)",
+    ),
+    (
+        Ipv6Addr::new(0x3fff, 0, 0, 0, 0, 0, 0, 0),
+        20,
+        "documentation (RFC 9637)",
+    ),
+    (
+        Ipv6Addr::new(0x5f00, 0, 0, 0, 0, 0, 0, 0),
+        16,
+        "segment routing SIDs (RFC 9602)",
+    ),
+];
+
+fn in_v4(ip: Ipv4Addr, (net, len, _): &Block<Ipv4Addr>) -> bool {
+    let mask = u32::MAX.checked_shl(32 - u32::from(*len)).unwrap_or(0);
+    u32::from(ip) & mask == u32::from(*net) & mask
+}
+
+fn in_v6(ip: Ipv6Addr, (net, len, _): &Block<Ipv6Addr>) -> bool {
+    let mask = u128::MAX.checked_shl(128 - u32::from(*len)).unwrap_or(0);
+    u128::from(ip) & mask == u128::from(*net) & mask
+}
+
 fn is_public_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, c, _] = ip.octets();
-    !(ip.is_unspecified()
-        || ip.is_loopback()
-        || ip.is_private()
-        || ip.is_link_local()
-        || ip.is_broadcast()
-        || ip.is_documentation()
-        || ip.is_multicast()
-        || a == 0
-        || (a == 100 && (64..128).contains(&b))
-        || (a == 192 && b == 0 && c == 0)
-        || (a == 198 && (b == 18 || b == 19))
-        || a >= 240)
+    !SPECIAL_V4.iter().any(|block| in_v4(ip, block))
+}
+
+/// The IPv4 address in the last 32 bits of `ip`.
+fn last_v4(ip: Ipv6Addr) -> Ipv4Addr {
+    Ipv4Addr::from(u128::from(ip) as u32)
 }
 
 fn is_public_v6(ip: Ipv6Addr) -> bool {
-    let seg = ip.segments();
-    // Addresses that carry an IPv4 address (NAT64, 6to4) are as public as that address.
-    if seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0, 0, 0, 0] {
-        let [a, b] = seg[6].to_be_bytes();
-        let [c, d] = seg[7].to_be_bytes();
-        return is_public_v4(Ipv4Addr::new(a, b, c, d));
+    const NAT64: Block<Ipv6Addr> = (Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0), 96, "");
+    const SIX_TO_FOUR: Block<Ipv6Addr> = (Ipv6Addr::new(0x2002, 0, 0, 0, 0, 0, 0, 0), 16, "");
+    const GLOBAL_UNICAST: Block<Ipv6Addr> = (Ipv6Addr::new(0x2000, 0, 0, 0, 0, 0, 0, 0), 3, "");
+    if in_v6(ip, &NAT64) {
+        return is_public_v4(last_v4(ip));
     }
-    if seg[0] == 0x2002 {
-        let [a, b] = seg[1].to_be_bytes();
-        let [c, d] = seg[2].to_be_bytes();
-        return is_public_v4(Ipv4Addr::new(a, b, c, d));
+    if in_v6(ip, &SIX_TO_FOUR) {
+        let [_, b, c, _, _, _, _, _] = ip.segments();
+        let [o1, o2] = b.to_be_bytes();
+        let [o3, o4] = c.to_be_bytes();
+        return is_public_v4(Ipv4Addr::new(o1, o2, o3, o4));
     }
-    !(ip.is_unspecified()
-        || ip.is_loopback()
-        || ip.is_multicast()
-        || ip.is_unique_local()
-        || ip.is_unicast_link_local()
-        || seg[0..6] == [0; 6]
-        || (seg[0] == 0x2001 && seg[1] == 0x0db8)
-        || (seg[0] == 0x0100 && seg[1..4] == [0, 0, 0]))
+    in_v6(ip, &GLOBAL_UNICAST) && !SPECIAL_V6.iter().any(|block| in_v6(ip, block))
 }
 
 /// The LiveVox API base URL a document names: https, no user info or port, and a host of
@@ -368,6 +462,148 @@ mod tests {
             strict.check_url("not a url"),
             Err(EgressError::NotAUrl(_))
         ));
+    }
+
+    #[test]
+    fn every_special_purpose_block_is_refused_from_its_first_to_its_last_address() {
+        for block @ (net, len, why) in SPECIAL_V4 {
+            let first = u32::from(*net);
+            let last = first | (u32::MAX >> len);
+            for ip in [first, last] {
+                let ip = Ipv4Addr::from(ip);
+                assert!(in_v4(ip, block));
+                assert!(!is_public(IpAddr::V4(ip)), "{ip} ({why})");
+                // The same address written as IPv6 (mapped, NAT64, 6to4) is refused too.
+                let [a, b, c, d] = ip.octets();
+                let mapped = ip.to_ipv6_mapped();
+                let nat64 = Ipv6Addr::new(
+                    0x64,
+                    0xff9b,
+                    0,
+                    0,
+                    0,
+                    0,
+                    u16::from_be_bytes([a, b]),
+                    u16::from_be_bytes([c, d]),
+                );
+                let six_to_four = Ipv6Addr::new(
+                    0x2002,
+                    u16::from_be_bytes([a, b]),
+                    u16::from_be_bytes([c, d]),
+                    0,
+                    0,
+                    0,
+                    0,
+                    1,
+                );
+                for v6 in [mapped, nat64, six_to_four] {
+                    assert!(!is_public(IpAddr::V6(v6)), "{v6} ({why})");
+                }
+            }
+        }
+        for block @ (net, len, why) in SPECIAL_V6 {
+            let first = u128::from(*net);
+            let last = first | (u128::MAX >> len);
+            for ip in [first, last] {
+                let ip = Ipv6Addr::from(ip);
+                assert!(in_v6(ip, block));
+                assert!(!is_public(IpAddr::V6(ip)), "{ip} ({why})");
+            }
+        }
+    }
+
+    #[test]
+    fn addresses_are_public_only_outside_every_reserved_range() {
+        let cases: &[(&str, bool, &str)] = &[
+            ("93.184.215.14", true, "a public IPv4 address"),
+            ("8.8.8.8", true, "a public IPv4 address"),
+            ("9.255.255.255", true, "just below 10/8"),
+            ("11.0.0.0", true, "just above 10/8"),
+            ("100.63.255.255", true, "just below shared space"),
+            ("100.128.0.0", true, "just above shared space"),
+            ("172.32.0.0", true, "just above 172.16/12"),
+            ("198.20.0.0", true, "just above benchmarking"),
+            ("223.255.255.255", true, "the last unicast address"),
+            ("2606:4700:4700::1111", true, "a public IPv6 address"),
+            ("2001:200::1", true, "just above 2001::/23"),
+            ("2002:5db8:d70e::1", true, "6to4 of a public IPv4 address"),
+            ("64:ff9b::5db8:d70e", true, "NAT64 of a public IPv4 address"),
+            ("::ffff:93.184.215.14", true, "IPv4-mapped public"),
+            ("127.0.0.1", false, "loopback"),
+            ("10.1.2.3", false, "private"),
+            ("172.31.255.255", false, "private"),
+            ("192.168.1.1", false, "private"),
+            ("169.254.169.254", false, "the instance metadata service"),
+            ("100.64.0.1", false, "shared space (carrier NAT)"),
+            ("0.0.0.0", false, "this network"),
+            ("192.0.0.170", false, "IETF protocol assignments"),
+            ("192.0.2.1", false, "documentation"),
+            ("192.88.99.1", false, "6to4 relay anycast"),
+            ("198.18.0.1", false, "benchmarking"),
+            ("224.0.0.1", false, "multicast"),
+            ("240.0.0.1", false, "reserved"),
+            ("255.255.255.255", false, "broadcast"),
+            ("::1", false, "IPv6 loopback"),
+            ("::", false, "unspecified"),
+            ("::127.0.0.1", false, "IPv4-compatible (deprecated)"),
+            ("::ffff:127.0.0.1", false, "IPv4-mapped loopback"),
+            ("::ffff:10.0.0.1", false, "IPv4-mapped private"),
+            (
+                "::ffff:0:a9fe:a9fe",
+                false,
+                "IPv4-translated metadata (RFC 2765)",
+            ),
+            (
+                "::ffff:0:127.0.0.1",
+                false,
+                "IPv4-translated loopback (RFC 2765)",
+            ),
+            (
+                "::ffff:0:93.184.215.14",
+                false,
+                "IPv4-translated, even of a public address",
+            ),
+            (
+                "64:ff9b::a9fe:a9fe",
+                false,
+                "well-known NAT64 of the metadata service",
+            ),
+            ("64:ff9b::7f00:1", false, "well-known NAT64 of loopback"),
+            ("64:ff9b:1::a9fe:a9fe", false, "local-use NAT64 (RFC 8215)"),
+            (
+                "64:ff9b:1::5db8:d70e",
+                false,
+                "local-use NAT64, even of a public address",
+            ),
+            ("100::1", false, "discard-only (RFC 6666)"),
+            ("2001::a9fe:a9fe", false, "Teredo"),
+            (
+                "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+                false,
+                "Teredo (RFC 4380 example)",
+            ),
+            ("2001:2::1", false, "benchmarking"),
+            ("2001:db8::1", false, "documentation"),
+            ("3fff::1", false, "documentation (RFC 9637)"),
+            ("2002:7f00:1::", false, "6to4 of loopback"),
+            ("2002:a9fe:a9fe::1", false, "6to4 of the metadata service"),
+            ("2002:c0a8:101::1", false, "6to4 of a private address"),
+            ("5f00::1", false, "SRv6 SIDs"),
+            ("fc00::1", false, "unique local"),
+            (
+                "fd00:ec2::254",
+                false,
+                "the instance metadata service over IPv6",
+            ),
+            ("fe80::1", false, "link local"),
+            ("fec0::1", false, "site local (deprecated)"),
+            ("ff02::1", false, "multicast"),
+            ("4000::1", false, "outside global unicast"),
+        ];
+        for (ip, public, why) in cases {
+            let parsed: IpAddr = ip.parse().unwrap();
+            assert_eq!(is_public(parsed), *public, "{ip}: {why}");
+        }
     }
 
     #[test]

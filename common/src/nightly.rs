@@ -1113,6 +1113,7 @@ mod tests {
             clock: clock.clone(),
             connectors: Default::default(),
             settings: Settings::default(),
+            compiled: Default::default(),
         };
         let doc: CandidateDoc = serde_json::from_value(json!({
             "slug": "unit", "display_name": "Unit", "time_zone": "America/Chicago",
@@ -1185,6 +1186,45 @@ mod tests {
 
     /// 10:00 in Chicago on the 22nd: past the 04:00 sync hour.
     const MORNING: &str = "2026-11-22T16:00:00Z";
+
+    #[tokio::test]
+    async fn a_candidate_is_compiled_once_per_stored_document() {
+        let w = world("full", "2026-11-22T12:00:00Z").await;
+        let mut doc = w.svc.config.get(&w.slug()).await.unwrap().unwrap();
+        doc.destinations = serde_json::from_value(json!([
+            {"name": "hook", "kind": "webhook", "url": "https://hooks.example.org/calls",
+             "secret_name": "callsync/unit/hook"}
+        ]))
+        .unwrap();
+        w.svc.config.put(&doc).await.unwrap();
+        let first = w.candidate().await;
+        let again = w.candidate().await;
+        assert!(
+            Arc::ptr_eq(
+                &first.destinations[0].adapter,
+                &again.destinations[0].adapter
+            ),
+            "the same document is not compiled again"
+        );
+        doc.display_name = "Unit, renamed".into();
+        w.svc.config.put(&doc).await.unwrap();
+        let changed = w.candidate().await;
+        assert_eq!(changed.doc().display_name, "Unit, renamed");
+        assert!(!Arc::ptr_eq(
+            &first.destinations[0].adapter,
+            &changed.destinations[0].adapter
+        ));
+        // A document that does not compile says so at every load, cached or not.
+        doc.destinations[0].rate_limit = Some(1e-19);
+        w.svc.config.put(&doc).await.unwrap();
+        for _ in 0..2 {
+            let err = w.svc.candidate(&w.slug()).await.unwrap_err();
+            assert!(
+                err.to_string().contains("destinations[0].rate_limit"),
+                "{err}"
+            );
+        }
+    }
 
     #[tokio::test]
     async fn an_all_csv_night_is_exported_finished_and_reported_once() {

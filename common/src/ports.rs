@@ -131,6 +131,14 @@ pub struct SyncMessage {
 /// The longest delay the queue can hold a message back (SQS `DelaySeconds`).
 pub const MAX_QUEUE_DELAY: std::time::Duration = std::time::Duration::from_secs(900);
 
+/// `delay` as the queue's whole seconds: rounded up, so a message never comes back before
+/// it is due (and is then handed back again for the rest), and at most [`MAX_QUEUE_DELAY`].
+pub fn queue_delay_secs(delay: std::time::Duration) -> u32 {
+    let delay = delay.min(MAX_QUEUE_DELAY);
+    let secs = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
+    u32::try_from(secs).unwrap_or(u32::MAX)
+}
+
 /// The queue `sync-call` reads.
 #[async_trait]
 pub trait CallQueue: Send + Sync {
@@ -213,5 +221,18 @@ mod tests {
         let err = s.json::<K>("van").unwrap_err().to_string();
         assert!(!err.contains("hunter2"), "{err}");
         assert!(err.contains("\"van\""), "{err}");
+    }
+
+    #[test]
+    fn queue_delays_round_up_so_a_message_never_comes_back_early() {
+        use std::time::Duration;
+        assert_eq!(queue_delay_secs(Duration::ZERO), 0);
+        assert_eq!(queue_delay_secs(Duration::from_millis(1)), 1);
+        assert_eq!(queue_delay_secs(Duration::from_millis(400)), 1);
+        assert_eq!(queue_delay_secs(Duration::from_secs(9)), 9);
+        assert_eq!(queue_delay_secs(Duration::from_millis(9_400)), 10);
+        assert_eq!(queue_delay_secs(Duration::from_millis(899_001)), 900);
+        assert_eq!(queue_delay_secs(Duration::from_secs(3_600)), 900);
+        assert_eq!(queue_delay_secs(Duration::MAX), 900);
     }
 }

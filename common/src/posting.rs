@@ -359,7 +359,12 @@ async fn van_batch(
         let before = targets.counts(&day.candidate).await;
         let latencies = std::sync::Mutex::new(Vec::new());
         let done: Vec<Outcome> = futures::stream::iter(members.iter().copied())
-            .map(|i| sync_one(svc, targets, messages[i], deadline, &latencies))
+            .map(|i| {
+                isolated(
+                    messages[i],
+                    sync_one(svc, targets, messages[i], deadline, &latencies),
+                )
+            })
             .buffered(svc.settings.van_concurrency.max(1))
             .collect()
             .await;
@@ -395,6 +400,26 @@ async fn van_batch(
         }
     }
     outcomes
+}
+
+/// `work` for one message, whose panic (a defect, never a plan) ends that message alone:
+/// it is handed back to the queue (`Retry`, and the dead-letter queue after the receive
+/// limit) while the rest of the batch goes on.
+pub(crate) async fn isolated(msg: &SyncMessage, work: impl Future<Output = Outcome>) -> Outcome {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(work).catch_unwind().await {
+        Ok(outcome) => outcome,
+        Err(_) => {
+            tracing::error!(
+                candidate = %msg.candidate,
+                date = %msg.date,
+                call = %msg.call_id,
+                destination = msg.destination.as_deref().unwrap_or("van"),
+                "delivering this message failed unexpectedly; it is handed back to the queue"
+            );
+            Outcome::Retry
+        }
+    }
 }
 
 /// Post one call; never panics, never returns an error: every failure is an outcome.

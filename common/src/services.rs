@@ -2,7 +2,8 @@
 //! bucket, the report webhook, the run launcher, the clock, the client builders, and the
 //! knobs.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::adapters::dynamo_config::DynamoConfigStore;
@@ -13,7 +14,7 @@ use crate::adapters::s3::S3Objects;
 use crate::adapters::secrets_manager::SecretsManagerStore;
 use crate::adapters::sqs::SqsQueue;
 use crate::adapters::webhook::WebhookNotifier;
-use crate::candidate::Candidate;
+use crate::candidate::{Candidate, CandidateDoc};
 use crate::connect::Connectors;
 use crate::ports::{
     CallQueue, Clock, ConfigStore, DayStore, Ledger, Notifier, ObjectStore, RunLauncher,
@@ -96,6 +97,51 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     pub connectors: Connectors,
     pub settings: Settings,
+    /// Candidates compiled from their stored documents, reused while a document is unchanged.
+    pub compiled: CandidateCache,
+}
+
+/// One compiled candidate per slug, with the document it was compiled from: a load that
+/// reads the same document again reuses it (templates, patterns and the mapping cost far
+/// more to compile than a document costs to compare), a changed one is compiled afresh. A
+/// document that does not compile is remembered too, with its problems.
+#[derive(Debug, Default, Clone)]
+pub struct CandidateCache {
+    entries: Arc<Mutex<HashMap<CandidateSlug, Compiled>>>,
+}
+
+type Compiled = (CandidateDoc, Result<Candidate, String>);
+
+impl CandidateCache {
+    /// `doc` compiled, from the cache when it holds this very document.
+    fn compile(
+        &self,
+        doc: CandidateDoc,
+        egress: crate::egress::Egress,
+    ) -> Result<Candidate, String> {
+        let slug = CandidateSlug::parse(&doc.slug).ok();
+        if let Some(slug) = &slug
+            && let Some((cached, compiled)) = self.lock().get(slug)
+            && *cached == doc
+        {
+            return compiled.clone();
+        }
+        let compiled = Candidate::from_doc(doc.clone(), egress).map_err(|errors| {
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        });
+        if let Some(slug) = slug {
+            self.lock().insert(slug, (doc, compiled.clone()));
+        }
+        compiled
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CandidateSlug, Compiled>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl std::fmt::Debug for Services {
@@ -164,6 +210,7 @@ impl Services {
             clock: Arc::new(SystemClock),
             connectors,
             settings: Settings::default(),
+            compiled: CandidateCache::default(),
         })
     }
 
@@ -174,13 +221,11 @@ impl Services {
             .get(slug)
             .await?
             .ok_or_else(|| CandidateError::Unknown(slug.clone()))?;
-        Candidate::from_doc(doc, self.connectors.egress).map_err(|errors| CandidateError::Invalid {
-            slug: slug.clone(),
-            problems: errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "),
-        })
+        self.compiled
+            .compile(doc, self.connectors.egress)
+            .map_err(|problems| CandidateError::Invalid {
+                slug: slug.clone(),
+                problems,
+            })
     }
 }

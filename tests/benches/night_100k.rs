@@ -45,6 +45,7 @@ fn services(queue: Arc<MemoryQueue>) -> Services {
         clock: TestClock::new("2026-11-04T15:00:00Z"),
         connectors: Default::default(),
         settings: Settings::default(),
+        compiled: Default::default(),
     }
 }
 

@@ -27,7 +27,7 @@ use jiff::civil::{Date, date};
 use serde_json::{Value, json};
 
 const VAN_SECRET: &str = r#"{"application_name":"callsync-demo","api_key":"demo-van-key"}"#;
-const SIGNING_SECRET: &str = "whsec-test-0f3c9a";
+const SIGNING_SECRET: &str = "whsec-test-0f3c9a6b2e71d48c5a09f3e7b1c2d4a6";
 /// 09:00 in New York on 22 Nov: past the 03:00 sync hour, so the 21st is due.
 const MORNING: &str = "2026-11-22T14:00:00Z";
 const DAY: Date = date(2026, 11, 21);
@@ -1283,4 +1283,182 @@ async fn a_nightly_run_killed_at_any_step_of_the_fan_out_is_finished_by_the_next
         .filter(|b| b["text"].as_str().unwrap().contains("calls of 2026-11-21"))
         .collect();
     assert_eq!(reports.len(), 1, "{reports:#?}");
+}
+
+/// Panics anywhere in this test process (a caught one too: `sync-call` hands a message
+/// whose delivery panicked back to the queue, which would hide the defect).
+static PANICS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A number a document may carry, biased to the edges: zero, negatives, subnormals, the
+/// ends of every documented range, and the largest finite values.
+fn hostile_f64(rng: &mut fastrand::Rng) -> f64 {
+    const EDGES: [f64; 16] = [
+        0.0,
+        -0.0,
+        -1.0,
+        5e-324,
+        f64::MIN_POSITIVE,
+        1e-300,
+        1e-100,
+        1e-19,
+        1.0 / 60.0 - 1e-12,
+        1.0 / 60.0,
+        0.5,
+        4.0,
+        1000.0,
+        1_000.000_001,
+        1e300,
+        f64::MAX,
+    ];
+    if rng.bool() {
+        EDGES[rng.usize(..EDGES.len())]
+    } else {
+        let sign = if rng.u8(..10) == 0 { -1.0 } else { 1.0 };
+        sign * 10f64.powi(rng.i32(-320..=308)) * (1.0 + rng.f64())
+    }
+}
+
+fn hostile_u64(rng: &mut fastrand::Rng) -> u64 {
+    const EDGES: [u64; 8] = [0, 1, 2, 30, 31, 3600, u64::MAX / 1000, u64::MAX];
+    if rng.bool() {
+        EDGES[rng.usize(..EDGES.len())]
+    } else {
+        rng.u64(..)
+    }
+}
+
+#[tokio::test]
+async fn seeded_fuzz_of_every_numeric_destination_setting_never_panics_sync_call() {
+    std::panic::set_hook(Box::new(|info| {
+        PANICS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        eprintln!("panic: {info}");
+    }));
+    let mut w = world().await;
+    // A slow pace hands the rest of its group back at the batch's deadline: keep it short.
+    w.svc.settings.post_deadline = Duration::from_millis(1500);
+    drop_cdr(&w.svc, "inbox/night/cdr.csv", &night_rows()).await;
+    // A templated destination (unsigned: the receiver answers it 401) beside the webhook, so both kinds' numbers are tried.
+    let plain = |rate: Option<f64>, timeout: Option<u64>| {
+        let mut d = json!({"name": "plain", "kind": "http_template", "url": w.receiver.url,
+                           "format": "json", "body": "{\"id\": {{ call.id }}}",
+                           "result_codes": {"Agent Cust 1": "S1"}});
+        if let Some(r) = rate {
+            d["rate_limit"] = json!(r);
+        }
+        if let Some(t) = timeout {
+            d["timeout_secs"] = json!(t);
+        }
+        serde_json::from_value::<callsync::destinations::DestinationDoc>(d).unwrap()
+    };
+    let mut base = doc(&w.report.url, Some(&w.receiver.url), "Strong support");
+    base.destinations.push(plain(None, None));
+    w.svc.config.put(&base).await.unwrap();
+    w.run().await;
+    let egress = w.stack.api_context().connectors.egress;
+
+    let message = |id: &str, destination: Option<&str>| {
+        let mut m = aws_lambda_events::sqs::SqsMessage::default();
+        m.message_id = Some(format!("{id}-{}", destination.unwrap_or("van")));
+        m.body = Some(
+            json!({"candidate": "night", "date": DAY.to_string(), "call_id": id,
+                   "destination": destination})
+            .to_string(),
+        );
+        m
+    };
+    let mut rng = fastrand::Rng::with_seed(0x5eed_2026);
+    for case in 0..24 {
+        let rate = hostile_f64(&mut rng);
+        let timeout = hostile_u64(&mut rng);
+        let mut fuzzed = base.clone();
+        for d in &mut fuzzed.destinations[1..] {
+            d.rate_limit = Some(if rng.bool() {
+                rate
+            } else {
+                hostile_f64(&mut rng)
+            });
+            let t = if rng.bool() {
+                timeout
+            } else {
+                hostile_u64(&mut rng)
+            };
+            d.settings.insert("timeout_secs".into(), json!(t));
+        }
+        // What PUT would say of it; stored whatever it says, as a document from before
+        // these checks would be.
+        let accepted = callsync::candidate::Candidate::from_doc(fuzzed.clone(), egress).is_ok();
+        w.svc.config.put(&fuzzed).await.unwrap();
+        // Every delivery of the day waits again, so each case sends.
+        for destination in [HOOK, "plain"] {
+            for mut d in w.svc.ledger.deliveries(&day(), destination).await.unwrap() {
+                if d.payload.is_some() {
+                    d.delivery = callsync::ledger::Delivery::new(CallState::Unsynced);
+                    assert!(w.svc.ledger.replace_delivery(&mut d).await.unwrap());
+                }
+            }
+        }
+        let mut event = aws_lambda_events::sqs::SqsEvent::default();
+        event.records.push(message("1001", None));
+        for id in HOOKED {
+            event.records.push(message(id, Some(HOOK)));
+        }
+        for id in ["1001", "1003", "1005"] {
+            event.records.push(message(id, Some("plain")));
+        }
+        let answer =
+            callsync::entrypoints::sync_call::handle(&w.svc, &w.targets, event.clone()).await;
+        let what = format!("case {case}: rate {rate:e}, timeout {timeout}, accepted {accepted}");
+        assert_eq!(
+            PANICS.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "{what}"
+        );
+        let failed: BTreeSet<String> = answer
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone())
+            .collect();
+        assert!(
+            !failed.contains("1001-van"),
+            "{what}: VAN's call is its own"
+        );
+        for destination in [HOOK, "plain"] {
+            for d in w.svc.ledger.deliveries(&day(), destination).await.unwrap() {
+                if d.payload.is_none() {
+                    continue;
+                }
+                let state = d.delivery.state;
+                let id = format!("{}-{destination}", d.key.call.call_id);
+                if !event
+                    .records
+                    .iter()
+                    .any(|m| m.message_id.as_deref() == Some(&id))
+                {
+                    continue;
+                }
+                if accepted && failed.contains(&id) {
+                    // Not started before the batch's deadline (a slow pace): handed back.
+                    assert_eq!(state, CallState::Unsynced, "{what}: {id}");
+                } else if accepted {
+                    // Sent: taken, or refused by the receiver (the unsigned kind's 401).
+                    let refused = d.delivery.error.as_ref().and_then(|e| e.status);
+                    assert!(
+                        state == CallState::Finished
+                            || (state == CallState::AttemptedError && refused == Some(401)),
+                        "{what}: {id} {state} {:?}",
+                        d.delivery.error
+                    );
+                } else {
+                    // The stored document is refused where it is loaded: nothing is sent,
+                    // and the error says why.
+                    assert_eq!(state, CallState::UnattemptedError, "{what}: {id}");
+                    assert_eq!(
+                        d.delivery.error.as_ref().unwrap().code,
+                        "candidate_unusable",
+                        "{what}: {id}"
+                    );
+                }
+            }
+        }
+    }
 }

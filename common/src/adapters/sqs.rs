@@ -118,7 +118,7 @@ impl CallQueue for SqsQueue {
         messages: &[SyncMessage],
         delay: std::time::Duration,
     ) -> Result<Vec<usize>, StoreError> {
-        let seconds = delay.min(crate::ports::MAX_QUEUE_DELAY).as_secs();
+        let seconds = crate::ports::queue_delay_secs(delay);
         Ok(self
             .send_all(messages, i32::try_from(seconds).unwrap_or(900))
             .await)

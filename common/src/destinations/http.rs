@@ -197,6 +197,10 @@ impl Destination for HttpDestination {
         &METADATA
     }
 
+    fn endpoint(&self) -> (&str, &'static str) {
+        (self.template.sample_url(), "url")
+    }
+
     async fn check(&self, ctx: DeliverContext<'_>) -> Vec<String> {
         match self.client(ctx, self.template.sample_url()).await {
             Ok(_) => Vec::new(),

@@ -147,6 +147,10 @@ impl fmt::Debug for DeliverContext<'_> {
 #[async_trait]
 pub trait Destination: Send + Sync + fmt::Debug {
     fn metadata(&self) -> &'static Metadata;
+    /// The URL whose host the destination's requests go to (its scheme, host and port are
+    /// the document's own), with the document field that holds it: its address is checked
+    /// when the document is saved, in `validate` and at every send.
+    fn endpoint(&self) -> (&str, &'static str);
     /// Check the settings against the live system (the secret exists and reads, the
     /// endpoint resolves to an address the deployment may reach): problems, for
     /// `validate`. Sends nothing to the destination.
@@ -188,6 +192,16 @@ impl Configured {
 /// The longest destination name: it is part of ledger keys and metric names.
 const MAX_NAME: usize = 40;
 
+/// The most destinations (besides VAN and the CSV) one candidate may have: every call
+/// becomes a delivery to each, so the number multiplies the night's work.
+pub const MAX_DESTINATIONS: usize = 20;
+
+/// The slowest pace a destination may ask for: one request a minute. Slower would leave a
+/// night's calls undelivered for days.
+pub const MIN_RATE_LIMIT: f64 = 1.0 / 60.0;
+/// The fastest: far above any receiver's own limit (VAN's highest key profile is 200/s).
+pub const MAX_RATE_LIMIT: f64 = 1000.0;
+
 /// Check a document's `destinations` and build their adapters. Paths are
 /// `destinations[i].…`. `van` and `csv` may be listed (they are always there); any other
 /// entry is a configurable kind with a unique name.
@@ -197,6 +211,18 @@ pub fn configure(
     egress: Egress,
     errors: &mut Vec<FieldError>,
 ) -> Vec<Configured> {
+    let configurable = docs
+        .iter()
+        .filter(|d| !matches!(d.kind.as_str(), "van" | "csv"))
+        .count();
+    if configurable > MAX_DESTINATIONS {
+        // Not compiled at all: each is a delivery per call and a compile per load.
+        errors.push(FieldError::new(
+            "destinations",
+            format!("lists {configurable} destinations besides van and csv; a candidate may have at most {MAX_DESTINATIONS}"),
+        ));
+        return Vec::new();
+    }
     let mut out = Vec::new();
     for (i, doc) in docs.iter().enumerate() {
         let at = format!("destinations[{i}]");
@@ -229,11 +255,11 @@ pub fn configure(
             ));
         }
         if let Some(r) = doc.rate_limit
-            && !(r.is_finite() && r > 0.0 && r <= 1000.0)
+            && !(MIN_RATE_LIMIT..=MAX_RATE_LIMIT).contains(&r)
         {
             errors.push(FieldError::new(
                 format!("{at}.rate_limit"),
-                format!("{r} is not a rate: give requests a second, more than 0 and at most 1000"),
+                format!("{r} is not a usable rate: give requests a second, from {MIN_RATE_LIMIT:.4} (one a minute) to {MAX_RATE_LIMIT}"),
             ));
         }
         let adapter: Option<Arc<dyn Destination>> = match doc.kind.as_str() {

@@ -33,6 +33,11 @@ use crate::values::ResultKey;
 pub const MAX_TEMPLATE_BYTES: usize = 64 * 1024;
 /// Most headers one destination may configure.
 pub const MAX_HEADERS: usize = 32;
+/// Longest header name (real ones are a few dozen characters).
+pub const MAX_HEADER_NAME: usize = 128;
+/// Most `result_codes` one destination may map: a dialer's results number in the dozens,
+/// and the result mapping itself is capped at 2,000 rows.
+pub const MAX_RESULT_CODES: usize = 2_000;
 /// Longest request timeout a destination may ask for: `sync-call` runs 60 s and starts its
 /// last send 15 s in (`Settings::post_deadline`), so a send must end within 30 s and
 /// leave time to write its receipt — a send cut off by the function's end is the one way
@@ -271,18 +276,24 @@ impl HttpTemplate {
             }
         };
 
+        if settings.result_codes.len() > MAX_RESULT_CODES {
+            errors.push(FieldError::new(
+                at("result_codes"),
+                format!(
+                    "has {} results; at most {MAX_RESULT_CODES} are allowed (a dialer has far fewer)",
+                    settings.result_codes.len()
+                ),
+            ));
+        }
         let mut codes = BTreeMap::new();
-        for (result, code) in &settings.result_codes {
+        // The spelling each result was first given in, for the error about a second one.
+        let mut spelled: BTreeMap<ResultKey, &str> = BTreeMap::new();
+        for (result, code) in settings.result_codes.iter().take(MAX_RESULT_CODES) {
             let field = at(&format!("result_codes.{result}"));
             match ResultKey::normalise(result) {
                 Err(e) => errors.push(FieldError::new(field, e.to_string())),
                 Ok(key) => {
-                    if let Some(first) = codes.get(&key).and(
-                        settings
-                            .result_codes
-                            .keys()
-                            .find(|r| ResultKey::normalise(r).ok().as_ref() == Some(&key)),
-                    ) {
+                    if let Some(first) = spelled.get(&key) {
                         errors.push(FieldError::new(
                             field,
                             format!("is the same result as {first:?} (results match in any spelling): keep one"),
@@ -293,6 +304,7 @@ impl HttpTemplate {
                             "is empty: give the partner's code, or leave the result out so its calls are not sent",
                         ));
                     } else {
+                        spelled.insert(key.clone(), result);
                         codes.insert(key, code.clone());
                     }
                 }
@@ -609,6 +621,12 @@ fn check_url_host(url: &str) -> Result<(), String> {
 fn check_header_name(name: &str) -> Result<(), String> {
     if ["{{", "{%", "{#"].iter().any(|open| name.contains(open)) {
         return Err("header names must be written out; only values may be templates".to_owned());
+    }
+    if name.len() > MAX_HEADER_NAME {
+        return Err(format!(
+            "is {} characters long; a header name may have at most {MAX_HEADER_NAME}",
+            name.len()
+        ));
     }
     let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
     if name.is_empty() || !name.chars().all(token) {

@@ -42,6 +42,8 @@ pub const METADATA: Metadata = Metadata {
 };
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The shortest signing secret deliveries are signed with (HMAC-SHA256's block of 32 bytes).
+pub const MIN_SIGNING_SECRET: usize = 32;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -107,10 +109,20 @@ impl Webhook {
         })
     }
 
+    /// The signing secret, if it is long enough to sign with: a short one can be guessed
+    /// from a few signed requests, and then anyone can send the receiver calls.
     async fn signing_secret(&self, ctx: DeliverContext<'_>) -> Result<String, DeliveryError> {
-        own_secret::<SigningSecret>(ctx, &self.secret_name)
-            .await
-            .map(|s| s.signing_secret)
+        let secret = own_secret::<SigningSecret>(ctx, &self.secret_name)
+            .await?
+            .signing_secret;
+        if secret.len() < MIN_SIGNING_SECRET {
+            return Err(DeliveryError::Setup(format!(
+                "secret {:?}: signing_secret has {} bytes; give at least {MIN_SIGNING_SECRET} random bytes (e.g. `openssl rand -hex 32`), and the same to the receiver",
+                self.secret_name,
+                secret.len()
+            )));
+        }
+        Ok(secret)
     }
 
     /// The checked URL, its addresses, and a client bound to them.
@@ -164,6 +176,10 @@ pub fn clip(mut text: String) -> String {
 impl Destination for Webhook {
     fn metadata(&self) -> &'static Metadata {
         &METADATA
+    }
+
+    fn endpoint(&self) -> (&str, &'static str) {
+        (&self.url, "url")
     }
 
     async fn check(&self, ctx: DeliverContext<'_>) -> Vec<String> {
@@ -258,6 +274,51 @@ mod tests {
     use super::*;
     use crate::call::CallId;
     use crate::ledger::{CallKey, DayKey};
+
+    #[tokio::test]
+    async fn a_delivery_is_never_signed_with_a_short_secret() {
+        let slug = CandidateSlug::parse("ny14-smith").unwrap();
+        let doc = serde_json::json!({"url": "https://hooks.example.org/calls",
+                                     "secret_name": "callsync/ny14-smith/hook"});
+        let mut errors = Vec::new();
+        let hook = Webhook::from_doc(
+            doc.as_object().unwrap(),
+            "destinations[0]",
+            Some(&slug),
+            Egress::STRICT,
+            &mut errors,
+        )
+        .unwrap();
+        let key = DeliveryKey {
+            call: CallKey {
+                day: DayKey {
+                    candidate: slug.clone(),
+                    date: jiff::civil::date(2026, 11, 3),
+                },
+                call_id: CallId("1001".into()),
+            },
+            destination: "hook".into(),
+        };
+        let plan = DeliveryPlan::Send(serde_json::json!({"call": {}, "contact": {}}));
+        let delivery = DeliveryRecord::planned(key, "webhook", &plan, jiff::Timestamp::UNIX_EPOCH);
+        for short in ["", "a", &"k".repeat(MIN_SIGNING_SECRET - 1)] {
+            let secrets = crate::adapters::memory::MemorySecrets::default().with(
+                "callsync/ny14-smith/hook",
+                &serde_json::json!({ "signing_secret": short }).to_string(),
+            );
+            let ctx = DeliverContext {
+                secrets: &secrets,
+                egress: Egress::STRICT,
+                candidate: &slug,
+            };
+            let err = hook.deliver(ctx, &delivery).await.unwrap_err();
+            assert!(
+                matches!(&err, DeliveryError::Setup(m) if m.contains("at least 32")),
+                "{short:?}: {err}"
+            );
+            assert!(hook.check(ctx).await[0].contains("at least 32"));
+        }
+    }
 
     #[test]
     fn the_signature_is_hmac_sha256_over_timestamp_dot_body() {

@@ -91,37 +91,58 @@ async fn configure(ctx: &ApiContext, req: &Request, c: &str) -> Result<Response<
 async fn store(ctx: &ApiContext, doc: CandidateDoc) -> Result<Response<Body>, ApiError> {
     let candidate = Candidate::from_doc(doc, ctx.connectors.egress)
         .map_err(|e| ApiError::invalid_document(&e))?;
-    check_report_address(ctx, &candidate).await?;
+    check_addresses(ctx, &candidate).await?;
     http::check_storable(candidate.doc())?;
     ctx.config.put(candidate.doc()).await?;
     tracing::info!(candidate = %candidate.slug, results = candidate.mapping.rows().len(), "stored candidate");
     Ok(json_response(StatusCode::OK, candidate.doc()))
 }
 
-/// The report webhook's host, resolved now: a name that resolves to a private or
-/// loopback address is refused at once (it is checked again, resolved again, at every
-/// send; a name that does not resolve yet is left to that check).
-async fn check_report_address(ctx: &ApiContext, candidate: &Candidate) -> Result<(), ApiError> {
-    let Some(notify) = &candidate.doc().notify else {
-        return Ok(());
-    };
+/// The hosts of the report webhook and of every destination, resolved now: a name that
+/// resolves to a private, loopback or otherwise reserved address is refused at once (each
+/// is checked again, resolved again, at every send; a name that does not resolve yet is
+/// left to that check).
+async fn check_addresses(ctx: &ApiContext, candidate: &Candidate) -> Result<(), ApiError> {
+    let mut urls: Vec<(String, &str)> = Vec::new();
+    if let Some(notify) = &candidate.doc().notify {
+        urls.push(("notify.webhook_url".to_owned(), &notify.webhook_url));
+    }
+    for d in &candidate.destinations {
+        let (url, field) = d.adapter.endpoint();
+        let i = candidate
+            .doc()
+            .destinations
+            .iter()
+            .position(|doc| doc.name == d.name)
+            .unwrap_or_default();
+        urls.push((format!("destinations[{i}].{field}"), url));
+    }
     let egress = ctx.connectors.egress;
-    let url = egress
-        .check_url(&notify.webhook_url)
-        .map_err(|e| url_error(&notify.webhook_url, &e))?;
-    match egress.resolve(&url).await {
-        Err(e @ crate::egress::EgressError::PrivateAddress(_)) => {
-            Err(url_error(&notify.webhook_url, &e))
+    let checks = urls.iter().map(|(field, raw)| async move {
+        let url = egress
+            .check_url(raw)
+            .map_err(|e| url_error(field, raw, &e))?;
+        match egress.resolve(&url).await {
+            Err(e @ crate::egress::EgressError::PrivateAddress(_)) => {
+                Err(url_error(field, raw, &e))
+            }
+            _ => Ok(()),
         }
-        _ => Ok(()),
+    });
+    let errors: Vec<crate::mapping::FieldError> = futures::future::join_all(checks)
+        .await
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_document(&errors))
     }
 }
 
-fn url_error(url: &str, e: &crate::egress::EgressError) -> ApiError {
-    ApiError::invalid_document(&[crate::mapping::FieldError::new(
-        "notify.webhook_url",
-        format!("{url:?} {e}"),
-    )])
+fn url_error(field: &str, url: &str, e: &crate::egress::EgressError) -> crate::mapping::FieldError {
+    crate::mapping::FieldError::new(field, format!("{url:?} {e}"))
 }
 
 async fn put_candidate(

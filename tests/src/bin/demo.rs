@@ -39,7 +39,7 @@ fn show(answer: &Answer, max_lines: usize) {
 }
 
 /// The demo webhook's signing secret (a local demo value, not a credential).
-const DEMO_SIGNING_SECRET: &str = "demo-signing-secret";
+const DEMO_SIGNING_SECRET: &str = "demo-signing-secret-0123456789abcdef";
 
 #[tokio::main]
 async fn main() {
