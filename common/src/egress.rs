@@ -189,10 +189,19 @@ pub fn transport_message(err: reqwest::Error) -> String {
     message
 }
 
-/// Why a TLS connection was refused, when it was (not when it was merely lost): the server
-/// refused the client's certificate (or asked for one the client does not have), or the
-/// server's certificate does not verify. Waiting does not fix either.
-pub fn tls_refusal(err: &reqwest::Error) -> Option<String> {
+/// Why a TLS connection was refused, when it was (not when it was merely lost). Waiting
+/// fixes neither.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsRefusal {
+    /// The server refused the client's certificate, or asked for one the client does not
+    /// have (the TLS alert it sent).
+    ClientCertificate(String),
+    /// The server's certificate does not verify (why).
+    ServerCertificate(String),
+}
+
+/// The [`TlsRefusal`] behind a transport error, if there is one.
+pub fn tls_refusal(err: &reqwest::Error) -> Option<TlsRefusal> {
     use rustls::AlertDescription as A;
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(cause) = source {
@@ -216,15 +225,9 @@ pub fn tls_refusal(err: &reqwest::Error) -> Option<String> {
                 | A::UnsupportedCertificate
                 | A::AccessDenied
                 | A::HandshakeFailure),
-            )) => {
-                return Some(format!(
-                    "the server refused the TLS handshake ({alert:?}): it does not accept the client certificate — put the certificate and key the partner issued for this deployment in the destination's secret (client_certificate, client_key), then POST /retry with this destination"
-                ));
-            }
+            )) => return Some(TlsRefusal::ClientCertificate(format!("{alert:?}"))),
             Some(rustls::Error::InvalidCertificate(why)) => {
-                return Some(format!(
-                    "the server's TLS certificate does not verify ({why:?}): if the partner uses a private CA, put its certificates in the destination's secret as ca_bundle, then POST /retry with this destination"
-                ));
+                return Some(TlsRefusal::ServerCertificate(format!("{why:?}")));
             }
             _ => {}
         }

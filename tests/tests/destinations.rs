@@ -1462,3 +1462,89 @@ async fn seeded_fuzz_of_every_numeric_destination_setting_never_panics_sync_call
         }
     }
 }
+
+#[tokio::test]
+async fn call_data_cannot_change_the_shape_of_a_partners_request() {
+    let w = world().await;
+    // Two calls whose data would reshape a request if it were pasted in: an agent login of
+    // "..", and a first name that closes the JSON string it lands in.
+    let hostile_name = r#"x", "admin": true, "y": ""#;
+    let csv_name = format!("\"{}\"", hostile_name.replace('"', "\"\""));
+    let rows = vec![
+        format!(
+            "2001,ny14-van-100001,{csv_name},Doe,212-555-0101,21-11-2026 18:01:00,21-11-2026 18:01:00,21-11-2026 18:01:00,agent7,Agent Cust 1,C1"
+        ),
+        "2002,ny14-van-100002,Pat,Doe,212-555-0102,21-11-2026 18:02:00,21-11-2026 18:02:00,21-11-2026 18:02:00,..,Agent Cust 1,C1".to_owned(),
+    ];
+    drop_cdr(&w.svc, "inbox/night/cdr.csv", &rows).await;
+    let partner = |name: &str, url: String| {
+        serde_json::from_value::<callsync::destinations::DestinationDoc>(json!({
+            "name": name, "kind": "http_template", "url": url, "format": "json",
+            "body": "{\"id\": {{ call.id }}, \"name\": {{ contact.first_name }}}",
+            "result_codes": {"Agent Cust 1": "S1"}, "rate_limit": 50
+        }))
+        .unwrap()
+    };
+    let mut document = doc(&w.report.url, None, "Strong support");
+    document
+        .destinations
+        .push(partner("by-body", w.receiver.url.clone()));
+    document.destinations.push(partner(
+        "by-path",
+        format!("{}/{{{{ call.agent }}}}/activity", w.receiver.url),
+    ));
+    w.svc.config.put(&document).await.unwrap();
+    w.run().await;
+    w.drain().await;
+
+    // The JSON body kept its two fields; the name arrived as one string value.
+    let bodies: Vec<Value> = w.receiver.received().into_iter().map(|r| r.body).collect();
+    let sent = bodies.iter().find(|b| b["id"] == "2001").unwrap();
+    assert_eq!(sent.as_object().unwrap().len(), 2, "{sent}");
+    assert_eq!(sent["name"], hostile_name);
+    assert!(sent.get("admin").is_none());
+
+    // The ".." agent would have climbed the partner's path: nothing was sent for it, and
+    // the delivery says which template and why, without the value.
+    let climbed = w.delivery_to("by-path", "2002").await;
+    assert_eq!(climbed.delivery.state, CallState::UnattemptedError);
+    let error = climbed.delivery.error.unwrap();
+    assert!(error.message.contains("url"), "{}", error.message);
+    assert!(error.message.contains("segment"), "{}", error.message);
+    assert_eq!(climbed.delivery.attempts, 0, "never sent");
+    // The other call went to the same template's path as its own segment.
+    assert_eq!(
+        w.delivery_to("by-path", "2001").await.delivery.state,
+        CallState::AttemptedError,
+        "sent (the receiver has no such path and says 404)"
+    );
+}
+
+#[tokio::test]
+async fn a_webhook_receiver_with_a_private_ca_is_told_what_the_webhook_kind_takes() {
+    let w = build(Some(esb_setup("hook-tls", tls_secret))).await;
+    // The webhook pointed at the partner's server: a private CA, and client certificates.
+    let document = doc(&w.report.url, Some(&w.esb().url), "Strong support");
+    w.svc.config.put(&document).await.unwrap();
+    drop_cdr(&w.svc, "inbox/night/cdr.csv", &night_rows()[..1]).await;
+    w.run().await;
+    w.drain().await;
+    assert!(w.esb().received().is_empty());
+    let d = w.delivery("1001").await;
+    assert_eq!(d.delivery.state, CallState::UnattemptedError);
+    let error = d.delivery.error.unwrap();
+    assert_eq!(error.code, "destination_setup");
+    assert!(
+        error.message.contains("does not verify")
+            && error
+                .message
+                .contains("the webhook trusts only certificates from public CAs"),
+        "{}",
+        error.message
+    );
+    assert!(
+        !error.message.contains("in the destination's secret"),
+        "the webhook's secret takes no certificates: {}",
+        error.message
+    );
+}

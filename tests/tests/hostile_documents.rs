@@ -266,3 +266,44 @@ async fn a_signing_secret_shorter_than_32_bytes_is_refused_by_validate() {
     .await;
     assert!(!v.body.contains("signing_secret"), "{}", v.body);
 }
+
+#[tokio::test]
+async fn templates_that_turn_escaping_off_or_build_values_of_any_size_are_refused_when_saved() {
+    let w = world().await;
+    for (body, needle) in [
+        (
+            "{\"n\": {{ contact.first_name | safe }}}",
+            "`| safe` is not allowed",
+        ),
+        (
+            "{% autoescape false %}{\"n\": {{ contact.first_name }}}{% endautoescape %}",
+            "autoescape",
+        ),
+        (
+            "{% set s = 'x' * 50000000 %}{\"n\": 1}",
+            "{% set %} is not allowed",
+        ),
+        ("{\"n\": {{ 'x' * 50000000 }}}", "`*` and `**`"),
+        (
+            "{% for i in range(100000) %}{% endfor %}{\"n\": 1}",
+            "calling `range(…)`",
+        ),
+    ] {
+        let mut esb = partner("https://esb.example.org/calls/{{ call.id }}");
+        esb["body"] = json!(body);
+        let a = put(&w, &with_destinations(json!([esb]))).await;
+        assert_eq!(a.status, 400, "{body}: {}", a.body);
+        assert_eq!(
+            error_fields(&a),
+            ["destinations[0].body"],
+            "{body}: {}",
+            a.body
+        );
+        assert!(a.body.contains(needle), "{body}: {}", a.body);
+    }
+    // A header may carry a name with accents (the sample's is "Núñez").
+    let mut esb = partner("https://esb.example.org/calls/{{ call.id }}");
+    esb["headers"] = json!({"X-Contact": "{{ contact.first_name }} {{ contact.last_name }}"});
+    let a = put(&w, &with_destinations(json!([esb]))).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+}

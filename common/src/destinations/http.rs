@@ -136,6 +136,8 @@ impl HttpDestination {
         let identity = match (&secret.client_certificate, &secret.client_key) {
             (None, None) => None,
             (Some(cert), Some(key)) => {
+                check_identity(cert, key, jiff::Timestamp::now())
+                    .map_err(|why| DeliveryError::Setup(format!("secret {name:?}: {why}")))?;
                 let pem = format!("{}\n{}\n", cert.trim(), key.trim());
                 Some(reqwest::Identity::from_pem(pem.as_bytes()).map_err(|_| {
                     DeliveryError::Setup(format!(
@@ -188,6 +190,65 @@ impl HttpDestination {
             .build()
             .map_err(|e| DeliveryError::Setup(format!("no HTTP client: {e}")))?;
         Ok((url, client))
+    }
+}
+
+/// What is wrong with a client certificate and key, naming the field: not PEM, the other
+/// field's kind, not X.509, outside its validity at `now`, or a key that is not the
+/// certificate's.
+fn check_identity(cert: &str, key: &str, now: jiff::Timestamp) -> Result<(), String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert.as_bytes())
+        .collect::<Result<_, _>>()
+        .unwrap_or_default();
+    let Some(leaf) = certs.first() else {
+        return Err(if cert.contains("PRIVATE KEY-----") {
+            "client_certificate holds a private key: put the certificate (-----BEGIN CERTIFICATE-----) there and the key in client_key".to_owned()
+        } else {
+            "client_certificate is not a PEM certificate (-----BEGIN CERTIFICATE-----…)".to_owned()
+        });
+    };
+    let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(|_| {
+        if key.contains("BEGIN CERTIFICATE-----") {
+            "client_key holds a certificate: put the private key the certificate was issued for there".to_owned()
+        } else if key.contains("ENCRYPTED PRIVATE KEY-----") {
+            "client_key is encrypted: store it unencrypted (Secrets Manager encrypts the secret)".to_owned()
+        } else {
+            "client_key is not a PEM private key (-----BEGIN PRIVATE KEY-----, RSA or EC)".to_owned()
+        }
+    })?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(leaf)
+        .map_err(|_| "client_certificate is PEM but not an X.509 certificate".to_owned())?;
+    let validity = parsed.validity();
+    let (from, until) = (
+        validity.not_before.timestamp(),
+        validity.not_after.timestamp(),
+    );
+    let day = |secs: i64| {
+        jiff::Timestamp::from_second(secs)
+            .map_or_else(|_| secs.to_string(), |t| t.strftime("%Y-%m-%d").to_string())
+    };
+    if now.as_second() > until {
+        return Err(format!(
+            "client_certificate expired on {}: ask the partner for a new one",
+            day(until)
+        ));
+    }
+    if now.as_second() < from {
+        return Err(format!(
+            "client_certificate is not valid before {}",
+            day(from)
+        ));
+    }
+    let signing = rustls::crypto::aws_lc_rs::sign::any_supported_type(&key).map_err(|_| {
+        "client_key is a kind of key TLS cannot sign with (use RSA, ECDSA P-256/P-384 or Ed25519)".to_owned()
+    })?;
+    match rustls::sign::CertifiedKey::new(certs, signing).keys_match() {
+        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => Err(
+            "client_key does not belong to client_certificate (their public keys differ): give the key the certificate was issued for".to_owned(),
+        ),
+        _ => Ok(()),
     }
 }
 
@@ -259,13 +320,27 @@ impl Destination for HttpDestination {
         };
         let mut builder = client.request(method, url);
         for (name, value) in &request.headers {
-            builder = builder.header(name, value);
+            // A value beyond ASCII (a name with accents) goes as its UTF-8 bytes, which
+            // HTTP/1.1 carries as field content; control characters were refused when the
+            // request was rendered.
+            let value = reqwest::header::HeaderValue::from_bytes(value.as_bytes()).map_err(|_| {
+                DeliveryError::Setup(format!(
+                    "header {name} has a character a header cannot carry: plan the day again with POST /retry"
+                ))
+            })?;
+            builder = builder.header(name.as_str(), value);
         }
         let body = request.body.into_bytes();
         let fingerprint = sha256_hex(&body);
         let response = match builder.body(body).send().await {
             Ok(r) => r,
-            Err(e) => return Err(transport_error(e, "the destination")),
+            Err(e) => {
+                return Err(transport_error(
+                    e,
+                    "the destination",
+                    super::TlsSettings::FromSecret,
+                ));
+            }
         };
         let status = response.status().as_u16();
         let answer = read_answer(response).await;
@@ -323,6 +398,73 @@ mod tests {
     use super::*;
     use crate::destinations::payload::fixtures;
     use serde_json::json;
+
+    /// A self-signed client certificate valid from `from` to `until` (years), and its key.
+    fn identity(from: i32, until: i32) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params =
+            rcgen::CertificateParams::new(vec!["callsync.example.org".into()]).unwrap();
+        params.not_before = rcgen::date_time_ymd(from, 1, 1);
+        params.not_after = rcgen::date_time_ymd(until, 1, 1);
+        let cert = params.self_signed(&key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    #[test]
+    fn client_certificate_problems_name_the_field_and_what_is_wrong() {
+        let now: jiff::Timestamp = "2026-12-06T12:00:00Z".parse().unwrap();
+        let (cert, key) = identity(2025, 2030);
+        assert_eq!(check_identity(&cert, &key, now), Ok(()));
+        let (_, other_key) = identity(2025, 2030);
+        let (old_cert, old_key) = identity(2020, 2025);
+        let (new_cert, new_key) = identity(2027, 2030);
+        for (c, k, needle) in [
+            (
+                "not a certificate",
+                key.as_str(),
+                "client_certificate is not a PEM certificate",
+            ),
+            (
+                key.as_str(),
+                key.as_str(),
+                "client_certificate holds a private key",
+            ),
+            (
+                cert.as_str(),
+                cert.as_str(),
+                "client_key holds a certificate",
+            ),
+            (
+                cert.as_str(),
+                "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n",
+                "client_key is encrypted",
+            ),
+            (
+                cert.as_str(),
+                "hunter2",
+                "client_key is not a PEM private key",
+            ),
+            (
+                cert.as_str(),
+                other_key.as_str(),
+                "client_key does not belong to client_certificate",
+            ),
+            (
+                old_cert.as_str(),
+                old_key.as_str(),
+                "client_certificate expired on 2025-01-01",
+            ),
+            (
+                new_cert.as_str(),
+                new_key.as_str(),
+                "not valid before 2027-01-01",
+            ),
+        ] {
+            let err = check_identity(c, k, now).unwrap_err();
+            assert!(err.contains(needle), "{needle}: {err}");
+            assert!(!err.contains("hunter2"), "the secret is not quoted: {err}");
+        }
+    }
 
     const SOAP: &str = "<?xml version=\"1.0\"?>\n<soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\"><soapenv:Body><submitCall><id>{{ contact.van_id }}</id><outcome_code>{{ code }}</outcome_code><details>{{ contact.first_name }} {{ contact.last_name }}</details><date>{{ call.local_date }}</date></submitCall></soapenv:Body></soapenv:Envelope>";
 

@@ -353,12 +353,35 @@ pub(crate) async fn pinned_client(
     Ok((url, builder))
 }
 
+/// What a kind lets a campaign set for TLS, for advice that names only what it takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TlsSettings {
+    /// Public roots only, no client certificate (the webhook).
+    PublicOnly,
+    /// `client_certificate`, `client_key` and `ca_bundle` in the destination's secret.
+    FromSecret,
+}
+
 /// A request that got no answer: a TLS refusal is a setup problem (nothing reached the
-/// destination, and nothing will until the certificates are fixed); anything else may
-/// pass later.
-pub(crate) fn transport_error(e: reqwest::Error, who: &str) -> DeliveryError {
+/// destination, and nothing will until the certificates are fixed), with advice fitting
+/// what the kind takes (`tls`); anything else may pass later.
+pub(crate) fn transport_error(e: reqwest::Error, who: &str, tls: TlsSettings) -> DeliveryError {
+    use crate::egress::TlsRefusal;
     if let Some(refusal) = crate::egress::tls_refusal(&e) {
-        return DeliveryError::Setup(refusal);
+        return DeliveryError::Setup(match (refusal, tls) {
+            (TlsRefusal::ClientCertificate(alert), TlsSettings::FromSecret) => format!(
+                "the server refused the TLS handshake ({alert}): it does not accept the client certificate — put the certificate and key the partner issued for this deployment in the destination's secret (client_certificate, client_key), then POST /retry with this destination"
+            ),
+            (TlsRefusal::ServerCertificate(why), TlsSettings::FromSecret) => format!(
+                "the server's TLS certificate does not verify ({why}): if the partner uses a private CA, put its certificates in the destination's secret as ca_bundle, then POST /retry with this destination"
+            ),
+            (TlsRefusal::ClientCertificate(alert), TlsSettings::PublicOnly) => format!(
+                "the server refused the TLS handshake ({alert}): it asks for a client certificate, which {who} does not send — receive the calls on an endpoint without client certificates, or use an http_template destination (it takes client_certificate and client_key), then POST /retry"
+            ),
+            (TlsRefusal::ServerCertificate(why), TlsSettings::PublicOnly) => format!(
+                "the server's TLS certificate does not verify ({why}): {who} trusts only certificates from public CAs — give the receiver one (an http_template destination can trust a private CA through ca_bundle), then POST /retry"
+            ),
+        });
     }
     DeliveryError::Retryable {
         message: format!(

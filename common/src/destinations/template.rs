@@ -12,10 +12,21 @@
 //! - `url`: every value is percent-encoded as a URL component (only `A-Z a-z 0-9 - . _ ~` are
 //!   left as they are), so write the `/`, `?`, `&` and `=` literally around the values. The
 //!   scheme, host and port must be written out: templates may fill only the path and query.
-//! - `headers`: values print as they are; a rendered value with a line break, a control
-//!   character or a non-ASCII character is refused rather than sent.
+//! - `headers`: values print as they are; a rendered value with a line break or a control
+//!   character is refused rather than sent, and other characters are sent as UTF-8 bytes.
 //!
-//! `| safe` turns escaping off for one value; it exists for values the template builds itself.
+//! Nothing turns escaping off: `| safe` and `{% autoescape %}` are refused. After rendering, a
+//! URL whose path has a `.` or `..` segment, a `json` body that does not parse and an `xml`
+//! body that is not well-formed are refused, on the sample when the settings are saved and on
+//! every call.
+//!
+//! Templates run on a budget ([`check_constructs`], [`TEMPLATE_FUEL`], the rendered size
+//! caps): they may print values, test them (`if`) and loop over them (`for`), with filters
+//! whose result is never much larger than their input. Assignments, macros, functions
+//! (`range`, `namespace`), the `*` and `**` operators and filters that repeat or pad text are
+//! refused when saved — each could build a value of any size in a few steps, which no step
+//! budget would notice. Every render stops after [`TEMPLATE_FUEL`] steps or once its output
+//! passes the part's cap.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -47,6 +58,40 @@ pub const MAX_TIMEOUT_SECS: u64 = 30;
 pub const MAX_RENDERED_BODY_BYTES: usize = 1024 * 1024;
 /// Largest rendered URL or header value; servers commonly refuse more than 8 KiB anyway.
 pub const MAX_RENDERED_LINE_BYTES: usize = 8 * 1024;
+
+/// Steps one render of one template may take: a call template takes a few hundred; a loop
+/// over a long value stops here instead of running for minutes.
+pub const TEMPLATE_FUEL: u64 = 200_000;
+
+/// The statements a template may use.
+const STATEMENTS: &[&str] = &[
+    "if", "elif", "else", "endif", "for", "endfor", "raw", "endraw",
+];
+/// The filters a template may use: none of them returns much more than it is given.
+const FILTERS: &[&str] = &[
+    "abs",
+    "bool",
+    "count",
+    "d",
+    "default",
+    "e",
+    "escape",
+    "first",
+    "float",
+    "int",
+    "last",
+    "length",
+    "lower",
+    "reverse",
+    "round",
+    "string",
+    "title",
+    "trim",
+    "upper",
+    "urlencode",
+];
+/// Words of the template language that may stand before `(` without calling anything.
+const KEYWORDS: &[&str] = &["if", "elif", "in", "and", "or", "not", "is", "else"];
 
 /// Compiled-size cap for `failure_pattern`, so a hostile pattern cannot take the Lambda's memory.
 const REGEX_SIZE_LIMIT: usize = 256 * 1024;
@@ -167,12 +212,22 @@ pub enum RenderProblem {
         "the rendered value has a line break or control character, which a header cannot carry"
     )]
     HeaderControl,
-    #[error("the rendered value has a non-ASCII character, which a header cannot carry")]
-    HeaderNonAscii,
     #[error("the rendered URL has whitespace or a control character")]
     UrlControl,
+    #[error(
+        "the rendered URL's path has a \".\" or \"..\" segment, which would move the request to another path"
+    )]
+    UrlDotSegment,
+    #[error(
+        "the rendered body is not valid JSON ({0}); values print as JSON literals, so do not put quotes around them"
+    )]
+    InvalidJson(String),
+    #[error("the rendered body is not well-formed XML (line {0}, column {1})")]
+    InvalidXml(u32, u32),
     #[error("the rendered text is over {0} bytes")]
     TooLarge(usize),
+    #[error("the template took more than {TEMPLATE_FUEL} steps")]
+    OutOfFuel,
 }
 
 fn line_suffix(line: Option<usize>) -> String {
@@ -313,35 +368,24 @@ impl HttpTemplate {
 
         let sample_ctx = Value::from_serialize(sample_context());
         let sample_json = sample_context();
-        let mut rendered: BTreeMap<String, String> = BTreeMap::new();
         for (template, field, part) in &compiled {
-            match render_raw(&env, template, &sample_ctx) {
-                Ok(text) => match check_rendered(template, *part, &text) {
-                    Ok(()) => {
-                        rendered.insert(template.clone(), text);
-                    }
+            match render_raw(&env, template, *part, &sample_ctx) {
+                Ok(text) => match check_rendered(template, *part, settings.format, &text) {
+                    Ok(()) => {}
                     Err(e) => errors.push(FieldError::new(
                         field.clone(),
                         format!("{} (rendering the sample call)", e.problem),
                     )),
                 },
-                Err(e) => errors.push(FieldError::new(
+                Err(Failed::Engine(e)) => errors.push(FieldError::new(
                     field.clone(),
                     trial_message(&env, template, &e, &sample_json),
                 )),
+                Err(failed) => errors.push(FieldError::new(
+                    field.clone(),
+                    format!("{} (rendering the sample call)", failed.problem()),
+                )),
             }
-        }
-        if settings.format == BodyFormat::Json
-            && let Some(body) = rendered.get(BODY)
-            && let Err(e) = serde_json::from_str::<serde_json::Value>(body)
-        {
-            errors.push(FieldError::new(
-                at(BODY),
-                format!(
-                    "the sample call does not render valid JSON ({e}); values print as JSON \
-                     literals, so do not put quotes around them"
-                ),
-            ));
         }
 
         if !errors.is_empty() {
@@ -397,12 +441,12 @@ impl HttpTemplate {
     }
 
     fn render_part(&self, template: &str, part: Part, ctx: &Value) -> Result<String, RenderError> {
-        let text = render_raw(&self.env, template, ctx).map_err(|e| RenderError {
+        let text = render_raw(&self.env, template, part, ctx).map_err(|e| RenderError {
             template: template.to_owned(),
             line: e.line(),
-            problem: RenderProblem::Engine(e.kind().to_string()),
+            problem: e.problem(),
         })?;
-        check_rendered(template, part, &text)?;
+        check_rendered(template, part, self.settings.format, &text)?;
         Ok(text)
     }
 
@@ -446,6 +490,7 @@ fn environment(format: BodyFormat) -> Environment<'static> {
     // show it, so it would only cost time.
     env.set_debug(false);
     env.set_recursion_limit(RECURSION_LIMIT);
+    env.set_fuel(Some(TEMPLATE_FUEL));
     let body = format.auto_escape();
     env.set_auto_escape_callback(move |name| match name {
         BODY => body,
@@ -466,9 +511,7 @@ fn format_value(out: &mut Output, state: &State, value: &Value) -> Result<(), mi
     if state.auto_escape() != AutoEscape::Custom(URL_ESCAPE) {
         return minijinja::escape_formatter(out, state, value);
     }
-    if value.is_safe() {
-        return write!(out, "{value}").map_err(minijinja::Error::from);
-    }
+    // Every value, escaped by a filter or not, is one URL component.
     for byte in value.to_string().bytes() {
         let written = if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
             out.write_char(char::from(byte))
@@ -498,6 +541,10 @@ fn add_template(
         ));
         return false;
     }
+    if let Err(message) = check_constructs(source) {
+        errors.push(FieldError::new(field, message));
+        return false;
+    }
     match env.add_template_owned(name.to_owned(), source.to_owned()) {
         Ok(()) => true,
         Err(e) => {
@@ -507,15 +554,98 @@ fn add_template(
     }
 }
 
+/// Why a render stopped.
+enum Failed {
+    Engine(minijinja::Error),
+    TooLarge(usize),
+}
+
+impl Failed {
+    fn line(&self) -> Option<usize> {
+        match self {
+            Self::Engine(e) => e.line(),
+            Self::TooLarge(_) => None,
+        }
+    }
+
+    /// What went wrong, without minijinja's detail (it can quote values).
+    fn problem(&self) -> RenderProblem {
+        match self {
+            Self::Engine(e) if e.kind() == minijinja::ErrorKind::OutOfFuel => {
+                RenderProblem::OutOfFuel
+            }
+            Self::Engine(e) => RenderProblem::Engine(e.kind().to_string()),
+            Self::TooLarge(limit) => RenderProblem::TooLarge(*limit),
+        }
+    }
+}
+
+/// Output that refuses to grow past `limit` bytes: a render stops as soon as it would.
+struct Capped {
+    text: Vec<u8>,
+    limit: usize,
+    over: bool,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if self.text.len() + bytes.len() > self.limit {
+            self.over = true;
+            return Err(std::io::Error::other("rendered text over its cap"));
+        }
+        self.text.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn render_raw(
     env: &Environment<'static>,
     template: &str,
+    part: Part,
     ctx: &Value,
-) -> Result<String, minijinja::Error> {
-    env.get_template(template)?.render(ctx)
+) -> Result<String, Failed> {
+    let limit = part.limit();
+    let mut out = Capped {
+        text: Vec::new(),
+        limit,
+        over: false,
+    };
+    let rendered = env
+        .get_template(template)
+        .and_then(|t| t.render_captured_to(ctx, &mut out).map(drop));
+    if out.over {
+        return Err(Failed::TooLarge(limit));
+    }
+    rendered.map_err(Failed::Engine)?;
+    // Templates are text and values are strings: the output is UTF-8.
+    String::from_utf8(out.text).map_err(|_| {
+        Failed::Engine(minijinja::Error::new(
+            minijinja::ErrorKind::BadSerialization,
+            "output is not UTF-8",
+        ))
+    })
 }
 
-fn check_rendered(template: &str, part: Part, text: &str) -> Result<(), RenderError> {
+impl Part {
+    /// The most a rendered part may be.
+    fn limit(self) -> usize {
+        match self {
+            Part::Body => MAX_RENDERED_BODY_BYTES,
+            Part::Url | Part::Header => MAX_RENDERED_LINE_BYTES,
+        }
+    }
+}
+
+fn check_rendered(
+    template: &str,
+    part: Part,
+    format: BodyFormat,
+    text: &str,
+) -> Result<(), RenderError> {
     let fail = |problem| {
         Err(RenderError {
             template: template.to_owned(),
@@ -523,23 +653,140 @@ fn check_rendered(template: &str, part: Part, text: &str) -> Result<(), RenderEr
             problem,
         })
     };
-    let limit = match part {
-        Part::Body => MAX_RENDERED_BODY_BYTES,
-        Part::Url | Part::Header => MAX_RENDERED_LINE_BYTES,
-    };
-    if text.len() > limit {
-        return fail(RenderProblem::TooLarge(limit));
+    if text.len() > part.limit() {
+        return fail(RenderProblem::TooLarge(part.limit()));
     }
     match part {
         Part::Url if text.chars().any(|c| c.is_whitespace() || c.is_control()) => {
             fail(RenderProblem::UrlControl)
         }
+        Part::Url if has_dot_segment(text) => fail(RenderProblem::UrlDotSegment),
         Part::Header if text.chars().any(|c| c != '\t' && c.is_control()) => {
             fail(RenderProblem::HeaderControl)
         }
-        Part::Header if !text.is_ascii() => fail(RenderProblem::HeaderNonAscii),
+        Part::Body => match format {
+            BodyFormat::Json => match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+                Ok(_) => Ok(()),
+                Err(e) => fail(RenderProblem::InvalidJson(e.to_string())),
+            },
+            BodyFormat::Xml => match roxmltree::Document::parse(text) {
+                Ok(_) => Ok(()),
+                Err(e) => {
+                    let at = e.pos();
+                    fail(RenderProblem::InvalidXml(at.row, at.col))
+                }
+            },
+            BodyFormat::Text => Ok(()),
+        },
         _ => Ok(()),
     }
+}
+
+/// Whether a URL's path (after the host, before `?` or `#`) has a `.` or `..` segment, in
+/// any spelling a URL parser reads as one (`%2e`, `.%2E`, …).
+fn has_dot_segment(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let Some(slash) = rest.find('/') else {
+        return false;
+    };
+    let path = &rest[slash..];
+    let path = &path[..path.find(['?', '#']).unwrap_or(path.len())];
+    path.split(['/', '\\']).any(|segment| {
+        let lower = segment.to_ascii_lowercase().replace("%2e", ".");
+        lower == "." || lower == ".."
+    })
+}
+
+/// The template's constructs, read before it is compiled: only [`STATEMENTS`], only
+/// [`FILTERS`], no function or macro call, no `*` or `**`. A syntax error is left to the
+/// compiler, which names it better.
+fn check_constructs(source: &str) -> Result<(), String> {
+    use minijinja::machinery::{Token, WhitespaceConfig, tokenize};
+    /// What the last tokens were, as far as the rules care.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Seen<'a> {
+        BlockStart,
+        Pipe,
+        Dot,
+        Is,
+        IsNot,
+        Name(&'a str),
+        Other,
+    }
+    let mut last = Seen::Other;
+    let mut before = Seen::Other;
+    let tokens = tokenize(
+        source,
+        false,
+        minijinja::syntax::SyntaxConfig,
+        WhitespaceConfig::default(),
+    );
+    for token in tokens {
+        let Ok((token, span)) = token else {
+            return Ok(());
+        };
+        let line = span.start_line;
+        let seen = match token {
+            Token::BlockStart => Seen::BlockStart,
+            Token::Pipe => Seen::Pipe,
+            Token::Dot => Seen::Dot,
+            Token::Mul | Token::Pow => {
+                return Err(format!(
+                    "line {line}: `*` and `**` are not allowed in a template (they build values of any size)"
+                ));
+            }
+            Token::Ident("recursive") => {
+                return Err(format!(
+                    "line {line}: recursive loops are not allowed in a template"
+                ));
+            }
+            Token::Ident(name) => match last {
+                Seen::BlockStart if !STATEMENTS.contains(&name) => {
+                    return Err(if name == "autoescape" {
+                        format!(
+                            "line {line}: {{% autoescape %}} is not allowed: values are always escaped for where they land"
+                        )
+                    } else {
+                        format!(
+                            "line {line}: {{% {name} %}} is not allowed: a template may use {}",
+                            STATEMENTS.join(", ")
+                        )
+                    });
+                }
+                Seen::Pipe if name == "safe" => {
+                    return Err(format!(
+                        "line {line}: `| safe` is not allowed: values are always escaped for where they land"
+                    ));
+                }
+                Seen::Pipe if !FILTERS.contains(&name) => {
+                    return Err(format!(
+                        "line {line}: the filter `{name}` is not allowed: a template may use {}",
+                        FILTERS.join(", ")
+                    ));
+                }
+                Seen::Is if name == "not" => Seen::IsNot,
+                _ if name == "is" => Seen::Is,
+                _ => Seen::Name(name),
+            },
+            Token::ParenOpen => {
+                // A name before `(` calls something unless it is a filter's (after `|`), a
+                // test's (after `is`), a value's method (after `.`) or a keyword.
+                if let Seen::Name(name) = last
+                    && !KEYWORDS.contains(&name)
+                    && !matches!(before, Seen::Pipe | Seen::Dot | Seen::Is | Seen::IsNot)
+                {
+                    return Err(format!(
+                        "line {line}: calling `{name}(…)` is not allowed: a template has no functions or macros"
+                    ));
+                }
+                Seen::Other
+            }
+            _ => Seen::Other,
+        };
+        before = last;
+        last = seen;
+    }
+    Ok(())
 }
 
 /// `line 3: unexpected end of input, …` for a template's own mistakes (no call data in them).
@@ -877,22 +1124,19 @@ mod tests {
         assert_eq!(err.template, "headers.X-Caller");
         assert_eq!(err.problem, RenderProblem::HeaderControl);
         assert!(!err.to_string().contains("Evil"), "{err}");
-        let err = template.render(&ctx_with("Zoë")).unwrap_err();
-        assert_eq!(err.problem, RenderProblem::HeaderNonAscii);
     }
 
     #[test]
-    fn header_using_a_non_ascii_sample_value_is_refused_at_compile() {
+    fn header_values_with_accents_are_accepted_and_sent_as_utf8() {
         let mut s = settings(BodyFormat::Text, "x");
         s.headers
             .insert("X-Name".to_owned(), "{{ contact.last_name }}".to_owned());
-        let errors = compile_err(&s);
-        assert_eq!(errors.len(), 1, "{errors:?}");
-        assert_eq!(errors[0].field, "destinations[0].headers.X-Name");
-        assert!(
-            errors[0].message.contains("non-ASCII"),
-            "{}",
-            errors[0].message
+        // The sample's "Núñez" no longer stands in the way of a real header.
+        let template = HttpTemplate::compile(&s, "destinations[0]").unwrap();
+        let request = template.render(&ctx_with("Zoë")).unwrap();
+        assert_eq!(
+            request.headers[1],
+            ("X-Name".to_owned(), "Núñez".to_owned())
         );
     }
 
@@ -1087,5 +1331,224 @@ mod tests {
         let template =
             HttpTemplate::compile(&settings(BodyFormat::Text, "{{ code }}"), "d").unwrap();
         assert_eq!(template.render(&ctx).unwrap_err().template, "body");
+    }
+
+    /// A template that compiles, rendering a call whose first name is `first_name`.
+    fn render_with(
+        format: BodyFormat,
+        body: &str,
+        first_name: &str,
+    ) -> Result<RenderedRequest, RenderError> {
+        HttpTemplate::compile(&settings(format, body), "d")
+            .unwrap()
+            .render(&ctx_with(first_name))
+    }
+
+    #[test]
+    fn call_data_cannot_change_the_shape_of_an_xml_or_json_body() {
+        let xml = render_with(
+            BodyFormat::Xml,
+            "<n>{{ contact.first_name }}</n>",
+            "</n><admin>true</admin><n>",
+        )
+        .unwrap();
+        assert_eq!(
+            xml.body,
+            "<n>&lt;&#x2f;n&gt;&lt;admin&gt;true&lt;&#x2f;admin&gt;&lt;n&gt;</n>"
+        );
+        let json = render_with(
+            BodyFormat::Json,
+            "{\"n\": {{ contact.first_name }}}",
+            "x\", \"admin\": true, \"y\": \"",
+        )
+        .unwrap();
+        let parsed: serde_json::Value = serde_json::from_str(&json.body).unwrap();
+        assert_eq!(parsed.as_object().unwrap().len(), 1, "{}", json.body);
+        assert_eq!(parsed["n"], "x\", \"admin\": true, \"y\": \"");
+    }
+
+    #[test]
+    fn nothing_turns_escaping_off() {
+        for (body, needle) in [
+            (
+                "<n>{{ contact.first_name | safe }}</n>",
+                "`| safe` is not allowed",
+            ),
+            (
+                "<n>{{ contact.first_name|safe }}</n>",
+                "`| safe` is not allowed",
+            ),
+            (
+                "{% autoescape false %}<n>{{ contact.first_name }}</n>{% endautoescape %}",
+                "autoescape",
+            ),
+            (
+                "{%- autoescape false -%}<n/>{% endautoescape %}",
+                "autoescape",
+            ),
+            (
+                "<n>{{ contact.first_name | tojson }}</n>",
+                "the filter `tojson` is not allowed",
+            ),
+            (
+                "{% filter upper %}<n/>{% endfilter %}",
+                "{% filter %} is not allowed",
+            ),
+            (
+                "{% macro m(x) %}{{ x }}{% endmacro %}<n>{{ m(1) }}</n>",
+                "{% macro %} is not allowed",
+            ),
+        ] {
+            let errors = compile_err(&settings(BodyFormat::Xml, body));
+            assert_eq!(errors[0].field, "destinations[0].body", "{body}");
+            assert!(
+                errors[0].message.contains(needle),
+                "{body}: {}",
+                errors[0].message
+            );
+            assert!(
+                errors[0].message.starts_with("line 1: "),
+                "{}",
+                errors[0].message
+            );
+        }
+        // Filters that keep values escaped are fine, and so is `is not` with a test.
+        let ok = "<r><n>{{ contact.first_name | upper | e }}</n>{% if call.id is not none and code is string %}<c>{{ code | default('x') | trim }}</c>{% endif %}</r>";
+        if let Err(errors) = HttpTemplate::compile(&settings(BodyFormat::Xml, ok), "d") {
+            panic!("{errors:?}");
+        }
+    }
+
+    #[test]
+    fn a_url_value_cannot_climb_or_leave_the_partners_path() {
+        let mut s = settings(BodyFormat::Text, "x");
+        s.url = "https://esb.example.org/api/calls/{{ contact.first_name }}/activity".to_owned();
+        let template = HttpTemplate::compile(&s, "d").unwrap();
+        for name in ["..", "."] {
+            let err = template.render(&ctx_with(name)).unwrap_err();
+            assert_eq!(err.template, "url", "{name}");
+            assert_eq!(err.problem, RenderProblem::UrlDotSegment, "{name}");
+        }
+        // A value with slashes or percent signs stays one segment; dots inside a name are
+        // harmless.
+        let ok = template.render(&ctx_with("%2e%2E")).unwrap();
+        assert_eq!(
+            ok.url,
+            "https://esb.example.org/api/calls/%252e%252E/activity"
+        );
+        let ok = template.render(&ctx_with("../../admin")).unwrap();
+        assert_eq!(
+            ok.url,
+            "https://esb.example.org/api/calls/..%2F..%2Fadmin/activity"
+        );
+        let ok = template.render(&ctx_with("J.R.")).unwrap();
+        assert_eq!(ok.url, "https://esb.example.org/api/calls/J.R./activity");
+        // An escaping filter does not make a value part of the URL's structure.
+        s.url = "https://esb.example.org/api/calls/{{ contact.first_name | lower }}".to_owned();
+        let template = HttpTemplate::compile(&s, "d").unwrap();
+        assert_eq!(
+            template.render(&ctx_with("A/B")).unwrap().url,
+            "https://esb.example.org/api/calls/a%2Fb"
+        );
+    }
+
+    #[test]
+    fn a_body_that_breaks_on_a_real_call_is_an_error_naming_the_template() {
+        // The sample passes; another call renders what no partner could parse.
+        let guard = "{% if call.id != 'cdr-2026-11-03-000123' %}<oops>{% endif %}<a/>";
+        let xml = HttpTemplate::compile(&settings(BodyFormat::Xml, guard), "d").unwrap();
+        let mut ctx = sample_context();
+        ctx["call"]["id"] = json!("another");
+        let err = xml.render(&ctx).unwrap_err();
+        assert_eq!(err.template, "body");
+        assert!(
+            matches!(err.problem, RenderProblem::InvalidXml(1, _)),
+            "{err}"
+        );
+        let guard = "{% if call.id != 'cdr-2026-11-03-000123' %}{{ '{' }}{% endif %}{}";
+        let json_body = HttpTemplate::compile(&settings(BodyFormat::Json, guard), "d").unwrap();
+        let err = json_body.render(&ctx).unwrap_err();
+        assert!(
+            matches!(err.problem, RenderProblem::InvalidJson(_)),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn templates_that_could_build_values_of_any_size_are_refused_when_saved() {
+        for (body, needle) in [
+            ("{% set s = 'x' %}{{ s }}", "{% set %} is not allowed"),
+            ("{{ 'x' * 50000000 }}", "`*` and `**`"),
+            ("{{ 10 ** 100 }}", "`*` and `**`"),
+            (
+                "{% for i in range(100000) %}x{% endfor %}",
+                "calling `range(…)`",
+            ),
+            ("{{ namespace(s='x') }}", "calling `namespace(…)`"),
+            (
+                "{{ contact.first_name | indent(100000000) }}",
+                "the filter `indent`",
+            ),
+            (
+                "{{ contact.first_name | replace('', contact.last_name) }}",
+                "the filter `replace`",
+            ),
+            (
+                "{{ contact | map('string') | join('x') }}",
+                "the filter `map`",
+            ),
+            (
+                "{% for c in contact recursive %}{{ loop(c) }}{% endfor %}",
+                "recursive loops",
+            ),
+            (
+                "{% with s = 'x' %}{{ s }}{% endwith %}",
+                "{% with %} is not allowed",
+            ),
+            ("{% include 'body' %}", "{% include %} is not allowed"),
+        ] {
+            let errors = compile_err(&settings(BodyFormat::Text, body));
+            assert!(
+                errors[0].message.contains(needle),
+                "{body}: {}",
+                errors[0].message
+            );
+        }
+    }
+
+    #[test]
+    fn every_render_runs_on_a_budget_of_steps_and_output() {
+        // Loops over a call's values: fine for a name, stopped for a long one.
+        let body = "{% for a in contact.first_name %}{% for b in contact.first_name %}{% for c in contact.first_name %}.{% endfor %}{% endfor %}{% endfor %}";
+        let template = HttpTemplate::compile(&settings(BodyFormat::Text, body), "d").unwrap();
+        assert_eq!(template.render(&ctx_with("Ana")).unwrap().body.len(), 27);
+        let err = template.render(&ctx_with(&"a".repeat(200))).unwrap_err();
+        assert_eq!(err.problem, RenderProblem::OutOfFuel, "{err}");
+        assert!(err.to_string().contains("steps"), "{err}");
+
+        // Output stops at the part's cap, however it would grow.
+        let big = format!(
+            "{{% for a in contact.first_name %}}{}{{% endfor %}}",
+            "x".repeat(60_000)
+        );
+        let template = HttpTemplate::compile(&settings(BodyFormat::Text, &big), "d").unwrap();
+        let err = template.render(&ctx_with(&"a".repeat(100))).unwrap_err();
+        assert_eq!(
+            err.problem,
+            RenderProblem::TooLarge(MAX_RENDERED_BODY_BYTES)
+        );
+        // …and the sample is held to the same budget when the settings are saved.
+        let mut s = settings(BodyFormat::Text, "x");
+        s.url = format!(
+            "https://esb.example.org/{{% for a in contact.last_name %}}{}{{% endfor %}}",
+            "y".repeat(4_000)
+        );
+        let errors = compile_err(&s);
+        assert_eq!(errors[0].field, "destinations[0].url");
+        assert!(
+            errors[0].message.contains("over 8192 bytes"),
+            "{}",
+            errors[0].message
+        );
     }
 }

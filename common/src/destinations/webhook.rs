@@ -239,7 +239,8 @@ impl Destination for Webhook {
             .body(bytes.clone())
             .send()
             .await;
-        let response = answer.map_err(|e| transport_error(e, "the webhook"))?;
+        let response = answer
+            .map_err(|e| transport_error(e, "the webhook", super::TlsSettings::PublicOnly))?;
         let status = response.status().as_u16();
         if response.status().is_success() {
             return Ok(Delivered {
