@@ -21,15 +21,17 @@ $(VENV)/.installed: infra/requirements-dev.txt
 ## demo: start moto and the fake VAN/LiveVox, seed a candidate, call configure and validate.
 demo: venv
 	cargo build --quiet -p callsync-tests --bin demo
-	infra/with_moto.sh target/debug/demo
+	infra/with_moto.sh cargo run --quiet -p callsync-tests --bin demo
 
 ## test: formatting, lints, the template check, then every unit and integration test.
 test: venv lint
 	infra/with_moto.sh $(CARGO_TEST)
 
-## bench: a nightly run over 100,000 calls on the in-memory stores: time and peak memory.
+## bench: a nightly run over 100,000 calls on the in-memory stores (time and peak memory),
+## then templates at their worst (result_codes checking by size, worst-case renders).
 bench:
 	cargo bench -p callsync-tests --bench night_100k
+	cargo bench -p callsync-tests --bench templates
 
 lint: venv
 	cargo fmt --all -- --check
@@ -41,7 +43,8 @@ dev-up: venv
 	@mkdir -p .local
 	cargo build --quiet -p callsync-tests --bin fakes
 	$(VENV)/bin/moto_server -H 127.0.0.1 -p $(DEV_MOTO_PORT) > .local/moto.log 2>&1 & echo $$! > .local/moto.pid
-	target/debug/fakes --van-port $(DEV_VAN_PORT) --livevox-port $(DEV_LIVEVOX_PORT) > .local/fakes.log 2>&1 & echo $$! > .local/fakes.pid
+	"$$(cargo metadata --format-version 1 --no-deps | $(PY) -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/fakes" \
+	  --van-port $(DEV_VAN_PORT) --livevox-port $(DEV_LIVEVOX_PORT) > .local/fakes.log 2>&1 & echo $$! > .local/fakes.pid
 	@for i in $$(seq 1 100); do curl -sf http://127.0.0.1:$(DEV_MOTO_PORT)/moto-api/ >/dev/null && break; sleep 0.1; done
 	$(PY) infra/local_stack.py up --endpoint http://127.0.0.1:$(DEV_MOTO_PORT) --stack callsync-dev \
 	  --env-file .env.local --secret ApiTokenSecret=dev-token \

@@ -616,3 +616,39 @@ async fn fail(
     };
     deliver::fail(svc, record, state, note, lease).await
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use futures::FutureExt;
+
+    #[tokio::test]
+    async fn a_panic_in_one_messages_work_hands_that_message_back_and_no_other() {
+        let msg = SyncMessage {
+            candidate: crate::values::CandidateSlug::parse("ny14").unwrap(),
+            date: jiff::civil::date(2026, 11, 21),
+            call_id: crate::call::CallId("1001".into()),
+            destination: Some("hook".into()),
+        };
+        let outcomes = futures::future::join_all([
+            isolated(&msg, async { Outcome::Finished }.boxed()),
+            isolated(
+                &msg,
+                async {
+                    let rate: f64 = "1e-300".parse().unwrap();
+                    // The kind of defect the pace once had: a duration no clock holds.
+                    let _ = std::time::Duration::from_secs_f64(1.0 / rate / 1e-300);
+                    Outcome::Finished
+                }
+                .boxed(),
+            ),
+            isolated(&msg, async { Outcome::Rejected }.boxed()),
+        ])
+        .await;
+        assert_eq!(
+            outcomes,
+            [Outcome::Finished, Outcome::Retry, Outcome::Rejected]
+        );
+    }
+}

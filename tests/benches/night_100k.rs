@@ -15,22 +15,11 @@ use callsync::candidate::CandidateDoc;
 use callsync::nightly::{self, RunOptions};
 use callsync::services::{Services, Settings};
 use callsync::values::CandidateSlug;
+use callsync_tests::bench::peak_rss_mib;
 use callsync_tests::demo_data::cdr_night;
 use callsync_tests::night::TestClock;
 
 const CALLS: u64 = 100_000;
-
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
 
 fn services(queue: Arc<MemoryQueue>) -> Services {
     Services {

@@ -1,6 +1,7 @@
 //! Fakes and harness: fake VAN and LiveVox servers with demo data, for callsync's tests.
 
 pub mod api;
+pub mod bench;
 pub mod demo_data;
 pub mod fake_livevox;
 pub mod fake_receiver;

@@ -1548,3 +1548,39 @@ async fn a_webhook_receiver_with_a_private_ca_is_told_what_the_webhook_kind_take
         error.message
     );
 }
+
+#[tokio::test]
+async fn a_template_that_passes_with_the_sample_but_not_a_real_call_fails_that_call_alone() {
+    let w = world().await;
+    drop_cdr(&w.svc, "inbox/night/cdr.csv", &night_rows()[..2]).await;
+    // Quiet for the sample call; for any other, about 3.8 MB from loops over the last
+    // name — past the body's 1 MiB cap, which stops the render as it grows.
+    let body = format!(
+        "{{% if call.id != 'cdr-2026-11-03-000123' %}}{{% for a in contact.last_name %}}{{% for b in contact.last_name %}}{}{{% endfor %}}{{% endfor %}}{{% endif %}}",
+        "x".repeat(60_000)
+    );
+    let mut document = doc(&w.report.url, Some(&w.receiver.url), "Strong support");
+    document.destinations.push(
+        serde_json::from_value(json!({
+            "name": "greedy", "kind": "http_template", "url": w.receiver.url,
+            "format": "text", "body": body,
+            "result_codes": {"Agent Cust 1": "S", "Agent Cust 3": "W"}
+        }))
+        .unwrap(),
+    );
+    w.svc.config.put(&document).await.unwrap();
+    w.run().await;
+    w.drain().await;
+    for id in ["1001", "1002"] {
+        let d = w.delivery_to("greedy", id).await;
+        assert_eq!(d.delivery.state, CallState::UnattemptedError, "{id}");
+        let message = d.delivery.error.unwrap().message;
+        assert!(
+            message.contains("body") && message.contains("over 1048576 bytes"),
+            "{message}"
+        );
+    }
+    // The night's other deliveries went on: VAN and the webhook took both calls.
+    assert_eq!(w.van.canvass_posts().len(), 2);
+    assert_eq!(sorted(w.accepted_ids()), ["1001", "1002"]);
+}

@@ -90,6 +90,12 @@ const FILTERS: &[&str] = &[
     "upper",
     "urlencode",
 ];
+/// Most `~` and `+` in one template: with no assignments, the largest value a template can
+/// build is about this many of the call's values joined.
+pub const MAX_CONCATENATIONS: usize = 256;
+/// Longest value of a call a template renders (a name, a phone, an id are far shorter).
+pub const MAX_VALUE_BYTES: usize = 4096;
+
 /// Words of the template language that may stand before `(` without calling anything.
 const KEYWORDS: &[&str] = &["if", "elif", "in", "and", "or", "not", "is", "else"];
 
@@ -228,6 +234,8 @@ pub enum RenderProblem {
     TooLarge(usize),
     #[error("the template took more than {TEMPLATE_FUEL} steps")]
     OutOfFuel,
+    #[error("the call's value is over {MAX_VALUE_BYTES} bytes, more than a template renders")]
+    ValueTooLarge,
 }
 
 fn line_suffix(line: Option<usize>) -> String {
@@ -419,6 +427,13 @@ impl HttpTemplate {
     /// Renders one call; `ctx` is `{"call": {...}, "contact": {...}, "code": "..."}` as in
     /// [`sample_context`].
     pub fn render(&self, ctx: &serde_json::Value) -> Result<RenderedRequest, RenderError> {
+        if let Some(path) = oversized_value(ctx, &mut String::new()) {
+            return Err(RenderError {
+                template: path,
+                line: None,
+                problem: RenderProblem::ValueTooLarge,
+            });
+        }
         let ctx = Value::from_serialize(ctx);
         let url = self.render_part(URL, Part::Url, &ctx)?;
         let body = self.render_part(BODY, Part::Body, &ctx)?;
@@ -697,6 +712,25 @@ fn has_dot_segment(url: &str) -> bool {
     })
 }
 
+/// The path (`contact.first_name`) of the first string in `value` over [`MAX_VALUE_BYTES`].
+fn oversized_value(value: &serde_json::Value, path: &mut String) -> Option<String> {
+    match value {
+        serde_json::Value::String(s) if s.len() > MAX_VALUE_BYTES => Some(path.clone()),
+        serde_json::Value::Object(map) => map.iter().find_map(|(key, v)| {
+            let len = path.len();
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(key);
+            let found = oversized_value(v, path);
+            path.truncate(len);
+            found
+        }),
+        serde_json::Value::Array(items) => items.iter().find_map(|v| oversized_value(v, path)),
+        _ => None,
+    }
+}
+
 /// The template's constructs, read before it is compiled: only [`STATEMENTS`], only
 /// [`FILTERS`], no function or macro call, no `*` or `**`. A syntax error is left to the
 /// compiler, which names it better.
@@ -715,6 +749,7 @@ fn check_constructs(source: &str) -> Result<(), String> {
     }
     let mut last = Seen::Other;
     let mut before = Seen::Other;
+    let mut concatenations = 0;
     let tokens = tokenize(
         source,
         false,
@@ -730,6 +765,15 @@ fn check_constructs(source: &str) -> Result<(), String> {
             Token::BlockStart => Seen::BlockStart,
             Token::Pipe => Seen::Pipe,
             Token::Dot => Seen::Dot,
+            Token::Tilde | Token::Plus => {
+                concatenations += 1;
+                if concatenations > MAX_CONCATENATIONS {
+                    return Err(format!(
+                        "line {line}: more than {MAX_CONCATENATIONS} `~` and `+` in one template"
+                    ));
+                }
+                Seen::Other
+            }
             Token::Mul | Token::Pow => {
                 return Err(format!(
                     "line {line}: `*` and `**` are not allowed in a template (they build values of any size)"
@@ -1514,6 +1558,49 @@ mod tests {
                 errors[0].message
             );
         }
+    }
+
+    #[test]
+    fn values_too_long_to_render_and_endless_concatenation_are_refused() {
+        let template = HttpTemplate::compile(
+            &settings(
+                BodyFormat::Text,
+                "{{ contact.first_name ~ contact.last_name }}",
+            ),
+            "d",
+        )
+        .unwrap();
+        assert!(
+            template
+                .render(&ctx_with(&"a".repeat(MAX_VALUE_BYTES)))
+                .is_ok()
+        );
+        let err = template
+            .render(&ctx_with(&"a".repeat(MAX_VALUE_BYTES + 1)))
+            .unwrap_err();
+        assert_eq!(err.template, "contact.first_name");
+        assert_eq!(err.problem, RenderProblem::ValueTooLarge);
+        assert!(!err.to_string().contains("aaaa"), "{err}");
+
+        let joined = |n: usize| {
+            format!(
+                "{{{{ {} }}}}",
+                vec!["contact.first_name"; n + 1].join(" ~ ")
+            )
+        };
+        assert!(
+            HttpTemplate::compile(
+                &settings(BodyFormat::Text, &joined(MAX_CONCATENATIONS)),
+                "d"
+            )
+            .is_ok()
+        );
+        let errors = compile_err(&settings(BodyFormat::Text, &joined(MAX_CONCATENATIONS + 1)));
+        assert!(
+            errors[0].message.contains("more than 256"),
+            "{}",
+            errors[0].message
+        );
     }
 
     #[test]
