@@ -9,8 +9,8 @@ use jiff::civil::Date;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
+use crate::values::DatabaseMode;
 use crate::values::{PhoneNumber, ResultKey, ValueError, VanId};
-use crate::van::DatabaseMode;
 
 /// The dialer's id for one call (LiveVox `id` / `callId`), kept as text.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -10,7 +10,7 @@ use crate::egress::{self, Egress};
 use crate::livevox::cdr::CdrColumns;
 use crate::mapping::{FieldError, ResultMapping, ResultRowDoc};
 use crate::values::CandidateSlug;
-use crate::van::DatabaseMode;
+use crate::values::DatabaseMode;
 
 /// Extensions a candidate may switch on, by name.
 pub const KNOWN_EXTENSIONS: &[&str] = &["phone_ids"];

@@ -55,7 +55,7 @@ impl Connectors {
         Self {
             van_base_url: vars.optional(env::VAN_BASE_URL),
             livevox_base_url: vars.optional(env::LIVEVOX_BASE_URL),
-            egress: Egress::from_vars(vars),
+            egress: env::egress(vars),
             ..Self::default()
         }
     }

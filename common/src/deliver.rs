@@ -18,6 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::StreamExt;
 use futures::future::join_all;
+use serde::Serialize;
 
 use crate::candidate::Candidate;
 use crate::destinations::{Configured, DeliverContext, DeliveryError};
@@ -26,8 +27,43 @@ use crate::ledger::{
     Tracked,
 };
 use crate::ports::{Ledger, MAX_QUEUE_DELAY, StoreError, SyncMessage};
-use crate::posting::Outcome;
 use crate::services::{CandidateError, Services};
+
+/// What became of one message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Posted and recorded.
+    Finished,
+    /// VAN refused it; recorded as `attempted_error`.
+    Rejected,
+    /// No request could be built; recorded as `unattempted_error`.
+    Failed,
+    /// Nothing to do: already done, not VAN-bound, or another worker holds it.
+    Skipped,
+    /// Not done, for a reason that may pass: the message should be delivered again.
+    Retry,
+}
+
+/// `work` for one message, whose panic (a defect, never a plan) ends that message alone:
+/// it is handed back to the queue (`Retry`, and the dead-letter queue after the receive
+/// limit) while the rest of the batch goes on.
+pub(crate) async fn isolated(msg: &SyncMessage, work: impl Future<Output = Outcome>) -> Outcome {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(work).catch_unwind().await {
+        Ok(outcome) => outcome,
+        Err(_) => {
+            tracing::error!(
+                candidate = %msg.candidate,
+                date = %msg.date,
+                call = %msg.call_id,
+                destination = msg.destination.as_deref().unwrap_or("van"),
+                "delivering this message failed unexpectedly; it is handed back to the queue"
+            );
+            Outcome::Retry
+        }
+    }
+}
 
 /// Deliver the messages that name a destination, at most `destination_concurrency` at a
 /// time per destination and no faster than its rate limit. Returns each message's
@@ -65,7 +101,7 @@ pub async fn deliver_batch(
             );
             let done: Vec<Outcome> = futures::stream::iter(members.iter().copied())
                 .map(|i| {
-                    crate::posting::isolated(
+                    isolated(
                         messages[i],
                         deliver_one(svc, &candidate, messages[i], &pace, deadline),
                     )
@@ -473,7 +509,9 @@ pub fn tally<R: Tracked>(records: &[R]) -> BTreeMap<CallState, u64> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+    use futures::FutureExt;
 
     #[test]
     fn any_rate_gives_a_gap_a_clock_can_hold() {
@@ -496,5 +534,34 @@ mod tests {
         let third = pace.slot();
         assert!(second >= first + PACE_GAP_CAP);
         assert!(third >= second + PACE_GAP_CAP);
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_one_messages_work_hands_that_message_back_and_no_other() {
+        let msg = SyncMessage {
+            candidate: crate::values::CandidateSlug::parse("ny14").unwrap(),
+            date: jiff::civil::date(2026, 11, 21),
+            call_id: crate::call::CallId("1001".into()),
+            destination: Some("hook".into()),
+        };
+        let outcomes = futures::future::join_all([
+            isolated(&msg, async { Outcome::Finished }.boxed()),
+            isolated(
+                &msg,
+                async {
+                    let rate: f64 = "1e-300".parse().unwrap();
+                    // The kind of defect the pace once had: a duration no clock holds.
+                    let _ = std::time::Duration::from_secs_f64(1.0 / rate / 1e-300);
+                    Outcome::Finished
+                }
+                .boxed(),
+            ),
+            isolated(&msg, async { Outcome::Rejected }.boxed()),
+        ])
+        .await;
+        assert_eq!(
+            outcomes,
+            [Outcome::Finished, Outcome::Retry, Outcome::Rejected]
+        );
     }
 }

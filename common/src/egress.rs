@@ -2,7 +2,8 @@
 //! it must never point a request at the deployment's own network (loopback, private and
 //! link-local ranges, the instance metadata service) or at a host that is not the service
 //! it claims to be. Local endpoints (the fakes of a local stack) are allowed only by the
-//! deployment's environment ([`crate::adapters::env::LOCAL_ENDPOINTS`]), never by a document.
+//! deployment's environment (`CALLSYNC_LOCAL_ENDPOINTS`, read where functions are wired),
+//! never by a document.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -10,8 +11,6 @@ use std::time::Duration;
 use reqwest::Url;
 use reqwest::redirect::Policy;
 use url::Host;
-
-use crate::adapters::env;
 
 /// Why a URL may not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,13 +55,6 @@ impl Egress {
     pub const LOCAL: Self = Self {
         allow_loopback: true,
     };
-
-    pub fn from_vars(vars: &env::Vars) -> Self {
-        match vars.optional(env::LOCAL_ENDPOINTS).as_deref() {
-            Some("loopback") => Self::LOCAL,
-            _ => Self::STRICT,
-        }
-    }
 
     /// Check a URL as written: https (http only to an allowed loopback), no user info, and
     /// no IP literal or local name outside the public internet.
@@ -628,14 +620,6 @@ mod tests {
                 .check_url("http://localhost@127.0.0.2:7001/")
                 .unwrap_err(),
             EgressError::UserInfo
-        );
-        let vars =
-            |v: &str| env::Vars::from_map([(env::LOCAL_ENDPOINTS.to_owned(), v.to_owned())].into());
-        assert_eq!(Egress::from_vars(&vars("loopback")), Egress::LOCAL);
-        assert_eq!(Egress::from_vars(&vars("yes")), Egress::STRICT);
-        assert_eq!(
-            Egress::from_vars(&env::Vars::from_map(Default::default())),
-            Egress::STRICT
         );
     }
 

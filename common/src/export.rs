@@ -15,7 +15,7 @@ use jiff::tz::TimeZone;
 
 use crate::ledger::CallRecord;
 use crate::values::CandidateSlug;
-use crate::van::DatabaseMode;
+use crate::values::DatabaseMode;
 
 pub const HEADER: [&str; 12] = [
     "Voter ID",

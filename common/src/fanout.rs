@@ -20,7 +20,6 @@ use crate::destinations::Configured;
 use crate::ledger::{
     self, CallRecord, CallState, DayKey, DeliveryKey, DeliveryPlan, DeliveryRecord, Tracked,
 };
-use crate::planning::plan_delivery;
 use crate::ports::{StoreError, SyncMessage};
 use crate::services::Services;
 
@@ -77,7 +76,7 @@ async fn settle_one(
         .filter(|r| !known.contains(r.key.call_id.0.as_str()))
         .filter_map(|r| {
             let call = r.call.as_ref()?;
-            let plan = plan_delivery(destination, call, candidate);
+            let plan = destination.plan(call, candidate);
             let key = DeliveryKey {
                 call: r.key.clone(),
                 destination: destination.name.clone(),
@@ -277,7 +276,7 @@ pub fn sample_payloads(
         let samples: Vec<Value> = records
             .iter()
             .filter_map(|r| r.call.as_ref())
-            .filter_map(|call| match plan_delivery(d, call, candidate) {
+            .filter_map(|call| match d.plan(call, candidate) {
                 DeliveryPlan::Send(payload) => Some(payload),
                 _ => None,
             })
@@ -323,7 +322,7 @@ pub async fn retry(
         else {
             continue;
         };
-        let plan = plan_delivery(destination, call, candidate);
+        let plan = destination.plan(call, candidate);
         if states.contains(&record.delivery.state) {
             record.kind = destination.kind().to_owned();
             record.apply_plan(&plan, now);

@@ -123,7 +123,7 @@ pub struct StoredPost {
     /// The database to post to; absent in records from before calls could name theirs:
     /// the candidate's main database.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub database_mode: Option<crate::van::DatabaseMode>,
+    pub database_mode: Option<crate::values::DatabaseMode>,
     #[serde(flatten)]
     pub action: StoredAction,
     pub date_canvassed: String,
@@ -571,14 +571,7 @@ pub struct DeliveryRecord {
     pub updated_at: Timestamp,
 }
 
-/// What a destination is to receive of one call (decided in [`crate::planning`]).
-#[derive(Debug, Clone, PartialEq)]
-pub enum DeliveryPlan {
-    Send(Value),
-    /// Not for this destination, and why.
-    Skip(String),
-    Error(crate::planning::PlanError),
-}
+pub use crate::planning::DeliveryPlan;
 
 /// SHA-256 of a payload as serialised, hex.
 pub fn payload_hash(payload: &Value) -> String {

@@ -2,7 +2,7 @@
 //! the call is posted to VAN, written to the CSV, ignored, or cannot be handled — plus the
 //! daily request budget, which moves the lowest-priority VAN posts of a day to the CSV.
 //! Every rule about where a call goes lives here, including which calls each configured
-//! destination receives ([`select`], [`plan_delivery`]).
+//! destination receives ([`select`]; each destination then plans its own payload).
 
 use std::cmp::Reverse;
 
@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::call::{Call, CallId};
 use crate::candidate::{Candidate, Strategy};
 use crate::mapping::VanAction;
+use crate::values::DatabaseMode;
 use crate::values::{PhoneNumber, VanId};
-use crate::van::DatabaseMode;
 
 /// What happens to one call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,7 +151,7 @@ pub fn plan(call: &Call, candidate: &Candidate) -> Plan {
     })
 }
 
-fn unknown_result(call: &Call, candidate: &Candidate) -> PlanError {
+pub(crate) fn unknown_result(call: &Call, candidate: &Candidate) -> PlanError {
     let at = match (&call.origin, &call.service) {
         (Some(p), _) => format!(
             "{} line {}, column {:?}",
@@ -217,6 +217,30 @@ pub fn apply_budget(plans: &mut [DayPlan], strategy: Strategy, already_used: u64
     over.len()
 }
 
+/// What a destination is to receive of one call: a payload, a reasoned skip, or why it
+/// cannot be planned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeliveryPlan {
+    Send(serde_json::Value),
+    /// Not for this destination, and why.
+    Skip(String),
+    Error(PlanError),
+}
+
+/// Which calls a destination receives (the rules are [`select`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Select {
+    /// Every call read, whatever its result (an unknown result travels without a display
+    /// name).
+    All,
+    /// Calls whose result row is marked `sync`.
+    #[default]
+    Synced,
+    /// Calls whose result row lists this destination under `destinations`.
+    Rows,
+}
+
 /// Whether a configured destination receives a call, by its `select` rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Selection {
@@ -232,11 +256,10 @@ pub enum Selection {
 /// is marked `sync` (whatever the strategy does with them: the strategy chooses between VAN
 /// and the CSV, not for other destinations). `rows`: calls whose row lists `destination`.
 pub fn select(
-    rule: crate::destinations::Select,
+    rule: Select,
     destination: &str,
     row: Option<&crate::mapping::ResultRow>,
 ) -> Selection {
-    use crate::destinations::Select;
     match (rule, row) {
         (Select::All, _) => Selection::Deliver,
         (_, None) => Selection::UnknownResult,
@@ -252,23 +275,6 @@ pub fn select(
             "result {:?} does not list this destination under `destinations`",
             row.display_name
         )),
-    }
-}
-
-/// What `destination` is to receive of `call`: its selection rule, then its adapter's plan.
-pub fn plan_delivery(
-    destination: &crate::destinations::Configured,
-    call: &Call,
-    candidate: &Candidate,
-) -> crate::ledger::DeliveryPlan {
-    use crate::ledger::DeliveryPlan;
-    let row = candidate.mapping.get(&call.result);
-    match select(destination.select, &destination.name, row) {
-        Selection::Deliver => destination
-            .adapter
-            .plan(&destination.name, call, row, candidate),
-        Selection::Skip(reason) => DeliveryPlan::Skip(reason),
-        Selection::UnknownResult => DeliveryPlan::Error(unknown_result(call, candidate)),
     }
 }
 
@@ -723,7 +729,7 @@ mod tests {
         .unwrap();
         let c = Candidate::from_doc(doc, crate::egress::Egress::STRICT).unwrap();
         let hook = c.destination("hook").unwrap();
-        match plan_delivery(hook, &call("Agent Cust 1", Some("2125550123")), &c) {
+        match hook.plan(&call("Agent Cust 1", Some("2125550123")), &c) {
             DeliveryPlan::Send(p) => {
                 assert_eq!(p["call"]["display_name"], "Strong support");
                 assert_eq!(p["contact"]["van_id"], 18372073);
@@ -733,11 +739,11 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            plan_delivery(hook, &call("No Answer", None), &c),
+            hook.plan(&call("No Answer", None), &c),
             DeliveryPlan::Skip(r) if r.contains("not marked sync")
         ));
         assert!(matches!(
-            plan_delivery(hook, &call("Left a message", None), &c),
+            hook.plan(&call("Left a message", None), &c),
             DeliveryPlan::Error(PlanError::UnknownResult { .. })
         ));
     }

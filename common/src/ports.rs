@@ -11,7 +11,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::call::CallId;
 use crate::candidate::CandidateDoc;
-use crate::entrypoints::nightly::ManualRun;
 use crate::ledger::{CallKey, CallRecord, DayKey, DayRecord, DeliveryKey, DeliveryRecord};
 use crate::values::CandidateSlug;
 
@@ -180,6 +179,19 @@ pub trait ObjectStore: Send + Sync {
 #[async_trait]
 pub trait Notifier: Send + Sync {
     async fn send(&self, url: &str, body: &serde_json::Value) -> Result<(), String>;
+}
+
+/// A manual run: the body of `POST /runs`, and the event that hands a run to the `nightly`
+/// function.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManualRun {
+    pub candidate: CandidateSlug,
+    /// The candidate's local day; yesterday (in its zone) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date: Option<jiff::civil::Date>,
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 /// Starts a nightly run elsewhere (the `nightly` function) and does not wait for it: a

@@ -8,12 +8,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use serde::Serialize;
 use tokio::sync::Mutex;
 
 use crate::candidate::Candidate;
 use crate::connect::ConnectError;
-use crate::deliver;
+use crate::deliver::{self, Outcome, isolated};
 use crate::ledger::{CallKey, CallRecord, CallState, DayKey, ErrorNote, Receipt, StoredPost};
 use crate::mapping::VanAction;
 use crate::metrics::{self, Metric};
@@ -287,22 +286,6 @@ impl Targets {
     }
 }
 
-/// What became of one message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// Posted and recorded.
-    Finished,
-    /// VAN refused it; recorded as `attempted_error`.
-    Rejected,
-    /// No request could be built; recorded as `unattempted_error`.
-    Failed,
-    /// Nothing to do: already done, not VAN-bound, or another worker holds it.
-    Skipped,
-    /// Not done, for a reason that may pass: the message should be delivered again.
-    Retry,
-}
-
 /// Post the calls of one batch, at most `van_concurrency` at a time. Returns each
 /// message's outcome, in order.
 pub async fn sync_batch(
@@ -400,26 +383,6 @@ async fn van_batch(
         }
     }
     outcomes
-}
-
-/// `work` for one message, whose panic (a defect, never a plan) ends that message alone:
-/// it is handed back to the queue (`Retry`, and the dead-letter queue after the receive
-/// limit) while the rest of the batch goes on.
-pub(crate) async fn isolated(msg: &SyncMessage, work: impl Future<Output = Outcome>) -> Outcome {
-    use futures::FutureExt;
-    match std::panic::AssertUnwindSafe(work).catch_unwind().await {
-        Ok(outcome) => outcome,
-        Err(_) => {
-            tracing::error!(
-                candidate = %msg.candidate,
-                date = %msg.date,
-                call = %msg.call_id,
-                destination = msg.destination.as_deref().unwrap_or("van"),
-                "delivering this message failed unexpectedly; it is handed back to the queue"
-            );
-            Outcome::Retry
-        }
-    }
 }
 
 /// Post one call; never panics, never returns an error: every failure is an outcome.
@@ -615,40 +578,4 @@ async fn fail(
         ..ErrorNote::new(code, message, svc.clock.now())
     };
     deliver::fail(svc, record, state, note, lease).await
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-    use futures::FutureExt;
-
-    #[tokio::test]
-    async fn a_panic_in_one_messages_work_hands_that_message_back_and_no_other() {
-        let msg = SyncMessage {
-            candidate: crate::values::CandidateSlug::parse("ny14").unwrap(),
-            date: jiff::civil::date(2026, 11, 21),
-            call_id: crate::call::CallId("1001".into()),
-            destination: Some("hook".into()),
-        };
-        let outcomes = futures::future::join_all([
-            isolated(&msg, async { Outcome::Finished }.boxed()),
-            isolated(
-                &msg,
-                async {
-                    let rate: f64 = "1e-300".parse().unwrap();
-                    // The kind of defect the pace once had: a duration no clock holds.
-                    let _ = std::time::Duration::from_secs_f64(1.0 / rate / 1e-300);
-                    Outcome::Finished
-                }
-                .boxed(),
-            ),
-            isolated(&msg, async { Outcome::Rejected }.boxed()),
-        ])
-        .await;
-        assert_eq!(
-            outcomes,
-            [Outcome::Finished, Outcome::Retry, Outcome::Rejected]
-        );
-    }
 }

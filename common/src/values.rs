@@ -308,6 +308,40 @@ pub fn hex(bytes: &[u8]) -> String {
         })
 }
 
+/// The VAN database a call and a key belong to; it becomes the `|0` / `|1` suffix of the Basic password.
+/// A key normally works in one mode only, and the wrong one answers 401.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatabaseMode {
+    /// "My Voters".
+    VoterFile,
+    /// MyCampaign, also EveryAction and MyMembers.
+    MyCampaign,
+}
+
+impl DatabaseMode {
+    pub fn as_password_suffix(self) -> u8 {
+        match self {
+            Self::VoterFile => 0,
+            Self::MyCampaign => 1,
+        }
+    }
+
+    /// The name the candidate document uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::VoterFile => "voter_file",
+            Self::MyCampaign => "my_campaign",
+        }
+    }
+}
+
+impl std::fmt::Display for DatabaseMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,6 +39,15 @@ pub const ALL: &[&str] = &[
     LOCAL_ENDPOINTS,
 ];
 
+/// The egress rules the environment asks for: loopback receivers only where
+/// [`LOCAL_ENDPOINTS`] is `loopback` (a local stack), public https endpoints otherwise.
+pub fn egress(vars: &Vars) -> crate::egress::Egress {
+    match vars.optional(LOCAL_ENDPOINTS).as_deref() {
+        Some("loopback") => crate::egress::Egress::LOCAL,
+        _ => crate::egress::Egress::STRICT,
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error(
     "environment variable {0} is not set: the deploy template sets it; locally, `make dev-up` writes it to .env.local"
@@ -79,4 +88,18 @@ pub async fn aws() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .load()
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::egress::Egress;
+
+    #[test]
+    fn loopback_receivers_are_allowed_only_when_the_environment_says_so() {
+        let vars = |v: &str| Vars::from_map([(LOCAL_ENDPOINTS.to_owned(), v.to_owned())].into());
+        assert_eq!(egress(&vars("loopback")), Egress::LOCAL);
+        assert_eq!(egress(&vars("yes")), Egress::STRICT);
+        assert_eq!(egress(&Vars::from_map(Default::default())), Egress::STRICT);
+    }
 }

@@ -8,7 +8,7 @@ use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 
 use crate::adapters::env;
-use crate::entrypoints::nightly::ManualRun;
+use crate::ports::ManualRun;
 use crate::ports::{RunLauncher, StoreError};
 
 const WHAT: &str = "the nightly function";

@@ -390,12 +390,12 @@ impl Notifier for MemoryNotifier {
 /// A launcher that keeps the runs it was asked to start.
 #[derive(Debug, Default)]
 pub struct MemoryLauncher {
-    pub started: Mutex<Vec<crate::entrypoints::nightly::ManualRun>>,
+    pub started: Mutex<Vec<crate::ports::ManualRun>>,
 }
 
 #[async_trait]
 impl crate::ports::RunLauncher for MemoryLauncher {
-    async fn start(&self, run: &crate::entrypoints::nightly::ManualRun) -> Result<(), StoreError> {
+    async fn start(&self, run: &crate::ports::ManualRun) -> Result<(), StoreError> {
         self.started.lock().expect("lock").push(run.clone());
         Ok(())
     }

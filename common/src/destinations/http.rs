@@ -498,7 +498,7 @@ mod tests {
         let candidate = fixtures::candidate(json!([esb(json!({}))]));
         let dest = candidate.destination("city-esb").unwrap();
         let call = fixtures::call("AGENT CUST 1 (167)", "O'Brien & <Sons>");
-        let plan = crate::planning::plan_delivery(dest, &call, &candidate);
+        let plan = dest.plan(&call, &candidate);
         let DeliveryPlan::Send(payload) = plan else {
             panic!("{plan:?}")
         };
@@ -529,11 +529,7 @@ mod tests {
     fn a_result_without_a_code_is_ignored_with_the_reason() {
         let candidate = fixtures::candidate(json!([esb(json!({}))]));
         let dest = candidate.destination("city-esb").unwrap();
-        let plan = crate::planning::plan_delivery(
-            dest,
-            &fixtures::call("Wrong Number", "Ana"),
-            &candidate,
-        );
+        let plan = dest.plan(&fixtures::call("Wrong Number", "Ana"), &candidate);
         assert_eq!(
             plan,
             DeliveryPlan::Skip(
@@ -549,7 +545,7 @@ mod tests {
         }))]));
         let dest = candidate.destination("city-esb").unwrap();
         let call = fixtures::call("Agent Cust 1", "Ana\r\nX-Evil: 1");
-        let DeliveryPlan::Error(e) = crate::planning::plan_delivery(dest, &call, &candidate) else {
+        let DeliveryPlan::Error(e) = dest.plan(&call, &candidate) else {
             panic!("a header with a line break must not be planned")
         };
         assert_eq!(e.code(), "payload_failed");

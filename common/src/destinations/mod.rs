@@ -65,19 +65,7 @@ pub const CSV: Metadata = Metadata {
 /// Every kind, for `GET /destinations`-style listings and the document check.
 pub const KINDS: &[&Metadata] = &[&VAN, &CSV, &webhook::METADATA, &http::METADATA];
 
-/// Which calls a destination receives (rules in [`crate::planning::select`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Select {
-    /// Every call read, whatever its result (an unknown result travels without a display
-    /// name).
-    All,
-    /// Calls whose result row is marked `sync`.
-    #[default]
-    Synced,
-    /// Calls whose result row lists this destination under `destinations`.
-    Rows,
-}
+pub use crate::planning::Select;
 
 /// A destination as written in the candidate document: its name, kind, selection and
 /// pace, and the kind's own settings beside them.
@@ -186,6 +174,18 @@ pub struct Configured {
 impl Configured {
     pub fn kind(&self) -> &'static str {
         self.adapter.metadata().kind
+    }
+
+    /// What this destination is to receive of `call`: its selection rule
+    /// ([`crate::planning::select`]), then its adapter's plan.
+    pub fn plan(&self, call: &Call, candidate: &Candidate) -> DeliveryPlan {
+        use crate::planning::{Selection, select, unknown_result};
+        let row = candidate.mapping.get(&call.result);
+        match select(self.select, &self.name, row) {
+            Selection::Deliver => self.adapter.plan(&self.name, call, row, candidate),
+            Selection::Skip(reason) => DeliveryPlan::Skip(reason),
+            Selection::UnknownResult => DeliveryPlan::Error(unknown_result(call, candidate)),
+        }
     }
 }
 

@@ -2,26 +2,12 @@
 //! `{"candidate": "…", "date": "YYYY-MM-DD"?, "dry_run": bool?}` (a backfill, a re-run, a
 //! preview). A malformed event is refused with what is wrong and where.
 
-use jiff::civil::Date;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::nightly::{self, RunOptions};
 use crate::services::Services;
-use crate::values::CandidateSlug;
 
-/// A manual run; also the body of `POST /runs`, and the event that hands a run to this
-/// function.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ManualRun {
-    pub candidate: CandidateSlug,
-    /// The candidate's local day; yesterday (in its zone) when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub date: Option<Date>,
-    #[serde(default)]
-    pub dry_run: bool,
-}
+pub use crate::ports::ManualRun;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EventError {

@@ -3,8 +3,9 @@
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 
+use crate::deliver::Outcome;
 use crate::ports::SyncMessage;
-use crate::posting::{self, Outcome, Targets};
+use crate::posting::{self, Targets};
 use crate::services::Services;
 
 pub async fn handle(svc: &Services, targets: &Targets, event: SqsEvent) -> SqsBatchResponse {

@@ -13,13 +13,14 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::credentials::{DatabaseMode, VanCredentials};
+use super::credentials::VanCredentials;
 use super::error::{VanError, is_json};
 use super::model::{
     ActivistCode, CanvassResponse, ContactType, FindAnswer, FindPerson, InputType, Person,
     ResultCode, SurveyQuestion, read_list,
 };
 use crate::retry::RetryPolicy;
+use crate::values::DatabaseMode;
 use crate::values::VanId;
 
 /// VAN's largest `$top`.

@@ -2,41 +2,9 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-/// The database a key works in; it becomes the `|0` / `|1` suffix of the Basic password.
-/// A key normally works in one mode only, and the wrong one answers 401.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DatabaseMode {
-    /// "My Voters".
-    VoterFile,
-    /// MyCampaign, also EveryAction and MyMembers.
-    MyCampaign,
-}
-
-impl DatabaseMode {
-    pub fn as_password_suffix(self) -> u8 {
-        match self {
-            Self::VoterFile => 0,
-            Self::MyCampaign => 1,
-        }
-    }
-
-    /// The name the candidate document uses.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::VoterFile => "voter_file",
-            Self::MyCampaign => "my_campaign",
-        }
-    }
-}
-
-impl fmt::Display for DatabaseMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use crate::values::DatabaseMode;
 
 /// The secret as stored in Secrets Manager: `{"application_name": …, "api_key": …}`.
 /// `Debug` never shows the key.

@@ -8,9 +8,9 @@ use regex::Regex;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
-use super::credentials::DatabaseMode;
 use super::model::null_as_default;
 use crate::retry::{RetryAdvice, Retryable};
+use crate::values::DatabaseMode;
 use crate::values::VanId;
 
 /// How much of an unexpected body is kept: enough to read an IIS page or an ASP.NET

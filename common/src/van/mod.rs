@@ -6,8 +6,9 @@ mod credentials;
 mod error;
 pub(crate) mod model;
 
+pub use crate::values::DatabaseMode;
 pub use client::{ClientOptions, MAX_PAGE_SIZE, PostReceipt, RequestMeter, VanClient};
-pub use credentials::{DatabaseMode, VanCredentials};
+pub use credentials::VanCredentials;
 pub use error::{
     MAX_KEPT_BODY, MAX_WAIT_HINT, TransportKind, VanError, VanErrorItem, parse_wait_hint,
 };
