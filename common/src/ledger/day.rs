@@ -1,0 +1,67 @@
+//! A candidate's day: its exports, its report, its VAN request count and run lock.
+
+use super::*;
+
+/// A CSV written for a day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportRef {
+    pub key: String,
+    pub rows: u64,
+    pub at: Timestamp,
+}
+
+/// What became of a day's run report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportState {
+    #[serde(default)]
+    pub sent_at: Option<Timestamp>,
+    /// Delivery attempts so far (each with its own retries).
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+/// The run record of one candidate's local day.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DayRecord {
+    pub key: DayKey,
+    /// See [`crate::ports::Ledger::replace`]; 0 = not stored yet.
+    pub version: u64,
+    /// Nothing pending, and the report is sent (or given up on): ticks leave the day alone.
+    #[serde(default)]
+    pub complete: bool,
+    /// A run holds the day until then; another run of the same day waits its turn.
+    #[serde(default)]
+    pub lock_until: Option<Timestamp>,
+    #[serde(default)]
+    pub lock_id: Option<String>,
+    /// The LiveVox API was read for this day (reading it again changes nothing, but costs).
+    #[serde(default)]
+    pub livevox_read_at: Option<Timestamp>,
+    #[serde(default)]
+    pub exports: Vec<ExportRef>,
+    #[serde(default)]
+    pub report: ReportState,
+    #[serde(default)]
+    pub runs: u32,
+    #[serde(default)]
+    pub last_run_at: Option<Timestamp>,
+}
+
+impl DayRecord {
+    pub fn new(key: DayKey) -> Self {
+        Self {
+            key,
+            version: 0,
+            complete: false,
+            lock_until: None,
+            lock_id: None,
+            livevox_read_at: None,
+            exports: Vec::new(),
+            report: ReportState::default(),
+            runs: 0,
+            last_run_at: None,
+        }
+    }
+}

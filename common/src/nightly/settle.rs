@@ -1,0 +1,465 @@
+//! Settling a day: its CSV-bound calls into one CSV (crash-safe: a file written but not
+//! listed is adopted), its waiting deliveries onto the queue, stale work swept back onto it,
+//! and once nothing is pending, the report.
+
+use super::*;
+
+/// What settling one day did.
+#[derive(Debug, Clone, Serialize)]
+pub struct SettleSummary {
+    pub date: Date,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csv: Option<ExportRef>,
+    pub enqueued: u64,
+    /// Calls the queue refused this time; the next tick sends them.
+    pub not_enqueued: u64,
+    pub counts: BTreeMap<CallState, u64>,
+    /// Calls and deliveries not yet in a final state.
+    pub pending: u64,
+    /// Each configured destination's deliveries of the day.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub destinations: BTreeMap<String, DestinationSettle>,
+    pub report: ReportOutcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "status", content = "detail")]
+pub enum ReportOutcome {
+    /// Calls are still pending, the day is not over, or its LiveVox calls are not read
+    /// yet: no report yet.
+    Waiting,
+    Sent,
+    /// The candidate has no webhook: the day is complete without one.
+    NoWebhook,
+    /// Delivery failed; a later tick tries again (up to the configured attempts).
+    Failed(String),
+    /// Delivery failed on every attempt; recorded on the day and given up.
+    GaveUp(String),
+    /// The day was already complete.
+    AlreadyDone,
+    /// Another run was settling this day.
+    Busy,
+}
+
+/// Read-modify-write of a day record; `change` returns false to leave it as it is.
+/// Returns the record as stored afterwards.
+pub async fn update_day(
+    svc: &Services,
+    day: &DayKey,
+    mut change: impl FnMut(&mut DayRecord) -> bool,
+) -> Result<DayRecord, StoreError> {
+    loop {
+        let mut record = svc
+            .days
+            .get(day)
+            .await?
+            .unwrap_or_else(|| DayRecord::new(day.clone()));
+        if !change(&mut record) {
+            return Ok(record);
+        }
+        if svc.days.replace(&mut record).await? {
+            return Ok(record);
+        }
+    }
+}
+
+/// Settle one day: export, enqueue, sweep, report. Holds the day's lock while it works,
+/// so two runs never write the same CSV rows or double-send the report.
+pub async fn settle_day(
+    svc: &Services,
+    candidate: &Candidate,
+    date: Date,
+    fresh: &HashSet<(Date, CallId)>,
+) -> Result<SettleSummary, StoreError> {
+    let day = DayKey {
+        candidate: candidate.slug.clone(),
+        date,
+    };
+    let now = svc.clock.now();
+    let lock = format!("{:016x}", fastrand::u64(..));
+    let lock_until = now + svc.settings.run_lock;
+    let mut busy = false;
+    let held = update_day(svc, &day, |d| {
+        if d.lock_until.is_some_and(|t| t > now) && d.lock_id.as_deref() != Some(lock.as_str()) {
+            busy = true;
+            return false;
+        }
+        d.lock_until = Some(lock_until);
+        d.lock_id = Some(lock.clone());
+        d.runs += 1;
+        d.last_run_at = Some(now);
+        true
+    })
+    .await?;
+    let mut summary = SettleSummary {
+        date,
+        csv: None,
+        enqueued: 0,
+        not_enqueued: 0,
+        counts: BTreeMap::new(),
+        pending: 0,
+        destinations: BTreeMap::new(),
+        report: ReportOutcome::Busy,
+    };
+    if busy {
+        return Ok(summary);
+    }
+
+    let result = settle_locked(svc, candidate, &day, &held, fresh, &mut summary).await;
+    let finish = update_day(svc, &day, |d| {
+        if d.lock_id.as_deref() != Some(lock.as_str()) {
+            return false;
+        }
+        d.lock_until = None;
+        d.lock_id = None;
+        true
+    })
+    .await;
+    result?;
+    finish?;
+    metrics::emit(
+        &day.candidate,
+        svc.clock.now(),
+        &[
+            (Metric::CallsQueued, metrics::count(summary.enqueued)),
+            (
+                Metric::CallsFinished,
+                metrics::count(summary.csv.as_ref().map_or(0, |c| c.rows)),
+            ),
+        ],
+    );
+    Ok(summary)
+}
+
+pub(super) async fn settle_locked(
+    svc: &Services,
+    candidate: &Candidate,
+    day: &DayKey,
+    held: &DayRecord,
+    fresh: &HashSet<(Date, CallId)>,
+    summary: &mut SettleSummary,
+) -> Result<(), StoreError> {
+    let mut records = svc.ledger.day(day).await?;
+
+    // 1. CSV-bound calls into one new CSV. A file a dead run wrote but never listed is
+    // adopted first: its calls are finished into it, never written into a second file.
+    adopt_unlisted_exports(svc, day, held, &mut records).await?;
+    let mut queued: Vec<usize> = (0..records.len())
+        // Only calls can be CSV-bound (a bad row is an error), but the row numbers are
+        // receipts: never let a record without a call shift them.
+        .filter(|&i| {
+            records[i].delivery.state == CallState::QueuedForCsv && records[i].call.is_some()
+        })
+        .collect();
+    queued.sort_by_key(|&i| {
+        let r = &records[i];
+        (r.call.as_ref().map(|c| c.started_at), r.key.call_id.clone())
+    });
+    if !queued.is_empty() {
+        summary.csv = Some(export_csv(svc, candidate, day, &mut records, &queued).await?);
+    }
+
+    // 2. VAN-bound calls onto the queue: new ones, ones a dead run never sent, ones whose
+    // message was lost, and ones whose worker died holding them.
+    let now = svc.clock.now();
+    let s = &svc.settings;
+    let due = |r: &CallRecord| {
+        // A call never handed to the queue is this run's to send when it planned the call,
+        // anyone's once the run that did is surely gone.
+        let unsent_due = fresh.contains(&(r.key.day.date, r.key.call_id.clone()))
+            || r.updated_at + s.requeue_unsent_after <= now;
+        r.delivery.is_due(now, unsent_due, s.requeue_stale_after)
+    };
+    let send: Vec<usize> = (0..records.len()).filter(|&i| due(&records[i])).collect();
+    (summary.enqueued, summary.not_enqueued) = fanout::enqueue(svc, day, &mut records, &send).await;
+
+    // 3. Every other destination's deliveries: planned for calls they have not seen (a
+    // destination added since the day last ran gets the whole day), and the due ones
+    // enqueued. A day already complete has work again: ticks sweep it until done.
+    summary.destinations = fanout::settle_destinations(svc, candidate, day, &records).await?;
+    let delivering: u64 = summary.destinations.values().map(|d| d.pending).sum();
+    if held.complete && delivering > 0 {
+        update_day(svc, day, |d| {
+            let was = d.complete;
+            d.complete = false;
+            was
+        })
+        .await?;
+    }
+
+    // 4. Counts, and the report once nothing is pending and the day is over.
+    summary.counts = report::tally(&records).by_state;
+    summary.pending = records
+        .iter()
+        .filter(|r| !r.delivery.state.is_terminal())
+        .count() as u64
+        + delivering;
+    // A LiveVox day the API has not served yet (it serves a day only once it is over in
+    // its own reckoning) is not done, however empty it looks: the next tick reads it.
+    let livevox_unread = candidate.doc().source.livevox.is_some() && held.livevox_read_at.is_none();
+    summary.report = if held.complete {
+        ReportOutcome::AlreadyDone
+    } else if summary.pending > 0 || livevox_unread || day.date >= local_today(svc, candidate) {
+        ReportOutcome::Waiting
+    } else {
+        let deliveries = fanout::own_counts(&records)
+            .into_iter()
+            .map(|(name, d)| (name, d.by_state))
+            .chain(
+                summary
+                    .destinations
+                    .iter()
+                    .map(|(name, d)| (name.clone(), d.counts.clone())),
+            )
+            .collect();
+        send_report(svc, candidate, day, &records, &deliveries).await?
+    };
+    Ok(())
+}
+
+/// Write the CSV of `queued`, then finish each of its calls with a receipt pointing at its
+/// row, then list the file on the day. Each step is safe to repeat, and a run that dies
+/// between two leaves a file that [`adopt_unlisted_exports`] completes: every CSV-bound
+/// call ends in exactly one listed file.
+pub(super) async fn export_csv(
+    svc: &Services,
+    candidate: &Candidate,
+    day: &DayKey,
+    records: &mut [CallRecord],
+    queued: &[usize],
+) -> Result<ExportRef, StoreError> {
+    // The file number comes from what is in the bucket, not from the day record: a file
+    // is never overwritten (receipts point into it).
+    let prefix = export::day_prefix(&day.candidate, day.date);
+    let existing: HashSet<String> = svc
+        .objects
+        .list(&prefix)
+        .await?
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    let key = (existing.len() + 1..)
+        .map(|n| export::object_key(&day.candidate, day.date, n))
+        .find(|k| !existing.contains(k))
+        .unwrap_or_default();
+    let rows: Vec<CallRecord> = queued.iter().map(|&i| records[i].clone()).collect();
+    let bytes = export::write(
+        &rows,
+        &candidate.zone,
+        candidate.van().map(|v| v.database_mode),
+    );
+    svc.objects
+        .put(&key, bytes, "text/csv; charset=utf-8")
+        .await?;
+    let placed: Vec<(u64, usize)> = queued
+        .iter()
+        .enumerate()
+        .map(|(row, &i)| (row as u64 + 1, i))
+        .collect();
+    finish_into(svc, records, &key, &placed).await?;
+    let export = ExportRef {
+        key,
+        rows: queued.len() as u64,
+        at: svc.clock.now(),
+    };
+    list_export(svc, day, &export).await?;
+    Ok(export)
+}
+
+/// Finish each `(row, record)` into file `key`. A record someone changed meanwhile is
+/// read again and finished if it is still CSV-bound. Any store failure stops here: the
+/// file is then not listed, and the next settle adopts it.
+pub(super) async fn finish_into(
+    svc: &Services,
+    records: &mut [CallRecord],
+    key: &str,
+    placed: &[(u64, usize)],
+) -> Result<(), StoreError> {
+    let at = svc.clock.now();
+    let bucket = svc.objects.bucket().to_owned();
+    let finish = |mut r: CallRecord, row: u64| {
+        r.delivery.state = CallState::Finished;
+        r.delivery.receipt = Some(Receipt::Csv {
+            bucket: bucket.clone(),
+            key: key.to_owned(),
+            row,
+            at,
+        });
+        r.updated_at = at;
+        r
+    };
+    // Only the new version travels back (not the record): a big export must not hold a
+    // second copy of every call it finishes.
+    let results: Vec<Result<(usize, Option<u64>), StoreError>> = futures::stream::iter(
+        placed.iter().copied(),
+    )
+    .map(|(row, i)| {
+        let mut r = finish(records[i].clone(), row);
+        async move {
+            if svc.ledger.replace(&mut r).await? {
+                return Ok((i, Some(r.version)));
+            }
+            match svc.ledger.get(&r.key).await? {
+                Some(now) if now.delivery.state == CallState::QueuedForCsv => {
+                    let mut r = finish(now, row);
+                    let ok = svc.ledger.replace(&mut r).await?;
+                    Ok((i, ok.then_some(r.version)))
+                }
+                _ => {
+                    tracing::warn!(call = %r.key, "changed while being exported; left as it is");
+                    Ok((i, None))
+                }
+            }
+        }
+    })
+    .buffered(svc.settings.ledger_concurrency.max(1))
+    .collect()
+    .await;
+    let mut failed = None;
+    for result in results {
+        match result {
+            Ok((i, Some(version))) => {
+                records[i].delivery.state = CallState::Finished;
+                records[i].version = version;
+            }
+            Ok((_, None)) => {}
+            Err(e) => failed = Some(e),
+        }
+    }
+    failed.map_or(Ok(()), Err)
+}
+
+/// Put `export` on the day's list of files, once.
+pub(super) async fn list_export(
+    svc: &Services,
+    day: &DayKey,
+    export: &ExportRef,
+) -> Result<(), StoreError> {
+    update_day(svc, day, |d| {
+        if d.exports.iter().any(|e| e.key == export.key) {
+            return false;
+        }
+        d.exports.push(export.clone());
+        true
+    })
+    .await
+    .map(drop)
+}
+
+/// Complete what a run that died while exporting left: a file in the day's export folder
+/// that the day does not list. Its rows name their calls (the `Call ID` column); each call
+/// still CSV-bound is finished into that row, and the file is listed.
+pub(super) async fn adopt_unlisted_exports(
+    svc: &Services,
+    day: &DayKey,
+    held: &DayRecord,
+    records: &mut [CallRecord],
+) -> Result<(), StoreError> {
+    let listed: HashSet<&str> = held.exports.iter().map(|e| e.key.as_str()).collect();
+    let prefix = export::day_prefix(&day.candidate, day.date);
+    let unlisted: Vec<String> = svc
+        .objects
+        .list(&prefix)
+        .await?
+        .into_iter()
+        .map(|o| o.key)
+        .filter(|k| !listed.contains(k.as_str()) && k.ends_with(".csv"))
+        .collect();
+    if unlisted.is_empty() {
+        return Ok(());
+    }
+    let by_cell: HashMap<String, usize> = records
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.delivery.state == CallState::QueuedForCsv && r.call.is_some())
+        .map(|(i, r)| (export::cell(&r.key.call_id.0).into_owned(), i))
+        .collect();
+    for key in unlisted {
+        let cells = match export::call_id_cells(&svc.objects.get(&key).await?) {
+            Ok(cells) => cells,
+            Err(e) => {
+                tracing::error!(key = %key, error = %e, "an unlisted file in the export folder is not an export; left alone");
+                continue;
+            }
+        };
+        let placed: Vec<(u64, usize)> = cells
+            .iter()
+            .enumerate()
+            .filter_map(|(row, c)| by_cell.get(c).map(|&i| (row as u64 + 1, i)))
+            .collect();
+        tracing::warn!(key = %key, rows = cells.len(), unfinished = placed.len(), "adopting an export a stopped run left unlisted");
+        finish_into(svc, records, &key, &placed).await?;
+        let export = ExportRef {
+            key,
+            rows: cells.len() as u64,
+            at: svc.clock.now(),
+        };
+        list_export(svc, day, &export).await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn send_report(
+    svc: &Services,
+    candidate: &Candidate,
+    day: &DayKey,
+    records: &[CallRecord],
+    deliveries: &BTreeMap<String, BTreeMap<CallState, u64>>,
+) -> Result<ReportOutcome, StoreError> {
+    let Some(notify) = candidate.doc().notify.as_ref() else {
+        update_day(svc, day, |d| {
+            d.complete = true;
+            true
+        })
+        .await?;
+        return Ok(ReportOutcome::NoWebhook);
+    };
+    let stored = svc
+        .days
+        .get(day)
+        .await?
+        .unwrap_or_else(|| DayRecord::new(day.clone()));
+    if stored.report.sent_at.is_some() {
+        update_day(svc, day, |d| {
+            d.complete = true;
+            true
+        })
+        .await?;
+        return Ok(ReportOutcome::AlreadyDone);
+    }
+    let mut links = Vec::new();
+    for e in &stored.exports {
+        links.push(svc.objects.presign(&e.key, svc.settings.link_ttl).await?);
+    }
+    let body = report::run_report(candidate, day, records, deliveries, &links);
+    let delivered = svc.notifier.send(&notify.webhook_url, &body).await;
+    let now = svc.clock.now();
+    let give_up_after = svc.settings.report_attempts;
+    let mut outcome = ReportOutcome::Sent;
+    update_day(svc, day, |d| {
+        d.report.attempts += 1;
+        match &delivered {
+            Ok(()) => {
+                d.report.sent_at = Some(now);
+                d.report.last_error = None;
+                d.complete = true;
+                outcome = ReportOutcome::Sent;
+            }
+            Err(e) => {
+                d.report.last_error = Some(e.clone());
+                if d.report.attempts >= give_up_after {
+                    d.complete = true;
+                    outcome = ReportOutcome::GaveUp(e.clone());
+                } else {
+                    outcome = ReportOutcome::Failed(e.clone());
+                }
+            }
+        }
+        true
+    })
+    .await?;
+    if let ReportOutcome::Failed(e) | ReportOutcome::GaveUp(e) = &outcome {
+        tracing::warn!(day = %day, error = %e, "run report not delivered");
+    }
+    Ok(outcome)
+}

@@ -1,0 +1,93 @@
+//! The hourly tick: which candidates have a day due, run each.
+
+use super::*;
+
+/// What one tick did for one candidate.
+#[derive(Debug, Clone, Serialize)]
+pub struct TickEntry {
+    pub candidate: CandidateSlug,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunSummary>,
+    pub settled: Vec<SettleSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The hourly tick: every active candidate whose sync hour has come in its own zone gets
+/// its previous local day run (until that day is complete), and every recent day with
+/// work left is settled. One candidate's failure never stops another's.
+pub async fn tick(svc: &Services) -> Result<Vec<TickEntry>, StoreError> {
+    let mut entries = Vec::new();
+    for slug in svc.config.list().await? {
+        let entry = match tick_candidate(svc, &slug).await {
+            Ok(entry) => entry,
+            Err(e) => {
+                tracing::warn!(candidate = %slug, error = %e, "tick failed for this candidate");
+                TickEntry {
+                    candidate: slug.clone(),
+                    run: None,
+                    settled: Vec::new(),
+                    error: Some(e.to_string()),
+                }
+            }
+        };
+        entries.push(entry);
+    }
+    Ok(entries)
+}
+
+pub(super) async fn tick_candidate(
+    svc: &Services,
+    slug: &CandidateSlug,
+) -> Result<TickEntry, RunError> {
+    let candidate = svc.candidate(slug).await?;
+    let mut entry = TickEntry {
+        candidate: slug.clone(),
+        run: None,
+        settled: Vec::new(),
+        error: None,
+    };
+    if !candidate.doc().active {
+        return Ok(entry);
+    }
+    let local = svc.clock.now().to_zoned_datetime(candidate.zone.clone());
+    let today = local.date();
+    let yesterday = today.yesterday().unwrap_or(today);
+    let mut done: BTreeSet<Date> = BTreeSet::new();
+    if local.hour() >= i8::try_from(candidate.doc().sync_hour).unwrap_or(0) {
+        let record = svc
+            .days
+            .get(&DayKey {
+                candidate: slug.clone(),
+                date: yesterday,
+            })
+            .await?;
+        if !record.is_some_and(|d| d.complete) {
+            let summary = run(svc, slug, yesterday, RunOptions::default()).await?;
+            done.extend(summary.days.iter().map(|d| d.date));
+            entry.run = Some(summary);
+        }
+    }
+    let oldest = today
+        .checked_sub(jiff::Span::new().days(svc.settings.lookback_days))
+        .unwrap_or(today);
+    for open in svc.days.open_days(slug).await? {
+        let date = open.key.date;
+        if done.contains(&date) || date < oldest || date >= today {
+            continue;
+        }
+        if candidate.doc().source.livevox.is_some() && open.livevox_read_at.is_none() {
+            // Its LiveVox calls were never read (the API refused, or the day only came
+            // from a file): a whole run, which reads them and settles the day.
+            let summary = run(svc, slug, date, RunOptions::default()).await?;
+            entry
+                .settled
+                .extend(summary.days.into_iter().filter(|d| d.date == date));
+            continue;
+        }
+        entry
+            .settled
+            .push(settle_day(svc, &candidate, date, &HashSet::new()).await?);
+    }
+    Ok(entry)
+}
