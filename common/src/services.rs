@@ -196,6 +196,7 @@ impl Services {
             queue: Arc::new(SqsQueue::new(
                 aws_sdk_sqs::Client::new(aws),
                 vars.required(env::SYNC_QUEUE_URL)?,
+                vars.required(env::DELIVERY_QUEUE_URL)?,
             )),
             objects: Arc::new(S3Objects::from_conf(aws, vars.required(env::BUCKET)?)),
             notifier: Arc::new(WebhookNotifier::with_egress(connectors.egress)),

@@ -120,7 +120,8 @@ pub async fn drain(stack: &LocalStack, svc: &Services, targets: &Targets) -> usi
 /// worker is stopped wherever it is (its future dropped between any two requests, as a
 /// Lambda killed by its timeout or a crash). A killed batch's messages come back, as
 /// their visibility timeout would make them, with nothing of the batch recorded beyond
-/// what the worker wrote before it died.
+/// what the worker wrote before it died. Both queues `sync-call` reads are drained, a batch
+/// from each in turn, as their two event sources would hand them over.
 pub async fn drain_killing(
     stack: &LocalStack,
     svc: &Services,
@@ -128,78 +129,97 @@ pub async fn drain_killing(
     kill: &mut dyn FnMut() -> Option<Duration>,
 ) -> usize {
     let sqs = aws_sdk_sqs::Client::new(&stack.aws);
-    let url = stack.env["CALLSYNC_SYNC_QUEUE_URL"].clone();
+    let urls = [
+        stack.env["CALLSYNC_SYNC_QUEUE_URL"].clone(),
+        stack.env["CALLSYNC_DELIVERY_QUEUE_URL"].clone(),
+    ];
     let mut batches = 0;
     let mut empty = 0;
     while empty < 2 && batches < 500 {
-        let got = sqs
-            .receive_message()
-            .queue_url(&url)
-            .max_number_of_messages(10)
-            .visibility_timeout(60)
-            .send()
-            .await
-            .expect("receive");
-        let messages = got.messages.unwrap_or_default();
-        if messages.is_empty() {
-            empty += 1;
-            continue;
-        }
-        empty = 0;
-        batches += 1;
-        let mut handles = HashMap::new();
-        let mut event = SqsEvent::default();
-        for m in &messages {
-            let id = m.message_id.clone().unwrap_or_default();
-            handles.insert(id.clone(), m.receipt_handle.clone().unwrap_or_default());
-            let mut record = SqsMessage::default();
-            record.message_id = Some(id);
-            record.body = m.body.clone();
-            event.records.push(record);
-        }
-        let answer = match kill() {
-            None => sync_call::handle(svc, targets, event).await,
-            Some(after) => {
-                match tokio::time::timeout(after, sync_call::handle(svc, targets, event)).await {
-                    Ok(answer) => answer,
-                    Err(_) => {
-                        // Died: every message of the batch comes back.
-                        let mut all = aws_lambda_events::sqs::SqsBatchResponse::default();
-                        for id in handles.keys() {
-                            let mut f = aws_lambda_events::sqs::BatchItemFailure::default();
-                            f.item_identifier = id.clone();
-                            all.batch_item_failures.push(f);
-                        }
-                        all
-                    }
-                }
-            }
-        };
-        let failed: Vec<String> = answer
-            .batch_item_failures
-            .iter()
-            .map(|f| f.item_identifier.clone())
-            .collect();
-        for (id, handle) in handles {
-            if failed.contains(&id) {
-                sqs.change_message_visibility()
-                    .queue_url(&url)
-                    .receipt_handle(handle)
-                    .visibility_timeout(0)
-                    .send()
-                    .await
-                    .expect("make visible again");
-            } else {
-                sqs.delete_message()
-                    .queue_url(&url)
-                    .receipt_handle(handle)
-                    .send()
-                    .await
-                    .expect("delete");
+        let mut handled = 0;
+        for url in &urls {
+            if one_batch(&sqs, url, svc, targets, kill).await {
+                handled += 1;
             }
         }
+        batches += handled;
+        empty = if handled == 0 { empty + 1 } else { 0 };
     }
     batches
+}
+
+/// One `sync-call` invocation on a batch of `url`'s messages; false when there were none.
+async fn one_batch(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    svc: &Services,
+    targets: &Targets,
+    kill: &mut dyn FnMut() -> Option<Duration>,
+) -> bool {
+    let got = sqs
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .visibility_timeout(60)
+        .send()
+        .await
+        .expect("receive");
+    let messages = got.messages.unwrap_or_default();
+    if messages.is_empty() {
+        return false;
+    }
+    let mut handles = HashMap::new();
+    let mut event = SqsEvent::default();
+    for m in &messages {
+        let id = m.message_id.clone().unwrap_or_default();
+        handles.insert(id.clone(), m.receipt_handle.clone().unwrap_or_default());
+        let mut record = SqsMessage::default();
+        record.message_id = Some(id);
+        record.body = m.body.clone();
+        event.records.push(record);
+    }
+    let answer = match kill() {
+        None => sync_call::handle(svc, targets, event).await,
+        Some(after) => {
+            match tokio::time::timeout(after, sync_call::handle(svc, targets, event)).await {
+                Ok(answer) => answer,
+                Err(_) => {
+                    // Died: every message of the batch comes back.
+                    let mut all = aws_lambda_events::sqs::SqsBatchResponse::default();
+                    for id in handles.keys() {
+                        let mut f = aws_lambda_events::sqs::BatchItemFailure::default();
+                        f.item_identifier = id.clone();
+                        all.batch_item_failures.push(f);
+                    }
+                    all
+                }
+            }
+        }
+    };
+    let failed: Vec<String> = answer
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    for (id, handle) in handles {
+        if failed.contains(&id) {
+            sqs.change_message_visibility()
+                .queue_url(url)
+                .receipt_handle(handle)
+                .visibility_timeout(0)
+                .send()
+                .await
+                .expect("make visible again");
+        } else {
+            sqs.delete_message()
+                .queue_url(url)
+                .receipt_handle(handle)
+                .send()
+                .await
+                .expect("delete");
+        }
+    }
+    true
 }
 
 /// Objects under a prefix, as (key, bytes).

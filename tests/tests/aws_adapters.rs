@@ -623,19 +623,11 @@ fn messages(n: usize) -> Vec<SyncMessage> {
         .collect()
 }
 
-#[tokio::test]
-async fn sent_sync_messages_all_arrive_on_the_queue() {
-    let stack = LocalStack::up(&[], &[]).await;
-    let url = &stack.resources["SyncQueue"];
-    let client = aws_sdk_sqs::Client::new(&stack.aws);
-    let queue = SqsQueue::new(client.clone(), url);
-    let sent = messages(25);
-    assert_eq!(queue.send(&sent).await.unwrap(), Vec::<usize>::new());
-    assert_eq!(queue.send(&[]).await.unwrap(), Vec::<usize>::new());
-
+/// Everything on the queue at `url`, sorted by call id.
+async fn receive_all(client: &aws_sdk_sqs::Client, url: &str, expected: usize) -> Vec<SyncMessage> {
     let mut received = Vec::new();
     for _ in 0..20 {
-        if received.len() >= sent.len() {
+        if received.len() >= expected {
             break;
         }
         let out = client
@@ -651,17 +643,72 @@ async fn sent_sync_messages_all_arrive_on_the_queue() {
         }
     }
     received.sort_by(|a, b| a.call_id.cmp(&b.call_id));
-    assert_eq!(received, sent);
+    received
+}
+
+#[tokio::test]
+async fn sent_sync_messages_all_arrive_on_the_queue() {
+    let stack = LocalStack::up(&[], &[]).await;
+    let url = &stack.resources["SyncQueue"];
+    let client = aws_sdk_sqs::Client::new(&stack.aws);
+    let queue = SqsQueue::new(client.clone(), url, &stack.resources["DeliveryQueue"]);
+    let sent = messages(25);
+    assert_eq!(queue.send(&sent).await.unwrap(), Vec::<usize>::new());
+    assert_eq!(queue.send(&[]).await.unwrap(), Vec::<usize>::new());
+    assert_eq!(receive_all(&client, url, sent.len()).await, sent);
+}
+
+#[tokio::test]
+async fn vans_messages_and_every_other_destinations_travel_in_lanes_of_their_own() {
+    let stack = LocalStack::up(&[], &[]).await;
+    let (calls, deliveries) = (
+        &stack.resources["SyncQueue"],
+        &stack.resources["DeliveryQueue"],
+    );
+    let client = aws_sdk_sqs::Client::new(&stack.aws);
+    let queue = SqsQueue::new(client.clone(), calls, deliveries);
+    // Mixed, as a night's fan-out sends them: every third names a destination.
+    let mut sent = messages(27);
+    for (i, m) in sent.iter_mut().enumerate() {
+        if i % 3 == 0 {
+            m.destination = Some(if i % 2 == 0 { "crm-hook" } else { "city-esb" }.into());
+        }
+    }
+    assert_eq!(queue.send(&sent).await.unwrap(), Vec::<usize>::new());
+    let (van, others): (Vec<SyncMessage>, Vec<SyncMessage>) =
+        sent.into_iter().partition(|m| m.destination.is_none());
+    assert_eq!(receive_all(&client, calls, van.len()).await, van);
+    assert_eq!(receive_all(&client, deliveries, others.len()).await, others);
+    // Delayed tries (a destination's back-off) keep to their lane too.
+    let later = others[..2].to_vec();
+    assert_eq!(
+        queue
+            .send_later(&later, Duration::from_millis(1))
+            .await
+            .unwrap(),
+        Vec::<usize>::new()
+    );
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(receive_all(&client, deliveries, 2).await, later);
+    assert!(receive_all(&client, calls, 0).await.is_empty());
 }
 
 #[tokio::test]
 async fn a_queue_that_cannot_be_reached_reports_every_message_unsent() {
     let stack = LocalStack::up(&[], &[]).await;
     let missing = stack.resources["SyncQueue"].replace("SyncQueue", "NoSuchQueue");
-    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&stack.aws), missing);
+    let queue = SqsQueue::new(
+        aws_sdk_sqs::Client::new(&stack.aws),
+        &missing,
+        stack.resources["DeliveryQueue"].clone(),
+    );
+    let mut sent = messages(23);
+    for m in sent.iter_mut().skip(20) {
+        m.destination = Some("crm-hook".into());
+    }
     assert_eq!(
-        queue.send(&messages(23)).await.unwrap(),
-        (0..23).collect::<Vec<_>>(),
-        "whole-batch failures come back as indexes for the sweep, not as an error"
+        queue.send(&sent).await.unwrap(),
+        (0..20).collect::<Vec<_>>(),
+        "whole-batch failures come back as indexes for the sweep, not as an error; the other lane's went"
     );
 }

@@ -1584,3 +1584,72 @@ async fn a_template_that_passes_with_the_sample_but_not_a_real_call_fails_that_c
     assert_eq!(w.van.canvass_posts().len(), 2);
     assert_eq!(sorted(w.accepted_ids()), ["1001", "1002"]);
 }
+
+/// The bodies of the messages waiting on `queue` (the stack's variable naming it), each
+/// received once and made visible again for the workers.
+async fn waiting_on(w: &World, queue: &str) -> Vec<Value> {
+    let sqs = aws_sdk_sqs::Client::new(&w.stack.aws);
+    let url = &w.stack.env[queue];
+    let mut bodies = Vec::new();
+    let mut handles = Vec::new();
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .visibility_timeout(60)
+            .send()
+            .await
+            .unwrap();
+        if out.messages().is_empty() {
+            break;
+        }
+        for m in out.messages() {
+            bodies.push(serde_json::from_str(m.body().unwrap()).unwrap());
+            handles.push(m.receipt_handle().unwrap().to_owned());
+        }
+    }
+    for handle in handles {
+        sqs.change_message_visibility()
+            .queue_url(url)
+            .receipt_handle(handle)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .unwrap();
+    }
+    bodies
+}
+
+#[tokio::test]
+async fn a_partner_that_stalls_all_night_never_shares_a_batch_with_van() {
+    let w = world().await;
+    w.receiver.set(Behaviour::Stall);
+    drop_cdr(&w.svc, "inbox/night/cdr.csv", &night_rows()).await;
+    w.run().await;
+    // VAN's calls wait in their own queue, the webhook's deliveries in theirs: a worker's
+    // batch holds one or the other, so VAN's workers never wait on the stalled partner.
+    let calls = waiting_on(&w, "CALLSYNC_SYNC_QUEUE_URL").await;
+    let deliveries = waiting_on(&w, "CALLSYNC_DELIVERY_QUEUE_URL").await;
+    assert_eq!(calls.len(), 7, "{calls:?}");
+    assert!(
+        calls.iter().all(|m| m.get("destination").is_none()),
+        "{calls:?}"
+    );
+    assert_eq!(deliveries.len(), 7, "{deliveries:?}");
+    assert!(
+        deliveries.iter().all(|m| m["destination"] == HOOK),
+        "{deliveries:?}"
+    );
+    w.drain().await;
+    assert_eq!(w.van.canvass_posts().len(), 6, "VAN took its calls");
+    assert!(
+        w.receiver.delivered().is_empty(),
+        "the partner took nothing"
+    );
+    assert_eq!(
+        w.hook_states().await[&CallState::Unsynced],
+        7,
+        "the partner's deliveries wait for their next try"
+    );
+}

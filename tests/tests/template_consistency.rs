@@ -196,7 +196,7 @@ enum Names {
 fn names(var: &str) -> Names {
     match var {
         env::CONFIG_TABLE | env::CALLS_TABLE | env::DAYS_TABLE => Names::Table,
-        env::SYNC_QUEUE_URL => Names::Queue,
+        env::SYNC_QUEUE_URL | env::DELIVERY_QUEUE_URL => Names::Queue,
         env::BUCKET => Names::Bucket,
         env::API_TOKEN_SECRET => Names::Secret,
         env::NIGHTLY_FUNCTION => Names::Function,

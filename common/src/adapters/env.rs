@@ -9,8 +9,11 @@ pub const CALLS_TABLE: &str = "CALLSYNC_CALLS_TABLE";
 pub const DAYS_TABLE: &str = "CALLSYNC_DAYS_TABLE";
 /// S3 bucket of CDR inboxes and CSV exports.
 pub const BUCKET: &str = "CALLSYNC_BUCKET";
-/// URL of the SQS queue `sync-call` reads.
+/// URL of the SQS queue of VAN's messages, which `sync-call` reads.
 pub const SYNC_QUEUE_URL: &str = "CALLSYNC_SYNC_QUEUE_URL";
+/// URL of the SQS queue of every other destination's messages, which `sync-call` reads too:
+/// a lane of their own, so that no partner's pace holds VAN's back.
+pub const DELIVERY_QUEUE_URL: &str = "CALLSYNC_DELIVERY_QUEUE_URL";
 /// Name of the `nightly` function, which `POST /runs` invokes; only the status function
 /// has it.
 pub const NIGHTLY_FUNCTION: &str = "CALLSYNC_NIGHTLY_FUNCTION";
@@ -32,6 +35,7 @@ pub const ALL: &[&str] = &[
     DAYS_TABLE,
     BUCKET,
     SYNC_QUEUE_URL,
+    DELIVERY_QUEUE_URL,
     NIGHTLY_FUNCTION,
     API_TOKEN_SECRET,
     VAN_BASE_URL,

@@ -1,4 +1,5 @@
-//! The sync queue in SQS: calls for `sync-call`, sent ten to a batch, a few batches at once.
+//! The sync queues in SQS: messages for `sync-call`, VAN's and every other destination's in
+//! a lane of its own, sent ten to a batch, a few batches at once.
 
 use std::collections::HashSet;
 
@@ -15,27 +16,50 @@ const BATCH: usize = 10;
 /// Batches in flight at once.
 const CONCURRENCY: usize = 4;
 
+/// A message with its index in what the caller sent.
+type Indexed<'a> = (usize, &'a SyncMessage);
+
 #[derive(Debug, Clone)]
 pub struct SqsQueue {
     client: Client,
-    queue_url: String,
+    calls_url: String,
+    deliveries_url: String,
 }
 
 impl SqsQueue {
-    pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
+    /// The queues `sync-call` reads: `calls_url` takes VAN's messages (those that name no
+    /// destination), `deliveries_url` every configured destination's — two lanes, so that
+    /// a worker posting to VAN never waits on a batch that holds a slow partner's sends.
+    pub fn new(
+        client: Client,
+        calls_url: impl Into<String>,
+        deliveries_url: impl Into<String>,
+    ) -> Self {
         Self {
             client,
-            queue_url: queue_url.into(),
+            calls_url: calls_url.into(),
+            deliveries_url: deliveries_url.into(),
         }
     }
 
-    /// Send one batch; returns the indexes (within `messages`, offset by `first`) of the
+    /// The queue a message goes on.
+    fn lane(&self, message: &SyncMessage) -> &str {
+        match message.destination {
+            None => &self.calls_url,
+            Some(_) => &self.deliveries_url,
+        }
+    }
+
+    /// Send one batch (`(index, message)`, all for one queue); returns the indexes of the
     /// messages SQS did not report as sent.
-    async fn send_batch(&self, first: usize, messages: &[SyncMessage], delay: i32) -> Vec<usize> {
-        let entries: Vec<SendMessageBatchRequestEntry> = messages
+    async fn send_batch(&self, batch: &[Indexed<'_>], delay: i32) -> Vec<usize> {
+        let Some((_, first)) = batch.first() else {
+            return Vec::new();
+        };
+        let entries: Vec<SendMessageBatchRequestEntry> = batch
             .iter()
             .enumerate()
-            .filter_map(|(i, m)| {
+            .filter_map(|(i, (_, m))| {
                 let body = serde_json::to_string(m).ok()?;
                 SendMessageBatchRequestEntry::builder()
                     .id(i.to_string())
@@ -51,7 +75,7 @@ impl SqsQueue {
             match self
                 .client
                 .send_message_batch()
-                .queue_url(&self.queue_url)
+                .queue_url(self.lane(first))
                 .set_entries(Some(entries))
                 .send()
                 .await
@@ -73,7 +97,7 @@ impl SqsQueue {
                 Err(e) => {
                     tracing::warn!(
                         error = %DisplayErrorContext(e),
-                        messages = messages.len(),
+                        messages = batch.len(),
                         "SQS batch failed; the sweep will send its messages again"
                     );
                     HashSet::new()
@@ -82,20 +106,24 @@ impl SqsQueue {
         };
         // Anything not confirmed counts as unsent: a duplicate message is harmless (the
         // worker leases the call), a lost one is not.
-        (0..messages.len())
-            .filter(|i| !sent.contains(i))
-            .map(|i| first + i)
+        batch
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !sent.contains(i))
+            .map(|(_, (index, _))| *index)
             .collect()
     }
-}
 
-impl SqsQueue {
     async fn send_all(&self, messages: &[SyncMessage], delay: i32) -> Vec<usize> {
-        // Collected first: a lazy `map` here makes the future not `Send` (rust#100013).
-        let batches: Vec<_> = messages
-            .chunks(BATCH)
+        let (calls, deliveries): (Vec<Indexed>, Vec<Indexed>) = messages
+            .iter()
             .enumerate()
-            .map(|(n, batch)| self.send_batch(n * BATCH, batch, delay))
+            .partition(|(_, m)| m.destination.is_none());
+        // Collected first: a lazy `map` here makes the future not `Send` (rust#100013).
+        let batches: Vec<_> = calls
+            .chunks(BATCH)
+            .chain(deliveries.chunks(BATCH))
+            .map(|batch| self.send_batch(batch, delay))
             .collect();
         let results: Vec<Vec<usize>> = futures::stream::iter(batches)
             .buffer_unordered(CONCURRENCY)
