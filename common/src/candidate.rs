@@ -5,7 +5,6 @@
 use serde::{Deserialize, Serialize};
 
 use crate::call::{AccountPattern, PatternError};
-use crate::destinations::{self, Configured, DestinationDoc, Select};
 use crate::egress::{self, Egress};
 use crate::livevox::cdr::CdrColumns;
 use crate::mapping::{FieldError, ResultMapping, ResultRowDoc};
@@ -180,6 +179,35 @@ pub struct Notify {
     pub webhook_url: String,
 }
 
+/// Which calls a destination receives (the rules are [`crate::planning::select`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Select {
+    /// Every call read, whatever its result (an unknown result travels without a display
+    /// name).
+    All,
+    /// Calls whose result row is marked `sync`.
+    #[default]
+    Synced,
+    /// Calls whose result row lists this destination under `destinations`.
+    Rows,
+}
+
+/// A destination as written in the candidate document: its name, kind, selection and
+/// pace, and the kind's own settings beside them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DestinationDoc {
+    pub name: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub select: Option<Select>,
+    /// Requests a second toward this destination; the kind's default otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<f64>,
+    #[serde(flatten)]
+    pub settings: serde_json::Map<String, serde_json::Value>,
+}
+
 /// A candidate whose document passed every check.
 #[derive(Debug, Clone)]
 pub struct Candidate {
@@ -187,16 +215,20 @@ pub struct Candidate {
     pub zone: jiff::tz::TimeZone,
     pub accounts: AccountPattern,
     pub mapping: ResultMapping,
-    /// The configured destinations besides VAN and the CSV, in document order.
-    pub destinations: Vec<Configured>,
     doc: CandidateDoc,
 }
 
 impl Candidate {
     /// Check every field of `doc`, reporting every problem at once. `egress` says which
     /// endpoints a document may name (public https ones, unless the deployment runs
-    /// locally).
-    pub fn from_doc(doc: CandidateDoc, egress: Egress) -> Result<Self, Vec<FieldError>> {
+    /// locally). `more` checks and compiles what this layer does not know — the
+    /// destinations, a layer above: use [`crate::destinations::Compiled::from_doc`] — in its
+    /// place among the checks, so every problem is reported in the document's order.
+    pub fn from_doc_with<T>(
+        doc: CandidateDoc,
+        egress: Egress,
+        more: impl FnOnce(&CandidateDoc, Option<&CandidateSlug>, &mut Vec<FieldError>) -> T,
+    ) -> Result<(Self, T), Vec<FieldError>> {
         let mut errors = Vec::new();
         let slug = CandidateSlug::parse(&doc.slug)
             .map_err(|e| errors.push(FieldError::new("slug", e.to_string())))
@@ -275,9 +307,7 @@ impl Candidate {
                 ));
             }
         }
-        let configured =
-            destinations::configure(&doc.destinations, slug.as_ref(), egress, &mut errors);
-        check_row_destinations(&doc, &configured, &mut errors);
+        let more = more(&doc, slug.as_ref(), &mut errors);
         if let Some(notify) = &doc.notify
             && let Err(e) = egress.check_url(&notify.webhook_url)
         {
@@ -287,27 +317,22 @@ impl Candidate {
             ));
         }
         match (slug, zone, accounts, mapping) {
-            (Some(slug), Some(zone), Some(accounts), Some(mapping)) if errors.is_empty() => {
-                Ok(Self {
+            (Some(slug), Some(zone), Some(accounts), Some(mapping)) if errors.is_empty() => Ok((
+                Self {
                     slug,
                     zone,
                     accounts,
                     mapping,
-                    destinations: configured,
                     doc,
-                })
-            }
+                },
+                more,
+            )),
             _ => Err(errors),
         }
     }
 
     pub fn doc(&self) -> &CandidateDoc {
         &self.doc
-    }
-
-    /// A configured destination by name.
-    pub fn destination(&self, name: &str) -> Option<&Configured> {
-        self.destinations.iter().find(|d| d.name == name)
     }
 
     pub fn into_doc(self) -> CandidateDoc {
@@ -343,37 +368,6 @@ impl Candidate {
         self.inbox_prefix().is_some_and(|prefix| {
             key.len() > prefix.len() && key.starts_with(&prefix) && safe_key(key)
         })
-    }
-}
-
-/// A result row may name only destinations that take the rows naming them.
-fn check_row_destinations(
-    doc: &CandidateDoc,
-    configured: &[Configured],
-    errors: &mut Vec<FieldError>,
-) {
-    for (i, row) in doc.results.iter().enumerate() {
-        for (j, name) in row.destinations.iter().enumerate() {
-            let field = format!("results[{i}].destinations[{j}]");
-            let Some(d) = doc.destinations.iter().find(|d| &d.name == name) else {
-                let names: Vec<&str> = doc.destinations.iter().map(|d| d.name.as_str()).collect();
-                errors.push(FieldError::new(
-                    field,
-                    format!("{name:?} is not a configured destination; the document has {names:?}"),
-                ));
-                continue;
-            };
-            let takes_rows = configured
-                .iter()
-                .find(|c| &c.name == name)
-                .map_or(d.select == Some(Select::Rows), |c| c.select == Select::Rows);
-            if !takes_rows {
-                errors.push(FieldError::new(
-                    field,
-                    format!("destination {name:?} does not take calls by row: set its `select` to \"rows\" for rows to choose what it receives"),
-                ));
-            }
-        }
     }
 }
 
@@ -561,7 +555,7 @@ mod tests {
     #[test]
     fn the_example_document_is_valid_and_defaults_fill_in() {
         let doc: CandidateDoc = serde_json::from_value(example_json()).unwrap();
-        let c = Candidate::from_doc(doc, Egress::STRICT).unwrap();
+        let c = crate::destinations::Compiled::from_doc(doc, Egress::STRICT).unwrap();
         assert!(c.active());
         assert_eq!(c.van().unwrap().contact_type, "Phone");
         assert_eq!(c.van().unwrap().input_type, "API");
@@ -614,7 +608,7 @@ mod tests {
             {"result": "agent cust 1 (12)", "display_name": "Dup", "success": true, "result_code_id": 14,
              "activist_codes": [4411]}));
         let doc: CandidateDoc = serde_json::from_value(json).unwrap();
-        let errors = Candidate::from_doc(doc, Egress::STRICT).unwrap_err();
+        let errors = crate::destinations::Compiled::from_doc(doc, Egress::STRICT).unwrap_err();
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
             fields,
@@ -644,12 +638,12 @@ mod tests {
         json["van"] = serde_json::Value::Null;
         json["strategy"] = "all_csv".into();
         let doc: CandidateDoc = serde_json::from_value(json).unwrap();
-        assert!(Candidate::from_doc(doc, Egress::STRICT).is_ok());
+        assert!(crate::destinations::Compiled::from_doc(doc, Egress::STRICT).is_ok());
     }
 
     fn field_errors(json: serde_json::Value) -> Vec<String> {
         let doc: CandidateDoc = serde_json::from_value(json).unwrap();
-        match Candidate::from_doc(doc, Egress::STRICT) {
+        match crate::destinations::Compiled::from_doc(doc, Egress::STRICT) {
             Ok(_) => Vec::new(),
             Err(errors) => errors.iter().map(|e| e.field.clone()).collect(),
         }
@@ -721,7 +715,7 @@ mod tests {
             );
         }
         let doc: CandidateDoc = serde_json::from_value(example_json()).unwrap();
-        let c = Candidate::from_doc(doc, Egress::STRICT).unwrap();
+        let c = crate::destinations::Compiled::from_doc(doc, Egress::STRICT).unwrap();
         assert!(c.owns_inbox_object("inbox/ny14-smith/calls.csv"));
         for other in [
             "inbox/ny14-smith/",
@@ -775,8 +769,8 @@ mod tests {
         let mut json = example_json();
         json["notify"] = serde_json::json!({"webhook_url": "http://127.0.0.1:9/hook"});
         let doc: CandidateDoc = serde_json::from_value(json).unwrap();
-        assert!(Candidate::from_doc(doc.clone(), Egress::STRICT).is_err());
-        assert!(Candidate::from_doc(doc, Egress::LOCAL).is_ok());
+        assert!(crate::destinations::Compiled::from_doc(doc.clone(), Egress::STRICT).is_err());
+        assert!(crate::destinations::Compiled::from_doc(doc, Egress::LOCAL).is_ok());
     }
 
     #[test]

@@ -20,7 +20,7 @@ use futures::StreamExt;
 use futures::future::join_all;
 use serde::Serialize;
 
-use crate::candidate::Candidate;
+use crate::destinations::Compiled;
 use crate::destinations::{Configured, DeliverContext, DeliveryError};
 use crate::ledger::{
     CallKey, CallRecord, CallState, DayKey, DeliveryKey, DeliveryRecord, ErrorNote, Receipt,
@@ -160,7 +160,7 @@ const PACE_GAP_CAP: Duration = Duration::from_secs(86_400);
 
 async fn deliver_one(
     svc: &Services,
-    candidate: &Result<Candidate, CandidateError>,
+    candidate: &Result<Compiled, CandidateError>,
     msg: &SyncMessage,
     pace: &Pace,
     deadline: tokio::time::Instant,
@@ -186,7 +186,7 @@ async fn deliver_one(
 
 async fn try_deliver(
     svc: &Services,
-    candidate: &Result<Candidate, CandidateError>,
+    candidate: &Result<Compiled, CandidateError>,
     key: &DeliveryKey,
     msg: &SyncMessage,
     pace: &Pace,
@@ -264,7 +264,7 @@ async fn try_deliver(
 
 async fn send(
     svc: &Services,
-    candidate: &Candidate,
+    candidate: &Compiled,
     destination: &Configured,
     mut record: DeliveryRecord,
     msg: &SyncMessage,

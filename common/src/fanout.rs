@@ -14,8 +14,8 @@ use futures::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::candidate::Candidate;
 use crate::deliver::{self, Stored};
+use crate::destinations::Compiled;
 use crate::destinations::Configured;
 use crate::ledger::{
     self, CallRecord, CallState, DayKey, DeliveryKey, DeliveryPlan, DeliveryRecord, Tracked,
@@ -42,7 +42,7 @@ pub struct DestinationSettle {
 /// one destination's deliveries are held at a time).
 pub async fn settle_destinations(
     svc: &Services,
-    candidate: &Candidate,
+    candidate: &Compiled,
     day: &DayKey,
     calls: &[CallRecord],
 ) -> Result<BTreeMap<String, DestinationSettle>, StoreError> {
@@ -56,7 +56,7 @@ pub async fn settle_destinations(
 
 async fn settle_one(
     svc: &Services,
-    candidate: &Candidate,
+    candidate: &Compiled,
     day: &DayKey,
     calls: &[CallRecord],
     destination: &Configured,
@@ -183,7 +183,7 @@ pub(crate) async fn enqueue<R: Stored>(
 /// ledger as they were).
 pub async fn counts(
     svc: &Services,
-    candidate: &Candidate,
+    candidate: &Compiled,
     day: &DayKey,
     calls: &[CallRecord],
 ) -> Result<BTreeMap<String, DestinationCounts>, StoreError> {
@@ -267,7 +267,7 @@ impl DestinationCounts {
 
 /// Dry runs: the payloads the first few calls would send to each destination.
 pub fn sample_payloads(
-    candidate: &Candidate,
+    candidate: &Compiled,
     records: &[CallRecord],
     per_destination: usize,
 ) -> BTreeMap<String, Vec<Value>> {
@@ -302,7 +302,7 @@ pub struct DestinationRetry {
 /// day's call records (`calls`), so the payload follows the current mapping.
 pub async fn retry(
     svc: &Services,
-    candidate: &Candidate,
+    candidate: &Compiled,
     day: &DayKey,
     destination: &Configured,
     calls: &[CallRecord],

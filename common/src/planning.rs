@@ -15,6 +15,8 @@ use crate::mapping::VanAction;
 use crate::values::DatabaseMode;
 use crate::values::{PhoneNumber, VanId};
 
+pub use crate::candidate::Select;
+
 /// What happens to one call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
@@ -227,20 +229,6 @@ pub enum DeliveryPlan {
     Error(PlanError),
 }
 
-/// Which calls a destination receives (the rules are [`select`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Select {
-    /// Every call read, whatever its result (an unknown result travels without a display
-    /// name).
-    All,
-    /// Calls whose result row is marked `sync`.
-    #[default]
-    Synced,
-    /// Calls whose result row lists this destination under `destinations`.
-    Rows,
-}
-
 /// Whether a configured destination receives a call, by its `select` rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Selection {
@@ -287,7 +275,7 @@ mod tests {
     use crate::values::ResultKey;
 
     /// One row of each kind a mapping can hold.
-    fn candidate(strategy: &str, contact_type: &str) -> Candidate {
+    fn candidate(strategy: &str, contact_type: &str) -> crate::destinations::Compiled {
         let strategy: serde_json::Value = serde_json::from_str(strategy).unwrap();
         let doc: CandidateDoc = serde_json::from_value(serde_json::json!({
             "slug": "ny14-smith", "display_name": "Smith", "time_zone": "America/New_York",
@@ -308,7 +296,7 @@ mod tests {
             ]
         }))
         .unwrap();
-        Candidate::from_doc(doc, crate::egress::Egress::STRICT).unwrap()
+        crate::destinations::Compiled::from_doc(doc, crate::egress::Egress::STRICT).unwrap()
     }
 
     fn call(result: &str, phone: Option<&str>) -> Call {
@@ -401,7 +389,8 @@ mod tests {
             database_mode: DatabaseMode::MyCampaign,
             secret_name: "callsync/ny14-smith/van-myc".into(),
         }];
-        let both = Candidate::from_doc(doc, crate::egress::Egress::STRICT).unwrap();
+        let both =
+            crate::destinations::Compiled::from_doc(doc, crate::egress::Egress::STRICT).unwrap();
         let Plan::Van(post) = plan(&call, &both) else {
             panic!("posted")
         };
@@ -727,7 +716,8 @@ mod tests {
              "secret_name": "callsync/ny14-smith/hook"}
         ]))
         .unwrap();
-        let c = Candidate::from_doc(doc, crate::egress::Egress::STRICT).unwrap();
+        let c =
+            crate::destinations::Compiled::from_doc(doc, crate::egress::Egress::STRICT).unwrap();
         let hook = c.destination("hook").unwrap();
         match hook.plan(&call("Agent Cust 1", Some("2125550123")), &c) {
             DeliveryPlan::Send(p) => {

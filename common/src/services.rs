@@ -14,8 +14,9 @@ use crate::adapters::s3::S3Objects;
 use crate::adapters::secrets_manager::SecretsManagerStore;
 use crate::adapters::sqs::SqsQueue;
 use crate::adapters::webhook::WebhookNotifier;
-use crate::candidate::{Candidate, CandidateDoc};
+use crate::candidate::CandidateDoc;
 use crate::connect::Connectors;
+use crate::destinations::Compiled;
 use crate::ports::{
     CallQueue, Clock, ConfigStore, DayStore, Ledger, Notifier, ObjectStore, RunLauncher,
     SecretStore, StoreError, SystemClock,
@@ -107,10 +108,10 @@ pub struct Services {
 /// document that does not compile is remembered too, with its problems.
 #[derive(Debug, Default, Clone)]
 pub struct CandidateCache {
-    entries: Arc<Mutex<HashMap<CandidateSlug, Compiled>>>,
+    entries: Arc<Mutex<HashMap<CandidateSlug, Cached>>>,
 }
 
-type Compiled = (CandidateDoc, Result<Candidate, String>);
+type Cached = (CandidateDoc, Result<Compiled, String>);
 
 impl CandidateCache {
     /// `doc` compiled, from the cache when it holds this very document.
@@ -118,7 +119,7 @@ impl CandidateCache {
         &self,
         doc: CandidateDoc,
         egress: crate::egress::Egress,
-    ) -> Result<Candidate, String> {
+    ) -> Result<Compiled, String> {
         let slug = CandidateSlug::parse(&doc.slug).ok();
         if let Some(slug) = &slug
             && let Some((cached, compiled)) = self.lock().get(slug)
@@ -126,7 +127,7 @@ impl CandidateCache {
         {
             return compiled.clone();
         }
-        let compiled = Candidate::from_doc(doc.clone(), egress).map_err(|errors| {
+        let compiled = Compiled::from_doc(doc.clone(), egress).map_err(|errors| {
             errors
                 .iter()
                 .map(ToString::to_string)
@@ -139,7 +140,7 @@ impl CandidateCache {
         compiled
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CandidateSlug, Compiled>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CandidateSlug, Cached>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -216,7 +217,7 @@ impl Services {
     }
 
     /// A stored candidate, checked.
-    pub async fn candidate(&self, slug: &CandidateSlug) -> Result<Candidate, CandidateError> {
+    pub async fn candidate(&self, slug: &CandidateSlug) -> Result<Compiled, CandidateError> {
         let doc = self
             .config
             .get(slug)

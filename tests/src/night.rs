@@ -148,6 +148,23 @@ pub async fn drain_killing(
     batches
 }
 
+/// Up to ten of `url`'s messages, hidden from other receivers for `visibility_secs`.
+pub async fn receive(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    visibility_secs: i32,
+) -> Vec<aws_sdk_sqs::types::Message> {
+    sqs.receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .visibility_timeout(visibility_secs)
+        .send()
+        .await
+        .expect("receive")
+        .messages
+        .unwrap_or_default()
+}
+
 /// One `sync-call` invocation on a batch of `url`'s messages; false when there were none.
 async fn one_batch(
     sqs: &aws_sdk_sqs::Client,
@@ -156,15 +173,7 @@ async fn one_batch(
     targets: &Targets,
     kill: &mut dyn FnMut() -> Option<Duration>,
 ) -> bool {
-    let got = sqs
-        .receive_message()
-        .queue_url(url)
-        .max_number_of_messages(10)
-        .visibility_timeout(60)
-        .send()
-        .await
-        .expect("receive");
-    let messages = got.messages.unwrap_or_default();
+    let messages = receive(sqs, url, 60).await;
     if messages.is_empty() {
         return false;
     }

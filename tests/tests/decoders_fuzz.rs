@@ -1,6 +1,6 @@
 //! Seeded, bounded fuzzing of the decoders that read what people upload: the CDR reader
 //! (default columns), the Airtable result-table import, and the candidate document
-//! (JSON decode, then `Candidate::from_doc`). Realistic samples are mutated the ways
+//! (JSON decode, then `Compiled::from_doc`, the candidate and its destinations). Realistic samples are mutated the ways
 //! files get damaged — flipped bytes, truncation, CRLF and BOMs, Windows-1252 bytes, huge
 //! numbers, formula cells, very long cells — and every input must come back as values or
 //! error values, never a panic. The seeds are fixed, so a failure reproduces exactly.
@@ -8,7 +8,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use callsync::call::AccountPattern;
-use callsync::candidate::{Candidate, CandidateDoc};
+use callsync::candidate::CandidateDoc;
 use callsync::livevox::{CdrColumns, CdrReader, RowOutcome};
 use callsync::mapping::ResultMapping;
 use callsync::mapping::airtable::import_results;
@@ -208,7 +208,8 @@ fn the_airtable_import_turns_any_damaged_export_into_rows_or_cell_errors() {
 fn the_candidate_document_decodes_or_is_refused_field_by_field() {
     let check = |input: &[u8]| {
         if let Ok(doc) = serde_json::from_slice::<CandidateDoc>(input) {
-            match Candidate::from_doc(doc, callsync::egress::Egress::STRICT) {
+            match callsync::destinations::Compiled::from_doc(doc, callsync::egress::Egress::STRICT)
+            {
                 Ok(c) => assert!(!c.slug.as_str().is_empty()),
                 Err(errors) => assert!(!errors.is_empty()),
             }

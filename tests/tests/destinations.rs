@@ -1386,7 +1386,7 @@ async fn seeded_fuzz_of_every_numeric_destination_setting_never_panics_sync_call
         }
         // What PUT would say of it; stored whatever it says, as a document from before
         // these checks would be.
-        let accepted = callsync::candidate::Candidate::from_doc(fuzzed.clone(), egress).is_ok();
+        let accepted = callsync::destinations::Compiled::from_doc(fuzzed.clone(), egress).is_ok();
         w.svc.config.put(&fuzzed).await.unwrap();
         // Every delivery of the day waits again, so each case sends.
         for destination in [HOOK, "plain"] {
@@ -1593,18 +1593,11 @@ async fn waiting_on(w: &World, queue: &str) -> Vec<Value> {
     let mut bodies = Vec::new();
     let mut handles = Vec::new();
     loop {
-        let out = sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .visibility_timeout(60)
-            .send()
-            .await
-            .unwrap();
-        if out.messages().is_empty() {
+        let messages = callsync_tests::night::receive(&sqs, url, 60).await;
+        if messages.is_empty() {
             break;
         }
-        for m in out.messages() {
+        for m in &messages {
             bodies.push(serde_json::from_str(m.body().unwrap()).unwrap());
             handles.push(m.receipt_handle().unwrap().to_owned());
         }

@@ -12,7 +12,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::call::Call;
@@ -65,22 +65,8 @@ pub const CSV: Metadata = Metadata {
 /// Every kind, for `GET /destinations`-style listings and the document check.
 pub const KINDS: &[&Metadata] = &[&VAN, &CSV, &webhook::METADATA, &http::METADATA];
 
+pub use crate::candidate::DestinationDoc;
 pub use crate::planning::Select;
-
-/// A destination as written in the candidate document: its name, kind, selection and
-/// pace, and the kind's own settings beside them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DestinationDoc {
-    pub name: String,
-    pub kind: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub select: Option<Select>,
-    /// Requests a second toward this destination; the kind's default otherwise.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rate_limit: Option<f64>,
-    #[serde(flatten)]
-    pub settings: serde_json::Map<String, Value>,
-}
 
 /// A delivery that did not land, split by what happens next.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -185,6 +171,83 @@ impl Configured {
             Selection::Deliver => self.adapter.plan(&self.name, call, row, candidate),
             Selection::Skip(reason) => DeliveryPlan::Skip(reason),
             Selection::UnknownResult => DeliveryPlan::Error(unknown_result(call, candidate)),
+        }
+    }
+}
+
+/// A candidate with its destinations compiled: what runs and the API work with. It derefs
+/// to the [`Candidate`] (everything but the destinations), so planning takes it as that.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    candidate: Candidate,
+    /// The configured destinations besides VAN and the CSV, in document order.
+    pub destinations: Vec<Configured>,
+}
+
+impl Compiled {
+    /// Check every field of `doc` — the candidate's and its destinations' — reporting every
+    /// problem at once, in the document's order.
+    pub fn from_doc(
+        doc: crate::candidate::CandidateDoc,
+        egress: Egress,
+    ) -> Result<Self, Vec<FieldError>> {
+        let (candidate, destinations) =
+            Candidate::from_doc_with(doc, egress, |doc, slug, errors| {
+                let configured = configure(&doc.destinations, slug, egress, errors);
+                check_row_destinations(doc, &configured, errors);
+                configured
+            })?;
+        Ok(Self {
+            candidate,
+            destinations,
+        })
+    }
+
+    /// A configured destination by name.
+    pub fn destination(&self, name: &str) -> Option<&Configured> {
+        self.destinations.iter().find(|d| d.name == name)
+    }
+
+    pub fn into_doc(self) -> crate::candidate::CandidateDoc {
+        self.candidate.into_doc()
+    }
+}
+
+impl std::ops::Deref for Compiled {
+    type Target = Candidate;
+
+    fn deref(&self) -> &Candidate {
+        &self.candidate
+    }
+}
+
+/// A result row may name only destinations that take the rows naming them.
+fn check_row_destinations(
+    doc: &crate::candidate::CandidateDoc,
+    configured: &[Configured],
+    errors: &mut Vec<FieldError>,
+) {
+    for (i, row) in doc.results.iter().enumerate() {
+        for (j, name) in row.destinations.iter().enumerate() {
+            let field = format!("results[{i}].destinations[{j}]");
+            let Some(d) = doc.destinations.iter().find(|d| &d.name == name) else {
+                let names: Vec<&str> = doc.destinations.iter().map(|d| d.name.as_str()).collect();
+                errors.push(FieldError::new(
+                    field,
+                    format!("{name:?} is not a configured destination; the document has {names:?}"),
+                ));
+                continue;
+            };
+            let takes_rows = configured
+                .iter()
+                .find(|c| &c.name == name)
+                .map_or(d.select == Some(Select::Rows), |c| c.select == Select::Rows);
+            if !takes_rows {
+                errors.push(FieldError::new(
+                    field,
+                    format!("destination {name:?} does not take calls by row: set its `select` to \"rows\" for rows to choose what it receives"),
+                ));
+            }
         }
     }
 }

@@ -78,7 +78,7 @@ pub(crate) mod fixtures {
     use crate::values::{PhoneNumber, ResultKey, VanId};
 
     /// A candidate with two result rows and the given `destinations`.
-    pub fn candidate(destinations: Value) -> Candidate {
+    pub fn candidate(destinations: Value) -> crate::destinations::Compiled {
         let doc: crate::candidate::CandidateDoc = serde_json::from_value(json!({
             "slug": "ny14-smith", "display_name": "Smith", "time_zone": "America/New_York",
             "sync_hour": 2, "source": {"cdr": {}}, "strategy": "full",
@@ -92,7 +92,7 @@ pub(crate) mod fixtures {
             "destinations": destinations,
         }))
         .unwrap();
-        Candidate::from_doc(doc, crate::egress::Egress::STRICT).unwrap()
+        crate::destinations::Compiled::from_doc(doc, crate::egress::Egress::STRICT).unwrap()
     }
 
     pub fn call(result: &str, first_name: &str) -> Call {

@@ -8,8 +8,9 @@ use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
 use super::http::{self, ApiContext, ApiError, json_response, text_response};
-use crate::candidate::{Candidate, CandidateDoc};
+use crate::candidate::CandidateDoc;
 use crate::catalogue::Catalogue;
+use crate::destinations::Compiled;
 use crate::mapping::airtable::import_results;
 
 /// The `configure` Lambda's handler.
@@ -49,7 +50,7 @@ async fn configure(ctx: &ApiContext, req: &Request, c: &str) -> Result<Response<
     let slug = http::slug(c)?;
     // A stored document is checked again before anything connects: one saved before a
     // rule existed must not send credentials where the rule now forbids.
-    let candidate = Candidate::from_doc(http::stored(ctx, &slug).await?, ctx.connectors.egress)
+    let candidate = Compiled::from_doc(http::stored(ctx, &slug).await?, ctx.connectors.egress)
         .map_err(|e| ApiError::invalid_document(&e))?;
     let doc = candidate.doc();
     if doc.van.is_none() {
@@ -89,7 +90,7 @@ async fn configure(ctx: &ApiContext, req: &Request, c: &str) -> Result<Response<
 
 /// Check `doc` and store it, answering with what was stored (defaults filled in).
 async fn store(ctx: &ApiContext, doc: CandidateDoc) -> Result<Response<Body>, ApiError> {
-    let candidate = Candidate::from_doc(doc, ctx.connectors.egress)
+    let candidate = Compiled::from_doc(doc, ctx.connectors.egress)
         .map_err(|e| ApiError::invalid_document(&e))?;
     check_addresses(ctx, &candidate).await?;
     http::check_storable(candidate.doc())?;
@@ -102,7 +103,7 @@ async fn store(ctx: &ApiContext, doc: CandidateDoc) -> Result<Response<Body>, Ap
 /// resolves to a private, loopback or otherwise reserved address is refused at once (each
 /// is checked again, resolved again, at every send; a name that does not resolve yet is
 /// left to that check).
-async fn check_addresses(ctx: &ApiContext, candidate: &Candidate) -> Result<(), ApiError> {
+async fn check_addresses(ctx: &ApiContext, candidate: &Compiled) -> Result<(), ApiError> {
     let mut urls: Vec<(String, &str)> = Vec::new();
     if let Some(notify) = &candidate.doc().notify {
         urls.push(("notify.webhook_url".to_owned(), &notify.webhook_url));

@@ -8,9 +8,10 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 
 use super::http::{self, ApiContext, ApiError, json_response, text_response};
-use crate::candidate::{Candidate, CandidateDoc};
+use crate::candidate::CandidateDoc;
 use crate::catalogue::Catalogue;
 use crate::connect::ConnectError;
+use crate::destinations::Compiled;
 use crate::destinations::DeliverContext;
 use crate::ports::StoreError;
 use crate::validation::{self, Finding, Report};
@@ -51,7 +52,7 @@ async fn route(ctx: &ApiContext, req: Request) -> Result<Response<Body>, ApiErro
 /// candidate's credentials is a finding about the document, not a failure of the request.
 async fn check(ctx: &ApiContext, doc: &CandidateDoc) -> Result<Report, ApiError> {
     let egress = ctx.connectors.egress;
-    let static_errors = match Candidate::from_doc(doc.clone(), egress) {
+    let static_errors = match Compiled::from_doc(doc.clone(), egress) {
         Ok(_) => Vec::new(),
         Err(e) => validation::static_findings(doc, &e),
     };
@@ -64,7 +65,7 @@ async fn check(ctx: &ApiContext, doc: &CandidateDoc) -> Result<Report, ApiError>
         ..doc.clone()
     };
     let mut static_errors = static_errors;
-    if let Ok(candidate) = Candidate::from_doc(settings.clone(), egress) {
+    if let Ok(candidate) = Compiled::from_doc(settings.clone(), egress) {
         // Each destination checks its own settings against what it needs live (its secret
         // reads, its host resolves to an address the deployment may reach). Nothing is sent.
         for (i, d) in candidate.destinations.iter().enumerate() {
@@ -87,7 +88,7 @@ async fn check(ctx: &ApiContext, doc: &CandidateDoc) -> Result<Report, ApiError>
             }
         }
     }
-    let (Ok(candidate), Some(van)) = (Candidate::from_doc(settings, egress), &doc.van) else {
+    let (Ok(candidate), Some(van)) = (Compiled::from_doc(settings, egress), &doc.van) else {
         return Ok(Report {
             ok: static_errors.is_empty(),
             errors: static_errors,

@@ -16,7 +16,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::call::{Call, CallId};
-use crate::candidate::{Candidate, Strategy};
+use crate::candidate::Strategy;
+use crate::destinations::Compiled;
 use crate::export;
 use crate::fanout::{self, DestinationRetry, DestinationSettle};
 use crate::ingest::{self, FileRead, Ingested, SourceProblem};
@@ -270,7 +271,7 @@ pub async fn run(
 /// Plan each call, apply the day's budget, and build the ledger records (bad rows too).
 pub(super) async fn plan_calls(
     svc: &Services,
-    candidate: &Candidate,
+    candidate: &Compiled,
     ingested: &mut Ingested,
     summary: &mut RunSummary,
 ) -> Result<Vec<CallRecord>, RunError> {
@@ -302,7 +303,7 @@ pub(super) async fn plan_calls(
 /// the budget moved to the CSV.
 pub(super) async fn plan_day<'a>(
     svc: &Services,
-    candidate: &Candidate,
+    candidate: &Compiled,
     date: Date,
     calls: impl Iterator<Item = &'a Call>,
 ) -> Result<(Vec<Plan>, usize), StoreError> {
@@ -323,7 +324,7 @@ pub(super) async fn plan_day<'a>(
 }
 
 /// The mapping row's display name for a call's result, for reports.
-pub(super) fn display_name(candidate: &Candidate, call: &Call) -> Option<String> {
+pub(super) fn display_name(candidate: &Compiled, call: &Call) -> Option<String> {
     candidate
         .mapping
         .get(&call.result)
@@ -335,7 +336,7 @@ pub(super) fn display_name(candidate: &Candidate, call: &Call) -> Option<String>
 /// count twice.
 pub(super) async fn budget_used(
     svc: &Services,
-    candidate: &Candidate,
+    candidate: &Compiled,
     date: Date,
 ) -> Result<u64, StoreError> {
     let day = DayKey {
@@ -376,7 +377,7 @@ pub(super) async fn insert_all(
 /// input types resolved when VAN can be reached.
 pub(super) async fn sample_requests(
     svc: &Services,
-    candidate: &Candidate,
+    candidate: &Compiled,
     records: &[CallRecord],
 ) -> Vec<Value> {
     let posts: Vec<_> = records
@@ -408,7 +409,7 @@ pub(super) async fn sample_requests(
 }
 
 /// The candidate's date now.
-pub fn local_today(svc: &Services, candidate: &Candidate) -> Date {
+pub fn local_today(svc: &Services, candidate: &Compiled) -> Date {
     svc.clock
         .now()
         .to_zoned_datetime(candidate.zone.clone())
@@ -416,7 +417,7 @@ pub fn local_today(svc: &Services, candidate: &Candidate) -> Date {
 }
 
 /// The day a run without a date runs: yesterday in the candidate's zone.
-pub fn default_date(svc: &Services, candidate: &Candidate) -> Date {
+pub fn default_date(svc: &Services, candidate: &Compiled) -> Date {
     let today = local_today(svc, candidate);
     today.yesterday().unwrap_or(today)
 }
@@ -524,7 +525,7 @@ mod tests {
             CandidateSlug::parse("unit").unwrap()
         }
 
-        async fn candidate(&self) -> Candidate {
+        async fn candidate(&self) -> Compiled {
             self.svc.candidate(&self.slug()).await.unwrap()
         }
 

@@ -67,7 +67,7 @@ pub async fn update_day(
 /// so two runs never write the same CSV rows or double-send the report.
 pub async fn settle_day(
     svc: &Services,
-    candidate: &Candidate,
+    candidate: &Compiled,
     date: Date,
     fresh: &HashSet<(Date, CallId)>,
 ) -> Result<SettleSummary, StoreError> {
@@ -133,7 +133,7 @@ pub async fn settle_day(
 
 pub(super) async fn settle_locked(
     svc: &Services,
-    candidate: &Candidate,
+    candidate: &Compiled,
     day: &DayKey,
     held: &DayRecord,
     fresh: &HashSet<(Date, CallId)>,
@@ -223,7 +223,7 @@ pub(super) async fn settle_locked(
 /// call ends in exactly one listed file.
 pub(super) async fn export_csv(
     svc: &Services,
-    candidate: &Candidate,
+    candidate: &Compiled,
     day: &DayKey,
     records: &mut [CallRecord],
     queued: &[usize],
@@ -401,7 +401,7 @@ pub(super) async fn adopt_unlisted_exports(
 
 pub(super) async fn send_report(
     svc: &Services,
-    candidate: &Candidate,
+    candidate: &Compiled,
     day: &DayKey,
     records: &[CallRecord],
     deliveries: &BTreeMap<String, BTreeMap<CallState, u64>>,
