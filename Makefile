@@ -28,10 +28,12 @@ test: venv lint
 	infra/with_moto.sh $(CARGO_TEST)
 
 ## bench: a nightly run over 100,000 calls on the in-memory stores (time and peak memory),
-## then templates at their worst (result_codes checking by size, worst-case renders).
+## templates at their worst (result_codes checking by size, worst-case renders), and VAN's
+## pace while a partner never answers (two lanes against one shared queue).
 bench:
 	cargo bench -p callsync-tests --bench night_100k
 	cargo bench -p callsync-tests --bench templates
+	cargo bench -p callsync-tests --bench lanes
 
 lint: venv
 	cargo fmt --all -- --check
