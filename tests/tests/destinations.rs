@@ -1646,3 +1646,31 @@ async fn a_partner_that_stalls_all_night_never_shares_a_batch_with_van() {
         "the partner's deliveries wait for their next try"
     );
 }
+
+#[tokio::test]
+async fn a_client_key_that_is_not_the_certificates_is_named_before_anything_is_sent() {
+    // The partner's certificate with the key of another: a mix-up when the secret was filled.
+    let w = build(Some(esb_setup("mixed-up", |pki| {
+        let (_, other_key) = pki.stranger_client();
+        json!({"client_certificate": pki.client_cert_pem, "client_key": other_key,
+               "ca_bundle": pki.ca_pem})
+    })))
+    .await;
+    drop_cdr(&w.svc, "inbox/night/cdr.csv", &night_rows()[..1]).await;
+    w.run().await;
+    w.drain().await;
+    assert!(w.esb().received().is_empty());
+    assert_eq!(w.esb().refused_handshakes(), 0, "no connection was tried");
+    let d = w.delivery_to(ESB, "1001").await;
+    assert_eq!(d.delivery.state, CallState::UnattemptedError);
+    let error = d.delivery.error.unwrap();
+    assert_eq!(error.code, "destination_setup");
+    assert!(
+        error
+            .message
+            .contains("client_key does not belong to client_certificate"),
+        "{}",
+        error.message
+    );
+    assert!(!error.message.contains("PRIVATE KEY"), "{}", error.message);
+}
