@@ -13,22 +13,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
-use callsync::adapters::memory::{
-    MemoryConfigStore, MemoryDays, MemoryLauncher, MemoryLedger, MemoryNotifier, MemoryObjects,
-    MemoryQueue, MemorySecrets,
-};
+use callsync::adapters::memory::{MemoryQueue, MemorySecrets};
 use callsync::candidate::CandidateDoc;
 use callsync::entrypoints::sync_call;
 use callsync::ledger::CallState;
 use callsync::nightly::{self, RunOptions};
 use callsync::ports::SyncMessage;
 use callsync::posting::Targets;
-use callsync::services::{Services, Settings};
+use callsync::services::Services;
 use callsync::values::CandidateSlug;
+use callsync_tests::bench::memory_services;
 use callsync_tests::demo_data::cdr_night;
 use callsync_tests::fake_receiver::{Behaviour, Receiver};
 use callsync_tests::fake_van::{FakeVan, Fault, FaultKind, VanData};
-use callsync_tests::night::TestClock;
 use serde_json::json;
 
 const CALLS: u64 = 1_000;
@@ -66,20 +63,7 @@ async fn services(van: &FakeVan, queue: Arc<MemoryQueue>) -> Services {
         egress: callsync::egress::Egress::LOCAL,
         ..Default::default()
     };
-    Services {
-        config: Arc::new(MemoryConfigStore::default()),
-        secrets: Arc::new(secrets),
-        ledger: Arc::new(MemoryLedger::default()),
-        days: Arc::new(MemoryDays::default()),
-        queue,
-        objects: Arc::new(MemoryObjects::default()),
-        notifier: Arc::new(MemoryNotifier::default()),
-        launcher: Arc::new(MemoryLauncher::default()),
-        clock: TestClock::new("2026-11-04T15:00:00Z"),
-        connectors: connectors.for_sync(),
-        settings: Settings::default(),
-        compiled: Default::default(),
-    }
+    memory_services(queue, secrets, connectors.for_sync())
 }
 
 fn candidate(hook_url: &str) -> CandidateDoc {

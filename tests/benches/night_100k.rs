@@ -7,35 +7,18 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use callsync::adapters::memory::{
-    MemoryConfigStore, MemoryDays, MemoryLauncher, MemoryLedger, MemoryNotifier, MemoryObjects,
-    MemoryQueue, MemorySecrets,
-};
+use callsync::adapters::memory::{MemoryQueue, MemorySecrets};
 use callsync::candidate::CandidateDoc;
 use callsync::nightly::{self, RunOptions};
-use callsync::services::{Services, Settings};
+use callsync::services::Services;
 use callsync::values::CandidateSlug;
-use callsync_tests::bench::peak_rss_mib;
+use callsync_tests::bench::{memory_services, peak_rss_mib};
 use callsync_tests::demo_data::cdr_night;
-use callsync_tests::night::TestClock;
 
 const CALLS: u64 = 100_000;
 
 fn services(queue: Arc<MemoryQueue>) -> Services {
-    Services {
-        config: Arc::new(MemoryConfigStore::default()),
-        secrets: Arc::new(MemorySecrets::default()),
-        ledger: Arc::new(MemoryLedger::default()),
-        days: Arc::new(MemoryDays::default()),
-        queue,
-        objects: Arc::new(MemoryObjects::default()),
-        notifier: Arc::new(MemoryNotifier::default()),
-        launcher: Arc::new(MemoryLauncher::default()),
-        clock: TestClock::new("2026-11-04T15:00:00Z"),
-        connectors: Default::default(),
-        settings: Settings::default(),
-        compiled: Default::default(),
-    }
+    memory_services(queue, MemorySecrets::default(), Default::default())
 }
 
 async fn night(strategy: &str) {

@@ -12,3 +12,29 @@ pub fn peak_rss_mib() -> f64 {
         })
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
+
+/// Services on the in-memory stores, for benches: no network but what `connectors` names.
+pub fn memory_services(
+    queue: std::sync::Arc<callsync::adapters::memory::MemoryQueue>,
+    secrets: callsync::adapters::memory::MemorySecrets,
+    connectors: callsync::connect::Connectors,
+) -> callsync::services::Services {
+    use callsync::adapters::memory::{
+        MemoryConfigStore, MemoryDays, MemoryLauncher, MemoryLedger, MemoryNotifier, MemoryObjects,
+    };
+    use std::sync::Arc;
+    callsync::services::Services {
+        config: Arc::new(MemoryConfigStore::default()),
+        secrets: Arc::new(secrets),
+        ledger: Arc::new(MemoryLedger::default()),
+        days: Arc::new(MemoryDays::default()),
+        queue,
+        objects: Arc::new(MemoryObjects::default()),
+        notifier: Arc::new(MemoryNotifier::default()),
+        launcher: Arc::new(MemoryLauncher::default()),
+        clock: crate::night::TestClock::new("2026-11-04T15:00:00Z"),
+        connectors,
+        settings: callsync::services::Settings::default(),
+        compiled: Default::default(),
+    }
+}

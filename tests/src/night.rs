@@ -165,6 +165,17 @@ pub async fn receive(
         .unwrap_or_default()
 }
 
+/// Make a received message of `url` visible again at once.
+pub async fn release(sqs: &aws_sdk_sqs::Client, url: &str, handle: String) {
+    sqs.change_message_visibility()
+        .queue_url(url)
+        .receipt_handle(handle)
+        .visibility_timeout(0)
+        .send()
+        .await
+        .expect("make visible again");
+}
+
 /// One `sync-call` invocation on a batch of `url`'s messages; false when there were none.
 async fn one_batch(
     sqs: &aws_sdk_sqs::Client,
@@ -212,13 +223,7 @@ async fn one_batch(
         .collect();
     for (id, handle) in handles {
         if failed.contains(&id) {
-            sqs.change_message_visibility()
-                .queue_url(url)
-                .receipt_handle(handle)
-                .visibility_timeout(0)
-                .send()
-                .await
-                .expect("make visible again");
+            release(sqs, url, handle).await;
         } else {
             sqs.delete_message()
                 .queue_url(url)

@@ -66,7 +66,7 @@ pub const CSV: Metadata = Metadata {
 pub const KINDS: &[&Metadata] = &[&VAN, &CSV, &webhook::METADATA, &http::METADATA];
 
 pub use crate::candidate::DestinationDoc;
-pub use crate::planning::Select;
+pub use crate::candidate::Select;
 
 /// A delivery that did not land, split by what happens next.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
