@@ -1,8 +1,10 @@
-//! `sync-call` for configured destinations: lease a delivery, send it through its
-//! destination's adapter, and record a receipt, a final error, or the next try.
+//! `sync-call`'s delivery steps: the lease, settle, fail and release every send goes through
+//! (VAN's posts in [`crate::posting`] as much as every configured destination's), each
+//! message's [`Outcome`], and the send of a configured destination through its adapter.
 //!
-//! Each destination of a batch runs on its own (its own pace and concurrency), beside VAN,
-//! so a receiver that is down or slow holds back nobody else's deliveries. A failed try is
+//! Configured destinations arrive on their own queue, so none of them holds back VAN. Within
+//! a batch each destination runs on its own (its own pace and concurrency); the batch still
+//! ends when its slowest destination's sends have ended. A failed try is
 //! released with `next_attempt_at` set by jittered exponential back-off and handed back to
 //! the queue with a delay (SQS `DelaySeconds`, at most 15 minutes); longer waits are left
 //! to the tick's sweep. No worker sleeps through a back-off.
