@@ -3,7 +3,6 @@
 //! checked [`Candidate`] can be connected: its secret names lie under its own prefix and
 //! its LiveVox host is LiveVox's, so a document cannot send a login anywhere else.
 
-use crate::adapters::env;
 use crate::candidate::{Candidate, is_own_secret, secret_prefix};
 use crate::egress::{self, Egress};
 use crate::livevox::{LiveVoxClient, LiveVoxCredentials, LiveVoxError, LiveVoxOptions};
@@ -51,15 +50,6 @@ pub struct Connectors {
 }
 
 impl Connectors {
-    pub fn from_vars(vars: &env::Vars) -> Self {
-        Self {
-            van_base_url: vars.optional(env::VAN_BASE_URL),
-            livevox_base_url: vars.optional(env::LIVEVOX_BASE_URL),
-            egress: env::egress(vars),
-            ..Self::default()
-        }
-    }
-
     /// Limits for the sync functions: every VAN exchange ends within the time a batch
     /// is given (see [`crate::services::Settings::post_deadline`]).
     pub fn for_sync(mut self) -> Self {

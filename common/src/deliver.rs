@@ -1,10 +1,12 @@
-//! `sync-call`'s delivery steps: the lease, settle, fail and release every send goes through
-//! (VAN's posts in [`crate::posting`] as much as every configured destination's), each
-//! message's [`Outcome`], and the send of a configured destination through its adapter.
+//! `sync-call`'s one deliver loop, for every kind of destination, VAN's included: lease a
+//! delivery, send it through its kind's adapter ([`crate::destinations::Destination`]),
+//! settle it (receipt or error), or release it; each message's [`Outcome`].
 //!
-//! Configured destinations arrive on their own queue, so none of them holds back VAN. Within
-//! a batch each destination runs on its own (its own pace and concurrency); the batch still
-//! ends when its slowest destination's sends have ended. A failed try is
+//! VAN's messages and every other destination's arrive on their own queues, so no partner
+//! holds back VAN. Within a batch each destination runs on its own (its own pace and
+//! concurrency); the batch still ends when its slowest destination's sends have ended.
+//! After a failure that may pass, a kind's [`Retry`] rule decides: VAN's delivery is
+//! released for the queue's next delivery (its client already retried); any other's is
 //! released with `next_attempt_at` set by jittered exponential back-off and handed back to
 //! the queue with a delay (SQS `DelaySeconds`, at most 15 minutes); longer waits are left
 //! to the tick's sweep. No worker sleeps through a back-off.
@@ -13,8 +15,10 @@
 //! dying between the destination's 2xx and the ledger write (the receipt), and the
 //! idempotency key each request carries lets the receiver recognise that repeat.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -22,14 +26,18 @@ use futures::StreamExt;
 use futures::future::join_all;
 use serde::Serialize;
 
-use crate::destinations::Compiled;
-use crate::destinations::{Configured, DeliverContext, DeliveryError};
-use crate::ledger::{
-    CallKey, CallRecord, CallState, DayKey, DeliveryKey, DeliveryRecord, ErrorNote, Receipt,
-    Tracked,
+use crate::destinations::{
+    Compiled, Configured, DeliverContext, DeliveryError, Retry, VAN as VAN_KIND,
 };
-use crate::ports::{Ledger, MAX_QUEUE_DELAY, StoreError, SyncMessage};
+use crate::ledger::{
+    CallKey, CallRecord, CallState, DayKey, DeliveryKey, DeliveryRecord, ErrorNote, Tracked, VAN,
+};
+use crate::metrics::{self, Metric};
+use crate::ports::{DayStore, Ledger, MAX_QUEUE_DELAY, StoreError, SyncMessage};
 use crate::services::{CandidateError, Services};
+use crate::van::RequestMeter;
+
+const VAN_CODES: crate::destinations::Codes = VAN_KIND.codes;
 
 /// What became of one message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -67,57 +75,159 @@ pub(crate) async fn isolated(msg: &SyncMessage, work: impl Future<Output = Outco
     }
 }
 
-/// Deliver the messages that name a destination, at most `destination_concurrency` at a
-/// time per destination and no faster than its rate limit. Returns each message's
-/// outcome, in order.
-pub async fn deliver_batch(
-    svc: &Services,
-    messages: &[&SyncMessage],
-    deadline: tokio::time::Instant,
-) -> Vec<Outcome> {
-    let mut groups: Vec<((DayKey, String), Vec<usize>)> = Vec::new();
+/// Deliver one batch of messages: VAN's and every other destination's, through one loop.
+/// Messages are grouped by candidate-day and destination; each group runs at its own pace
+/// and concurrency (`van_concurrency` for VAN, `destination_concurrency` for any other),
+/// and no group waits for another: VAN's groups run one after another (one key, its
+/// metrics per day) while every other destination's run beside them. Returns each
+/// message's outcome, in order.
+pub async fn deliver_batch(svc: &Services, messages: &[SyncMessage]) -> Vec<Outcome> {
+    // No send starts after this point of the batch: with the clients' request timeouts and
+    // retry deadlines it keeps a batch inside the function's timeout. A message not started
+    // is left for the queue to deliver again.
+    let deadline = tokio::time::Instant::now() + svc.settings.post_deadline;
+    // (candidate-day, destination: none for VAN) → the messages' indices.
+    type Groups = Vec<((DayKey, Option<String>), Vec<usize>)>;
+    let mut groups: Groups = Vec::new();
     for (i, m) in messages.iter().enumerate() {
         let group = (
             DayKey {
                 candidate: m.candidate.clone(),
                 date: m.date,
             },
-            m.destination.clone().unwrap_or_default(),
+            m.destination.clone(),
         );
         match groups.iter_mut().find(|(g, _)| *g == group) {
             Some((_, members)) => members.push(i),
             None => groups.push((group, vec![i])),
         }
     }
-    let runs = groups
-        .into_iter()
-        .map(|((day, destination), members)| async move {
-            // One read of the candidate per group, not one per call.
-            let candidate = svc.candidate(&day.candidate).await;
-            let pace = Pace::new(
-                candidate
-                    .as_ref()
-                    .ok()
-                    .and_then(|c| c.destination(&destination))
-                    .map_or(f64::INFINITY, |d| d.rate_limit),
-            );
-            let done: Vec<Outcome> = futures::stream::iter(members.iter().copied())
-                .map(|i| {
-                    isolated(
-                        messages[i],
-                        deliver_one(svc, &candidate, messages[i], &pace, deadline),
-                    )
-                })
-                .buffered(svc.settings.destination_concurrency.max(1))
-                .collect()
-                .await;
-            members.into_iter().zip(done).collect::<Vec<_>>()
-        });
+    let (van, others): (Vec<_>, Vec<_>) = groups.into_iter().partition(|((_, d), _)| d.is_none());
+    let van = async {
+        let mut done = Vec::new();
+        for ((day, _), members) in van {
+            done.extend(run_group(svc, messages, day, None, members, deadline).await);
+        }
+        done
+    };
+    let others = join_all(others.into_iter().map(|((day, destination), members)| {
+        run_group(svc, messages, day, destination, members, deadline)
+    }));
+    let (van, others) = futures::join!(van, others);
     let mut outcomes = vec![Outcome::Retry; messages.len()];
-    for (i, outcome) in join_all(runs).await.into_iter().flatten() {
+    for (i, outcome) in van.into_iter().chain(others.into_iter().flatten()) {
         outcomes[i] = outcome;
     }
     outcomes
+}
+
+/// What the sends of one group share.
+struct Group<'a> {
+    svc: &'a Services,
+    candidate: &'a Result<Compiled, CandidateError>,
+    pace: Pace,
+    meter: Arc<dyn RequestMeter>,
+    deadline: tokio::time::Instant,
+    /// Milliseconds each send took, for the metrics.
+    latencies: Mutex<Vec<f64>>,
+}
+
+async fn run_group(
+    svc: &Services,
+    messages: &[SyncMessage],
+    day: DayKey,
+    destination: Option<String>,
+    members: Vec<usize>,
+    deadline: tokio::time::Instant,
+) -> Vec<(usize, Outcome)> {
+    // One read of the candidate per group, not one per call.
+    let candidate = svc.candidate(&day.candidate).await;
+    let meter = Arc::new(DayMeter {
+        days: Arc::clone(&svc.days),
+        day: day.clone(),
+        requests: AtomicU64::new(0),
+        rate_limited: AtomicU64::new(0),
+    });
+    let group = Group {
+        svc,
+        candidate: &candidate,
+        pace: Pace::new(
+            candidate
+                .as_ref()
+                .ok()
+                .and_then(|c| c.target(destination.as_deref()))
+                .map_or(f64::INFINITY, |d| d.rate_limit),
+        ),
+        meter: Arc::clone(&meter) as Arc<dyn RequestMeter>,
+        deadline,
+        latencies: Mutex::new(Vec::new()),
+    };
+    let concurrency = match destination {
+        None => svc.settings.van_concurrency,
+        Some(_) => svc.settings.destination_concurrency,
+    };
+    let done: Vec<Outcome> = futures::stream::iter(members.iter().copied())
+        .map(|i| isolated(&messages[i], deliver_one(&group, &messages[i])))
+        .buffered(concurrency.max(1))
+        .collect()
+        .await;
+    if destination.is_none() {
+        let n = |o: Outcome| done.iter().filter(|d| **d == o).count() as u64;
+        let latencies =
+            std::mem::take(&mut *group.latencies.lock().unwrap_or_else(|p| p.into_inner()));
+        metrics::emit(
+            &day.candidate,
+            svc.clock.now(),
+            &[
+                (Metric::CallsFinished, metrics::count(n(Outcome::Finished))),
+                (
+                    Metric::CallsAttemptedError,
+                    metrics::count(n(Outcome::Rejected)),
+                ),
+                (
+                    Metric::CallsUnattemptedError,
+                    metrics::count(n(Outcome::Failed)),
+                ),
+                (
+                    Metric::VanRequests,
+                    metrics::count(meter.requests.load(Ordering::Relaxed)),
+                ),
+                (
+                    Metric::VanRateLimited,
+                    metrics::count(meter.rate_limited.load(Ordering::Relaxed)),
+                ),
+                (Metric::VanLatency, latencies),
+            ],
+        );
+    }
+    members.into_iter().zip(done).collect()
+}
+
+/// Counts each request to a destination that charges for them (VAN) on the day's counter
+/// (an atomic add) before it is sent: the budget strategy reads that count, and a worker
+/// killed mid-batch must not leave it lower than what the destination received. Keeps the
+/// group's own counts for its metrics.
+struct DayMeter {
+    days: Arc<dyn DayStore>,
+    day: DayKey,
+    requests: AtomicU64,
+    rate_limited: AtomicU64,
+}
+
+#[async_trait]
+impl RequestMeter for DayMeter {
+    async fn count(&self) -> Result<(), String> {
+        self.days
+            .add_van_requests(&self.day, 1)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn rate_limited(&self) {
+        self.rate_limited.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Spaces sends toward one destination `1 / rate` seconds apart within a worker.
@@ -160,13 +270,7 @@ fn gap(rate: f64) -> Duration {
 /// The longest gap [`Pace`] keeps: a day, far past any batch's deadline.
 const PACE_GAP_CAP: Duration = Duration::from_secs(86_400);
 
-async fn deliver_one(
-    svc: &Services,
-    candidate: &Result<Compiled, CandidateError>,
-    msg: &SyncMessage,
-    pace: &Pace,
-    deadline: tokio::time::Instant,
-) -> Outcome {
+async fn deliver_one(g: &Group<'_>, msg: &SyncMessage) -> Outcome {
     let key = DeliveryKey {
         call: CallKey {
             day: DayKey {
@@ -175,9 +279,14 @@ async fn deliver_one(
             },
             call_id: msg.call_id.clone(),
         },
-        destination: msg.destination.clone().unwrap_or_default(),
+        destination: msg.destination.clone().unwrap_or_else(|| VAN.to_owned()),
     };
-    match try_deliver(svc, candidate, &key, msg, pace, deadline).await {
+    // VAN's delivery is kept on the call's own record; every other in its own.
+    let delivered = match msg.destination {
+        None => try_deliver::<CallRecord>(g, &key, msg).await,
+        Some(_) => try_deliver::<DeliveryRecord>(g, &key, msg).await,
+    };
+    match delivered {
         Ok(outcome) => outcome,
         Err(e) => {
             tracing::warn!(delivery = %key, error = %e, "ledger unavailable; the message will be delivered again");
@@ -186,21 +295,19 @@ async fn deliver_one(
     }
 }
 
-async fn try_deliver(
-    svc: &Services,
-    candidate: &Result<Compiled, CandidateError>,
+async fn try_deliver<R: Stored>(
+    g: &Group<'_>,
     key: &DeliveryKey,
     msg: &SyncMessage,
-    pace: &Pace,
-    deadline: tokio::time::Instant,
 ) -> Result<Outcome, StoreError> {
-    let Some(mut record) = svc.ledger.get_delivery(key).await? else {
+    let svc = g.svc;
+    let Some(mut record) = R::fetch(svc.ledger.as_ref(), key).await? else {
         tracing::warn!(delivery = %key, "no such delivery in the ledger; message dropped");
         return Ok(Outcome::Skipped);
     };
     let now = svc.clock.now();
     if let (CallState::Unsynced, Some(at)) =
-        (record.delivery.state, record.delivery.next_attempt_at)
+        (record.delivery().state, record.delivery().next_attempt_at)
         && at > now
     {
         // Early (a sweep and a delayed message crossed): hand it back for the rest of the
@@ -213,10 +320,14 @@ async fn try_deliver(
             },
         );
     }
-    if !record.delivery.can_lease(now) {
+    if !record.delivery().can_lease(now) {
         return Ok(Outcome::Skipped);
     }
-    let candidate = match candidate {
+    if !record.sendable() {
+        tracing::warn!(delivery = %key, state = %record.delivery().state, "the record holds nothing for this destination; message dropped");
+        return Ok(Outcome::Skipped);
+    }
+    let candidate = match g.candidate {
         Ok(c) => c,
         Err(CandidateError::Store(e)) => {
             tracing::warn!(delivery = %key, error = %e, "config unavailable");
@@ -227,57 +338,80 @@ async fn try_deliver(
             return refuse(svc, record, note).await;
         }
     };
-    let Some(destination) = candidate.destination(&key.destination) else {
-        let note = ErrorNote::new(
-            "destination_removed",
-            format!(
-                "candidate {} no longer has a destination named {:?}: add it back, or leave this delivery as it is",
-                candidate.slug, key.destination
+    let Some(destination) = candidate.target(msg.destination.as_deref()) else {
+        let note = match &msg.destination {
+            None => ErrorNote::new(
+                VAN_CODES.setup,
+                format!(
+                    "candidate {} has no VAN settings: add `van` to its document",
+                    candidate.slug
+                ),
+                now,
             ),
-            now,
-        );
+            Some(name) => ErrorNote::new(
+                "destination_removed",
+                format!(
+                    "candidate {} no longer has a destination named {name:?}: add it back, or leave this delivery as it is",
+                    candidate.slug
+                ),
+                now,
+            ),
+        };
         return refuse(svc, record, note).await;
     };
-    if destination.kind() != record.kind {
+    if destination.kind() != record.planned_kind() {
         let note = ErrorNote::new(
             "destination_changed",
             format!(
                 "destination {:?} is a {} now, and this delivery was planned for a {}: POST /retry with the destination plans it again",
                 key.destination,
                 destination.kind(),
-                record.kind
+                record.planned_kind()
             ),
             now,
         );
         return refuse(svc, record, note).await;
     }
-    let slot = pace.slot();
-    if slot >= deadline {
+    let slot = g.pace.slot();
+    if slot >= g.deadline {
         // Its turn would come after the batch's last start: the queue delivers it again.
         return Ok(Outcome::Retry);
     }
 
     let Some(lease) = lease(svc, &mut record).await? else {
+        // Another worker took it between our read and write.
         return Ok(Outcome::Skipped);
     };
     tokio::time::sleep_until(slot).await;
-    send(svc, candidate, destination, record, msg, &lease).await
+    send(g, candidate, destination, record, msg, &lease).await
 }
 
-async fn send(
-    svc: &Services,
+async fn send<R: Stored>(
+    g: &Group<'_>,
     candidate: &Compiled,
     destination: &Configured,
-    mut record: DeliveryRecord,
+    mut record: R,
     msg: &SyncMessage,
     lease: &str,
 ) -> Result<Outcome, StoreError> {
+    let svc = g.svc;
     let ctx = DeliverContext {
         secrets: svc.secrets.as_ref(),
-        egress: svc.connectors.egress,
-        candidate: &candidate.slug,
+        connectors: &svc.connectors,
+        candidate,
+        clock: svc.clock.as_ref(),
+        meter: Some(&g.meter),
     };
-    let answer = destination.adapter.deliver(ctx, &record).await;
+    let started = std::time::Instant::now();
+    let answer = destination
+        .adapter
+        .deliver(ctx, &record.as_delivery())
+        .await;
+    if let Ok(mut l) = g.latencies.lock() {
+        l.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    let metadata = destination.adapter.metadata();
+    let codes = metadata.codes;
     let now = svc.clock.now();
     let note = |code: &str, message: String, status, answer| ErrorNote {
         status,
@@ -285,31 +419,30 @@ async fn send(
         ..ErrorNote::new(code, message, now)
     };
     match answer {
-        Ok(delivered) => {
-            record.delivery.state = CallState::Finished;
-            record.delivery.receipt = Some(Receipt::Http {
-                status: delivered.status,
-                at: now,
-                attempts: record.delivery.attempts,
-                idempotency_key: delivered.idempotency_key,
-                fingerprint: delivered.fingerprint,
-            });
-            record.delivered_hash = record.payload_hash.clone();
-            record.delivery.error = None;
-            record.delivery.next_attempt_at = None;
+        Ok(receipt) => {
+            let d = record.delivery_mut();
+            d.state = CallState::Finished;
+            d.receipt = Some(receipt);
+            d.error = None;
+            d.next_attempt_at = None;
+            record.delivered();
             settle(svc, record, lease).await?;
             Ok(Outcome::Finished)
+        }
+        Err(DeliveryError::Retryable { message, .. }) if metadata.retry == Retry::Redeliver => {
+            tracing::warn!(delivery = %record.delivery_key(), error = %message, "the destination did not take it in time; released");
+            release(svc, record, lease).await
         }
         Err(DeliveryError::Retryable {
             message,
             status,
             answer,
-        }) if record.delivery.attempts >= svc.settings.delivery_attempts => {
+        }) if record.delivery().attempts >= svc.settings.delivery_attempts => {
             let message = format!(
                 "{message} — gave up after {} attempts: once the destination is back, POST /retry with this destination sends it again",
-                record.delivery.attempts
+                record.delivery().attempts
             );
-            let note = note("destination_unavailable", message, status, answer);
+            let note = note(codes.unavailable, message, status, answer);
             fail(svc, record, CallState::AttemptedError, note, lease).await
         }
         Err(DeliveryError::Retryable {
@@ -317,21 +450,22 @@ async fn send(
             status,
             answer,
         }) => {
-            let delay = backoff(&svc.settings, record.delivery.attempts);
+            let delay = backoff(&svc.settings, record.delivery().attempts);
+            let key = record.delivery_key();
             tracing::info!(
-                delivery = %record.key,
-                attempts = record.delivery.attempts,
+                delivery = %key,
+                attempts = record.delivery().attempts,
                 delay_s = delay.as_secs(),
                 error = %message,
                 "destination did not take the delivery; trying again later"
             );
-            record.delivery.state = CallState::Unsynced;
-            record.delivery.error = Some(note("destination_unavailable", message, status, answer));
-            record.delivery.next_attempt_at = Some(now + delay);
             // A wait the queue can hold is handed to it; a longer one to the tick's sweep.
             let queued = delay <= MAX_QUEUE_DELAY;
-            record.delivery.enqueued_at = queued.then_some(now);
-            let key = record.key.clone();
+            let d = record.delivery_mut();
+            d.state = CallState::Unsynced;
+            d.error = Some(note(codes.unavailable, message, status, answer));
+            d.next_attempt_at = Some(now + delay);
+            d.enqueued_at = queued.then_some(now);
             let Some(mut record) = settle(svc, record, lease).await? else {
                 return Ok(Outcome::Skipped);
             };
@@ -339,8 +473,8 @@ async fn send(
                 let sent = svc.queue.send_later(std::slice::from_ref(msg), delay).await;
                 if !matches!(sent, Ok(ref failed) if failed.is_empty()) {
                     tracing::warn!(delivery = %key, "queue refused the delayed try; the sweep sends it");
-                    record.delivery.enqueued_at = None;
-                    let _ = svc.ledger.replace_delivery(&mut record).await?;
+                    record.delivery_mut().enqueued_at = None;
+                    let _ = record.write(svc.ledger.as_ref()).await?;
                 }
             }
             Ok(Outcome::Skipped)
@@ -349,12 +483,16 @@ async fn send(
             message,
             status,
             answer,
+            envelope,
         }) => {
-            let note = note("destination_rejected", message, status, answer);
+            let note = ErrorNote {
+                van: envelope,
+                ..note(codes.rejected, message, status, answer)
+            };
             fail(svc, record, CallState::AttemptedError, note, lease).await
         }
         Err(DeliveryError::Setup(message)) => {
-            let note = note("destination_setup", message, None, None);
+            let note = note(codes.setup, message, None, None);
             fail(svc, record, CallState::UnattemptedError, note, lease).await
         }
     }
@@ -372,17 +510,36 @@ pub fn backoff(settings: &crate::services::Settings, attempts: u32) -> Duration 
 }
 
 /// A ledger record a queue message stands for (a call record: its VAN delivery; or one
-/// [`DeliveryRecord`]), with its versioned write. Leasing, settling, failing, releasing and
-/// the sweep's rule are written once, over this, for every destination.
+/// [`DeliveryRecord`]), with its versioned write. Leasing, sending, settling, failing,
+/// releasing and the sweep's rule are written once, over this, for every destination.
 #[async_trait]
 pub(crate) trait Stored: Tracked {
+    /// The record that holds delivery `key`.
+    async fn fetch(ledger: &dyn Ledger, key: &DeliveryKey) -> Result<Option<Self>, StoreError>;
     fn message(&self) -> SyncMessage;
     /// The versioned replace of this kind of record.
     async fn write(&mut self, ledger: &dyn Ledger) -> Result<bool, StoreError>;
+    /// The delivery as its destination's adapter takes it.
+    fn as_delivery(&self) -> Cow<'_, DeliveryRecord>;
+    /// The kind of destination it was planned for.
+    fn planned_kind(&self) -> &str;
+    /// Whether it holds something to send (a call re-planned for the CSV holds no post).
+    fn sendable(&self) -> bool;
+    /// Note that what it holds was delivered.
+    fn delivered(&mut self);
+    fn delivery_key(&self) -> DeliveryKey {
+        DeliveryKey {
+            call: self.call_key().clone(),
+            destination: self.destination_name().unwrap_or(VAN).to_owned(),
+        }
+    }
 }
 
 #[async_trait]
 impl Stored for CallRecord {
+    async fn fetch(ledger: &dyn Ledger, key: &DeliveryKey) -> Result<Option<Self>, StoreError> {
+        ledger.get(&key.call).await
+    }
     fn message(&self) -> SyncMessage {
         SyncMessage {
             candidate: self.key.day.candidate.clone(),
@@ -394,10 +551,23 @@ impl Stored for CallRecord {
     async fn write(&mut self, ledger: &dyn Ledger) -> Result<bool, StoreError> {
         ledger.replace(self).await
     }
+    fn as_delivery(&self) -> Cow<'_, DeliveryRecord> {
+        Cow::Owned(CallRecord::as_delivery(self))
+    }
+    fn planned_kind(&self) -> &str {
+        VAN
+    }
+    fn sendable(&self) -> bool {
+        self.post.is_some()
+    }
+    fn delivered(&mut self) {}
 }
 
 #[async_trait]
 impl Stored for DeliveryRecord {
+    async fn fetch(ledger: &dyn Ledger, key: &DeliveryKey) -> Result<Option<Self>, StoreError> {
+        ledger.get_delivery(key).await
+    }
     fn message(&self) -> SyncMessage {
         SyncMessage {
             candidate: self.key.call.day.candidate.clone(),
@@ -408,6 +578,18 @@ impl Stored for DeliveryRecord {
     }
     async fn write(&mut self, ledger: &dyn Ledger) -> Result<bool, StoreError> {
         ledger.replace_delivery(self).await
+    }
+    fn as_delivery(&self) -> Cow<'_, DeliveryRecord> {
+        Cow::Borrowed(self)
+    }
+    fn planned_kind(&self) -> &str {
+        &self.kind
+    }
+    fn sendable(&self) -> bool {
+        true
+    }
+    fn delivered(&mut self) {
+        self.delivered_hash = self.payload_hash.clone();
     }
 }
 

@@ -25,7 +25,6 @@ pub mod metrics;
 pub mod nightly;
 pub mod planning;
 pub mod ports;
-pub mod posting;
 pub mod report;
 pub mod retry;
 pub mod services;

@@ -179,7 +179,7 @@ impl Services {
 
     pub fn build(aws: &aws_config::SdkConfig, vars: &env::Vars) -> Result<Self, env::MissingVar> {
         let dynamo = aws_sdk_dynamodb::Client::new(aws);
-        let connectors = Connectors::from_vars(vars).for_sync();
+        let connectors = env::connectors(vars).for_sync();
         Ok(Self {
             config: Arc::new(DynamoConfigStore::new(
                 dynamo.clone(),

@@ -19,7 +19,6 @@ use callsync::entrypoints::sync_call;
 use callsync::ledger::CallState;
 use callsync::nightly::{self, RunOptions};
 use callsync::ports::SyncMessage;
-use callsync::posting::Targets;
 use callsync::services::Services;
 use callsync::values::CandidateSlug;
 use callsync_tests::bench::memory_services;
@@ -143,13 +142,12 @@ async fn night(partner: Behaviour, lanes: bool) -> f64 {
     };
 
     let svc = Arc::new(svc);
-    let targets = Arc::new(Targets::default());
     let started = Instant::now();
     let van_done = Arc::new(Mutex::new(None::<Duration>));
     let mut workers = Vec::new();
     for lane in &queues {
         for _ in 0..WORKERS {
-            let (lane, svc, targets) = (lane.clone(), svc.clone(), targets.clone());
+            let (lane, svc) = (lane.clone(), svc.clone());
             workers.push(tokio::spawn(async move {
                 loop {
                     let batch = lane.take(10);
@@ -163,7 +161,7 @@ async fn night(partner: Behaviour, lanes: bool) -> f64 {
                         record.body = Some(serde_json::to_string(m).expect("json"));
                         event.records.push(record);
                     }
-                    let answer = sync_call::handle(&svc, &targets, event).await;
+                    let answer = sync_call::handle(&svc, event).await;
                     let back: Vec<SyncMessage> = answer
                         .batch_item_failures
                         .iter()

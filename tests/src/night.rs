@@ -12,7 +12,6 @@ use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use callsync::adapters::env::Vars;
 use callsync::entrypoints::sync_call;
 use callsync::ports::Clock;
-use callsync::posting::Targets;
 use callsync::services::Services;
 use jiff::Timestamp;
 
@@ -112,8 +111,8 @@ pub async fn drop_cdr(svc: &Services, key: &str, rows: &[String]) {
 
 /// Drive `sync-call` from the queue until it is empty: batches of ten, failed messages
 /// made visible again (as their visibility timeout would). Returns the batches handled.
-pub async fn drain(stack: &LocalStack, svc: &Services, targets: &Targets) -> usize {
-    drain_killing(stack, svc, targets, &mut || None).await
+pub async fn drain(stack: &LocalStack, svc: &Services) -> usize {
+    drain_killing(stack, svc, &mut || None).await
 }
 
 /// [`drain`], with workers that die: for each batch `kill` may give a time after which the
@@ -125,7 +124,6 @@ pub async fn drain(stack: &LocalStack, svc: &Services, targets: &Targets) -> usi
 pub async fn drain_killing(
     stack: &LocalStack,
     svc: &Services,
-    targets: &Targets,
     kill: &mut dyn FnMut() -> Option<Duration>,
 ) -> usize {
     let sqs = aws_sdk_sqs::Client::new(&stack.aws);
@@ -138,7 +136,7 @@ pub async fn drain_killing(
     while empty < 2 && batches < 500 {
         let mut handled = 0;
         for url in &urls {
-            if one_batch(&sqs, url, svc, targets, kill).await {
+            if one_batch(&sqs, url, svc, kill).await {
                 handled += 1;
             }
         }
@@ -181,7 +179,6 @@ async fn one_batch(
     sqs: &aws_sdk_sqs::Client,
     url: &str,
     svc: &Services,
-    targets: &Targets,
     kill: &mut dyn FnMut() -> Option<Duration>,
 ) -> bool {
     let messages = receive(sqs, url, 60).await;
@@ -199,9 +196,9 @@ async fn one_batch(
         event.records.push(record);
     }
     let answer = match kill() {
-        None => sync_call::handle(svc, targets, event).await,
+        None => sync_call::handle(svc, event).await,
         Some(after) => {
-            match tokio::time::timeout(after, sync_call::handle(svc, targets, event)).await {
+            match tokio::time::timeout(after, sync_call::handle(svc, event)).await {
                 Ok(answer) => answer,
                 Err(_) => {
                     // Died: every message of the batch comes back.

@@ -29,14 +29,13 @@ pub const LAYERS: &[(&str, &[&str])] = &[
     ("the candidate", &["candidate", "validation"]),
     ("planning", &["planning"]),
     ("the ledger and its store ports", &["ledger", "ports"]),
+    ("connections", &["connect"]),
     ("destinations", &["destinations", "export"]),
     ("adapters of the ports", &["adapters"]),
-    ("wiring", &["connect", "services"]),
+    ("wiring", &["services"]),
     (
         "runs",
-        &[
-            "ingest", "fanout", "deliver", "posting", "report", "nightly",
-        ],
+        &["ingest", "fanout", "deliver", "report", "nightly"],
     ),
     ("entry points", &["entrypoints", "decode_fuzz"]),
 ];
@@ -252,11 +251,11 @@ fn the_check_finds_an_upward_import_and_a_circle() {
     );
     imports.insert(
         "deliver".into(),
-        vec![import("common/src/deliver.rs", "posting")],
+        vec![import("common/src/deliver.rs", "fanout")],
     );
     imports.insert(
-        "posting".into(),
-        vec![import("common/src/posting.rs", "deliver")],
+        "fanout".into(),
+        vec![import("common/src/fanout.rs", "deliver")],
     );
     imports.insert(
         "nightly".into(),
@@ -268,7 +267,7 @@ fn the_check_finds_an_upward_import_and_a_circle() {
         places,
         [
             "common/src/deliver.rs:1",
-            "common/src/posting.rs:1",
+            "common/src/fanout.rs:1",
             "common/src/values.rs:1"
         ]
     );

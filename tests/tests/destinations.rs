@@ -13,7 +13,6 @@ use callsync::entrypoints::nightly as nightly_event;
 use callsync::fanout;
 use callsync::ledger::{CallKey, CallState, DayKey, DeliveryKey, DeliveryRecord, Receipt};
 use callsync::nightly::{self, RetryScope};
-use callsync::posting::Targets;
 use callsync::services::Services;
 use callsync::values::CandidateSlug;
 use callsync_tests::fake_receiver::{Behaviour, Receiver};
@@ -43,7 +42,6 @@ struct World {
     receiver: Receiver,
     /// The partner over mutual TLS, when the test configures it.
     esb: Option<Esb>,
-    targets: Targets,
 }
 
 fn slug() -> CandidateSlug {
@@ -183,7 +181,6 @@ async fn build(esb: Option<EsbSetup>) -> World {
         report,
         receiver,
         esb,
-        targets: Targets::default(),
     }
 }
 
@@ -255,7 +252,7 @@ impl World {
     }
 
     async fn drain(&self) -> usize {
-        drain(&self.stack, &self.svc, &self.targets).await
+        drain(&self.stack, &self.svc).await
     }
 
     async fn deliveries(&self) -> BTreeMap<String, DeliveryRecord> {
@@ -880,7 +877,7 @@ async fn a_wrong_client_certificate_is_a_clear_error_and_the_calls_go_once_it_is
     .await
     .unwrap();
     assert_eq!(retried.destinations[ESB].replanned[&CallState::Unsynced], 4);
-    drain(&w.stack, &fresh, &w.targets).await;
+    drain(&w.stack, &fresh).await;
     assert_eq!(sorted(w.esb_ids()), FOR_ESB);
     assert_eq!(w.states_of(ESB).await[&CallState::Finished], 4);
     assert_eq!(w.van.canvass_posts().len(), 6, "VAN got nothing twice");
@@ -1145,7 +1142,7 @@ async fn soak_workers_killed_mid_batch_with_a_flaky_receiver_lose_nothing_and_re
     };
     let mut rounds = 0;
     while rounds < 40 && !all_terminal(&w).await {
-        drain_killing(&w.stack, &w.svc, &w.targets, &mut kill).await;
+        drain_killing(&w.stack, &w.svc, &mut kill).await;
         w.clock.advance(Duration::from_secs(4 * 3600));
         w.tick().await;
         rounds += 1;
@@ -1405,8 +1402,7 @@ async fn seeded_fuzz_of_every_numeric_destination_setting_never_panics_sync_call
         for id in ["1001", "1003", "1005"] {
             event.records.push(message(id, Some("plain")));
         }
-        let answer =
-            callsync::entrypoints::sync_call::handle(&w.svc, &w.targets, event.clone()).await;
+        let answer = callsync::entrypoints::sync_call::handle(&w.svc, event.clone()).await;
         let what = format!("case {case}: rate {rate:e}, timeout {timeout}, accepted {accepted}");
         assert_eq!(
             PANICS.load(std::sync::atomic::Ordering::SeqCst),

@@ -11,7 +11,6 @@ use callsync::candidate::CandidateDoc;
 use callsync::entrypoints::nightly as nightly_event;
 use callsync::ledger::{CallKey, CallState, DayKey, Receipt};
 use callsync::nightly;
-use callsync::posting::Targets;
 use callsync::services::Services;
 use callsync::values::CandidateSlug;
 use callsync_tests::fake_livevox::{FakeLiveVox, LiveVoxData};
@@ -35,7 +34,6 @@ struct Night {
     svc: Services,
     clock: std::sync::Arc<TestClock>,
     hook: Webhook,
-    targets: Targets,
 }
 
 fn slug() -> CandidateSlug {
@@ -107,7 +105,6 @@ async fn night(strategy: Value) -> Night {
         svc,
         clock,
         hook,
-        targets: Targets::default(),
     }
 }
 
@@ -122,7 +119,7 @@ impl Night {
     }
 
     async fn drain(&self) -> usize {
-        drain(&self.stack, &self.svc, &self.targets).await
+        drain(&self.stack, &self.svc).await
     }
 
     async fn tick(&self) -> Value {
@@ -625,10 +622,8 @@ async fn a_worker_killed_mid_batch_leaves_no_van_request_uncounted() {
         .collect();
     assert_eq!(messages.len(), 10);
     let svc = n.svc.clone();
-    let worker = tokio::spawn(async move {
-        let targets = Targets::default();
-        callsync::posting::sync_batch(&svc, &targets, &messages).await
-    });
+    let worker =
+        tokio::spawn(async move { callsync::deliver::deliver_batch(&svc, &messages).await });
     for _ in 0..1000 {
         if n.van.canvass_posts().len() >= 4 {
             break;
@@ -1248,7 +1243,7 @@ async fn a_call_vans_errors_outlast_is_released_delivered_again_and_posted_once(
     // Two deliveries fail both their attempts; the third gets through after one more.
     n.van
         .inject(Fault::once("/people/700001/canvassResponses", FaultKind::ServerError).times(5));
-    drain(&n.stack, &svc, &Targets::default()).await;
+    drain(&n.stack, &svc).await;
     let record = n.state_of("7001").await;
     assert_eq!(record.delivery.state, CallState::Finished);
     assert_eq!(record.delivery.attempts, 3, "leased once per delivery");

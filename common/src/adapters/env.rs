@@ -52,6 +52,17 @@ pub fn egress(vars: &Vars) -> crate::egress::Egress {
     }
 }
 
+/// The VAN and LiveVox connectors the environment configures: the local fakes' base URLs
+/// where set, and its egress rules.
+pub fn connectors(vars: &Vars) -> crate::connect::Connectors {
+    crate::connect::Connectors {
+        van_base_url: vars.optional(VAN_BASE_URL),
+        livevox_base_url: vars.optional(LIVEVOX_BASE_URL),
+        egress: egress(vars),
+        ..crate::connect::Connectors::default()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error(
     "environment variable {0} is not set: the deploy template sets it; locally, `make dev-up` writes it to .env.local"

@@ -30,13 +30,13 @@ use serde_json::Value;
 use super::template::{HttpTemplate, HttpTemplateSettings, Method, RenderedRequest};
 use super::webhook::{clip, idempotency_key};
 use super::{
-    DeliverContext, Delivered, DeliveryError, Destination, Metadata, own_secret, payload,
-    pinned_client, settings, transport_error,
+    DeliverContext, DeliveryError, Destination, Metadata, own_secret, payload, pinned_client,
+    settings, transport_error,
 };
 use crate::call::Call;
 use crate::candidate::{self, Candidate};
 use crate::egress::Egress;
-use crate::ledger::{DeliveryPlan, DeliveryRecord};
+use crate::ledger::{DeliveryPlan, DeliveryRecord, Receipt};
 use crate::mapping::{FieldError, ResultRow};
 use crate::planning::PlanError;
 use crate::values::{CandidateSlug, sha256_hex};
@@ -49,6 +49,8 @@ pub const METADATA: Metadata = Metadata {
     // A partner system that takes one message per activity would file a second one.
     resends_updates: false,
     configurable: true,
+    codes: super::DESTINATION_CODES,
+    retry: super::Retry::Backoff,
 };
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -173,7 +175,7 @@ impl HttpDestination {
         raw_url: &str,
     ) -> Result<(url::Url, reqwest::Client), DeliveryError> {
         let (url, mut builder) =
-            pinned_client(ctx.egress, raw_url, self.timeout, "the destination's URL").await?;
+            pinned_client(ctx.egress(), raw_url, self.timeout, "the destination's URL").await?;
         if url.origin() != self.origin {
             return Err(DeliveryError::Setup(
                 "the planned request's URL is not on the template's host: plan the day again with POST /retry".into(),
@@ -258,8 +260,8 @@ impl Destination for HttpDestination {
         &METADATA
     }
 
-    fn endpoint(&self) -> (&str, &'static str) {
-        (self.template.sample_url(), "url")
+    fn endpoint(&self) -> Option<(&str, &'static str)> {
+        Some((self.template.sample_url(), "url"))
     }
 
     async fn check(&self, ctx: DeliverContext<'_>) -> Vec<String> {
@@ -303,7 +305,7 @@ impl Destination for HttpDestination {
         &self,
         ctx: DeliverContext<'_>,
         delivery: &DeliveryRecord,
-    ) -> Result<Delivered, DeliveryError> {
+    ) -> Result<Receipt, DeliveryError> {
         let (Some(payload), Some(hash)) = (&delivery.payload, &delivery.payload_hash) else {
             return Err(DeliveryError::Setup("the delivery holds no payload".into()));
         };
@@ -352,10 +354,13 @@ impl Destination for HttpDestination {
                     ),
                     status: Some(status),
                     answer: Some(clip(answer)),
+                    envelope: None,
                 });
             }
-            return Ok(Delivered {
+            return Ok(Receipt::Http {
                 status,
+                at: ctx.clock.now(),
+                attempts: delivery.delivery.attempts,
                 idempotency_key: idempotency_key(&delivery.key, hash),
                 fingerprint,
             });
@@ -374,6 +379,7 @@ impl Destination for HttpDestination {
                 ),
                 status: Some(status),
                 answer: Some(clip(answer)),
+                envelope: None,
             }
         })
     }

@@ -3,7 +3,7 @@
 //! name to its adapter — so a new system is a new file here and a line in the registry.
 //!
 //! VAN and the CSV are the call record's own delivery (the strategy chooses between them;
-//! see [`crate::planning`], [`crate::posting`], [`crate::export`]). Every other destination
+//! see [`crate::planning`], [`van`], [`crate::export`]). Every other destination
 //! is configured in the candidate document's `destinations` list and gets one
 //! [`DeliveryRecord`] per call in the ledger. Which calls a destination receives is
 //! decided in [`crate::planning::select`]; what it is sent, by its adapter's `plan`.
@@ -17,15 +17,18 @@ use serde_json::Value;
 
 use crate::call::Call;
 use crate::candidate::Candidate;
+use crate::connect::Connectors;
 use crate::egress::Egress;
-use crate::ledger::{DeliveryPlan, DeliveryRecord};
+use crate::ledger::{DeliveryPlan, DeliveryRecord, Receipt};
 use crate::mapping::{FieldError, ResultRow};
-use crate::ports::SecretStore;
+use crate::ports::{Clock, SecretStore};
 use crate::values::CandidateSlug;
+use crate::van::RequestMeter;
 
 pub mod http;
 pub mod payload;
 pub mod template;
+pub mod van;
 pub mod webhook;
 
 /// What a kind of destination is, independent of any one configuration.
@@ -41,17 +44,45 @@ pub struct Metadata {
     pub resends_updates: bool,
     /// Configured in the `destinations` list; `false` for the call record's own (VAN, CSV).
     pub configurable: bool,
+    /// The error codes its deliveries are recorded with.
+    #[serde(skip)]
+    pub codes: Codes,
+    /// What happens after a failure that may pass.
+    #[serde(skip)]
+    pub retry: Retry,
 }
 
-pub const VAN: Metadata = Metadata {
-    kind: "van",
-    description: "NGP VAN / EveryAction canvass responses (the `van` settings and the strategy)",
-    spends_money: true,
-    // VAN's documented default for an API key.
-    default_rate_limit: 15.0,
-    resends_updates: false,
-    configurable: false,
+/// The codes a kind's failed deliveries carry in the ledger (`error.code`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Codes {
+    /// The destination refused it ([`DeliveryError::Rejected`]).
+    pub rejected: &'static str,
+    /// Nothing could be sent ([`DeliveryError::Setup`]).
+    pub setup: &'static str,
+    /// It kept failing for a reason that might pass, and the tries ran out.
+    pub unavailable: &'static str,
+}
+
+/// The codes of every kind but VAN.
+pub const DESTINATION_CODES: Codes = Codes {
+    rejected: "destination_rejected",
+    setup: "destination_setup",
+    unavailable: "destination_unavailable",
 };
+
+/// What follows a failure that may pass ([`DeliveryError::Retryable`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Released as it was, for the queue's next delivery of its message (after the
+    /// visibility timeout; the dead-letter queue after the receive limit): for a client
+    /// that already retried within the batch's deadline.
+    Redeliver,
+    /// Released with `next_attempt_at` set by jittered exponential back-off and handed back
+    /// to the queue with that delay; `attempted_error` after the deployment's attempts.
+    Backoff,
+}
+
+pub use van::METADATA as VAN;
 
 pub const CSV: Metadata = Metadata {
     kind: "csv",
@@ -60,6 +91,8 @@ pub const CSV: Metadata = Metadata {
     default_rate_limit: f64::INFINITY,
     resends_updates: false,
     configurable: false,
+    codes: DESTINATION_CODES,
+    retry: Retry::Backoff,
 };
 
 /// Every kind, for `GET /destinations`-style listings and the document check.
@@ -84,6 +117,8 @@ pub enum DeliveryError {
         message: String,
         status: Option<u16>,
         answer: Option<String>,
+        /// A structured answer kept as it came (VAN's error envelope).
+        envelope: Option<Value>,
     },
     /// Nothing was sent: the configuration cannot work (a missing secret, a URL the
     /// deployment may not reach). Fix it, then `POST /retry`.
@@ -91,40 +126,45 @@ pub enum DeliveryError {
     Setup(String),
 }
 
-/// What a destination answered to a delivery it accepted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivered {
-    pub status: u16,
-    pub idempotency_key: String,
-    /// SHA-256 of the exact request body, hex.
-    pub fingerprint: String,
-}
-
 /// What an adapter may use while delivering.
 #[derive(Clone, Copy)]
 pub struct DeliverContext<'a> {
     pub secrets: &'a dyn SecretStore,
-    pub egress: Egress,
-    pub candidate: &'a CandidateSlug,
+    /// The deployment's VAN and LiveVox connections and its egress rules.
+    pub connectors: &'a Connectors,
+    /// The candidate the delivery is for: the secrets and hosts it names are its own.
+    pub candidate: &'a Candidate,
+    /// Stamps receipts.
+    pub clock: &'a dyn Clock,
+    /// For a kind that charges per request: counts each request before it is sent (an
+    /// uncounted request is never sent).
+    pub meter: Option<&'a Arc<dyn RequestMeter>>,
+}
+
+impl DeliverContext<'_> {
+    pub fn egress(&self) -> Egress {
+        self.connectors.egress
+    }
 }
 
 impl fmt::Debug for DeliverContext<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DeliverContext")
-            .field("egress", &self.egress)
-            .field("candidate", &self.candidate)
+            .field("egress", &self.connectors.egress)
+            .field("candidate", &self.candidate.slug)
             .finish_non_exhaustive()
     }
 }
 
-/// The port every configurable kind implements.
+/// The port every kind implements.
 #[async_trait]
 pub trait Destination: Send + Sync + fmt::Debug {
     fn metadata(&self) -> &'static Metadata;
-    /// The URL whose host the destination's requests go to (its scheme, host and port are
-    /// the document's own), with the document field that holds it: its address is checked
-    /// when the document is saved, in `validate` and at every send.
-    fn endpoint(&self) -> (&str, &'static str);
+    /// The URL whose host the destination's requests go to, when the document names it
+    /// (its scheme, host and port are the document's own), with the document field that
+    /// holds it: its address is checked when the document is saved, in `validate` and at
+    /// every send.
+    fn endpoint(&self) -> Option<(&str, &'static str)>;
     /// Check the settings against the live system (the secret exists and reads, the
     /// endpoint resolves to an address the deployment may reach): problems, for
     /// `validate`. Sends nothing to the destination.
@@ -139,12 +179,12 @@ pub trait Destination: Send + Sync + fmt::Debug {
         row: Option<&ResultRow>,
         candidate: &Candidate,
     ) -> DeliveryPlan;
-    /// Send one planned delivery.
+    /// Send one planned delivery; its receipt when the destination took it.
     async fn deliver(
         &self,
         ctx: DeliverContext<'_>,
         delivery: &DeliveryRecord,
-    ) -> Result<Delivered, DeliveryError>;
+    ) -> Result<Receipt, DeliveryError>;
 }
 
 /// A destination of one candidate, its settings checked.
@@ -180,6 +220,8 @@ impl Configured {
 #[derive(Debug, Clone)]
 pub struct Compiled {
     candidate: Candidate,
+    /// VAN, when the document has `van` settings.
+    pub van: Option<Configured>,
     /// The configured destinations besides VAN and the CSV, in document order.
     pub destinations: Vec<Configured>,
 }
@@ -197,8 +239,16 @@ impl Compiled {
                 check_row_destinations(doc, &configured, errors);
                 configured
             })?;
+        let van = candidate.van().map(|_| Configured {
+            name: crate::ledger::VAN.to_owned(),
+            select: Select::Synced,
+            // VAN's pace is its client's (it backs off on 429) until the shared governor.
+            rate_limit: f64::INFINITY,
+            adapter: Arc::new(van::Van::default()),
+        });
         Ok(Self {
             candidate,
+            van,
             destinations,
         })
     }
@@ -206,6 +256,14 @@ impl Compiled {
     /// A configured destination by name.
     pub fn destination(&self, name: &str) -> Option<&Configured> {
         self.destinations.iter().find(|d| d.name == name)
+    }
+
+    /// The destination a queue message names: VAN when it names none.
+    pub fn target(&self, name: Option<&str>) -> Option<&Configured> {
+        match name {
+            None => self.van.as_ref(),
+            Some(name) => self.destination(name),
+        }
     }
 
     pub fn into_doc(self) -> crate::candidate::CandidateDoc {
@@ -370,10 +428,10 @@ pub(crate) async fn own_secret<T: serde::de::DeserializeOwned>(
     ctx: DeliverContext<'_>,
     name: &str,
 ) -> Result<T, DeliveryError> {
-    if !crate::candidate::is_own_secret(ctx.candidate, name) {
+    if !crate::candidate::is_own_secret(&ctx.candidate.slug, name) {
         return Err(DeliveryError::Setup(format!(
             "secret {name:?} is not one of candidate {}'s secrets",
-            ctx.candidate
+            ctx.candidate.slug
         )));
     }
     match ctx.secrets.get(name).await {

@@ -22,13 +22,13 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{
-    DeliverContext, Delivered, DeliveryError, Destination, Metadata, own_secret, payload,
-    pinned_client, settings, transport_error,
+    DeliverContext, DeliveryError, Destination, Metadata, own_secret, payload, pinned_client,
+    settings, transport_error,
 };
 use crate::call::Call;
 use crate::candidate::{self, Candidate};
 use crate::egress::Egress;
-use crate::ledger::{ANSWER_LIMIT, DeliveryKey, DeliveryPlan, DeliveryRecord};
+use crate::ledger::{ANSWER_LIMIT, DeliveryKey, DeliveryPlan, DeliveryRecord, Receipt};
 use crate::mapping::{FieldError, ResultRow};
 use crate::values::{CandidateSlug, sha256_hex};
 
@@ -39,6 +39,8 @@ pub const METADATA: Metadata = Metadata {
     default_rate_limit: 5.0,
     resends_updates: true,
     configurable: true,
+    codes: super::DESTINATION_CODES,
+    retry: super::Retry::Backoff,
 };
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -178,8 +180,8 @@ impl Destination for Webhook {
         &METADATA
     }
 
-    fn endpoint(&self) -> (&str, &'static str) {
-        (&self.url, "url")
+    fn endpoint(&self) -> Option<(&str, &'static str)> {
+        Some((&self.url, "url"))
     }
 
     async fn check(&self, ctx: DeliverContext<'_>) -> Vec<String> {
@@ -187,7 +189,7 @@ impl Destination for Webhook {
         if let Err(e) = self.signing_secret(ctx).await {
             problems.push(e.to_string());
         }
-        if let Err(e) = self.client(ctx.egress).await {
+        if let Err(e) = self.client(ctx.egress()).await {
             problems.push(e.to_string());
         }
         problems
@@ -207,12 +209,12 @@ impl Destination for Webhook {
         &self,
         ctx: DeliverContext<'_>,
         delivery: &DeliveryRecord,
-    ) -> Result<Delivered, DeliveryError> {
+    ) -> Result<Receipt, DeliveryError> {
         let (Some(payload), Some(hash)) = (&delivery.payload, &delivery.payload_hash) else {
             return Err(DeliveryError::Setup("the delivery holds no payload".into()));
         };
         let secret = self.signing_secret(ctx).await?;
-        let (url, client) = self.client(ctx.egress).await?;
+        let (url, client) = self.client(ctx.egress()).await?;
         let mut body = payload.clone();
         if let Value::Object(map) = &mut body {
             let state = if delivery.is_update() {
@@ -243,8 +245,10 @@ impl Destination for Webhook {
             .map_err(|e| transport_error(e, "the webhook", super::TlsSettings::PublicOnly))?;
         let status = response.status().as_u16();
         if response.status().is_success() {
-            return Ok(Delivered {
+            return Ok(Receipt::Http {
                 status,
+                at: ctx.clock.now(),
+                attempts: delivery.delivery.attempts,
                 idempotency_key,
                 fingerprint: sha256_hex(&bytes),
             });
@@ -264,6 +268,7 @@ impl Destination for Webhook {
                 ),
                 status: Some(status),
                 answer,
+                envelope: None,
             }
         })
     }
@@ -279,6 +284,7 @@ mod tests {
     #[tokio::test]
     async fn a_delivery_is_never_signed_with_a_short_secret() {
         let slug = CandidateSlug::parse("ny14-smith").unwrap();
+        let candidate = crate::destinations::payload::fixtures::candidate(serde_json::json!([]));
         let doc = serde_json::json!({"url": "https://hooks.example.org/calls",
                                      "secret_name": "callsync/ny14-smith/hook"});
         let mut errors = Vec::new();
@@ -307,10 +313,13 @@ mod tests {
                 "callsync/ny14-smith/hook",
                 &serde_json::json!({ "signing_secret": short }).to_string(),
             );
+            let connectors = crate::connect::Connectors::default();
             let ctx = DeliverContext {
                 secrets: &secrets,
-                egress: Egress::STRICT,
-                candidate: &slug,
+                connectors: &connectors,
+                candidate: &candidate,
+                clock: &crate::ports::SystemClock,
+                meter: None,
             };
             let err = hook.deliver(ctx, &delivery).await.unwrap_err();
             assert!(

@@ -109,7 +109,9 @@ async fn check_addresses(ctx: &ApiContext, candidate: &Compiled) -> Result<(), A
         urls.push(("notify.webhook_url".to_owned(), &notify.webhook_url));
     }
     for d in &candidate.destinations {
-        let (url, field) = d.adapter.endpoint();
+        let Some((url, field)) = d.adapter.endpoint() else {
+            continue;
+        };
         let i = candidate
             .doc()
             .destinations

@@ -61,7 +61,7 @@ impl ApiContext {
                 SecretsManagerStore::DEFAULT_TTL,
             )),
             token_secret: vars.required(env::API_TOKEN_SECRET)?,
-            connectors: Connectors::from_vars(&vars),
+            connectors: crate::adapters::env::connectors(&vars),
         })
     }
 }

@@ -3,12 +3,11 @@
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 
-use crate::deliver::Outcome;
+use crate::deliver::{self, Outcome};
 use crate::ports::SyncMessage;
-use crate::posting::{self, Targets};
 use crate::services::Services;
 
-pub async fn handle(svc: &Services, targets: &Targets, event: SqsEvent) -> SqsBatchResponse {
+pub async fn handle(svc: &Services, event: SqsEvent) -> SqsBatchResponse {
     let mut failures = Vec::new();
     let mut messages = Vec::new();
     let mut ids = Vec::new();
@@ -28,7 +27,7 @@ pub async fn handle(svc: &Services, targets: &Targets, event: SqsEvent) -> SqsBa
             }
         }
     }
-    let outcomes = posting::sync_batch(svc, targets, &messages).await;
+    let outcomes = deliver::deliver_batch(svc, &messages).await;
     for (id, outcome) in ids.into_iter().zip(outcomes) {
         if outcome == Outcome::Retry {
             failures.push(id);

@@ -76,8 +76,10 @@ async fn check(ctx: &ApiContext, doc: &CandidateDoc) -> Result<Report, ApiError>
                 .unwrap_or(i);
             let dctx = DeliverContext {
                 secrets: ctx.secrets.as_ref(),
-                egress,
-                candidate: &candidate.slug,
+                connectors: &ctx.connectors,
+                candidate: &candidate,
+                clock: &crate::ports::SystemClock,
+                meter: None,
             };
             for problem in d.adapter.check(dctx).await {
                 static_errors.push(Finding {

@@ -116,6 +116,30 @@ impl CallRecord {
         record
     }
 
+    /// The call's VAN delivery seen as every other delivery is: its stored post as the
+    /// payload, its state, lease and attempts. The delivery stays on the call's item (one
+    /// item per call, fewer writes); this is how the deliver loop and VAN's adapter see it.
+    pub fn as_delivery(&self) -> DeliveryRecord {
+        DeliveryRecord {
+            key: DeliveryKey {
+                call: self.key.clone(),
+                destination: VAN.to_owned(),
+            },
+            kind: VAN.to_owned(),
+            version: self.version,
+            payload: self
+                .post
+                .as_ref()
+                .and_then(|p| serde_json::to_value(p).ok()),
+            payload_hash: None,
+            delivered_hash: None,
+            reason: None,
+            delivery: self.delivery.clone(),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+
     /// A row that could not become a call: an `unattempted_error` keyed by where it was.
     pub fn bad_row(key: CallKey, message: String, now: Timestamp) -> Self {
         let mut record = Self::empty(key, CallState::UnattemptedError, now);

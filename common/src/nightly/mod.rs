@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use crate::call::{Call, CallId};
 use crate::candidate::Strategy;
 use crate::destinations::Compiled;
+use crate::destinations::van::VanTarget;
 use crate::export;
 use crate::fanout::{self, DestinationRetry, DestinationSettle};
 use crate::ingest::{self, FileRead, Ingested, SourceProblem};
@@ -25,7 +26,6 @@ use crate::ledger::{CallRecord, CallState, DayKey, DayRecord, ExportRef, Receipt
 use crate::metrics::{self, Metric};
 use crate::planning::{self, DayPlan, Plan};
 use crate::ports::StoreError;
-use crate::posting::VanTarget;
 use crate::report;
 use crate::services::{CandidateError, Services};
 use crate::values::CandidateSlug;
@@ -390,7 +390,8 @@ pub(super) async fn sample_requests(
     }
     // A dry run writes nothing, the request counter included (its two type lookups are
     // the only VAN requests it makes).
-    let target = VanTarget::connect(svc, candidate, None, None).await;
+    let target =
+        VanTarget::connect(&svc.connectors, svc.secrets.as_ref(), candidate, None, None).await;
     posts
         .into_iter()
         .map(|(r, post)| match &target {

@@ -73,6 +73,8 @@ pub struct VanClient {
 pub trait RequestMeter: Send + Sync {
     /// Count one request about to be sent. An error keeps it from being sent.
     async fn count(&self) -> Result<(), String>;
+    /// VAN answered one of the counted requests 429 (for the run's metrics).
+    fn rate_limited(&self) {}
 }
 
 struct Inner {
@@ -569,6 +571,9 @@ impl VanClient {
         }
         if status == 429 {
             inner.rate_limited.fetch_add(1, Ordering::Relaxed);
+            if let Some(meter) = &self.meter {
+                meter.rate_limited();
+            }
         }
         Err(VanError::from_answer(
             status,

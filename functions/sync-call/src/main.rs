@@ -1,9 +1,8 @@
-//! The `sync-call` Lambda (SQS batches, partial batch failures): wiring only; posting
-//! lives in `callsync::posting`.
+//! The `sync-call` Lambda (SQS batches, partial batch failures): wiring only; delivery
+//! lives in `callsync::deliver`.
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use callsync::entrypoints::sync_call;
-use callsync::posting::Targets;
 use callsync::services::Services;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 
@@ -11,9 +10,8 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 async fn main() -> Result<(), Error> {
     callsync::telemetry::init();
     let svc = &Services::from_env().await?;
-    let targets = &Targets::default();
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<SqsBatchResponse, Error>(sync_call::handle(svc, targets, event.payload).await)
+        Ok::<SqsBatchResponse, Error>(sync_call::handle(svc, event.payload).await)
     }))
     .await
 }

@@ -10,7 +10,6 @@
 use std::time::Instant;
 
 use callsync::entrypoints::{configure, nightly, status, validate};
-use callsync::posting::Targets;
 use callsync::values::CandidateSlug;
 use callsync_tests::demo_data;
 use callsync_tests::demo_data::demo_today;
@@ -280,7 +279,7 @@ async fn night(
     );
     van.inject(Fault::once("canvassResponses", FaultKind::ServerError).times(5));
     let started = Instant::now();
-    let batches = drain(stack, &svc, &Targets::default()).await;
+    let batches = drain(stack, &svc).await;
     let refused = van.requests().iter().filter(|r| r.status == 429).count();
     let failed = van.requests().iter().filter(|r| r.status == 500).count();
     println!(
@@ -364,7 +363,7 @@ async fn night(
     let _ = svc.objects.put(&key, again.into_bytes(), "text/csv").await;
     let before = van.canvass_posts().len();
     let rerun = run(&svc, json!({"candidate": "demo", "date": date.to_string()})).await;
-    drain(stack, &svc, &Targets::default()).await;
+    drain(stack, &svc).await;
     println!(
         "  new calls: {}, already known: {}; VAN results accepted before {before}, after {}; webhook requests {} → {}; partner messages {} → {}",
         rerun["new_calls"],
