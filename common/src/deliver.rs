@@ -4,7 +4,10 @@
 //!
 //! VAN's messages and every other destination's arrive on their own queues, so no partner
 //! holds back VAN. Within a batch each destination runs on its own (its own pace and
-//! concurrency); the batch still ends when its slowest destination's sends have ended.
+//! concurrency). A send once started is never cut off, so the batch ends when its slowest
+//! started send has; but once a destination leaves a send unanswered (a timeout, no
+//! connection), its group starts no more: the rest of its messages go back to the queue
+//! for later, so a stalled partner costs a batch one timeout, not one per message.
 //! After a failure that may pass, a kind's [`Retry`] rule decides: VAN's delivery is
 //! released for the queue's next delivery (its client already retried); any other's is
 //! released with `next_attempt_at` set by jittered exponential back-off and handed back to
@@ -17,7 +20,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -130,6 +133,9 @@ struct Group<'a> {
     deadline: tokio::time::Instant,
     /// Milliseconds each send took, for the metrics.
     latencies: Mutex<Vec<f64>>,
+    /// Set when a send of this group got no answer (it timed out or found no one): the
+    /// group starts no more sends in this batch, and hands the rest of its messages back.
+    unanswered: AtomicBool,
 }
 
 async fn run_group(
@@ -161,6 +167,7 @@ async fn run_group(
         meter: Arc::clone(&meter) as Arc<dyn RequestMeter>,
         deadline,
         latencies: Mutex::new(Vec::new()),
+        unanswered: AtomicBool::new(false),
     };
     let concurrency = match destination {
         None => svc.settings.van_concurrency,
@@ -313,12 +320,7 @@ async fn try_deliver<R: Stored>(
         // Early (a sweep and a delayed message crossed): hand it back for the rest of the
         // wait rather than drop it.
         let rest = Duration::try_from(at - now).unwrap_or_default();
-        return Ok(
-            match svc.queue.send_later(std::slice::from_ref(msg), rest).await {
-                Ok(failed) if failed.is_empty() => Outcome::Skipped,
-                _ => Outcome::Retry,
-            },
-        );
+        return Ok(hand_back(svc, msg, rest).await);
     }
     if !record.delivery().can_lease(now) {
         return Ok(Outcome::Skipped);
@@ -372,6 +374,12 @@ async fn try_deliver<R: Stored>(
         );
         return refuse(svc, record, note).await;
     }
+    if g.unanswered.load(Ordering::Relaxed) {
+        // The destination did not answer a send of this batch: the batch does not wait
+        // through more of its timeouts (nor hold the other destinations' next batch). The
+        // message comes back after the first back-off, its attempts untouched.
+        return Ok(hand_back(svc, msg, backoff(&svc.settings, 1)).await);
+    }
     let slot = g.pace.slot();
     if slot >= g.deadline {
         // Its turn would come after the batch's last start: the queue delivers it again.
@@ -409,6 +417,9 @@ async fn send<R: Stored>(
         .await;
     if let Ok(mut l) = g.latencies.lock() {
         l.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    if let Err(DeliveryError::Retryable { status: None, .. }) = &answer {
+        g.unanswered.store(true, Ordering::Relaxed);
     }
     let metadata = destination.adapter.metadata();
     let codes = metadata.codes;
@@ -495,6 +506,15 @@ async fn send<R: Stored>(
             let note = note(codes.setup, message, None, None);
             fail(svc, record, CallState::UnattemptedError, note, lease).await
         }
+    }
+}
+
+/// Put `msg` back on its queue to be delivered after `delay` (and this receipt of it done),
+/// or, if the queue refuses, leave it for the queue's own redelivery.
+async fn hand_back(svc: &Services, msg: &SyncMessage, delay: Duration) -> Outcome {
+    match svc.queue.send_later(std::slice::from_ref(msg), delay).await {
+        Ok(failed) if failed.is_empty() => Outcome::Skipped,
+        _ => Outcome::Retry,
     }
 }
 

@@ -1664,3 +1664,89 @@ async fn a_client_key_that_is_not_the_certificates_is_named_before_anything_is_s
     );
     assert!(!error.message.contains("PRIVATE KEY"), "{}", error.message);
 }
+
+#[tokio::test]
+async fn a_partner_that_stalls_costs_a_batch_one_timeout_and_holds_back_no_other_destination() {
+    let w = world().await;
+    w.receiver.set(Behaviour::Stall);
+    // A second receiver beside the stalled one, in the same lane.
+    let healthy = Receiver::start(SIGNING_SECRET).await;
+    let mut document = doc(&w.report.url, Some(&w.receiver.url), "Strong support");
+    let mut second = document.destinations[1].clone();
+    second.name = "second-hook".into();
+    second.settings.insert("url".into(), json!(healthy.url));
+    document.destinations.push(second);
+    w.svc.config.put(&document).await.unwrap();
+    drop_cdr(&w.svc, "inbox/night/cdr.csv", &night_rows()).await;
+    w.run().await;
+
+    // One batch holding every delivery of both, the stalled partner's first.
+    let message = |id: &str, destination: &str| {
+        let mut m = aws_lambda_events::sqs::SqsMessage::default();
+        m.message_id = Some(format!("{id}-{destination}"));
+        m.body = Some(
+            json!({"candidate": "night", "date": DAY.to_string(), "call_id": id,
+                   "destination": destination})
+            .to_string(),
+        );
+        m
+    };
+    let mut event = aws_lambda_events::sqs::SqsEvent::default();
+    for destination in [HOOK, "second-hook"] {
+        for id in HOOKED {
+            event.records.push(message(id, destination));
+        }
+    }
+    let answer = callsync::entrypoints::sync_call::handle(&w.svc, event).await;
+    assert!(
+        answer.batch_item_failures.is_empty(),
+        "nothing is left to the visibility timeout: {:?}",
+        answer.batch_item_failures
+    );
+
+    // The healthy destination took everything, in the batch the stalled one was in.
+    let accepted: Vec<String> = healthy
+        .delivered()
+        .iter()
+        .map(|r| r.body["call"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(sorted(accepted), HOOKED);
+    // The stalled partner got one wave of sends (one timeout); the rest of its messages
+    // went back to the queue untried, not waited through one timeout after another.
+    let wave = w.svc.settings.destination_concurrency;
+    assert_eq!(w.receiver.received().len(), wave);
+    let deliveries = w.deliveries().await;
+    let deliveries: Vec<&DeliveryRecord> = HOOKED.iter().map(|id| &deliveries[*id]).collect();
+    let tried: Vec<_> = deliveries
+        .iter()
+        .filter(|d| d.delivery.attempts == 1)
+        .collect();
+    let untried: Vec<_> = deliveries
+        .iter()
+        .filter(|d| d.delivery.attempts == 0)
+        .collect();
+    assert_eq!(tried.len(), wave);
+    assert_eq!(untried.len(), HOOKED.len() - wave);
+    for d in tried {
+        assert_eq!(d.delivery.state, CallState::Unsynced);
+        assert!(d.delivery.next_attempt_at.is_some(), "backs off: {d:?}");
+    }
+    for d in untried {
+        assert_eq!(d.delivery.state, CallState::Unsynced);
+        assert_eq!(d.delivery.next_attempt_at, None, "not a failed try: {d:?}");
+    }
+    // Every one of the stalled partner's deliveries has a message waiting to come back.
+    let sqs = aws_sdk_sqs::Client::new(&w.stack.aws);
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&w.stack.env["CALLSYNC_DELIVERY_QUEUE_URL"])
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await
+        .unwrap();
+    let delayed: usize = attributes.attributes().unwrap()
+        [&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesDelayed]
+        .parse()
+        .unwrap();
+    assert_eq!(delayed, HOOKED.len(), "one delayed message per delivery");
+}
