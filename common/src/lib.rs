@@ -15,7 +15,6 @@ pub mod deliver;
 pub mod destinations;
 pub mod egress;
 pub mod entrypoints;
-pub mod export;
 pub mod fanout;
 pub mod ingest;
 pub mod ledger;

@@ -3,7 +3,7 @@
 //! name to its adapter — so a new system is a new file here and a line in the registry.
 //!
 //! VAN and the CSV are the call record's own delivery (the strategy chooses between them;
-//! see [`crate::planning`], [`van`], [`crate::export`]). Every other destination
+//! see [`crate::planning`], [`van`], [`csv`]). Every other destination
 //! is configured in the candidate document's `destinations` list and gets one
 //! [`DeliveryRecord`] per call in the ledger. Which calls a destination receives is
 //! decided in [`crate::planning::select`]; what it is sent, by its adapter's `plan`.
@@ -19,12 +19,13 @@ use crate::call::Call;
 use crate::candidate::Candidate;
 use crate::connect::Connectors;
 use crate::egress::Egress;
-use crate::ledger::{DeliveryPlan, DeliveryRecord, Receipt};
+use crate::ledger::{CallRecord, DayKey, DeliveryPlan, DeliveryRecord, Receipt};
 use crate::mapping::{FieldError, ResultRow};
-use crate::ports::{Clock, SecretStore};
+use crate::ports::{Clock, ObjectStore, SecretStore};
 use crate::values::CandidateSlug;
 use crate::van::RequestMeter;
 
+pub mod csv;
 pub mod http;
 pub mod payload;
 pub mod template;
@@ -84,16 +85,7 @@ pub enum Retry {
 
 pub use van::METADATA as VAN;
 
-pub const CSV: Metadata = Metadata {
-    kind: "csv",
-    description: "one CSV file per day in the deployment's bucket (calls the strategy exports)",
-    spends_money: false,
-    default_rate_limit: f64::INFINITY,
-    resends_updates: false,
-    configurable: false,
-    codes: DESTINATION_CODES,
-    retry: Retry::Backoff,
-};
+pub use csv::METADATA as CSV;
 
 /// Every kind, for `GET /destinations`-style listings and the document check.
 pub const KINDS: &[&Metadata] = &[&VAN, &CSV, &webhook::METADATA, &http::METADATA];
@@ -187,6 +179,57 @@ pub trait Destination: Send + Sync + fmt::Debug {
     ) -> Result<Receipt, DeliveryError>;
 }
 
+/// The port a batch kind implements: its delivery is many calls at once — a day's file, a
+/// batched upsert — with one receipt per call. The run holding the calls records the
+/// receipts (the adapter records nothing), and a unit delivered but not recorded when a run
+/// stopped is found again by [`BatchDestination::recover`], never delivered twice.
+#[async_trait]
+pub trait BatchDestination: Send + Sync + fmt::Debug {
+    fn metadata(&self) -> &'static Metadata;
+    /// Deliver `calls` as one unit: its name and each call's receipt (by index into
+    /// `calls`).
+    async fn deliver_many(
+        &self,
+        ctx: BatchContext<'_>,
+        calls: &[&CallRecord],
+    ) -> Result<Batch, DeliveryError>;
+    /// Units of the day delivered but not among `recorded` (a run stopped between the two),
+    /// each with the receipts of the calls of `pending` it holds (by index into `pending`).
+    async fn recover(
+        &self,
+        ctx: BatchContext<'_>,
+        recorded: &[&str],
+        pending: &[&CallRecord],
+    ) -> Result<Vec<Batch>, DeliveryError>;
+}
+
+/// What a batch kind may use: the day's bucket, the candidate, the day, a clock.
+#[derive(Clone, Copy)]
+pub struct BatchContext<'a> {
+    pub objects: &'a dyn ObjectStore,
+    pub candidate: &'a Candidate,
+    pub day: &'a DayKey,
+    pub clock: &'a dyn Clock,
+}
+
+impl fmt::Debug for BatchContext<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BatchContext")
+            .field("candidate", &self.candidate.slug)
+            .field("day", &self.day)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One unit a batch kind delivered: its name (a file's key), how many items it holds, and
+/// the receipt of each call it holds, by index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    pub unit: String,
+    pub items: u64,
+    pub receipts: Vec<(usize, Receipt)>,
+}
+
 /// A destination of one candidate, its settings checked.
 #[derive(Debug, Clone)]
 pub struct Configured {
@@ -222,6 +265,8 @@ pub struct Compiled {
     candidate: Candidate,
     /// VAN, when the document has `van` settings.
     pub van: Option<Configured>,
+    /// The CSV: calls the strategy exports.
+    pub csv: Arc<dyn BatchDestination>,
     /// The configured destinations besides VAN and the CSV, in document order.
     pub destinations: Vec<Configured>,
 }
@@ -249,6 +294,7 @@ impl Compiled {
         Ok(Self {
             candidate,
             van,
+            csv: Arc::new(csv::Csv),
             destinations,
         })
     }

@@ -7,7 +7,7 @@
 //! this file reads, plans and records; [`settle`] exports, queues, sweeps and reports a
 //! day; [`tick`] finds what is due; [`retry`] plans a day's errors again.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use futures::StreamExt;
 use jiff::Timestamp;
@@ -19,7 +19,6 @@ use crate::call::{Call, CallId};
 use crate::candidate::Strategy;
 use crate::destinations::Compiled;
 use crate::destinations::van::VanTarget;
-use crate::export;
 use crate::fanout::{self, DestinationRetry, DestinationSettle};
 use crate::ingest::{self, FileRead, Ingested, SourceProblem};
 use crate::ledger::{CallRecord, CallState, DayKey, DayRecord, ExportRef, Receipt};
@@ -429,6 +428,7 @@ mod tests {
     //! integration tests in tests/.
     #![allow(clippy::unwrap_used)]
 
+    use std::collections::HashMap;
     use std::sync::atomic::Ordering;
     use std::sync::{Arc, Mutex};
 
@@ -438,6 +438,7 @@ mod tests {
         MemoryQueue, MemorySecrets,
     };
     use crate::candidate::CandidateDoc;
+    use crate::destinations::csv as export;
     use crate::ledger::CallKey;
     use crate::ports::{Clock, ObjectStore};
     use crate::services::Settings;

@@ -143,7 +143,7 @@ pub(super) async fn settle_locked(
 
     // 1. CSV-bound calls into one new CSV. A file a dead run wrote but never listed is
     // adopted first: its calls are finished into it, never written into a second file.
-    adopt_unlisted_exports(svc, day, held, &mut records).await?;
+    adopt_unlisted_exports(svc, candidate, day, held, &mut records).await?;
     let mut queued: Vec<usize> = (0..records.len())
         // Only calls can be CSV-bound (a bad row is an error), but the row numbers are
         // receipts: never let a record without a call shift them.
@@ -217,10 +217,11 @@ pub(super) async fn settle_locked(
     Ok(())
 }
 
-/// Write the CSV of `queued`, then finish each of its calls with a receipt pointing at its
-/// row, then list the file on the day. Each step is safe to repeat, and a run that dies
-/// between two leaves a file that [`adopt_unlisted_exports`] completes: every CSV-bound
-/// call ends in exactly one listed file.
+/// Write the CSV of `queued` (the CSV destination's one file), then finish each of its
+/// calls with the receipt pointing at its row, then list the file on the day. Each step is
+/// safe to repeat, and a run that dies between two leaves a file that
+/// [`adopt_unlisted_exports`] completes: every CSV-bound call ends in exactly one listed
+/// file.
 pub(super) async fn export_csv(
     svc: &Services,
     candidate: &Compiled,
@@ -228,80 +229,74 @@ pub(super) async fn export_csv(
     records: &mut [CallRecord],
     queued: &[usize],
 ) -> Result<ExportRef, StoreError> {
-    // The file number comes from what is in the bucket, not from the day record: a file
-    // is never overwritten (receipts point into it).
-    let prefix = export::day_prefix(&day.candidate, day.date);
-    let existing: HashSet<String> = svc
-        .objects
-        .list(&prefix)
-        .await?
+    let calls: Vec<&CallRecord> = queued.iter().map(|&i| &records[i]).collect();
+    let batch = candidate
+        .csv
+        .deliver_many(batch_context(svc, candidate, day), &calls)
+        .await
+        .map_err(export_error)?;
+    let placed: Vec<(Receipt, usize)> = batch
+        .receipts
         .into_iter()
-        .map(|o| o.key)
+        .map(|(j, receipt)| (receipt, queued[j]))
         .collect();
-    let key = (existing.len() + 1..)
-        .map(|n| export::object_key(&day.candidate, day.date, n))
-        .find(|k| !existing.contains(k))
-        .unwrap_or_default();
-    let rows: Vec<CallRecord> = queued.iter().map(|&i| records[i].clone()).collect();
-    let bytes = export::write(
-        &rows,
-        &candidate.zone,
-        candidate.van().map(|v| v.database_mode),
-    );
-    svc.objects
-        .put(&key, bytes, "text/csv; charset=utf-8")
-        .await?;
-    let placed: Vec<(u64, usize)> = queued
-        .iter()
-        .enumerate()
-        .map(|(row, &i)| (row as u64 + 1, i))
-        .collect();
-    finish_into(svc, records, &key, &placed).await?;
+    finish_into(svc, records, &placed).await?;
     let export = ExportRef {
-        key,
-        rows: queued.len() as u64,
+        key: batch.unit,
+        rows: batch.items,
         at: svc.clock.now(),
     };
     list_export(svc, day, &export).await?;
     Ok(export)
 }
 
-/// Finish each `(row, record)` into file `key`. A record someone changed meanwhile is
-/// read again and finished if it is still CSV-bound. Any store failure stops here: the
-/// file is then not listed, and the next settle adopts it.
+fn batch_context<'a>(
+    svc: &'a Services,
+    candidate: &'a Compiled,
+    day: &'a DayKey,
+) -> crate::destinations::BatchContext<'a> {
+    crate::destinations::BatchContext {
+        objects: svc.objects.as_ref(),
+        candidate,
+        day,
+        clock: svc.clock.as_ref(),
+    }
+}
+
+/// The CSV's failure, as the settle's: the bucket could not be written or read for now.
+fn export_error(e: crate::destinations::DeliveryError) -> StoreError {
+    StoreError::Unavailable("the CSV export", e.to_string())
+}
+
+/// Finish each `(receipt, record)`: the record is the CSV's, its receipt its row. A record
+/// someone changed meanwhile is read again and finished if it is still CSV-bound. Any store
+/// failure stops here: the file is then not listed, and the next settle adopts it.
 pub(super) async fn finish_into(
     svc: &Services,
     records: &mut [CallRecord],
-    key: &str,
-    placed: &[(u64, usize)],
+    placed: &[(Receipt, usize)],
 ) -> Result<(), StoreError> {
     let at = svc.clock.now();
-    let bucket = svc.objects.bucket().to_owned();
-    let finish = |mut r: CallRecord, row: u64| {
+    fn finish(mut r: CallRecord, receipt: &Receipt, at: Timestamp) -> CallRecord {
         r.delivery.state = CallState::Finished;
-        r.delivery.receipt = Some(Receipt::Csv {
-            bucket: bucket.clone(),
-            key: key.to_owned(),
-            row,
-            at,
-        });
+        r.delivery.receipt = Some(receipt.clone());
         r.updated_at = at;
         r
-    };
+    }
     // Only the new version travels back (not the record): a big export must not hold a
     // second copy of every call it finishes.
     let results: Vec<Result<(usize, Option<u64>), StoreError>> = futures::stream::iter(
-        placed.iter().copied(),
+        placed.to_vec(),
     )
-    .map(|(row, i)| {
-        let mut r = finish(records[i].clone(), row);
+    .map(|(receipt, i)| {
+        let mut r = finish(records[i].clone(), &receipt, at);
         async move {
             if svc.ledger.replace(&mut r).await? {
                 return Ok((i, Some(r.version)));
             }
             match svc.ledger.get(&r.key).await? {
                 Some(now) if now.delivery.state == CallState::QueuedForCsv => {
-                    let mut r = finish(now, row);
+                    let mut r = finish(now, &receipt, at);
                     let ok = svc.ledger.replace(&mut r).await?;
                     Ok((i, ok.then_some(r.version)))
                 }
@@ -347,51 +342,40 @@ pub(super) async fn list_export(
 }
 
 /// Complete what a run that died while exporting left: a file in the day's export folder
-/// that the day does not list. Its rows name their calls (the `Call ID` column); each call
-/// still CSV-bound is finished into that row, and the file is listed.
+/// that the day does not list (the CSV destination's [`recover`]). Each call still
+/// CSV-bound is finished into its row there, and the file is listed.
+///
+/// [`recover`]: crate::destinations::BatchDestination::recover
 pub(super) async fn adopt_unlisted_exports(
     svc: &Services,
+    candidate: &Compiled,
     day: &DayKey,
     held: &DayRecord,
     records: &mut [CallRecord],
 ) -> Result<(), StoreError> {
-    let listed: HashSet<&str> = held.exports.iter().map(|e| e.key.as_str()).collect();
-    let prefix = export::day_prefix(&day.candidate, day.date);
-    let unlisted: Vec<String> = svc
-        .objects
-        .list(&prefix)
-        .await?
-        .into_iter()
-        .map(|o| o.key)
-        .filter(|k| !listed.contains(k.as_str()) && k.ends_with(".csv"))
+    let listed: Vec<&str> = held.exports.iter().map(|e| e.key.as_str()).collect();
+    let pending: Vec<usize> = (0..records.len())
+        .filter(|&i| {
+            records[i].delivery.state == CallState::QueuedForCsv && records[i].call.is_some()
+        })
         .collect();
-    if unlisted.is_empty() {
-        return Ok(());
-    }
-    let by_cell: HashMap<String, usize> = records
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.delivery.state == CallState::QueuedForCsv && r.call.is_some())
-        .map(|(i, r)| (export::cell(&r.key.call_id.0).into_owned(), i))
-        .collect();
-    for key in unlisted {
-        let cells = match export::call_id_cells(&svc.objects.get(&key).await?) {
-            Ok(cells) => cells,
-            Err(e) => {
-                tracing::error!(key = %key, error = %e, "an unlisted file in the export folder is not an export; left alone");
-                continue;
-            }
-        };
-        let placed: Vec<(u64, usize)> = cells
-            .iter()
-            .enumerate()
-            .filter_map(|(row, c)| by_cell.get(c).map(|&i| (row as u64 + 1, i)))
+    let calls: Vec<&CallRecord> = pending.iter().map(|&i| &records[i]).collect();
+    let found = candidate
+        .csv
+        .recover(batch_context(svc, candidate, day), &listed, &calls)
+        .await
+        .map_err(export_error)?;
+    for batch in found {
+        tracing::warn!(key = %batch.unit, rows = batch.items, unfinished = batch.receipts.len(), "adopting an export a stopped run left unlisted");
+        let placed: Vec<(Receipt, usize)> = batch
+            .receipts
+            .into_iter()
+            .map(|(j, receipt)| (receipt, pending[j]))
             .collect();
-        tracing::warn!(key = %key, rows = cells.len(), unfinished = placed.len(), "adopting an export a stopped run left unlisted");
-        finish_into(svc, records, &key, &placed).await?;
+        finish_into(svc, records, &placed).await?;
         let export = ExportRef {
-            key,
-            rows: cells.len() as u64,
+            key: batch.unit,
+            rows: batch.items,
             at: svc.clock.now(),
         };
         list_export(svc, day, &export).await?;
