@@ -11,9 +11,6 @@ use crate::mapping::{FieldError, ResultMapping, ResultRowDoc};
 use crate::values::CandidateSlug;
 use crate::values::DatabaseMode;
 
-/// Extensions a candidate may switch on, by name.
-pub const KNOWN_EXTENSIONS: &[&str] = &["phone_ids"];
-
 /// The candidate document as written by people and stored in the config table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,8 +39,13 @@ pub struct CandidateDoc {
     pub strategy: Strategy,
     #[serde(default)]
     pub results: Vec<ResultRowDoc>,
-    #[serde(default)]
-    pub extensions: Vec<String>,
+    /// Extensions this candidate runs, in order (see `crate::extensions`); absent: the
+    /// deployment's `CALLSYNC_EXTENSIONS`, `[]`: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extensions: Option<Vec<String>>,
+    /// Each extension's settings, under its name.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub extension_settings: std::collections::BTreeMap<String, serde_json::Value>,
     #[serde(default)]
     pub notify: Option<Notify>,
     /// Where calls go besides VAN and the CSV (see [`crate::destinations`]). Without it the
@@ -299,14 +301,6 @@ impl Candidate {
         let mapping = ResultMapping::from_docs(&doc.results)
             .map_err(|e| errors.extend(e))
             .ok();
-        for (i, ext) in doc.extensions.iter().enumerate() {
-            if !KNOWN_EXTENSIONS.contains(&ext.as_str()) {
-                errors.push(FieldError::new(
-                    format!("extensions[{i}]"),
-                    format!("{ext:?} is not an extension; known: {KNOWN_EXTENSIONS:?}"),
-                ));
-            }
-        }
         let more = more(&doc, slug.as_ref(), &mut errors);
         if let Some(notify) = &doc.notify
             && let Err(e) = egress.check_url(&notify.webhook_url)

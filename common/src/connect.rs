@@ -47,6 +47,8 @@ pub struct Connectors {
     pub livevox_options: LiveVoxOptions,
     /// Which endpoints documents may name (see [`Egress`]).
     pub egress: Egress,
+    /// Extensions enabled for every candidate without its own list (`CALLSYNC_EXTENSIONS`).
+    pub default_extensions: Vec<String>,
 }
 
 impl Connectors {

@@ -411,10 +411,12 @@ async fn send<R: Stored>(
         meter: Some(&g.meter),
     };
     let started = std::time::Instant::now();
-    let answer = destination
-        .adapter
-        .deliver(ctx, &record.as_delivery())
-        .await;
+    let mut parcel = record.as_delivery();
+    let answer = match before_send(ctx, candidate, destination, &mut parcel).await {
+        Ok(()) => destination.adapter.deliver(ctx, &parcel).await,
+        Err(e) => Err(e),
+    };
+    drop(parcel);
     if let Ok(mut l) = g.latencies.lock() {
         l.push(started.elapsed().as_secs_f64() * 1000.0);
     }
@@ -506,7 +508,55 @@ async fn send<R: Stored>(
             let note = note(codes.setup, message, None, None);
             fail(svc, record, CallState::UnattemptedError, note, lease).await
         }
+        Err(e @ DeliveryError::Extension { .. }) => {
+            let note = note("extension_failed", e.to_string(), None, None);
+            fail(svc, record, CallState::UnattemptedError, note, lease).await
+        }
     }
+}
+
+/// Run the candidate's `before_send` hooks on the delivery's payload, in order, each seeing
+/// what the earlier ones did. The amended payload is what is sent (the ledger keeps the
+/// planned one).
+async fn before_send(
+    ctx: DeliverContext<'_>,
+    candidate: &Compiled,
+    destination: &Configured,
+    parcel: &mut Cow<'_, DeliveryRecord>,
+) -> Result<(), DeliveryError> {
+    use crate::extensions::{Hook, HookError, SendContext};
+    for enabled in candidate.extensions_with(Hook::BeforeSend) {
+        let Some(payload) = parcel.to_mut().payload.as_mut() else {
+            return Ok(());
+        };
+        let hook = SendContext {
+            secrets: ctx.secrets,
+            connectors: ctx.connectors,
+            candidate: ctx.candidate,
+            clock: ctx.clock,
+            meter: ctx.meter,
+            destination: &destination.name,
+            kind: destination.kind(),
+            settings: &enabled.settings,
+        };
+        let name = enabled.name();
+        enabled
+            .extension
+            .before_send(hook, payload)
+            .await
+            .map_err(|e| match e {
+                HookError::Retryable(message) => DeliveryError::Retryable {
+                    message: format!("extension {name}: {message}"),
+                    status: None,
+                    answer: None,
+                },
+                HookError::Failed(message) => DeliveryError::Extension {
+                    extension: name,
+                    message,
+                },
+            })?;
+    }
+    Ok(())
 }
 
 /// Put `msg` back on its queue to be delivered after `delay` (and this receipt of it done),

@@ -76,7 +76,9 @@ async fn settle_one(
         .filter(|r| !known.contains(r.key.call_id.0.as_str()))
         .filter_map(|r| {
             let call = r.call.as_ref()?;
-            let plan = destination.plan(call, candidate);
+            let plan = r
+                .held_by_extension()
+                .unwrap_or_else(|| destination.plan(call, candidate));
             let key = DeliveryKey {
                 call: r.key.clone(),
                 destination: destination.name.clone(),
@@ -275,6 +277,7 @@ pub fn sample_payloads(
     for d in &candidate.destinations {
         let samples: Vec<Value> = records
             .iter()
+            .filter(|r| r.held_by_extension().is_none())
             .filter_map(|r| r.call.as_ref())
             .filter_map(|call| match d.plan(call, candidate) {
                 DeliveryPlan::Send(payload) => Some(payload),
@@ -316,13 +319,15 @@ pub async fn retry(
     let now = svc.clock.now();
     let mut summary = DestinationRetry::default();
     for mut record in svc.ledger.deliveries(day, &destination.name).await? {
-        let Some(call) = by_id
-            .get(record.key.call.call_id.0.as_str())
-            .and_then(|r| r.call.as_ref())
-        else {
+        let Some(call_record) = by_id.get(record.key.call.call_id.0.as_str()) else {
             continue;
         };
-        let plan = destination.plan(call, candidate);
+        let Some(call) = call_record.call.as_ref() else {
+            continue;
+        };
+        let plan = call_record
+            .held_by_extension()
+            .unwrap_or_else(|| destination.plan(call, candidate));
         if states.contains(&record.delivery.state) {
             record.kind = destination.kind().to_owned();
             record.apply_plan(&plan, now);

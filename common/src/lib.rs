@@ -15,6 +15,7 @@ pub mod deliver;
 pub mod destinations;
 pub mod egress;
 pub mod entrypoints;
+pub mod extensions;
 pub mod fanout;
 pub mod ingest;
 pub mod ledger;

@@ -97,6 +97,9 @@ pub enum PlanError {
         destination: String,
         message: String,
     },
+    /// An extension's `after_read` hook failed on the call.
+    #[error("extension {extension}: {message} — then POST /retry to plan these calls again")]
+    Extension { extension: String, message: String },
 }
 
 impl PlanError {
@@ -107,6 +110,7 @@ impl PlanError {
             Self::MissingPhone { .. } => "missing_phone",
             Self::NoKeyForDatabase { .. } => "no_key_for_database",
             Self::Payload { .. } => "payload_failed",
+            Self::Extension { .. } => "extension_failed",
         }
     }
 }
@@ -358,8 +362,8 @@ mod tests {
             Plan::Error(PlanError::UnknownResult { .. }) => Want::Unknown,
             Plan::Error(PlanError::MissingPhone { .. }) => Want::NoPhone,
             Plan::Error(PlanError::NoKeyForDatabase { .. }) => Want::NoKey,
-            Plan::Error(e @ PlanError::Payload { .. }) => {
-                panic!("the call plan builds no payload: {e}")
+            Plan::Error(e @ (PlanError::Payload { .. } | PlanError::Extension { .. })) => {
+                panic!("the call plan builds no payload and runs no extension: {e}")
             }
         }
     }

@@ -115,11 +115,7 @@ type Cached = (CandidateDoc, Result<Compiled, String>);
 
 impl CandidateCache {
     /// `doc` compiled, from the cache when it holds this very document.
-    fn compile(
-        &self,
-        doc: CandidateDoc,
-        egress: crate::egress::Egress,
-    ) -> Result<Compiled, String> {
+    fn compile(&self, doc: CandidateDoc, connectors: &Connectors) -> Result<Compiled, String> {
         let slug = CandidateSlug::parse(&doc.slug).ok();
         if let Some(slug) = &slug
             && let Some((cached, compiled)) = self.lock().get(slug)
@@ -127,7 +123,7 @@ impl CandidateCache {
         {
             return compiled.clone();
         }
-        let compiled = Compiled::from_doc(doc.clone(), egress).map_err(|errors| {
+        let compiled = Compiled::for_deployment(doc.clone(), connectors).map_err(|errors| {
             errors
                 .iter()
                 .map(ToString::to_string)
@@ -224,7 +220,7 @@ impl Services {
             .await?
             .ok_or_else(|| CandidateError::Unknown(slug.clone()))?;
         self.compiled
-            .compile(doc, self.connectors.egress)
+            .compile(doc, &self.connectors)
             .map_err(|problems| CandidateError::Invalid {
                 slug: slug.clone(),
                 problems,

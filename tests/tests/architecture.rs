@@ -30,6 +30,7 @@ pub const LAYERS: &[(&str, &[&str])] = &[
     ("planning", &["planning"]),
     ("the ledger and its store ports", &["ledger", "ports"]),
     ("connections", &["connect"]),
+    ("extensions", &["extensions"]),
     ("destinations", &["destinations"]),
     ("adapters of the ports", &["adapters"]),
     ("wiring", &["services"]),

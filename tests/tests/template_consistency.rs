@@ -191,6 +191,8 @@ enum Names {
     /// A function: not created locally (cargo lambda runs it), so not looked up.
     Function,
     Url,
+    /// A list of extension names: each must be one the code knows.
+    Extensions,
 }
 
 fn names(var: &str) -> Names {
@@ -201,6 +203,7 @@ fn names(var: &str) -> Names {
         env::API_TOKEN_SECRET => Names::Secret,
         env::NIGHTLY_FUNCTION => Names::Function,
         env::VAN_BASE_URL | env::LIVEVOX_BASE_URL | env::LOCAL_ENDPOINTS => Names::Url,
+        env::EXTENSIONS => Names::Extensions,
         other => panic!("{other}: say here what kind of resource it names, so it is checked"),
     }
 }
@@ -261,6 +264,11 @@ async fn the_tables_queue_bucket_and_secret_the_variables_name_exist() {
                     .await
                     .map(drop)
                     .map_err(|e| DisplayErrorContext(e).to_string()),
+                Names::Extensions => value
+                    .split(',')
+                    .filter(|n| !n.is_empty())
+                    .find(|n| !callsync::extensions::known().contains(n))
+                    .map_or(Ok(()), |n| Err(format!("{n:?} is not an extension"))),
                 Names::Function | Names::Url => continue,
             };
             if let Err(e) = found {

@@ -27,6 +27,9 @@ pub const LIVEVOX_BASE_URL: &str = "CALLSYNC_LIVEVOX_BASE_URL";
 /// `loopback` lets documents name loopback endpoints (over http too): the receivers of a
 /// local stack. Unset in production, where only public https endpoints are reached.
 pub const LOCAL_ENDPOINTS: &str = "CALLSYNC_LOCAL_ENDPOINTS";
+/// Extensions every candidate without its own `extensions` list runs: a comma list, no
+/// spaces (`phone_ids,example`). Unset: none.
+pub const EXTENSIONS: &str = "CALLSYNC_EXTENSIONS";
 
 /// Every variable callsync's code reads, for checks against the deploy template.
 pub const ALL: &[&str] = &[
@@ -41,6 +44,7 @@ pub const ALL: &[&str] = &[
     VAN_BASE_URL,
     LIVEVOX_BASE_URL,
     LOCAL_ENDPOINTS,
+    EXTENSIONS,
 ];
 
 /// The egress rules the environment asks for: loopback receivers only where
@@ -52,6 +56,19 @@ pub fn egress(vars: &Vars) -> crate::egress::Egress {
     }
 }
 
+/// The extensions `CALLSYNC_EXTENSIONS` enables by default: a comma list without spaces
+/// (each name is checked with the candidate's document).
+pub fn extensions(vars: &Vars) -> Vec<String> {
+    vars.optional(EXTENSIONS)
+        .map(|list| {
+            list.split(',')
+                .filter(|name| !name.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The VAN and LiveVox connectors the environment configures: the local fakes' base URLs
 /// where set, and its egress rules.
 pub fn connectors(vars: &Vars) -> crate::connect::Connectors {
@@ -59,6 +76,7 @@ pub fn connectors(vars: &Vars) -> crate::connect::Connectors {
         van_base_url: vars.optional(VAN_BASE_URL),
         livevox_base_url: vars.optional(LIVEVOX_BASE_URL),
         egress: egress(vars),
+        default_extensions: extensions(vars),
         ..crate::connect::Connectors::default()
     }
 }

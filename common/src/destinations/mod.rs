@@ -116,6 +116,12 @@ pub enum DeliveryError {
     /// deployment may not reach). Fix it, then `POST /retry`.
     #[error("{0}")]
     Setup(String),
+    /// Nothing was sent: an extension's hook before the send failed.
+    #[error("extension {extension}: {message}")]
+    Extension {
+        extension: &'static str,
+        message: String,
+    },
 }
 
 /// What an adapter may use while delivering.
@@ -269,20 +275,39 @@ pub struct Compiled {
     pub csv: Arc<dyn BatchDestination>,
     /// The configured destinations besides VAN and the CSV, in document order.
     pub destinations: Vec<Configured>,
+    /// The extensions it runs, in order.
+    pub extensions: Vec<crate::extensions::Enabled>,
 }
 
 impl Compiled {
-    /// Check every field of `doc` — the candidate's and its destinations' — reporting every
-    /// problem at once, in the document's order.
+    /// Check every field of `doc` — the candidate's, its extensions' and its destinations' —
+    /// reporting every problem at once, in the document's order. Without its own
+    /// `extensions` list the candidate runs none; see [`Compiled::from_doc_in`].
     pub fn from_doc(
         doc: crate::candidate::CandidateDoc,
         egress: Egress,
     ) -> Result<Self, Vec<FieldError>> {
-        let (candidate, destinations) =
+        Self::from_doc_in(doc, egress, &[])
+    }
+
+    /// [`Compiled::from_doc`] in a deployment that enables `default_extensions` for every
+    /// candidate without its own `extensions` list (`CALLSYNC_EXTENSIONS`).
+    pub fn from_doc_in(
+        doc: crate::candidate::CandidateDoc,
+        egress: Egress,
+        default_extensions: &[String],
+    ) -> Result<Self, Vec<FieldError>> {
+        let (candidate, (extensions, destinations)) =
             Candidate::from_doc_with(doc, egress, |doc, slug, errors| {
+                let (names, own) = match &doc.extensions {
+                    Some(list) => (list.as_slice(), true),
+                    None => (default_extensions, false),
+                };
+                let extensions =
+                    crate::extensions::configure(names, own, &doc.extension_settings, errors);
                 let configured = configure(&doc.destinations, slug, egress, errors);
                 check_row_destinations(doc, &configured, errors);
-                configured
+                (extensions, configured)
             })?;
         let van = candidate.van().map(|_| Configured {
             name: crate::ledger::VAN.to_owned(),
@@ -296,7 +321,25 @@ impl Compiled {
             van,
             csv: Arc::new(csv::Csv),
             destinations,
+            extensions,
         })
+    }
+
+    /// [`Compiled::from_doc_in`] with the deployment's rules: its egress and its default
+    /// extensions.
+    pub fn for_deployment(
+        doc: crate::candidate::CandidateDoc,
+        connectors: &Connectors,
+    ) -> Result<Self, Vec<FieldError>> {
+        Self::from_doc_in(doc, connectors.egress, &connectors.default_extensions)
+    }
+
+    /// The enabled extensions that implement `hook`, in order.
+    pub fn extensions_with(
+        &self,
+        hook: crate::extensions::Hook,
+    ) -> impl Iterator<Item = &crate::extensions::Enabled> {
+        self.extensions.iter().filter(move |e| e.has(hook))
     }
 
     /// A configured destination by name.

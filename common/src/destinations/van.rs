@@ -51,8 +51,6 @@ pub struct VanTarget {
     pub client: VanClient,
     pub contact_type_id: u32,
     pub input_type_id: u32,
-    /// Extension `phone_ids`: look up VAN's `phoneId` for the dialed number first.
-    pub phone_ids: bool,
 }
 
 /// Why a candidate's VAN connection could not be made.
@@ -145,7 +143,6 @@ impl VanTarget {
             client,
             contact_type_id,
             input_type_id,
-            phone_ids: candidate.doc().extensions.iter().any(|e| e == "phone_ids"),
         })
     }
 
@@ -157,18 +154,9 @@ impl VanTarget {
         }
     }
 
-    /// The canvass request for a stored post.
-    pub async fn request(&self, post: &StoredPost) -> Result<CanvassResponse, VanError> {
-        let phone_id = match (&post.phone, self.phone_ids) {
-            (Some(phone), true) => match self.client.person_with_phones(post.van_id).await {
-                Ok(person) => person.phone_id_for(phone),
-                // An unknown person gets its 404 from the post itself.
-                Err(VanError::Api { status: 404, .. }) => None,
-                Err(e) => return Err(e),
-            },
-            _ => None,
-        };
-        Ok(self.request_with(post, phone_id))
+    /// The canvass request for a stored post (with the `phoneId` an extension found).
+    pub fn request(&self, post: &StoredPost) -> CanvassResponse {
+        self.request_with(post, post.phone_id)
     }
 
     pub fn request_with(&self, post: &StoredPost, phone_id: Option<u64>) -> CanvassResponse {
@@ -359,7 +347,7 @@ impl Destination for Van {
         // A post once sent is never cut off: VAN may already have taken it, and a second
         // post would duplicate the contact. The client's own limits (request timeout,
         // retry deadline) bound it instead; see `Connectors::for_sync`.
-        let body = target.request(&post).await.map_err(van_error)?;
+        let body = target.request(&post);
         let answer = target
             .client
             .post_canvass_response(post.van_id, &body)

@@ -18,6 +18,20 @@ pub async fn handle(ctx: &ApiContext, req: Request) -> Response<Body> {
     http::serve(ctx, req, |req| route(ctx, req)).await
 }
 
+/// `GET /extensions`: every extension with its metadata, and which the deployment enables
+/// for candidates without their own list.
+fn extensions(defaults: &[String]) -> serde_json::Value {
+    let list: Vec<serde_json::Value> = crate::extensions::REGISTRY
+        .iter()
+        .map(|(metadata, _)| {
+            let mut entry = serde_json::to_value(metadata).unwrap_or_default();
+            entry["enabled_by_default"] = defaults.iter().any(|d| d == metadata.name).into();
+            entry
+        })
+        .collect();
+    json!({ "extensions": list, "deployment_default": defaults })
+}
+
 async fn route(ctx: &ApiContext, req: Request) -> Result<Response<Body>, ApiError> {
     let segments = http::segments(&req);
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
@@ -40,6 +54,10 @@ async fn route(ctx: &ApiContext, req: Request) -> Result<Response<Body>, ApiErro
             let doc = http::stored(ctx, &http::slug(c)?).await?;
             Ok(json_response(StatusCode::OK, &doc))
         }
+        (&Method::GET, ["extensions"]) => Ok(json_response(
+            StatusCode::OK,
+            &extensions(&ctx.connectors.default_extensions),
+        )),
         (&Method::PUT, ["candidates", c]) => put_candidate(ctx, &req, c).await,
         (&Method::PUT, ["candidates", c, "results"]) => put_results(ctx, &req, c).await,
         _ => Err(http::not_found_route(&req)),
@@ -50,7 +68,7 @@ async fn configure(ctx: &ApiContext, req: &Request, c: &str) -> Result<Response<
     let slug = http::slug(c)?;
     // A stored document is checked again before anything connects: one saved before a
     // rule existed must not send credentials where the rule now forbids.
-    let candidate = Compiled::from_doc(http::stored(ctx, &slug).await?, ctx.connectors.egress)
+    let candidate = Compiled::for_deployment(http::stored(ctx, &slug).await?, &ctx.connectors)
         .map_err(|e| ApiError::invalid_document(&e))?;
     let doc = candidate.doc();
     if doc.van.is_none() {
@@ -90,7 +108,7 @@ async fn configure(ctx: &ApiContext, req: &Request, c: &str) -> Result<Response<
 
 /// Check `doc` and store it, answering with what was stored (defaults filled in).
 async fn store(ctx: &ApiContext, doc: CandidateDoc) -> Result<Response<Body>, ApiError> {
-    let candidate = Compiled::from_doc(doc, ctx.connectors.egress)
+    let candidate = Compiled::for_deployment(doc, &ctx.connectors)
         .map_err(|e| ApiError::invalid_document(&e))?;
     check_addresses(ctx, &candidate).await?;
     http::check_storable(candidate.doc())?;

@@ -51,8 +51,7 @@ async fn route(ctx: &ApiContext, req: Request) -> Result<Response<Body>, ApiErro
 /// checks: a draft may name a host or a secret it has no right to. A VAN that refuses the
 /// candidate's credentials is a finding about the document, not a failure of the request.
 async fn check(ctx: &ApiContext, doc: &CandidateDoc) -> Result<Report, ApiError> {
-    let egress = ctx.connectors.egress;
-    let static_errors = match Compiled::from_doc(doc.clone(), egress) {
+    let static_errors = match Compiled::for_deployment(doc.clone(), &ctx.connectors) {
         Ok(_) => Vec::new(),
         Err(e) => validation::static_findings(doc, &e),
     };
@@ -65,7 +64,7 @@ async fn check(ctx: &ApiContext, doc: &CandidateDoc) -> Result<Report, ApiError>
         ..doc.clone()
     };
     let mut static_errors = static_errors;
-    if let Ok(candidate) = Compiled::from_doc(settings.clone(), egress) {
+    if let Ok(candidate) = Compiled::for_deployment(settings.clone(), &ctx.connectors) {
         // Each destination checks its own settings against what it needs live (its secret
         // reads, its host resolves to an address the deployment may reach). Nothing is sent.
         for (i, d) in candidate.destinations.iter().enumerate() {
@@ -90,7 +89,10 @@ async fn check(ctx: &ApiContext, doc: &CandidateDoc) -> Result<Report, ApiError>
             }
         }
     }
-    let (Ok(candidate), Some(van)) = (Compiled::from_doc(settings, egress), &doc.van) else {
+    let (Ok(candidate), Some(van)) = (
+        Compiled::for_deployment(settings, &ctx.connectors),
+        &doc.van,
+    ) else {
         return Ok(Report {
             ok: static_errors.is_empty(),
             errors: static_errors,

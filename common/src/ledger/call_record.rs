@@ -17,6 +17,9 @@ pub struct StoredPost {
     pub phone: Option<PhoneNumber>,
     #[serde(default)]
     pub priority: i32,
+    /// VAN's id of the dialed phone, set at send time by the `phone_ids` extension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_id: Option<u64>,
 }
 
 /// [`VanAction`] with a stable stored shape.
@@ -48,6 +51,7 @@ impl From<&VanPost> for StoredPost {
             date_canvassed: p.date_canvassed.clone(),
             phone: p.phone.clone(),
             priority: p.priority,
+            phone_id: None,
         }
     }
 }
@@ -65,6 +69,27 @@ impl StoredPost {
             },
         }
     }
+}
+
+/// What an extension's `after_read` hook said of a call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Note {
+    pub extension: String,
+    pub text: String,
+    #[serde(default)]
+    pub effect: NoteEffect,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoteEffect {
+    /// A note; the call goes on.
+    #[default]
+    Note,
+    /// The extension dropped the call: it is delivered nowhere (`text` says why).
+    Dropped,
+    /// The extension failed on the call (`text` says how).
+    Failed,
 }
 
 /// One call in the ledger, with its delivery to VAN or the CSV (the strategy gives each
@@ -86,6 +111,9 @@ pub struct CallRecord {
     /// Why the call goes to the CSV, when it does.
     #[serde(default)]
     pub csv_reason: Option<CsvReason>,
+    /// What extensions said of the call when it was read, in their order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<Note>,
     /// The call's delivery to VAN or the CSV: state, receipt, error, lease, attempts.
     #[serde(flatten)]
     pub delivery: Delivery,
@@ -140,6 +168,21 @@ impl CallRecord {
         }
     }
 
+    /// What every other destination is to receive of a call an extension held back: a
+    /// skip when one dropped it, its error when one failed on it; `None` otherwise.
+    pub fn held_by_extension(&self) -> Option<DeliveryPlan> {
+        let note = self.notes.iter().find(|n| n.effect != NoteEffect::Note)?;
+        Some(match note.effect {
+            NoteEffect::Dropped => {
+                DeliveryPlan::Skip(format!("extension {}: {}", note.extension, note.text))
+            }
+            _ => DeliveryPlan::Error(crate::planning::PlanError::Extension {
+                extension: note.extension.clone(),
+                message: note.text.clone(),
+            }),
+        })
+    }
+
     /// A row that could not become a call: an `unattempted_error` keyed by where it was.
     pub fn bad_row(key: CallKey, message: String, now: Timestamp) -> Self {
         let mut record = Self::empty(key, CallState::UnattemptedError, now);
@@ -155,6 +198,7 @@ impl CallRecord {
             display_name: None,
             post: None,
             csv_reason: None,
+            notes: Vec::new(),
             delivery: Delivery::new(state),
             created_at: now,
             updated_at: now,

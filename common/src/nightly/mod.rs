@@ -19,11 +19,14 @@ use crate::call::{Call, CallId};
 use crate::candidate::Strategy;
 use crate::destinations::Compiled;
 use crate::destinations::van::VanTarget;
+use crate::extensions::{Hook, Read};
 use crate::fanout::{self, DestinationRetry, DestinationSettle};
 use crate::ingest::{self, FileRead, Ingested, SourceProblem};
-use crate::ledger::{CallRecord, CallState, DayKey, DayRecord, ExportRef, Receipt};
+use crate::ledger::{
+    CallRecord, CallState, DayKey, DayRecord, ExportRef, Note, NoteEffect, Receipt,
+};
 use crate::metrics::{self, Metric};
-use crate::planning::{self, DayPlan, Plan};
+use crate::planning::{self, DayPlan, Plan, PlanError};
 use crate::ports::StoreError;
 use crate::report;
 use crate::services::{CandidateError, Services};
@@ -283,34 +286,36 @@ pub(super) async fn plan_calls(
     for (date, calls) in by_day {
         let (plans, moved) = plan_day(svc, candidate, date, calls.iter()).await?;
         summary.moved_over_budget += moved as u64;
-        for (call, plan) in calls.into_iter().zip(plans) {
+        for (call, (plan, notes)) in calls.into_iter().zip(plans) {
             let display = display_name(candidate, &call);
-            records.push(CallRecord::planned(
-                &candidate.slug,
-                call,
-                display,
-                &plan,
-                now,
-            ));
+            let mut record = CallRecord::planned(&candidate.slug, call, display, &plan, now);
+            record.notes = notes;
+            records.push(record);
         }
     }
     records.append(&mut ingested.bad_rows);
     Ok(records)
 }
 
-/// Plan one day's calls, in order, and apply the day's budget; also says how many posts
-/// the budget moved to the CSV.
+/// Plan one day's calls, in order — each through the extensions' `after_read` hooks first
+/// (their notes come back with the plan) — and apply the day's budget; also says how many
+/// posts the budget moved to the CSV.
 pub(super) async fn plan_day<'a>(
     svc: &Services,
     candidate: &Compiled,
     date: Date,
     calls: impl Iterator<Item = &'a Call>,
-) -> Result<(Vec<Plan>, usize), StoreError> {
+) -> Result<(Vec<(Plan, Vec<Note>)>, usize), StoreError> {
+    let mut notes = Vec::new();
     let mut plans: Vec<DayPlan> = calls
-        .map(|call| DayPlan {
-            call_id: call.call_id.clone(),
-            started_at: call.started_at,
-            plan: planning::plan(call, candidate),
+        .map(|call| {
+            let (said, decided) = after_read(candidate, call);
+            notes.push(said);
+            DayPlan {
+                call_id: call.call_id.clone(),
+                started_at: call.started_at,
+                plan: decided.unwrap_or_else(|| planning::plan(call, candidate)),
+            }
         })
         .collect();
     let moved = if matches!(candidate.strategy(), Strategy::Budget { .. }) {
@@ -319,7 +324,48 @@ pub(super) async fn plan_day<'a>(
     } else {
         0
     };
-    Ok((plans.into_iter().map(|p| p.plan).collect(), moved))
+    Ok((
+        plans.into_iter().map(|p| p.plan).zip(notes).collect(),
+        moved,
+    ))
+}
+
+/// Run the candidate's `after_read` hooks on `call`, in order: what they noted, and the
+/// plan one of them decided, if one did (dropped: `ignored`; failed: an error naming it).
+/// A hook that panics fails this call alone.
+pub(super) fn after_read(candidate: &Compiled, call: &Call) -> (Vec<Note>, Option<Plan>) {
+    let mut notes = Vec::new();
+    for enabled in candidate.extensions_with(Hook::AfterRead) {
+        let name = enabled.name();
+        let said = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            enabled
+                .extension
+                .after_read(&enabled.settings, candidate, call)
+        }))
+        .unwrap_or_else(|_| Err("the hook failed unexpectedly".to_owned()));
+        let note = |text: String, effect| Note {
+            extension: name.to_owned(),
+            text,
+            effect,
+        };
+        match said {
+            Ok(Read::Keep) => {}
+            Ok(Read::Note(text)) => notes.push(note(text, NoteEffect::Note)),
+            Ok(Read::Drop(reason)) => {
+                notes.push(note(reason, NoteEffect::Dropped));
+                return (notes, Some(Plan::Ignore));
+            }
+            Err(message) => {
+                notes.push(note(message.clone(), NoteEffect::Failed));
+                let error = PlanError::Extension {
+                    extension: name.to_owned(),
+                    message,
+                };
+                return (notes, Some(Plan::Error(error)));
+            }
+        }
+    }
+    (notes, None)
 }
 
 /// The mapping row's display name for a call's result, for reports.

@@ -68,13 +68,14 @@ pub async fn retry(
             targets.iter().filter_map(|r| r.call.as_ref()),
         )
         .await?;
-        for (record, plan) in targets.into_iter().zip(plans) {
+        for (record, (plan, notes)) in targets.into_iter().zip(plans) {
             let mut record = record.clone();
             record.display_name = record
                 .call
                 .as_ref()
                 .and_then(|c| display_name(&candidate, c));
             record.apply_plan(&plan, now);
+            record.notes = notes;
             if svc.ledger.replace(&mut record).await? {
                 *replanned.entry(record.delivery.state).or_default() += 1;
                 fresh.insert((date, record.key.call_id.clone()));

@@ -415,7 +415,13 @@ pub(super) async fn send_report(
     for e in &stored.exports {
         links.push(svc.objects.presign(&e.key, svc.settings.link_ttl).await?);
     }
-    let body = report::run_report(candidate, day, records, deliveries, &links);
+    let mut body = report::run_report(candidate, day, records, deliveries, &links);
+    let added = on_settled(candidate, day, deliveries).await;
+    if !added.is_empty()
+        && let Value::Object(map) = &mut body
+    {
+        map.insert("extensions".into(), Value::Object(added));
+    }
     let delivered = svc.notifier.send(&notify.webhook_url, &body).await;
     let now = svc.clock.now();
     let give_up_after = svc.settings.report_attempts;
@@ -446,4 +452,38 @@ pub(super) async fn send_report(
         tracing::warn!(day = %day, error = %e, "run report not delivered");
     }
     Ok(outcome)
+}
+
+/// Run the candidate's `on_settled` hooks for a day being reported, in order: what each
+/// adds, under its name. A hook that fails adds its error there instead; the report still
+/// goes.
+async fn on_settled(
+    candidate: &Compiled,
+    day: &DayKey,
+    deliveries: &BTreeMap<String, BTreeMap<CallState, u64>>,
+) -> serde_json::Map<String, Value> {
+    use crate::extensions::{Hook, Settled};
+    let mut added = serde_json::Map::new();
+    for enabled in candidate.extensions_with(Hook::OnSettled) {
+        let seen = Settled {
+            candidate,
+            day,
+            deliveries,
+            settings: &enabled.settings,
+        };
+        match enabled.extension.on_settled(seen).await {
+            Ok(Some(value)) => {
+                added.insert(enabled.name().into(), value);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(extension = enabled.name(), candidate = %day.candidate, error = %e, "an extension could not add to the report");
+                added.insert(
+                    enabled.name().into(),
+                    serde_json::json!({ "error": format!("extension {}: {e}", enabled.name()) }),
+                );
+            }
+        }
+    }
+    added
 }

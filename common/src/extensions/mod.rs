@@ -1,0 +1,254 @@
+//! Extensions: named plug-ins for what differs between campaigns, so those differences never
+//! become `if` statements in the core. An extension has [`Metadata`] and implements only the
+//! hooks it uses, at fixed points of the flow:
+//!
+//! - [`Extension::after_read`] — after a source's calls are read, before they are planned:
+//!   keep, annotate (the note is kept on the call's ledger record) or drop a call (it is
+//!   recorded `ignored`, with the extension's reason);
+//! - [`Extension::before_send`] — before a delivery is sent, for any kind, VAN's included:
+//!   amend the payload for its destination kind;
+//! - [`Extension::on_settled`] — when a day is reported: add to the report.
+//!
+//! Hooks run in the order the extensions are listed, each seeing what the earlier ones did.
+//! A hook that fails fails only the call or delivery it was given, with its name in the
+//! error (`extension_failed`).
+//!
+//! A deployment enables extensions by default with `CALLSYNC_EXTENSIONS` (a comma list, no
+//! spaces); a candidate's `extensions` list, when present, replaces that list for it. Each
+//! extension's settings live in the document's `extension_settings`, under its name, and are
+//! checked when the document is saved. A new extension is one file in this folder and a
+//! line in [`REGISTRY`]; [`example`] is the one to copy.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::call::Call;
+use crate::candidate::Candidate;
+use crate::connect::Connectors;
+use crate::ledger::DayKey;
+use crate::mapping::FieldError;
+use crate::ports::{Clock, SecretStore};
+use crate::van::RequestMeter;
+
+pub mod example;
+pub mod phone_ids;
+
+/// What an extension is, for `GET /extensions` and the document check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Metadata {
+    pub name: &'static str,
+    pub display_name: &'static str,
+    pub description: &'static str,
+    /// Whether it can cost the campaign money (a VAN request each time it runs, say).
+    pub spends_money: bool,
+    /// The hooks through which it spends (empty when it does not).
+    pub money_spending_hooks: &'static [Hook],
+    /// Whether it needs `extension_settings.<name>` to work.
+    pub needs_settings: bool,
+    /// The hooks it implements.
+    pub hooks: &'static [Hook],
+}
+
+/// The points of the flow an extension can hook into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Hook {
+    AfterRead,
+    BeforeSend,
+    OnSettled,
+}
+
+/// What [`Extension::after_read`] decides for one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Read {
+    Keep,
+    /// Keep it, with a note kept on its ledger record.
+    Note(String),
+    /// Do not deliver it anywhere: recorded `ignored`, with this reason.
+    Drop(String),
+}
+
+/// Why a hook could not do its work on a delivery.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HookError {
+    /// It may work later (a service it needs was unavailable): the delivery is tried again.
+    #[error("{0}")]
+    Retryable(String),
+    /// It will not work as things are: the delivery ends in `unattempted_error`.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// What a hook around a delivery may use.
+#[derive(Clone, Copy)]
+pub struct SendContext<'a> {
+    pub secrets: &'a dyn SecretStore,
+    pub connectors: &'a Connectors,
+    pub candidate: &'a Candidate,
+    pub clock: &'a dyn Clock,
+    /// Counts requests to a destination that charges for them before they are sent.
+    pub meter: Option<&'a Arc<dyn RequestMeter>>,
+    /// The destination's name and kind (`van`, `webhook`, `http_template`, …).
+    pub destination: &'a str,
+    pub kind: &'static str,
+    /// This extension's settings (`null` when the document has none).
+    pub settings: &'a Value,
+}
+
+impl fmt::Debug for SendContext<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SendContext")
+            .field("candidate", &self.candidate.slug)
+            .field("destination", &self.destination)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Extension::on_settled`] sees of a day being reported.
+#[derive(Debug, Clone, Copy)]
+pub struct Settled<'a> {
+    pub candidate: &'a Candidate,
+    pub day: &'a DayKey,
+    /// Each destination's deliveries of the day by state (`van` and `csv` included).
+    pub deliveries: &'a BTreeMap<String, BTreeMap<crate::ledger::CallState, u64>>,
+    pub settings: &'a Value,
+}
+
+/// The extension point. Every hook has a default that does nothing; an extension
+/// implements the ones it lists in its [`Metadata::hooks`].
+#[async_trait]
+pub trait Extension: Send + Sync + fmt::Debug {
+    fn metadata(&self) -> &'static Metadata;
+
+    /// Check `settings` (the document's `extension_settings.<name>`, `null` if absent);
+    /// problems go into `errors` under `at`.
+    fn check_settings(&self, _settings: &Value, _at: &str, _errors: &mut Vec<FieldError>) {}
+
+    /// After a source's calls are read: keep, annotate or drop `call`. An `Err` fails this
+    /// call alone (`unattempted_error`, naming the extension).
+    fn after_read(
+        &self,
+        _settings: &Value,
+        _candidate: &Candidate,
+        _call: &Call,
+    ) -> Result<Read, String> {
+        Ok(Read::Keep)
+    }
+
+    /// Before a delivery is sent: amend `payload` (what the destination's kind sends; VAN's
+    /// is its stored post) for its kind.
+    async fn before_send(
+        &self,
+        _ctx: SendContext<'_>,
+        _payload: &mut Value,
+    ) -> Result<(), HookError> {
+        Ok(())
+    }
+
+    /// When a day is reported: what to add to the report under the extension's name.
+    async fn on_settled(&self, _day: Settled<'_>) -> Result<Option<Value>, String> {
+        Ok(None)
+    }
+}
+
+/// How to make one extension (a fresh instance per compiled candidate).
+pub type Make = fn() -> Arc<dyn Extension>;
+
+/// Every extension, by name: its metadata and how to make one.
+pub const REGISTRY: &[(&Metadata, Make)] = &[
+    (&phone_ids::METADATA, || {
+        Arc::new(phone_ids::PhoneIds::default())
+    }),
+    (&example::METADATA, || Arc::new(example::Example)),
+];
+
+/// The names [`REGISTRY`] knows, for error messages.
+pub fn known() -> Vec<&'static str> {
+    REGISTRY.iter().map(|(m, _)| m.name).collect()
+}
+
+/// An extension enabled for one candidate, with its settings.
+#[derive(Debug, Clone)]
+pub struct Enabled {
+    pub extension: Arc<dyn Extension>,
+    pub settings: Value,
+}
+
+impl Enabled {
+    pub fn name(&self) -> &'static str {
+        self.extension.metadata().name
+    }
+
+    pub fn has(&self, hook: Hook) -> bool {
+        self.extension.metadata().hooks.contains(&hook)
+    }
+}
+
+/// The extensions `names` enables (the candidate's list, else the deployment's), checked,
+/// with their settings from `settings`. Unknown names and settings for unknown extensions
+/// are refused, naming the known ones. `from_document` says whether `names` is the
+/// document's own list (errors point at `extensions[i]`) or the deployment's.
+pub fn configure(
+    names: &[String],
+    from_document: bool,
+    settings: &BTreeMap<String, Value>,
+    errors: &mut Vec<FieldError>,
+) -> Vec<Enabled> {
+    let mut out: Vec<Enabled> = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let Some((_, make)) = REGISTRY.iter().find(|(m, _)| m.name == name) else {
+            let (field, whose) = if from_document {
+                (format!("extensions[{i}]"), "")
+            } else {
+                (
+                    "extensions".to_owned(),
+                    " (named by the deployment's CALLSYNC_EXTENSIONS: fix it there, or give the document its own `extensions` list)",
+                )
+            };
+            errors.push(FieldError::new(
+                field,
+                format!("{name:?} is not an extension{whose}; known: {:?}", known()),
+            ));
+            continue;
+        };
+        if out.iter().any(|e| e.name() == name) {
+            errors.push(FieldError::new(
+                format!("extensions[{i}]"),
+                format!("{name:?} is listed twice: list each extension once"),
+            ));
+            continue;
+        }
+        let extension = make();
+        let value = settings.get(name).cloned().unwrap_or(Value::Null);
+        let before = errors.len();
+        if extension.metadata().needs_settings && value.is_null() {
+            errors.push(FieldError::new(
+                format!("extension_settings.{name}"),
+                format!("extension {name:?} needs settings: add them under extension_settings.{name} (see the README's reference of {name})"),
+            ));
+        } else {
+            extension.check_settings(&value, &format!("extension_settings.{name}"), errors);
+        }
+        if errors.len() == before {
+            out.push(Enabled {
+                extension,
+                settings: value,
+            });
+        }
+    }
+    for name in settings.keys() {
+        if !REGISTRY.iter().any(|(m, _)| m.name == name) {
+            errors.push(FieldError::new(
+                format!("extension_settings.{name}"),
+                format!("{name:?} is not an extension; known: {:?}", known()),
+            ));
+        }
+    }
+    out
+}

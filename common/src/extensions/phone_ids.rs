@@ -1,0 +1,108 @@
+//! `phone_ids`: VAN's `phoneId` for the dialed number on every canvass response, so VAN
+//! files the contact against that phone (and can mark a wrong number on it). One more VAN
+//! request per post (`GET /people/{vanId}?$expand=phones`), counted like every other.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use super::{Extension, Hook, HookError, Metadata, SendContext};
+use crate::ledger::StoredPost;
+use crate::van::{DatabaseMode, VanClient, VanError};
+
+pub const METADATA: Metadata = Metadata {
+    name: "phone_ids",
+    display_name: "VAN phone ids",
+    description: "looks up VAN's phoneId for the dialed number before each canvass response is posted, so the contact is filed against that phone",
+    spends_money: true,
+    money_spending_hooks: &[Hook::BeforeSend],
+    needs_settings: false,
+    hooks: &[Hook::BeforeSend],
+};
+
+/// The extension, with a VAN client per database kept while its candidate is compiled.
+#[derive(Debug, Default)]
+pub struct PhoneIds {
+    clients: Mutex<HashMap<DatabaseMode, VanClient>>,
+}
+
+impl PhoneIds {
+    async fn client(
+        &self,
+        ctx: SendContext<'_>,
+        mode: DatabaseMode,
+    ) -> Result<VanClient, HookError> {
+        let mut clients = self.clients.lock().await;
+        let client = match clients.get(&mode) {
+            Some(c) => c.clone(),
+            None => {
+                let c = ctx
+                    .connectors
+                    .van(ctx.secrets, ctx.candidate, Some(mode))
+                    .await
+                    .map_err(|e| {
+                        if e.is_transient() {
+                            HookError::Retryable(e.to_string())
+                        } else {
+                            HookError::Failed(e.to_string())
+                        }
+                    })?;
+                clients.insert(mode, c.clone());
+                c
+            }
+        };
+        Ok(match ctx.meter {
+            Some(meter) => client.metered(Arc::clone(meter)),
+            None => client,
+        })
+    }
+}
+
+#[async_trait]
+impl Extension for PhoneIds {
+    fn metadata(&self) -> &'static Metadata {
+        &METADATA
+    }
+
+    async fn before_send(
+        &self,
+        ctx: SendContext<'_>,
+        payload: &mut Value,
+    ) -> Result<(), HookError> {
+        if ctx.kind != crate::ledger::VAN {
+            return Ok(());
+        }
+        let Ok(post) = serde_json::from_value::<StoredPost>(payload.clone()) else {
+            // VAN's adapter says what is wrong with a post it cannot read.
+            return Ok(());
+        };
+        let Some(phone) = &post.phone else {
+            return Ok(());
+        };
+        let Some(mode) = post
+            .database_mode
+            .or(ctx.candidate.van().map(|v| v.database_mode))
+        else {
+            return Ok(());
+        };
+        let client = self.client(ctx, mode).await?;
+        let phone_id = match client.person_with_phones(post.van_id).await {
+            Ok(person) => person.phone_id_for(phone),
+            // An unknown person gets its 404 from the post itself.
+            Err(VanError::Api { status: 404, .. }) => None,
+            Err(e) if e.is_retryable() => return Err(HookError::Retryable(e.to_string())),
+            Err(e) => {
+                return Err(HookError::Failed(format!(
+                    "VAN would not show the person's phones: {e}"
+                )));
+            }
+        };
+        if let (Some(id), Value::Object(map)) = (phone_id, payload) {
+            map.insert("phone_id".into(), id.into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,422 @@
+//! Extensions end to end: each hook through the `example` extension in a night read from
+//! the S3 inbox (moto), delivered by `sync-call` to the fake VAN and a signed webhook;
+//! enabling by the deployment and by the document; `phone_ids` against the fake VAN; the
+//! document checks and `GET /extensions` through the real handlers.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+
+use callsync::call::CallId;
+use callsync::candidate::CandidateDoc;
+use callsync::entrypoints::nightly as nightly_event;
+use callsync::ledger::{CallKey, CallRecord, CallState, DayKey, DeliveryKey, NoteEffect};
+use callsync::services::Services;
+use callsync::values::CandidateSlug;
+use callsync_tests::api::{ApiWorld, authed, demo_doc, with_body};
+use callsync_tests::fake_receiver::Receiver;
+use callsync_tests::fake_van::{FakeVan, VanData};
+use callsync_tests::harness::LocalStack;
+use callsync_tests::night::{TestClock, Webhook, cdr_row, drain, drop_cdr, services};
+use jiff::civil::{Date, date};
+use serde_json::{Value, json};
+
+const VAN_SECRET: &str = r#"{"application_name":"callsync-demo","api_key":"demo-van-key"}"#;
+const SIGNING_SECRET: &str = "whsec-test-0f3c9a6b2e71d48c5a09f3e7b1c2d4a6";
+/// 09:00 in New York on 22 Nov: past the 03:00 sync hour, so the 21st is due.
+const MORNING: &str = "2026-11-22T14:00:00Z";
+const DAY: Date = date(2026, 11, 21);
+const HOOK: &str = "crm-hook";
+
+struct World {
+    van: FakeVan,
+    #[allow(dead_code)]
+    stack: LocalStack,
+    svc: Services,
+    report: Webhook,
+    receiver: Receiver,
+}
+
+fn day() -> DayKey {
+    DayKey {
+        candidate: CandidateSlug::parse("night").unwrap(),
+        date: DAY,
+    }
+}
+
+/// The night's document: VAN, a webhook that takes every call, and `more` merged in.
+fn doc(report: &str, hook: &str, more: Value) -> CandidateDoc {
+    let mut doc = json!({
+        "slug": "night", "display_name": "Night for Congress", "time_zone": "America/New_York",
+        "sync_hour": 3, "source": {"cdr": {}}, "strategy": "full",
+        "van": {"secret_name": "callsync/night/van", "database_mode": "voter_file"},
+        "results": [
+            {"result": "Agent Cust 1", "display_name": "Strong support", "success": true,
+             "survey_responses": [{"question_id": 2300, "response_id": 9100}], "sync": true},
+            {"result": "Agent Cust 3", "display_name": "Wrong number", "success": false,
+             "result_code_id": 20, "sync": true},
+            {"result": "No Answer", "display_name": "No answer", "success": false,
+             "result_code_id": 1, "csv": true}
+        ],
+        "notify": {"webhook_url": report},
+        "destinations": [
+            {"name": HOOK, "kind": "webhook", "url": hook, "select": "all",
+             "secret_name": "callsync/night/crm-hook", "rate_limit": 50, "timeout_secs": 2}
+        ]
+    });
+    for (k, v) in more.as_object().unwrap() {
+        doc[k] = v.clone();
+    }
+    serde_json::from_value(doc).unwrap()
+}
+
+async fn world(vars: &[(&str, String)], more: Value) -> World {
+    let van = FakeVan::start(VanData::demo()).await;
+    van.add_people(100_001..=100_010);
+    let secrets = [
+        ("callsync/night/van", VAN_SECRET.to_owned()),
+        (
+            "callsync/night/crm-hook",
+            json!({"signing_secret": SIGNING_SECRET}).to_string(),
+        ),
+    ];
+    let mut env = vec![("CALLSYNC_VAN_BASE_URL", van.base_url())];
+    env.extend(vars.iter().cloned());
+    let stack = LocalStack::up(&secrets, &env).await;
+    let svc = services(&stack, TestClock::new(MORNING));
+    let report = Webhook::start().await;
+    let receiver = Receiver::start(SIGNING_SECRET).await;
+    svc.config
+        .put(&doc(&report.url, &receiver.url, more))
+        .await
+        .unwrap();
+    World {
+        van,
+        stack,
+        svc,
+        report,
+        receiver,
+    }
+}
+
+/// 1001 and 1004 strong support, 1002 a wrong number, 1003 no answer.
+fn rows() -> Vec<String> {
+    [
+        (1001, "Agent Cust 1"),
+        (1002, "Agent Cust 3"),
+        (1003, "No Answer"),
+        (1004, "Agent Cust 1"),
+    ]
+    .iter()
+    .map(|(id, result)| {
+        cdr_row(
+            *id,
+            &format!("ny14-van-{}", 100_000 + id - 1000),
+            &format!("212-555-01{:02}", id - 1000),
+            &format!("21-11-2026 18:{:02}:00", id - 1000),
+            result,
+        )
+    })
+    .collect()
+}
+
+impl World {
+    async fn night(&self) {
+        drop_cdr(&self.svc, "inbox/night/cdr.csv", &rows()).await;
+        nightly_event::handle(
+            &self.svc,
+            json!({"candidate": "night", "date": DAY.to_string()}),
+        )
+        .await
+        .unwrap();
+        drain(&self.stack, &self.svc).await;
+        // The next tick finds nothing pending and reports the day.
+        nightly_event::handle(
+            &self.svc,
+            json!({"source": "aws.events", "detail-type": "Scheduled Event"}),
+        )
+        .await
+        .unwrap();
+    }
+
+    async fn calls(&self) -> BTreeMap<String, CallRecord> {
+        self.svc
+            .ledger
+            .day(&day())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.key.call_id.0.clone(), r))
+            .collect()
+    }
+
+    async fn hook_delivery(&self, id: &str) -> callsync::ledger::DeliveryRecord {
+        let key = DeliveryKey {
+            call: CallKey {
+                day: day(),
+                call_id: CallId(id.into()),
+            },
+            destination: HOOK.into(),
+        };
+        self.svc.ledger.get_delivery(&key).await.unwrap().unwrap()
+    }
+
+    fn hooked(&self) -> BTreeMap<String, Value> {
+        self.receiver
+            .delivered()
+            .into_iter()
+            .map(|r| (r.body["call"]["id"].as_str().unwrap().to_owned(), r.body))
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn every_hook_of_the_example_runs_in_a_night_and_a_failing_hook_fails_only_what_it_touched() {
+    let w = world(
+        &[],
+        json!({
+            "extensions": ["example"],
+            "extension_settings": {"example": {
+                "note": "weekend bank",
+                "drop_results": ["No Answer"],
+                "fail_results": ["agent cust 3"],
+                "tag": "weekend"
+            }}
+        }),
+    )
+    .await;
+    w.night().await;
+    let calls = w.calls().await;
+
+    // after_read, annotate: the note is kept on the call; the call goes on as usual.
+    for id in ["1001", "1004"] {
+        let r = &calls[id];
+        assert_eq!(r.delivery.state, CallState::Finished, "{id}");
+        assert_eq!(r.notes.len(), 1, "{id}: {:?}", r.notes);
+        assert_eq!(r.notes[0].extension, "example");
+        assert_eq!(r.notes[0].text, "weekend bank");
+        assert_eq!(r.notes[0].effect, NoteEffect::Note);
+    }
+    // after_read, drop: delivered nowhere, and the ledger says which extension and why.
+    let dropped = &calls["1003"];
+    assert_eq!(dropped.delivery.state, CallState::Ignored);
+    let why = dropped.notes.last().unwrap();
+    assert_eq!(
+        (why.extension.as_str(), why.effect),
+        ("example", NoteEffect::Dropped)
+    );
+    assert!(why.text.contains("drop_results"), "{}", why.text);
+    let skipped = w.hook_delivery("1003").await;
+    assert_eq!(skipped.delivery.state, CallState::Ignored);
+    assert!(
+        skipped
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("extension example"),
+        "{skipped:?}"
+    );
+    // after_read, failing: that call alone is an error naming the extension, for VAN and
+    // for the webhook; nothing of it is sent.
+    let failed = &calls["1002"];
+    assert_eq!(failed.delivery.state, CallState::UnattemptedError);
+    let error = failed.delivery.error.as_ref().unwrap();
+    assert_eq!(error.code, "extension_failed");
+    assert!(
+        error.message.contains("extension example") && error.message.contains("fail_results"),
+        "{}",
+        error.message
+    );
+    let hook_failed = w.hook_delivery("1002").await;
+    assert_eq!(hook_failed.delivery.state, CallState::UnattemptedError);
+    assert_eq!(
+        hook_failed.delivery.error.as_ref().unwrap().code,
+        "extension_failed"
+    );
+    let mut posted: Vec<u64> = w.van.canvass_posts().iter().map(|(id, _)| *id).collect();
+    posted.sort_unstable();
+    assert_eq!(posted, [100_001, 100_004], "VAN got the kept calls only");
+
+    // before_send: the webhook's payload is amended; VAN's post is not.
+    let hooked = w.hooked();
+    assert_eq!(
+        hooked.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["1001", "1004"]
+    );
+    for body in hooked.values() {
+        assert_eq!(body["example"], json!({"tag": "weekend"}), "{body}");
+    }
+    for (_, body) in w.van.canvass_posts() {
+        assert!(body.get("example").is_none(), "{body}");
+    }
+
+    // on_settled: the report carries what the extension added, under its name.
+    let reports = w.report.bodies();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let added = &reports[0]["extensions"]["example"]["delivered"];
+    assert_eq!(added["van"], 2, "{added}");
+    assert_eq!(added[HOOK], 2, "{added}");
+}
+
+#[tokio::test]
+async fn a_hook_that_fails_before_a_send_fails_that_destinations_deliveries_alone() {
+    let w = world(
+        &[],
+        json!({
+            "extensions": ["example"],
+            "extension_settings": {"example": {"fail_destinations": [HOOK]}}
+        }),
+    )
+    .await;
+    w.night().await;
+    // VAN is untouched: three synced calls posted (the no-answer goes to the CSV).
+    assert_eq!(w.van.canvass_posts().len(), 3);
+    assert!(
+        w.receiver.received().is_empty(),
+        "nothing reached the webhook"
+    );
+    for id in ["1001", "1002", "1003", "1004"] {
+        let d = w.hook_delivery(id).await;
+        assert_eq!(d.delivery.state, CallState::UnattemptedError, "{id}");
+        let error = d.delivery.error.unwrap();
+        assert_eq!(error.code, "extension_failed");
+        assert!(
+            error.message.contains("extension example")
+                && error.message.contains("fail_destinations"),
+            "{}",
+            error.message
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_deployment_enables_extensions_for_documents_without_their_own_list() {
+    let settings = json!({"extension_settings": {"example": {"tag": "from-env"}}});
+    let w = world(&[("CALLSYNC_EXTENSIONS", "example".to_owned())], settings).await;
+    let slug = CandidateSlug::parse("night").unwrap();
+    let names = |c: &callsync::destinations::Compiled| -> Vec<&'static str> {
+        c.extensions.iter().map(|e| e.name()).collect()
+    };
+    assert_eq!(names(&w.svc.candidate(&slug).await.unwrap()), ["example"]);
+    w.night().await;
+    assert!(
+        w.hooked()
+            .values()
+            .all(|b| b["example"] == json!({"tag": "from-env"})),
+        "{:?}",
+        w.hooked()
+    );
+
+    // A document's own list replaces the deployment's: `[]` runs none.
+    let mut own = doc(
+        &w.report.url,
+        &w.receiver.url,
+        json!({"extensions": [], "extension_settings": {"example": {"tag": "from-env"}}}),
+    );
+    w.svc.config.put(&own).await.unwrap();
+    assert!(names(&w.svc.candidate(&slug).await.unwrap()).is_empty());
+    own.extensions = Some(vec!["phone_ids".into()]);
+    w.svc.config.put(&own).await.unwrap();
+    assert_eq!(names(&w.svc.candidate(&slug).await.unwrap()), ["phone_ids"]);
+}
+
+#[tokio::test]
+async fn phone_ids_posts_vans_phone_id_for_the_dialed_number_and_counts_the_lookup() {
+    let w = world(&[], json!({"extensions": ["phone_ids"]})).await;
+    w.van.with_data(|data| {
+        data.people.insert(
+            100_001,
+            serde_json::from_value(json!({
+                "vanId": 100_001, "firstName": "Pat", "lastName": "Doe",
+                "phones": [{"phoneId": 5_000_777, "phoneNumber": "2125550101"},
+                           {"phoneId": 5_000_778, "phoneNumber": "2125550999"}],
+                "emails": []
+            }))
+            .unwrap(),
+        );
+    });
+    w.night().await;
+    let posts: BTreeMap<u64, Value> = w.van.canvass_posts().into_iter().collect();
+    assert_eq!(posts.len(), 3);
+    assert_eq!(
+        posts[&100_001]["canvassContext"]["phoneId"],
+        json!(5_000_777),
+        "the dialed number's id"
+    );
+    // A person with no phones on file is posted without one.
+    assert!(
+        posts[&100_002]["canvassContext"].get("phoneId").is_none()
+            || posts[&100_002]["canvassContext"]["phoneId"].is_null(),
+        "{}",
+        posts[&100_002]
+    );
+    // Every lookup is a counted VAN request: the day's counter equals what VAN received.
+    assert_eq!(w.van.count("GET", "/people/"), 3, "one lookup per post");
+    let counted = w.svc.days.van_requests(&day()).await.unwrap();
+    assert_eq!(counted, w.van.requests().len() as u64);
+}
+
+#[tokio::test]
+async fn unknown_extensions_and_bad_settings_are_refused_when_saved_and_get_extensions_lists_them()
+{
+    let mut w = ApiWorld::start().await;
+    let refused = |doc: &Value| with_body(authed("candidates-put.json"), &doc.to_string());
+
+    let mut doc = demo_doc();
+    doc["extensions"] = json!(["phone_ids", "teleport"]);
+    let a = w.configure(refused(&doc)).await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    let errors = &a.json()["errors"];
+    assert_eq!(errors[0]["field"], "extensions[1]", "{errors}");
+    let message = errors[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("teleport")
+            && message.contains("phone_ids")
+            && message.contains("example"),
+        "names the known ones: {message}"
+    );
+
+    let mut doc = demo_doc();
+    doc["extensions"] = json!(["example"]);
+    doc["extension_settings"] = json!({"example": {"colour": "red"}, "teleport": {}});
+    let a = w.configure(refused(&doc)).await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    let fields: Vec<String> = a.json()["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        fields,
+        ["extension_settings.example", "extension_settings.teleport"],
+        "{}",
+        a.body
+    );
+    let got = w.configure(authed("candidates-get.json")).await;
+    assert_eq!(got.status, 404, "nothing was stored: {}", got.body);
+
+    w.ctx.connectors.default_extensions = vec!["phone_ids".into()];
+    let listed = w.configure(authed("extensions-get.json")).await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    let body = listed.json();
+    let by_name: BTreeMap<String, Value> = body["extensions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap().to_owned(), e.clone()))
+        .collect();
+    assert_eq!(
+        by_name.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["example", "phone_ids"]
+    );
+    let phone_ids = &by_name["phone_ids"];
+    assert_eq!(phone_ids["spends_money"], true);
+    assert_eq!(phone_ids["money_spending_hooks"], json!(["before_send"]));
+    assert_eq!(phone_ids["enabled_by_default"], true);
+    assert_eq!(
+        by_name["example"]["hooks"],
+        json!(["after_read", "before_send", "on_settled"])
+    );
+    assert_eq!(by_name["example"]["enabled_by_default"], false);
+    assert_eq!(body["deployment_default"], json!(["phone_ids"]));
+}
