@@ -38,7 +38,7 @@ use crate::ledger::{
 use crate::metrics::{self, Metric};
 use crate::ports::{DayStore, Ledger, MAX_QUEUE_DELAY, StoreError, SyncMessage};
 use crate::services::{CandidateError, Services};
-use crate::van::RequestMeter;
+use crate::van::{MeterError, RequestMeter};
 
 const VAN_CODES: crate::destinations::Codes = VAN_KIND.codes;
 
@@ -151,6 +151,10 @@ async fn run_group(
     let meter = Arc::new(DayMeter {
         days: Arc::clone(&svc.days),
         day: day.clone(),
+        cap: candidate
+            .as_ref()
+            .ok()
+            .and_then(Compiled::daily_request_cap),
         requests: AtomicU64::new(0),
         rate_limited: AtomicU64::new(0),
     });
@@ -217,17 +221,36 @@ async fn run_group(
 struct DayMeter {
     days: Arc<dyn DayStore>,
     day: DayKey,
+    /// The day's cap an extension puts on these requests (`cost_guard`): a request past it
+    /// is not counted, so not sent.
+    cap: Option<u64>,
     requests: AtomicU64,
     rate_limited: AtomicU64,
 }
 
 #[async_trait]
 impl RequestMeter for DayMeter {
-    async fn count(&self) -> Result<(), String> {
-        self.days
-            .add_van_requests(&self.day, 1)
-            .await
-            .map_err(|e| e.to_string())?;
+    async fn count(&self) -> Result<(), MeterError> {
+        let unavailable = |e: StoreError| MeterError::Unavailable(e.to_string());
+        match self.cap {
+            None => self
+                .days
+                .add_van_requests(&self.day, 1)
+                .await
+                .map_err(unavailable)?,
+            Some(cap) => {
+                if !self
+                    .days
+                    .add_van_requests_within(&self.day, 1, cap)
+                    .await
+                    .map_err(unavailable)?
+                {
+                    return Err(MeterError::OverCap(format!(
+                        "the day's cap of {cap} VAN requests (extension cost_guard) is reached"
+                    )));
+                }
+            }
+        }
         self.requests.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -508,6 +531,12 @@ async fn send<R: Stored>(
             let note = note(codes.setup, message, None, None);
             fail(svc, record, CallState::UnattemptedError, note, lease).await
         }
+        Err(DeliveryError::OverCap(message)) => {
+            tracing::info!(delivery = %record.delivery_key(), reason = %message, "over the day's cap; the call goes to the CSV");
+            record.divert();
+            settle(svc, record, lease).await?;
+            Ok(Outcome::Skipped)
+        }
         Err(e @ DeliveryError::Extension { .. }) => {
             let note = note("extension_failed", e.to_string(), None, None);
             fail(svc, record, CallState::UnattemptedError, note, lease).await
@@ -597,6 +626,9 @@ pub(crate) trait Stored: Tracked {
     fn sendable(&self) -> bool;
     /// Note that what it holds was delivered.
     fn delivered(&mut self);
+    /// Send it elsewhere: the day's cap on requests that cost money is reached
+    /// (`cost_guard`). A call's VAN delivery goes to the day's CSV; any other is skipped.
+    fn divert(&mut self);
     fn delivery_key(&self) -> DeliveryKey {
         DeliveryKey {
             call: self.call_key().clone(),
@@ -631,6 +663,14 @@ impl Stored for CallRecord {
         self.post.is_some()
     }
     fn delivered(&mut self) {}
+    fn divert(&mut self) {
+        // The next settle writes it into the day's CSV (see `nightly::settle`).
+        self.post = None;
+        self.csv_reason = Some(crate::planning::CsvReason::CostGuard);
+        self.delivery.state = CallState::QueuedForCsv;
+        self.delivery.error = None;
+        self.delivery.next_attempt_at = None;
+    }
 }
 
 #[async_trait]
@@ -660,6 +700,12 @@ impl Stored for DeliveryRecord {
     }
     fn delivered(&mut self) {
         self.delivered_hash = self.payload_hash.clone();
+    }
+    fn divert(&mut self) {
+        self.reason = Some("the day's cap on requests that cost money is reached".into());
+        self.delivery.state = CallState::Ignored;
+        self.delivery.error = None;
+        self.delivery.next_attempt_at = None;
     }
 }
 

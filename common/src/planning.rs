@@ -53,6 +53,8 @@ pub enum CsvReason {
     AllCsv,
     /// Strategy `budget`: the day's free VAN requests were used by higher-priority calls.
     OverBudget,
+    /// Extension `cost_guard`: the day's cap on VAN requests was reached before its post.
+    CostGuard,
 }
 
 impl CsvReason {
@@ -62,6 +64,7 @@ impl CsvReason {
             Self::HybridCsvRow => "hybrid_csv_row",
             Self::AllCsv => "all_csv",
             Self::OverBudget => "over_budget",
+            Self::CostGuard => "cost_guard",
         }
     }
 }

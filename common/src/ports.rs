@@ -113,6 +113,14 @@ pub trait DayStore: Send + Sync {
     async fn open_days(&self, candidate: &CandidateSlug) -> Result<Vec<DayRecord>, StoreError>;
     /// Add `n` to the VAN requests counted for `day` (the day the requests were made).
     async fn add_van_requests(&self, day: &DayKey, n: u64) -> Result<(), StoreError>;
+    /// Add `n` only if the count stays within `cap`: `false` (nothing added) when it would
+    /// not. One conditional write, so workers sharing a day never pass the cap together.
+    async fn add_van_requests_within(
+        &self,
+        day: &DayKey,
+        n: u64,
+        cap: u64,
+    ) -> Result<bool, StoreError>;
     async fn van_requests(&self, day: &DayKey) -> Result<u64, StoreError>;
 }
 

@@ -537,6 +537,26 @@ async fn van_requests_accumulate_per_day() {
 }
 
 #[tokio::test]
+async fn a_capped_count_adds_only_while_it_stays_within_the_cap() {
+    let s = stores().await;
+    let key = day("pa07-lee", date(2026, 11, 21));
+    // From nothing: the first add creates the counter.
+    assert!(s.days.add_van_requests_within(&key, 2, 3).await.unwrap());
+    assert!(s.days.add_van_requests_within(&key, 1, 3).await.unwrap());
+    assert_eq!(s.days.van_requests(&key).await.unwrap(), 3);
+    // At the cap: refused, nothing added, and the plain count still counts past it.
+    assert!(!s.days.add_van_requests_within(&key, 1, 3).await.unwrap());
+    assert_eq!(s.days.van_requests(&key).await.unwrap(), 3);
+    assert!(!s.days.add_van_requests_within(&key, 5, 4).await.unwrap());
+    assert!(s.days.add_van_requests_within(&key, 1, 4).await.unwrap());
+    assert_eq!(s.days.van_requests(&key).await.unwrap(), 4);
+    // More than the cap at once, on a fresh day, is refused too.
+    let other = day("pa07-lee", date(2026, 11, 22));
+    assert!(!s.days.add_van_requests_within(&other, 5, 4).await.unwrap());
+    assert_eq!(s.days.van_requests(&other).await.unwrap(), 0);
+}
+
+#[tokio::test]
 async fn objects_list_in_order_read_back_rename_and_presign() {
     let stack = LocalStack::up(&[], &[]).await;
     let bucket = &stack.resources["DataBucket"];

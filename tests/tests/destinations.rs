@@ -1640,15 +1640,51 @@ async fn a_partner_that_stalls_all_night_never_shares_a_batch_with_van() {
 #[tokio::test]
 async fn a_client_key_that_is_not_the_certificates_is_named_before_anything_is_sent() {
     // The partner's certificate with the key of another: a mix-up when the secret was filled.
+    let mut mixed_up = Value::Null;
     let w = build(Some(esb_setup("mixed-up", |pki| {
         let (_, other_key) = pki.stranger_client();
-        json!({"client_certificate": pki.client_cert_pem, "client_key": other_key,
-               "ca_bundle": pki.ca_pem})
+        mixed_up = json!({"client_certificate": pki.client_cert_pem, "client_key": other_key,
+                          "ca_bundle": pki.ca_pem});
+        tls_secret(pki)
     })))
     .await;
+    let sm = aws_sdk_secretsmanager::Client::new(&w.stack.aws);
+    let secret_name = w.esb.as_ref().unwrap().secret_name.clone();
+    let put = |value: Value| {
+        sm.put_secret_value()
+            .secret_id(&secret_name)
+            .secret_string(value.to_string())
+            .send()
+    };
+    put(mixed_up.clone()).await.unwrap();
     drop_cdr(&w.svc, "inbox/night/cdr.csv", &night_rows()[..1]).await;
-    w.run().await;
-    w.drain().await;
+
+    // Found before the night: it does not run, and says why without quoting the key.
+    let refused = nightly_event::handle(
+        &w.svc,
+        json!({"candidate": "night", "date": DAY.to_string()}),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        refused.contains("client_key does not belong to client_certificate"),
+        "{refused}"
+    );
+    assert!(!refused.contains("PRIVATE KEY"), "{refused}");
+    assert!(w.svc.ledger.day(&day()).await.unwrap().is_empty());
+
+    // Mixed up after the night was planned: the send finds it before connecting. (Each
+    // step with services of its own: a function instance keeps the secrets it read.)
+    put(tls_secret(&w.esb.as_ref().unwrap().pki)).await.unwrap();
+    nightly_event::handle(
+        &services(&w.stack, w.clock.clone()),
+        json!({"candidate": "night", "date": DAY.to_string()}),
+    )
+    .await
+    .unwrap();
+    put(mixed_up).await.unwrap();
+    drain(&w.stack, &services(&w.stack, w.clock.clone())).await;
     assert!(w.esb().received().is_empty());
     assert_eq!(w.esb().refused_handshakes(), 0, "no connection was tried");
     let d = w.delivery_to(ESB, "1001").await;

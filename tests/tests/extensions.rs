@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use callsync::call::CallId;
 use callsync::candidate::CandidateDoc;
 use callsync::entrypoints::nightly as nightly_event;
-use callsync::ledger::{CallKey, CallRecord, CallState, DayKey, DeliveryKey, NoteEffect};
+use callsync::ledger::{CallKey, CallRecord, CallState, DayKey, DeliveryKey, NoteEffect, Receipt};
+use callsync::planning::CsvReason;
 use callsync::services::Services;
 use callsync::values::CandidateSlug;
 use callsync_tests::api::{ApiWorld, authed, demo_doc, with_body};
@@ -407,8 +408,9 @@ async fn unknown_extensions_and_bad_settings_are_refused_when_saved_and_get_exte
         .collect();
     assert_eq!(
         by_name.keys().map(String::as_str).collect::<Vec<_>>(),
-        ["example", "phone_ids"]
+        ["cost_guard", "example", "phone_ids"]
     );
+    assert_eq!(by_name["cost_guard"]["needs_settings"], true);
     let phone_ids = &by_name["phone_ids"];
     assert_eq!(phone_ids["spends_money"], true);
     assert_eq!(phone_ids["money_spending_hooks"], json!(["before_send"]));
@@ -419,4 +421,89 @@ async fn unknown_extensions_and_bad_settings_are_refused_when_saved_and_get_exte
     );
     assert_eq!(by_name["example"]["enabled_by_default"], false);
     assert_eq!(body["deployment_default"], json!(["phone_ids"]));
+}
+
+#[tokio::test]
+async fn cost_guard_stops_van_requests_at_the_days_cap_and_sends_the_rest_to_the_csv() {
+    // Two type lookups and two posts fit under 4; the third synced call does not.
+    let w = world(
+        &[],
+        json!({
+            "extensions": ["cost_guard"],
+            "extension_settings": {"cost_guard": {"daily_van_requests": 4}}
+        }),
+    )
+    .await;
+    w.night().await;
+    assert_eq!(w.van.requests().len(), 4, "VAN received the cap, no more");
+    assert_eq!(w.svc.days.van_requests(&day()).await.unwrap(), 4);
+    assert_eq!(w.van.canvass_posts().len(), 2);
+
+    let calls = w.calls().await;
+    let posted: Vec<&str> = ["1001", "1002", "1004"]
+        .into_iter()
+        .filter(|id| matches!(calls[*id].delivery.receipt, Some(Receipt::Van { .. })))
+        .collect();
+    assert_eq!(posted.len(), 2, "{calls:#?}");
+    let diverted: Vec<&CallRecord> = calls
+        .values()
+        .filter(|r| r.csv_reason == Some(CsvReason::CostGuard))
+        .collect();
+    assert_eq!(diverted.len(), 1, "{calls:#?}");
+    let d = diverted[0];
+    assert_eq!(d.delivery.state, CallState::Finished);
+    let Some(Receipt::Csv { key, row, .. }) = &d.delivery.receipt else {
+        panic!("the diverted call is in a CSV: {d:?}");
+    };
+    // The day's second file holds it, with its own reason.
+    let file = String::from_utf8(w.svc.objects.get(key).await.unwrap()).unwrap();
+    let line = file.lines().nth(*row as usize).unwrap();
+    assert!(
+        line.contains(&d.key.call_id.0) && line.ends_with("cost_guard"),
+        "{line}"
+    );
+    // The no-answer call went to the CSV for its row, as always.
+    assert_eq!(calls["1003"].csv_reason, Some(CsvReason::CsvRow));
+}
+
+#[test]
+fn cost_guard_needs_a_positive_cap_and_is_refused_beside_the_budget_strategy() {
+    let check = |more: Value| {
+        let doc = doc(
+            "https://hooks.example.org/r",
+            "https://hooks.example.org/h",
+            more,
+        );
+        match callsync::destinations::Compiled::from_doc(doc, callsync::egress::Egress::STRICT) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors
+                .iter()
+                .map(|e| format!("{}: {}", e.field, e.message))
+                .collect(),
+        }
+    };
+    assert!(
+        check(json!({"extensions": ["cost_guard"],
+                     "extension_settings": {"cost_guard": {"daily_van_requests": 900}}}))
+        .is_empty()
+    );
+    let missing = check(json!({"extensions": ["cost_guard"]}));
+    assert!(
+        missing[0].starts_with("extension_settings.cost_guard: ")
+            && missing[0].contains("needs settings"),
+        "{missing:?}"
+    );
+    let zero = check(json!({"extensions": ["cost_guard"],
+                            "extension_settings": {"cost_guard": {"daily_van_requests": 0}}}));
+    assert!(
+        zero[0].starts_with("extension_settings.cost_guard.daily_van_requests: "),
+        "{zero:?}"
+    );
+    let budget = check(json!({"strategy": {"budget": {"daily_free_requests": 500}},
+                              "extensions": ["cost_guard"],
+                              "extension_settings": {"cost_guard": {"daily_van_requests": 900}}}));
+    assert!(
+        budget[0].contains("budget strategy already caps"),
+        "{budget:?}"
+    );
 }

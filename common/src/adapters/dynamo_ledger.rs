@@ -436,6 +436,39 @@ impl DayStore for DynamoDayStore {
         Ok(())
     }
 
+    async fn add_van_requests_within(
+        &self,
+        day: &DayKey,
+        n: u64,
+        cap: u64,
+    ) -> Result<bool, StoreError> {
+        let Some(most) = cap.checked_sub(n) else {
+            return Ok(false);
+        };
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(usage_key(day)))
+            .update_expression("ADD van_requests :n")
+            .condition_expression("attribute_not_exists(van_requests) OR van_requests <= :most")
+            .expression_attribute_values(":n", AttributeValue::N(n.to_string()))
+            .expression_attribute_values(":most", AttributeValue::N(most.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error().is_some_and(
+                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::is_conditional_check_failed_exception,
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(service(DAYS)(e)),
+        }
+    }
+
     async fn van_requests(&self, day: &DayKey) -> Result<u64, StoreError> {
         let out = self
             .client

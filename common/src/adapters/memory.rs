@@ -243,6 +243,21 @@ impl DayStore for MemoryDays {
         Ok(())
     }
 
+    async fn add_van_requests_within(
+        &self,
+        day: &DayKey,
+        n: u64,
+        cap: u64,
+    ) -> Result<bool, StoreError> {
+        let mut usage = self.usage.lock().expect("lock");
+        let count = usage.entry(day.clone()).or_default();
+        if count.saturating_add(n) > cap {
+            return Ok(false);
+        }
+        *count += n;
+        Ok(true)
+    }
+
     async fn van_requests(&self, day: &DayKey) -> Result<u64, StoreError> {
         Ok(self
             .usage

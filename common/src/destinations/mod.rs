@@ -116,6 +116,10 @@ pub enum DeliveryError {
     /// deployment may not reach). Fix it, then `POST /retry`.
     #[error("{0}")]
     Setup(String),
+    /// Nothing was sent: the day's cap on requests that cost money is reached
+    /// (`cost_guard`). The call goes to the day's CSV instead.
+    #[error("{0}")]
+    OverCap(String),
     /// Nothing was sent: an extension's hook before the send failed.
     #[error("extension {extension}: {message}")]
     Extension {
@@ -303,8 +307,7 @@ impl Compiled {
                     Some(list) => (list.as_slice(), true),
                     None => (default_extensions, false),
                 };
-                let extensions =
-                    crate::extensions::configure(names, own, &doc.extension_settings, errors);
+                let extensions = crate::extensions::configure(doc, names, own, errors);
                 let configured = configure(&doc.destinations, slug, egress, errors);
                 check_row_destinations(doc, &configured, errors);
                 (extensions, configured)
@@ -332,6 +335,15 @@ impl Compiled {
         connectors: &Connectors,
     ) -> Result<Self, Vec<FieldError>> {
         Self::from_doc_in(doc, connectors.egress, &connectors.default_extensions)
+    }
+
+    /// The lowest cap an enabled extension puts on the day's requests to destinations that
+    /// charge for them, if any does.
+    pub fn daily_request_cap(&self) -> Option<u64> {
+        self.extensions
+            .iter()
+            .filter_map(|e| e.extension.daily_request_cap(&e.settings))
+            .min()
     }
 
     /// The enabled extensions that implement `hook`, in order.

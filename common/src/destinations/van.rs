@@ -90,6 +90,9 @@ impl From<SetupError> for DeliveryError {
 
 /// VAN's answer as a delivery error: retryable as VAN says, refused with its envelope kept.
 fn van_error(e: VanError) -> DeliveryError {
+    if let VanError::OverCap(message) = e {
+        return DeliveryError::OverCap(message);
+    }
     if e.is_retryable() {
         DeliveryError::Retryable {
             message: e.to_string(),

@@ -50,6 +50,9 @@ fn run_error(e: RunError) -> ApiError {
         }
         RunError::Busy(..) => ApiError::new(StatusCode::CONFLICT, "busy", e.to_string()),
         RunError::Future(_) => bad_request("future_date", e.to_string()),
+        RunError::NotConfigured(..) => {
+            ApiError::new(StatusCode::CONFLICT, "not_configured", e.to_string())
+        }
     }
 }
 
@@ -116,6 +119,7 @@ async fn status(
         "van_requests": svc.days.van_requests(&day).await?,
         "complete": record.as_ref().is_some_and(|d| d.complete),
         "report": record.as_ref().map(|d| &d.report),
+        "blocked": record.as_ref().and_then(|d| d.blocked.as_ref()),
         "csv": csv,
         "errors": page,
         "errors_total": errors.len(),

@@ -88,6 +88,23 @@ async fn check(ctx: &ApiContext, doc: &CandidateDoc) -> Result<Report, ApiError>
                 });
             }
         }
+        // Each extension says whether it is fully configured; one that is not keeps the
+        // nightly from running.
+        for e in &candidate.extensions {
+            let setup = crate::extensions::SetupContext {
+                secrets: ctx.secrets.as_ref(),
+                connectors: &ctx.connectors,
+                candidate: &candidate,
+                settings: &e.settings,
+            };
+            for problem in e.extension.configured(setup).await {
+                static_errors.push(Finding {
+                    result: None,
+                    field: format!("extension_settings.{}", e.name()),
+                    message: format!("extension {}: {problem}", e.name()),
+                });
+            }
+        }
     }
     let (Ok(candidate), Some(van)) = (
         Compiled::for_deployment(settings, &ctx.connectors),

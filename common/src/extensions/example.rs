@@ -37,7 +37,7 @@ use serde_json::{Value, json};
 
 use super::{Extension, Hook, HookError, Metadata, Read, SendContext, Settled};
 use crate::call::Call;
-use crate::candidate::Candidate;
+use crate::candidate::{Candidate, CandidateDoc};
 use crate::ledger::CallState;
 use crate::mapping::FieldError;
 
@@ -91,7 +91,13 @@ impl Extension for Example {
         &METADATA
     }
 
-    fn check_settings(&self, settings: &Value, at: &str, errors: &mut Vec<FieldError>) {
+    fn check_settings(
+        &self,
+        settings: &Value,
+        _doc: &CandidateDoc,
+        at: &str,
+        errors: &mut Vec<FieldError>,
+    ) {
         if let Err(e) = Settings::read(settings) {
             errors.push(FieldError::new(
                 at,

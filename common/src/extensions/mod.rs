@@ -28,13 +28,14 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::call::Call;
-use crate::candidate::Candidate;
+use crate::candidate::{Candidate, CandidateDoc};
 use crate::connect::Connectors;
 use crate::ledger::DayKey;
 use crate::mapping::FieldError;
 use crate::ports::{Clock, SecretStore};
 use crate::van::RequestMeter;
 
+pub mod cost_guard;
 pub mod example;
 pub mod phone_ids;
 
@@ -61,6 +62,9 @@ pub enum Hook {
     AfterRead,
     BeforeSend,
     OnSettled,
+    /// Caps the day's requests to destinations that charge for them
+    /// ([`Extension::daily_request_cap`]).
+    RequestCap,
 }
 
 /// What [`Extension::after_read`] decides for one call.
@@ -110,6 +114,23 @@ impl fmt::Debug for SendContext<'_> {
     }
 }
 
+/// What [`Extension::configured`] may use: read secrets, build clients; never send.
+#[derive(Clone, Copy)]
+pub struct SetupContext<'a> {
+    pub secrets: &'a dyn SecretStore,
+    pub connectors: &'a Connectors,
+    pub candidate: &'a Candidate,
+    pub settings: &'a Value,
+}
+
+impl fmt::Debug for SetupContext<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SetupContext")
+            .field("candidate", &self.candidate.slug)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What [`Extension::on_settled`] sees of a day being reported.
 #[derive(Debug, Clone, Copy)]
 pub struct Settled<'a> {
@@ -128,7 +149,29 @@ pub trait Extension: Send + Sync + fmt::Debug {
 
     /// Check `settings` (the document's `extension_settings.<name>`, `null` if absent);
     /// problems go into `errors` under `at`.
-    fn check_settings(&self, _settings: &Value, _at: &str, _errors: &mut Vec<FieldError>) {}
+    fn check_settings(
+        &self,
+        _settings: &Value,
+        _doc: &CandidateDoc,
+        _at: &str,
+        _errors: &mut Vec<FieldError>,
+    ) {
+    }
+
+    /// What keeps it from working for this candidate now (a secret it needs is absent or
+    /// unreadable, settings the live system refuses): each problem, empty when it is fully
+    /// configured. Any problem keeps the candidate's nightly from running. Reads secrets at
+    /// most; sends nothing, and never returns a secret.
+    async fn configured(&self, _ctx: SetupContext<'_>) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// The most requests a day to destinations that charge for them (VAN) this extension
+    /// allows the candidate, counted with every other request of the day; a request past
+    /// it is not sent, and its call goes to the CSV instead.
+    fn daily_request_cap(&self, _settings: &Value) -> Option<u64> {
+        None
+    }
 
     /// After a source's calls are read: keep, annotate or drop `call`. An `Err` fails this
     /// call alone (`unattempted_error`, naming the extension).
@@ -165,6 +208,7 @@ pub const REGISTRY: &[(&Metadata, Make)] = &[
     (&phone_ids::METADATA, || {
         Arc::new(phone_ids::PhoneIds::default())
     }),
+    (&cost_guard::METADATA, || Arc::new(cost_guard::CostGuard)),
     (&example::METADATA, || Arc::new(example::Example)),
 ];
 
@@ -195,11 +239,12 @@ impl Enabled {
 /// are refused, naming the known ones. `from_document` says whether `names` is the
 /// document's own list (errors point at `extensions[i]`) or the deployment's.
 pub fn configure(
+    doc: &CandidateDoc,
     names: &[String],
     from_document: bool,
-    settings: &BTreeMap<String, Value>,
     errors: &mut Vec<FieldError>,
 ) -> Vec<Enabled> {
+    let settings = &doc.extension_settings;
     let mut out: Vec<Enabled> = Vec::new();
     for (i, name) in names.iter().enumerate() {
         let Some((_, make)) = REGISTRY.iter().find(|(m, _)| m.name == name) else {
@@ -233,7 +278,7 @@ pub fn configure(
                 format!("extension {name:?} needs settings: add them under extension_settings.{name} (see the README's reference of {name})"),
             ));
         } else {
-            extension.check_settings(&value, &format!("extension_settings.{name}"), errors);
+            extension.check_settings(&value, doc, &format!("extension_settings.{name}"), errors);
         }
         if errors.len() == before {
             out.push(Enabled {

@@ -67,6 +67,19 @@ impl Extension for PhoneIds {
         &METADATA
     }
 
+    /// It reads VAN: the candidate needs VAN settings whose key reads.
+    async fn configured(&self, ctx: super::SetupContext<'_>) -> Vec<String> {
+        if ctx.candidate.van().is_none() {
+            return vec![
+                "it looks phones up in VAN, and the candidate has no `van` settings: add them, or take phone_ids off its extensions".into(),
+            ];
+        }
+        match ctx.connectors.van(ctx.secrets, ctx.candidate, None).await {
+            Ok(_) => Vec::new(),
+            Err(e) => vec![e.to_string()],
+        }
+    }
+
     async fn before_send(
         &self,
         ctx: SendContext<'_>,
@@ -93,6 +106,8 @@ impl Extension for PhoneIds {
             Ok(person) => person.phone_id_for(phone),
             // An unknown person gets its 404 from the post itself.
             Err(VanError::Api { status: 404, .. }) => None,
+            // Over the day's cap: the post is not counted either, and goes to the CSV.
+            Err(VanError::OverCap(_)) => None,
             Err(e) if e.is_retryable() => return Err(HookError::Retryable(e.to_string())),
             Err(e) => {
                 return Err(HookError::Failed(format!(

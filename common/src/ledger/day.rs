@@ -47,6 +47,16 @@ pub struct DayRecord {
     pub runs: u32,
     #[serde(default)]
     pub last_run_at: Option<Timestamp>,
+    /// The last run found the candidate not fully configured, and did not run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<Blocked>,
+}
+
+/// Why a day's night did not run: what keeps the candidate from being fully configured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Blocked {
+    pub at: Timestamp,
+    pub problems: Vec<String>,
 }
 
 impl DayRecord {
@@ -62,6 +72,7 @@ impl DayRecord {
             report: ReportState::default(),
             runs: 0,
             last_run_at: None,
+            blocked: None,
         }
     }
 }

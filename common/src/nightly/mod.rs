@@ -52,6 +52,11 @@ pub enum RunError {
     Busy(DayKey, Timestamp),
     #[error("{0} is in the future for this candidate: its calls cannot be synced yet")]
     Future(DayKey),
+    #[error(
+        "{0} did not run: the candidate is not fully configured — {problems}. Fix that (GET /validate shows it too); the next tick runs the day",
+        problems = .1.join("; ")
+    )]
+    NotConfigured(DayKey, Vec<String>),
 }
 
 /// Dry runs: payloads shown per destination.
@@ -111,6 +116,9 @@ pub async fn run(
     };
     if date > today {
         return Err(RunError::Future(day));
+    }
+    if !opts.dry_run {
+        gate(svc, &candidate, &day).await?;
     }
 
     let mut ingested = Ingested::default();
@@ -452,6 +460,63 @@ pub(super) async fn sample_requests(
             }),
         })
         .collect()
+}
+
+/// What keeps a candidate's nightly from running: each configured destination's problems
+/// (its secret absent or unreadable, its endpoint one the deployment may not reach) and
+/// each enabled extension's. Sends nothing to any destination.
+pub async fn unconfigured(svc: &Services, candidate: &Compiled) -> Vec<String> {
+    let ctx = crate::destinations::DeliverContext {
+        secrets: svc.secrets.as_ref(),
+        connectors: &svc.connectors,
+        candidate,
+        clock: svc.clock.as_ref(),
+        meter: None,
+    };
+    let mut problems = Vec::new();
+    for d in &candidate.destinations {
+        for p in d.adapter.check(ctx).await {
+            problems.push(format!("destination {:?}: {p}", d.name));
+        }
+    }
+    for e in &candidate.extensions {
+        let setup = crate::extensions::SetupContext {
+            secrets: svc.secrets.as_ref(),
+            connectors: &svc.connectors,
+            candidate,
+            settings: &e.settings,
+        };
+        for p in e.extension.configured(setup).await {
+            problems.push(format!("extension {}: {p}", e.name()));
+        }
+    }
+    problems
+}
+
+/// Refuse to run a day of a candidate that is not fully configured, so nothing of the
+/// night is read, planned or delivered half-way; the day record says why (and `GET
+/// /status` shows it) until a run finds everything in order.
+async fn gate(svc: &Services, candidate: &Compiled, day: &DayKey) -> Result<(), RunError> {
+    let problems = unconfigured(svc, candidate).await;
+    let now = svc.clock.now();
+    update_day(svc, day, |d| {
+        match (&d.blocked, problems.is_empty()) {
+            (None, true) => return false,
+            (Some(b), false) if b.problems == problems => return false,
+            _ => {}
+        }
+        d.blocked = (!problems.is_empty()).then(|| crate::ledger::Blocked {
+            at: now,
+            problems: problems.clone(),
+        });
+        true
+    })
+    .await?;
+    if problems.is_empty() {
+        return Ok(());
+    }
+    tracing::warn!(day = %day, problems = problems.len(), "not fully configured; the night does not run");
+    Err(RunError::NotConfigured(day.clone(), problems))
 }
 
 /// The candidate's date now.
@@ -830,6 +895,15 @@ mod tests {
         async fn add_van_requests(&self, day: &DayKey, n: u64) -> Result<(), StoreError> {
             self.0.write()?;
             self.0.days.add_van_requests(day, n).await
+        }
+        async fn add_van_requests_within(
+            &self,
+            day: &DayKey,
+            n: u64,
+            cap: u64,
+        ) -> Result<bool, StoreError> {
+            self.0.write()?;
+            self.0.days.add_van_requests_within(day, n, cap).await
         }
         async fn van_requests(&self, day: &DayKey) -> Result<u64, StoreError> {
             self.0.days.van_requests(day).await

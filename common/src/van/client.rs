@@ -72,9 +72,20 @@ pub struct VanClient {
 #[async_trait::async_trait]
 pub trait RequestMeter: Send + Sync {
     /// Count one request about to be sent. An error keeps it from being sent.
-    async fn count(&self) -> Result<(), String>;
+    async fn count(&self) -> Result<(), MeterError>;
     /// VAN answered one of the counted requests 429 (for the run's metrics).
     fn rate_limited(&self) {}
+}
+
+/// Why a request was not counted, and so not sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MeterError {
+    /// The counter could not be reached: worth trying again.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The day's cap on requests is reached.
+    #[error("{0}")]
+    OverCap(String),
 }
 
 struct Inner {
@@ -526,7 +537,10 @@ impl VanClient {
         }
         let path = call.url.path();
         if let Some(meter) = &self.meter {
-            meter.count().await.map_err(VanError::Uncounted)?;
+            meter.count().await.map_err(|e| match e {
+                MeterError::Unavailable(m) => VanError::Uncounted(m),
+                MeterError::OverCap(m) => VanError::OverCap(m),
+            })?;
         }
         let started = Instant::now();
         inner.requests.fetch_add(1, Ordering::Relaxed);

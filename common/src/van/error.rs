@@ -126,6 +126,10 @@ pub enum VanError {
     /// would let the daily budget overspend). Worth trying again.
     #[error("the VAN request was not sent: it could not be counted ({0})")]
     Uncounted(String),
+    /// The day's cap on VAN requests is reached, so it was not sent. Not worth trying again
+    /// today.
+    #[error("the VAN request was not sent: {0}")]
+    OverCap(String),
 }
 
 fn mode_name(mode: DatabaseMode) -> &'static str {
@@ -163,7 +167,9 @@ impl VanError {
             Self::UnknownPerson { .. } => Some(404),
             Self::Decode { status, .. } => Some(*status),
             Self::RateLimited { .. } => Some(429),
-            Self::Transport { .. } | Self::Config(_) | Self::Uncounted(_) => None,
+            Self::Transport { .. } | Self::Config(_) | Self::Uncounted(_) | Self::OverCap(_) => {
+                None
+            }
         }
     }
 
@@ -198,7 +204,11 @@ impl VanError {
                     "body": body,
                 }),
             },
-            Self::Transport { .. } | Self::Decode { .. } | Self::Config(_) | Self::Uncounted(_) => {
+            Self::Transport { .. }
+            | Self::Decode { .. }
+            | Self::Config(_)
+            | Self::Uncounted(_)
+            | Self::OverCap(_) => {
                 return None;
             }
         })

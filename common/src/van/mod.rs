@@ -7,7 +7,7 @@ mod error;
 pub(crate) mod model;
 
 pub use crate::values::DatabaseMode;
-pub use client::{ClientOptions, MAX_PAGE_SIZE, PostReceipt, RequestMeter, VanClient};
+pub use client::{ClientOptions, MAX_PAGE_SIZE, MeterError, PostReceipt, RequestMeter, VanClient};
 pub use credentials::VanCredentials;
 pub use error::{
     MAX_KEPT_BODY, MAX_WAIT_HINT, TransportKind, VanError, VanErrorItem, parse_wait_hint,
