@@ -29,7 +29,10 @@ pub struct Call {
     pub call_id: CallId,
     /// The dialer account number as read, e.g. `ny14-van-18372073`.
     pub account: String,
-    pub van_id: VanId,
+    /// The person's VAN id from the account; `None` when the account carries none (an
+    /// empty account number: a list loaded without VAN ids — see the `person_match`
+    /// extension).
+    pub van_id: Option<VanId>,
     /// The VAN database the account's `system` names (`van` → VoterFile, `myc` →
     /// MyCampaign); `None` when the account names none: the candidate's own mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]

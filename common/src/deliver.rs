@@ -435,11 +435,19 @@ async fn send<R: Stored>(
     };
     let started = std::time::Instant::now();
     let mut parcel = record.as_delivery();
-    let answer = match before_send(ctx, candidate, destination, &mut parcel).await {
+    let hooked = before_send(ctx, candidate, destination, record.call(), &mut parcel).await;
+    let answer = match hooked {
         Ok(()) => destination.adapter.deliver(ctx, &parcel).await,
         Err(e) => Err(e),
     };
-    drop(parcel);
+    let amended = match parcel {
+        Cow::Owned(p) => p.payload,
+        Cow::Borrowed(_) => None,
+    };
+    if let Some(payload) = amended {
+        // What the hooks found that later tries need (a matched VAN id) stays on the record.
+        record.keep_found(&payload);
+    }
     if let Ok(mut l) = g.latencies.lock() {
         l.push(started.elapsed().as_secs_f64() * 1000.0);
     }
@@ -551,6 +559,7 @@ async fn before_send(
     ctx: DeliverContext<'_>,
     candidate: &Compiled,
     destination: &Configured,
+    call: Option<&crate::call::Call>,
     parcel: &mut Cow<'_, DeliveryRecord>,
 ) -> Result<(), DeliveryError> {
     use crate::extensions::{Hook, HookError, SendContext};
@@ -564,6 +573,7 @@ async fn before_send(
             candidate: ctx.candidate,
             clock: ctx.clock,
             meter: ctx.meter,
+            call,
             destination: &destination.name,
             kind: destination.kind(),
             settings: &enabled.settings,
@@ -583,6 +593,7 @@ async fn before_send(
                     extension: name,
                     message,
                 },
+                HookError::OverCap(message) => DeliveryError::OverCap(message),
             })?;
     }
     Ok(())
@@ -626,6 +637,10 @@ pub(crate) trait Stored: Tracked {
     fn sendable(&self) -> bool;
     /// Note that what it holds was delivered.
     fn delivered(&mut self);
+    /// The call, when this record holds it.
+    fn call(&self) -> Option<&crate::call::Call>;
+    /// Keep what the hooks found that later tries need (`payload` as they amended it).
+    fn keep_found(&mut self, payload: &serde_json::Value);
     /// Send it elsewhere: the day's cap on requests that cost money is reached
     /// (`cost_guard`). A call's VAN delivery goes to the day's CSV; any other is skipped.
     fn divert(&mut self);
@@ -663,6 +678,21 @@ impl Stored for CallRecord {
         self.post.is_some()
     }
     fn delivered(&mut self) {}
+    fn call(&self) -> Option<&crate::call::Call> {
+        self.call.as_ref()
+    }
+    /// A VAN id an extension found (`person_match`) is kept on the post.
+    fn keep_found(&mut self, payload: &serde_json::Value) {
+        let found = payload
+            .get("van_id")
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|id| crate::values::VanId::new(id).ok());
+        if let (Some(post), Some(id)) = (self.post.as_mut(), found)
+            && post.van_id.is_none()
+        {
+            post.van_id = Some(id);
+        }
+    }
     fn divert(&mut self) {
         // The next settle writes it into the day's CSV (see `nightly::settle`).
         self.post = None;
@@ -701,6 +731,10 @@ impl Stored for DeliveryRecord {
     fn delivered(&mut self) {
         self.delivered_hash = self.payload_hash.clone();
     }
+    fn call(&self) -> Option<&crate::call::Call> {
+        None
+    }
+    fn keep_found(&mut self, _payload: &serde_json::Value) {}
     fn divert(&mut self) {
         self.reason = Some("the day's cap on requests that cost money is reached".into());
         self.delivery.state = CallState::Ignored;

@@ -31,7 +31,9 @@ pub enum Plan {
 /// A canvass post, ready but for the ids VAN resolves by name at send time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VanPost {
-    pub van_id: VanId,
+    /// `None` for a call whose account carries no VAN id: an extension (`person_match`)
+    /// finds it before the post, or the post fails saying so.
+    pub van_id: Option<VanId>,
     /// The database the call is posted to (the account's system, else the candidate's).
     pub database_mode: DatabaseMode,
     pub action: VanAction,
@@ -310,7 +312,7 @@ mod tests {
         Call {
             call_id: CallId("101312525040".into()),
             account: "ny14-van-18372073".into(),
-            van_id: VanId::new(18372073).unwrap(),
+            van_id: Some(VanId::new(18372073).unwrap()),
             phone: phone.map(|p| PhoneNumber::parse(p).unwrap()),
             first_name: "A".into(),
             last_name: "B".into(),
@@ -557,7 +559,7 @@ mod tests {
         // 23:04 UTC on 21 Nov is 18:04 in New York (EST, -05:00).
         assert_eq!(post.date_canvassed, "2026-11-21T18:04:11-05:00");
         assert_eq!(post.phone.unwrap().digits(), "2125550143");
-        assert_eq!(post.van_id.get(), 18372073);
+        assert_eq!(post.van_id.unwrap().get(), 18372073);
         assert_eq!(post.priority, 10);
     }
 

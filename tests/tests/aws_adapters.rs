@@ -39,7 +39,7 @@ fn call(id: &str, local_date: Date) -> Call {
     Call {
         call_id: CallId(id.into()),
         account: "pa07-van-18372073".into(),
-        van_id: VanId::new(18_372_073).unwrap(),
+        van_id: Some(VanId::new(18_372_073).unwrap()),
         phone: Some(PhoneNumber::parse("(212) 555-0143").unwrap()),
         first_name: "Ana".into(),
         last_name: "Núñez".into(),
@@ -58,7 +58,7 @@ fn call(id: &str, local_date: Date) -> Call {
 
 fn van_post() -> VanPost {
     VanPost {
-        van_id: VanId::new(18_372_073).unwrap(),
+        van_id: Some(VanId::new(18_372_073).unwrap()),
         database_mode: callsync::van::DatabaseMode::MyCampaign,
         action: VanAction::Contact {
             survey_responses: vec![SurveyAnswer {

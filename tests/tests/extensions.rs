@@ -408,8 +408,9 @@ async fn unknown_extensions_and_bad_settings_are_refused_when_saved_and_get_exte
         .collect();
     assert_eq!(
         by_name.keys().map(String::as_str).collect::<Vec<_>>(),
-        ["cost_guard", "example", "phone_ids"]
+        ["cost_guard", "example", "person_match", "phone_ids"]
     );
+    assert_eq!(by_name["person_match"]["spends_money"], true);
     assert_eq!(by_name["cost_guard"]["needs_settings"], true);
     let phone_ids = &by_name["phone_ids"];
     assert_eq!(phone_ids["spends_money"], true);
@@ -506,4 +507,121 @@ fn cost_guard_needs_a_positive_cap_and_is_refused_beside_the_budget_strategy() {
         budget[0].contains("budget strategy already caps"),
         "{budget:?}"
     );
+}
+
+#[tokio::test]
+async fn person_match_finds_calls_without_a_van_id_by_name_and_phone_and_counts_each_find() {
+    let w = world(&[], json!({"extensions": ["person_match"]})).await;
+    w.van.with_data(|data| {
+        data.people.insert(
+            200_001,
+            serde_json::from_value(json!({
+                "vanId": 200_001, "firstName": "Pat", "lastName": "Doe 2001",
+                "phones": [{"phoneId": 6_000_001, "phoneNumber": "2125550151"}], "emails": []
+            }))
+            .unwrap(),
+        );
+    });
+    let row = |id: u64, account: &str, phone: &str| {
+        cdr_row(id, account, phone, "21-11-2026 18:30:00", "Agent Cust 1")
+    };
+    let rows = [
+        // A VAN id on the account: posted as always, nothing searched.
+        row(1001, "ny14-van-100001", "212-555-0101"),
+        // No VAN id: found by name and phone.
+        row(2001, "", "212-555-0151"),
+        // No VAN id, and VAN knows nobody by that name and phone.
+        row(2002, "", "212-555-0152"),
+        // No VAN id and no last name: too little to search with.
+        "2003,,Pat,,212-555-0153,21-11-2026 18:31:00,21-11-2026 18:31:00,21-11-2026 18:31:00,agent7,Agent Cust 1,C1".to_owned(),
+    ];
+    drop_cdr(&w.svc, "inbox/night/cdr.csv", &rows).await;
+    nightly_event::handle(
+        &w.svc,
+        json!({"candidate": "night", "date": DAY.to_string()}),
+    )
+    .await
+    .unwrap();
+    drain(&w.stack, &w.svc).await;
+    let calls = w.calls().await;
+
+    let mut posted: Vec<u64> = w.van.canvass_posts().iter().map(|(id, _)| *id).collect();
+    posted.sort_unstable();
+    assert_eq!(posted, [100_001, 200_001]);
+    let found = &calls["2001"];
+    assert_eq!(found.delivery.state, CallState::Finished);
+    assert_eq!(
+        found.post.as_ref().unwrap().van_id.map(|v| v.get()),
+        Some(200_001),
+        "the matched id is kept in the ledger"
+    );
+    assert_eq!(
+        found.call.as_ref().unwrap().van_id,
+        None,
+        "the call as read"
+    );
+
+    let unmatched = &calls["2002"];
+    assert_eq!(unmatched.delivery.state, CallState::UnattemptedError);
+    let error = unmatched.delivery.error.as_ref().unwrap();
+    assert_eq!(error.code, "extension_failed");
+    assert!(
+        error.message.contains("extension person_match")
+            && error.message.contains("found no person"),
+        "{}",
+        error.message
+    );
+    for personal in ["Pat", "Doe", "5550152"] {
+        assert!(!error.message.contains(personal), "{}", error.message);
+    }
+    let thin = calls["2003"].delivery.error.as_ref().unwrap();
+    assert!(
+        thin.message.contains("too little to search") && thin.message.contains("a last name"),
+        "{}",
+        thin.message
+    );
+
+    // Two finds (none for the thin call), never findOrCreate, the 302 never followed, and
+    // every request counted on the day the budget reads.
+    assert_eq!(w.van.count("POST", "/people/find"), 2);
+    assert_eq!(w.van.count("POST", "/people/findOrCreate"), 0);
+    assert_eq!(w.van.count("GET", "/people/"), 0);
+    let counted = w.svc.days.van_requests(&day()).await.unwrap();
+    assert_eq!(counted, w.van.requests().len() as u64);
+}
+
+#[tokio::test]
+async fn without_person_match_a_call_without_a_van_id_fails_saying_how_to_fix_it() {
+    let w = world(&[], json!({})).await;
+    drop_cdr(
+        &w.svc,
+        "inbox/night/cdr.csv",
+        &[cdr_row(
+            2001,
+            "",
+            "212-555-0151",
+            "21-11-2026 18:30:00",
+            "Agent Cust 1",
+        )],
+    )
+    .await;
+    nightly_event::handle(
+        &w.svc,
+        json!({"candidate": "night", "date": DAY.to_string()}),
+    )
+    .await
+    .unwrap();
+    drain(&w.stack, &w.svc).await;
+    let record = &w.calls().await["2001"];
+    assert_eq!(record.delivery.state, CallState::UnattemptedError);
+    let error = record.delivery.error.as_ref().unwrap();
+    assert!(
+        error.message.contains("no VAN id") && error.message.contains("person_match"),
+        "{}",
+        error.message
+    );
+    assert!(w.van.canvass_posts().is_empty());
+    // The webhook still takes the call as read, its VAN id empty.
+    let hooked = w.hooked();
+    assert_eq!(hooked["2001"]["contact"]["van_id"], Value::Null);
 }

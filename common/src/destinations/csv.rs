@@ -234,7 +234,10 @@ pub fn write(
         let local = call.started_at.to_zoned_datetime(zone.clone());
         let phone = call.phone.as_ref().map_or("", |p| p.digits());
         out.write_record([
-            call.van_id.to_string().as_str(),
+            call.van_id
+                .map(|v| v.to_string())
+                .unwrap_or_default()
+                .as_str(),
             voter_id_type(call.database_mode.or(default_mode)),
             &cell(&call.first_name),
             &cell(&call.last_name),

@@ -31,7 +31,7 @@ pub fn call_and_contact(call: &Call, row: Option<&ResultRow>, candidate: &Candid
             "campaign": call.campaign,
         },
         "contact": {
-            "van_id": call.van_id.get(),
+            "van_id": call.van_id.map(crate::values::VanId::get),
             "database_mode": database_mode,
             "account": call.account,
             "first_name": call.first_name,
@@ -99,7 +99,7 @@ pub(crate) mod fixtures {
         Call {
             call_id: CallId("101312525040".into()),
             account: "18372073".into(),
-            van_id: VanId::new(18372073).unwrap(),
+            van_id: Some(VanId::new(18372073).unwrap()),
             phone: Some(PhoneNumber::parse("2125550143").unwrap()),
             first_name: first_name.into(),
             last_name: "Núñez".into(),

@@ -341,6 +341,11 @@ impl Destination for Van {
             .candidate
             .van()
             .ok_or_else(|| no_van_settings(ctx.candidate))?;
+        let Some(van_id) = post.van_id else {
+            return Err(DeliveryError::Setup(
+                "the call's account carries no VAN id: give the account its VAN id, or enable the person_match extension to find the person in VAN by name and phone, then POST /retry".into(),
+            ));
+        };
         let mode = post.database_mode.unwrap_or(van.database_mode);
         let target = self.target(ctx, mode).await?;
         let target = match ctx.meter {
@@ -353,7 +358,7 @@ impl Destination for Van {
         let body = target.request(&post);
         let answer = target
             .client
-            .post_canvass_response(post.van_id, &body)
+            .post_canvass_response(van_id, &body)
             .await
             .map_err(van_error)?;
         Ok(Receipt::Van {

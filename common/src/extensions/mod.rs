@@ -37,6 +37,7 @@ use crate::van::RequestMeter;
 
 pub mod cost_guard;
 pub mod example;
+pub mod person_match;
 pub mod phone_ids;
 
 /// What an extension is, for `GET /extensions` and the document check.
@@ -86,6 +87,10 @@ pub enum HookError {
     /// It will not work as things are: the delivery ends in `unattempted_error`.
     #[error("{0}")]
     Failed(String),
+    /// A request it needed would pass the day's cap on requests that cost money
+    /// (`cost_guard`): the call goes to the CSV, as a post past the cap does.
+    #[error("{0}")]
+    OverCap(String),
 }
 
 /// What a hook around a delivery may use.
@@ -97,6 +102,9 @@ pub struct SendContext<'a> {
     pub clock: &'a dyn Clock,
     /// Counts requests to a destination that charges for them before they are sent.
     pub meter: Option<&'a Arc<dyn RequestMeter>>,
+    /// The call, when the delivery's record holds it (VAN's does; another destination's
+    /// holds its planned payload only).
+    pub call: Option<&'a Call>,
     /// The destination's name and kind (`van`, `webhook`, `http_template`, …).
     pub destination: &'a str,
     pub kind: &'static str,
@@ -210,11 +218,69 @@ pub const REGISTRY: &[(&Metadata, Make)] = &[
     }),
     (&cost_guard::METADATA, || Arc::new(cost_guard::CostGuard)),
     (&example::METADATA, || Arc::new(example::Example)),
+    (&person_match::METADATA, || {
+        Arc::new(person_match::PersonMatch::default())
+    }),
 ];
 
 /// The names [`REGISTRY`] knows, for error messages.
 pub fn known() -> Vec<&'static str> {
     REGISTRY.iter().map(|(m, _)| m.name).collect()
+}
+
+/// VAN clients an extension keeps while its candidate is compiled, one per database, each
+/// request counted by the send's meter.
+#[derive(Debug, Default)]
+pub struct VanClients {
+    clients: tokio::sync::Mutex<
+        std::collections::HashMap<crate::van::DatabaseMode, crate::van::VanClient>,
+    >,
+}
+
+impl VanClients {
+    /// The candidate's client for database `mode`.
+    pub async fn get(
+        &self,
+        ctx: SendContext<'_>,
+        mode: crate::van::DatabaseMode,
+    ) -> Result<crate::van::VanClient, HookError> {
+        let mut clients = self.clients.lock().await;
+        let client = match clients.get(&mode) {
+            Some(c) => c.clone(),
+            None => {
+                let c = ctx
+                    .connectors
+                    .van(ctx.secrets, ctx.candidate, Some(mode))
+                    .await
+                    .map_err(|e| {
+                        if e.is_transient() {
+                            HookError::Retryable(e.to_string())
+                        } else {
+                            HookError::Failed(e.to_string())
+                        }
+                    })?;
+                clients.insert(mode, c.clone());
+                c
+            }
+        };
+        Ok(match ctx.meter {
+            Some(meter) => client.metered(Arc::clone(meter)),
+            None => client,
+        })
+    }
+
+    /// Whether the candidate's VAN key reads (for [`Extension::configured`]).
+    pub async fn check(ctx: SetupContext<'_>, name: &str) -> Vec<String> {
+        if ctx.candidate.van().is_none() {
+            return vec![format!(
+                "it works in VAN, and the candidate has no `van` settings: add them, or take {name} off its extensions"
+            )];
+        }
+        match ctx.connectors.van(ctx.secrets, ctx.candidate, None).await {
+            Ok(_) => Vec::new(),
+            Err(e) => vec![e.to_string()],
+        }
+    }
 }
 
 /// An extension enabled for one candidate, with its settings.

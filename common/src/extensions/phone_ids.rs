@@ -2,16 +2,12 @@
 //! files the contact against that phone (and can mark a wrong number on it). One more VAN
 //! request per post (`GET /people/{vanId}?$expand=phones`), counted like every other.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use serde_json::Value;
-use tokio::sync::Mutex;
 
-use super::{Extension, Hook, HookError, Metadata, SendContext};
+use super::{Extension, Hook, HookError, Metadata, SendContext, VanClients};
 use crate::ledger::StoredPost;
-use crate::van::{DatabaseMode, VanClient, VanError};
+use crate::van::VanError;
 
 pub const METADATA: Metadata = Metadata {
     name: "phone_ids",
@@ -26,39 +22,7 @@ pub const METADATA: Metadata = Metadata {
 /// The extension, with a VAN client per database kept while its candidate is compiled.
 #[derive(Debug, Default)]
 pub struct PhoneIds {
-    clients: Mutex<HashMap<DatabaseMode, VanClient>>,
-}
-
-impl PhoneIds {
-    async fn client(
-        &self,
-        ctx: SendContext<'_>,
-        mode: DatabaseMode,
-    ) -> Result<VanClient, HookError> {
-        let mut clients = self.clients.lock().await;
-        let client = match clients.get(&mode) {
-            Some(c) => c.clone(),
-            None => {
-                let c = ctx
-                    .connectors
-                    .van(ctx.secrets, ctx.candidate, Some(mode))
-                    .await
-                    .map_err(|e| {
-                        if e.is_transient() {
-                            HookError::Retryable(e.to_string())
-                        } else {
-                            HookError::Failed(e.to_string())
-                        }
-                    })?;
-                clients.insert(mode, c.clone());
-                c
-            }
-        };
-        Ok(match ctx.meter {
-            Some(meter) => client.metered(Arc::clone(meter)),
-            None => client,
-        })
-    }
+    clients: VanClients,
 }
 
 #[async_trait]
@@ -69,15 +33,7 @@ impl Extension for PhoneIds {
 
     /// It reads VAN: the candidate needs VAN settings whose key reads.
     async fn configured(&self, ctx: super::SetupContext<'_>) -> Vec<String> {
-        if ctx.candidate.van().is_none() {
-            return vec![
-                "it looks phones up in VAN, and the candidate has no `van` settings: add them, or take phone_ids off its extensions".into(),
-            ];
-        }
-        match ctx.connectors.van(ctx.secrets, ctx.candidate, None).await {
-            Ok(_) => Vec::new(),
-            Err(e) => vec![e.to_string()],
-        }
+        VanClients::check(ctx, METADATA.name).await
     }
 
     async fn before_send(
@@ -92,7 +48,7 @@ impl Extension for PhoneIds {
             // VAN's adapter says what is wrong with a post it cannot read.
             return Ok(());
         };
-        let Some(phone) = &post.phone else {
+        let (Some(phone), Some(van_id)) = (&post.phone, post.van_id) else {
             return Ok(());
         };
         let Some(mode) = post
@@ -101,13 +57,12 @@ impl Extension for PhoneIds {
         else {
             return Ok(());
         };
-        let client = self.client(ctx, mode).await?;
-        let phone_id = match client.person_with_phones(post.van_id).await {
+        let client = self.clients.get(ctx, mode).await?;
+        let phone_id = match client.person_with_phones(van_id).await {
             Ok(person) => person.phone_id_for(phone),
             // An unknown person gets its 404 from the post itself.
             Err(VanError::Api { status: 404, .. }) => None,
-            // Over the day's cap: the post is not counted either, and goes to the CSV.
-            Err(VanError::OverCap(_)) => None,
+            Err(VanError::OverCap(m)) => return Err(HookError::OverCap(m)),
             Err(e) if e.is_retryable() => return Err(HookError::Retryable(e.to_string())),
             Err(e) => {
                 return Err(HookError::Failed(format!(

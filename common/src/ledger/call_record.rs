@@ -5,7 +5,9 @@ use super::*;
 /// The VAN post the planner decided on, as stored (the plan's [`VanPost`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredPost {
-    pub van_id: VanId,
+    /// `None` until found for a call whose account carries none (`person_match`).
+    #[serde(default)]
+    pub van_id: Option<VanId>,
     /// The database to post to; absent in records from before calls could name theirs:
     /// the candidate's main database.
     #[serde(default, skip_serializing_if = "Option::is_none")]

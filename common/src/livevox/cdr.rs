@@ -919,7 +919,7 @@ mod tests {
         let (calls, bad, _) = read(&r, text);
         assert!(bad.is_empty(), "{bad:?}");
         let c = &calls[0];
-        assert_eq!((c.call_id.0.as_str(), c.van_id.get()), ("77", 42));
+        assert_eq!((c.call_id.0.as_str(), c.van_id.unwrap().get()), ("77", 42));
         assert_eq!(c.result.as_str(), "busy");
         assert_eq!(c.service.as_deref(), Some("GOTV"));
         assert_eq!(c.started_at.to_string(), "2026-11-21T15:30:00Z");

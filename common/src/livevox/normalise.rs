@@ -163,7 +163,9 @@ fn build(
 
     let account = raw.account.trim();
     let (van_id, database_mode) = match accounts.parse(account) {
-        Ok(Account::Voter(id, mode)) => (id, mode),
+        // No account number: a person the list carries without a VAN id.
+        _ if account.is_empty() => (None, None),
+        Ok(Account::Voter(id, mode)) => (Some(id), mode),
         Ok(Account::Test) => return Ok(None),
         Err(AccountError::NoMatch { pattern, .. }) => {
             return Err(bad(
@@ -398,7 +400,7 @@ mod tests {
         ) else {
             panic!("expected a call")
         };
-        assert_eq!(call.van_id.get(), 18372073);
+        assert_eq!(call.van_id.unwrap().get(), 18372073);
         assert_eq!(call.result.as_str(), "agent cust 1");
         assert_eq!(call.result_text, "Agent Cust 1 (167)");
         assert_eq!(call.started_at.to_string(), "2026-11-21T23:04:05Z");

@@ -450,12 +450,20 @@ pub(super) async fn sample_requests(
         .map(|(r, post)| match &target {
             Ok(t) => json!({
                 "call_id": r.key.call_id,
-                "path": format!("/people/{}/canvassResponses", post.van_id),
+                "path": format!(
+                    "/people/{}/canvassResponses",
+                    post.van_id
+                        .map_or_else(|| "(found by person_match)".to_owned(), |v| v.to_string())
+                ),
                 "body": serde_json::to_value(t.request_with(post, None)).unwrap_or(Value::Null),
             }),
             Err(e) => json!({
                 "call_id": r.key.call_id,
-                "path": format!("/people/{}/canvassResponses", post.van_id),
+                "path": format!(
+                    "/people/{}/canvassResponses",
+                    post.van_id
+                        .map_or_else(|| "(found by person_match)".to_owned(), |v| v.to_string())
+                ),
                 "error": format!("the body cannot be shown: {e}"),
             }),
         })
