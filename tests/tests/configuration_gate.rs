@@ -118,6 +118,17 @@ async fn a_candidate_with_a_destination_not_fully_configured_does_not_run_and_sa
         .collect();
     drop_cdr(&svc, "inbox/gate-hook/cdr.csv", &rows).await;
 
+    // A dry run still shows the plan, and what would keep the night from running.
+    let dry = nightly_event::handle(
+        &svc,
+        json!({"candidate": HOOK_SLUG, "date": DAY.to_string(), "dry_run": true}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(dry["planned"]["unsynced"], 3, "{dry:#}");
+    let named = dry["not_configured"].to_string();
+    assert!(named.contains(HOOK_SECRET), "{dry:#}");
+
     let refused = run(&svc, HOOK_SLUG).await.unwrap_err();
     assert!(
         refused.contains("not fully configured") && refused.contains(HOOK_SECRET),

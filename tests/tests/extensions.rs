@@ -625,3 +625,56 @@ async fn without_person_match_a_call_without_a_van_id_fails_saying_how_to_fix_it
     let hooked = w.hooked();
     assert_eq!(hooked["2001"]["contact"]["van_id"], Value::Null);
 }
+
+#[tokio::test]
+async fn a_call_an_extension_failed_goes_everywhere_once_it_lets_it_through_and_the_day_is_retried()
+{
+    let failing = json!({
+        "extensions": ["example"],
+        "extension_settings": {"example": {"fail_results": ["agent cust 3"]}}
+    });
+    let w = world(&[], failing).await;
+    w.night().await;
+    assert_eq!(
+        w.calls().await["1002"].delivery.state,
+        CallState::UnattemptedError
+    );
+    assert_eq!(
+        w.hook_delivery("1002").await.delivery.state,
+        CallState::UnattemptedError
+    );
+
+    // The extension lets it through now; a retry plans the call and its deliveries again.
+    let passing = doc(
+        &w.report.url,
+        &w.receiver.url,
+        json!({"extensions": ["example"], "extension_settings": {"example": {}}}),
+    );
+    w.svc.config.put(&passing).await.unwrap();
+    callsync::nightly::retry(
+        &w.svc,
+        &day().candidate,
+        DAY,
+        &[CallState::UnattemptedError],
+        &callsync::nightly::RetryScope::Everything,
+    )
+    .await
+    .unwrap();
+    drain(&w.stack, &w.svc).await;
+    let call = &w.calls().await["1002"];
+    assert_eq!(call.delivery.state, CallState::Finished);
+    assert!(call.notes.is_empty(), "{:?}", call.notes);
+    assert_eq!(
+        w.hook_delivery("1002").await.delivery.state,
+        CallState::Finished
+    );
+    assert_eq!(
+        w.receiver
+            .delivered()
+            .iter()
+            .filter(|r| r.body["call"]["id"] == "1002")
+            .count(),
+        1,
+        "delivered once"
+    );
+}

@@ -99,6 +99,9 @@ pub struct RunSummary {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub sample_payloads: BTreeMap<String, Vec<Value>>,
     pub days: Vec<SettleSummary>,
+    /// Dry runs: what would keep the night from running (see [`unconfigured`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_configured: Vec<String>,
 }
 
 /// Run one candidate's local day: read its sources, plan and record the calls, settle.
@@ -166,6 +169,7 @@ pub async fn run(
         sample_requests: Vec::new(),
         sample_payloads: BTreeMap::new(),
         days: Vec::new(),
+        not_configured: Vec::new(),
     };
 
     let records = plan_calls(svc, &candidate, &mut ingested, &mut summary).await?;
@@ -183,6 +187,7 @@ pub async fn run(
         summary.new_calls = records.len() as u64;
         summary.sample_requests = sample_requests(svc, &candidate, &records).await;
         summary.sample_payloads = fanout::sample_payloads(&candidate, &records, SAMPLE_PAYLOADS);
+        summary.not_configured = unconfigured(svc, &candidate).await;
         summary.problems = ingested.problems;
         return Ok(summary);
     }

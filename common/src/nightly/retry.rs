@@ -82,6 +82,13 @@ pub async fn retry(
             }
         }
     }
+    // Destinations plan from the calls as they are now: a re-plan may have changed what an
+    // extension said of them.
+    let records = if replanned.is_empty() {
+        records
+    } else {
+        svc.ledger.day(&day).await?
+    };
     let mut destinations = BTreeMap::new();
     for d in &candidate.destinations {
         let included = match scope {
