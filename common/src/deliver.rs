@@ -155,6 +155,8 @@ async fn run_group(
             .as_ref()
             .ok()
             .and_then(Compiled::daily_request_cap),
+        block: members.len().max(1) as u64,
+        held: tokio::sync::Mutex::new(0),
         requests: AtomicU64::new(0),
         rate_limited: AtomicU64::new(0),
     });
@@ -182,6 +184,7 @@ async fn run_group(
         .buffered(concurrency.max(1))
         .collect()
         .await;
+    meter.give_back().await;
     if destination.is_none() {
         let n = |o: Outcome| done.iter().filter(|d| **d == o).count() as u64;
         let latencies =
@@ -215,42 +218,77 @@ async fn run_group(
 }
 
 /// Counts each request to a destination that charges for them (VAN) on the day's counter
-/// (an atomic add) before it is sent: the budget strategy reads that count, and a worker
-/// killed mid-batch must not leave it lower than what the destination received. Keeps the
-/// group's own counts for its metrics.
+/// before it is sent: the budget strategy reads that count, and a worker killed mid-batch
+/// must not leave it lower than what the destination received. It counts ahead, a block at
+/// a time (the group's size: one atomic add per batch instead of one per request, 429s
+/// included), hands the block out request by request, and takes back what the group did
+/// not use ([`DayMeter::give_back`]). A worker that dies holding a block leaves the count
+/// higher than what was sent, by at most the block — never lower. Keeps the group's own
+/// counts for its metrics.
 struct DayMeter {
     days: Arc<dyn DayStore>,
     day: DayKey,
     /// The day's cap an extension puts on these requests (`cost_guard`): a request past it
     /// is not counted, so not sent.
     cap: Option<u64>,
+    /// How many to count ahead at once.
+    block: u64,
+    /// Counted and not yet sent.
+    held: tokio::sync::Mutex<u64>,
     requests: AtomicU64,
     rate_limited: AtomicU64,
+}
+
+impl DayMeter {
+    /// Count `block` ahead — or, near a cap, one — and say how many were counted.
+    async fn reserve(&self) -> Result<u64, MeterError> {
+        let unavailable = |e: StoreError| MeterError::Unavailable(e.to_string());
+        let Some(cap) = self.cap else {
+            self.days
+                .add_van_requests(&self.day, self.block)
+                .await
+                .map_err(unavailable)?;
+            return Ok(self.block);
+        };
+        for n in [self.block, 1] {
+            if self
+                .days
+                .add_van_requests_within(&self.day, n, cap)
+                .await
+                .map_err(unavailable)?
+            {
+                return Ok(n);
+            }
+        }
+        Err(MeterError::OverCap(format!(
+            "the day's cap of {cap} VAN requests (extension cost_guard) is reached"
+        )))
+    }
+
+    /// Take back what was counted ahead and not sent.
+    async fn give_back(&self) {
+        let mut held = self.held.lock().await;
+        if *held == 0 {
+            return;
+        }
+        match self.days.return_van_requests(&self.day, *held).await {
+            Ok(()) => *held = 0,
+            // Counted and never sent: the count stays that much higher, never lower.
+            Err(e) => {
+                tracing::warn!(day = %self.day, unsent = *held, error = %e, "requests counted ahead could not be taken back")
+            }
+        }
+    }
 }
 
 #[async_trait]
 impl RequestMeter for DayMeter {
     async fn count(&self) -> Result<(), MeterError> {
-        let unavailable = |e: StoreError| MeterError::Unavailable(e.to_string());
-        match self.cap {
-            None => self
-                .days
-                .add_van_requests(&self.day, 1)
-                .await
-                .map_err(unavailable)?,
-            Some(cap) => {
-                if !self
-                    .days
-                    .add_van_requests_within(&self.day, 1, cap)
-                    .await
-                    .map_err(unavailable)?
-                {
-                    return Err(MeterError::OverCap(format!(
-                        "the day's cap of {cap} VAN requests (extension cost_guard) is reached"
-                    )));
-                }
-            }
+        let mut held = self.held.lock().await;
+        if *held == 0 {
+            *held = self.reserve().await?;
         }
+        *held -= 1;
         self.requests.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }

@@ -121,6 +121,9 @@ pub trait DayStore: Send + Sync {
         n: u64,
         cap: u64,
     ) -> Result<bool, StoreError>;
+    /// Take back `n` requests counted ahead and never sent (a reservation a worker did not
+    /// use up). One atomic add of `-n`.
+    async fn return_van_requests(&self, day: &DayKey, n: u64) -> Result<(), StoreError>;
     async fn van_requests(&self, day: &DayKey) -> Result<u64, StoreError>;
 }
 

@@ -469,6 +469,19 @@ impl DayStore for DynamoDayStore {
         }
     }
 
+    async fn return_van_requests(&self, day: &DayKey, n: u64) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(usage_key(day)))
+            .update_expression("ADD van_requests :n")
+            .expression_attribute_values(":n", AttributeValue::N(format!("-{n}")))
+            .send()
+            .await
+            .map_err(service(DAYS))?;
+        Ok(())
+    }
+
     async fn van_requests(&self, day: &DayKey) -> Result<u64, StoreError> {
         let out = self
             .client

@@ -258,6 +258,13 @@ impl DayStore for MemoryDays {
         Ok(true)
     }
 
+    async fn return_van_requests(&self, day: &DayKey, n: u64) -> Result<(), StoreError> {
+        let mut usage = self.usage.lock().expect("lock");
+        let count = usage.entry(day.clone()).or_default();
+        *count = count.saturating_sub(n);
+        Ok(())
+    }
+
     async fn van_requests(&self, day: &DayKey) -> Result<u64, StoreError> {
         Ok(self
             .usage

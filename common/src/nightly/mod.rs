@@ -918,6 +918,10 @@ mod tests {
             self.0.write()?;
             self.0.days.add_van_requests_within(day, n, cap).await
         }
+        async fn return_van_requests(&self, day: &DayKey, n: u64) -> Result<(), StoreError> {
+            self.0.write()?;
+            self.0.days.return_van_requests(day, n).await
+        }
         async fn van_requests(&self, day: &DayKey) -> Result<u64, StoreError> {
             self.0.days.van_requests(day).await
         }
