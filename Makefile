@@ -34,6 +34,7 @@ bench:
 	cargo bench -p callsync-tests --bench night_100k
 	cargo bench -p callsync-tests --bench templates
 	cargo bench -p callsync-tests --bench lanes
+	cargo bench -p callsync-tests --bench ingest
 
 lint: venv
 	cargo fmt --all -- --check

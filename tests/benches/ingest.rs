@@ -1,0 +1,105 @@
+//! `cargo bench -p callsync-tests --bench ingest`: reading a 100,000-call CDR file — the
+//! CDR reader (CSV, column map, account pattern, times in the candidate's zone, phone and
+//! result normalised) and then the planner — against the csv crate alone parsing the same
+//! bytes into byte records. Prints each as a ratio of the csv crate's time, measured in one
+//! run (best of five each), so a machine's speed cancels out.
+
+use std::time::{Duration, Instant};
+
+use callsync::candidate::CandidateDoc;
+use callsync::destinations::Compiled;
+use callsync::egress::Egress;
+use callsync::livevox::{CdrReader, RowOutcome};
+use callsync::planning;
+use callsync_tests::demo_data::cdr_night;
+
+const CALLS: u64 = 100_000;
+
+fn best_of<T>(runs: usize, mut work: impl FnMut() -> T) -> (Duration, T) {
+    let mut best = Duration::MAX;
+    let mut last = None;
+    for _ in 0..runs {
+        let started = Instant::now();
+        let out = work();
+        best = best.min(started.elapsed());
+        last = Some(out);
+    }
+    (best, last.expect("at least one run"))
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let date = jiff::civil::date(2026, 11, 3);
+    let bytes = cdr_night(date, CALLS).into_bytes();
+    let doc: CandidateDoc = serde_json::from_value(serde_json::json!({
+        "slug": "bench", "display_name": "Bench", "time_zone": "America/New_York",
+        "sync_hour": 3, "source": {"cdr": {}}, "strategy": "full",
+        "van": {"secret_name": "callsync/bench/van", "database_mode": "voter_file"},
+        "results": [
+            {"result": "Agent Cust 1", "display_name": "Strong support", "success": true,
+             "survey_responses": [{"question_id": 2300, "response_id": 9100}], "sync": true},
+            {"result": "Agent Cust 2", "display_name": "Lean support", "success": true,
+             "survey_responses": [{"question_id": 2300, "response_id": 9101}], "sync": true},
+            {"result": "Agent Cust 3", "display_name": "Wrong number", "success": false,
+             "result_code_id": 20, "sync": true},
+            {"result": "No Answer", "display_name": "No answer", "success": false,
+             "result_code_id": 1, "csv": true},
+            {"result": "Busy", "display_name": "Busy", "success": false, "result_code_id": 18, "csv": true},
+            {"result": "Hung Up in Opening", "display_name": "Dropped", "success": false}
+        ]
+    }))
+    .expect("the bench's document");
+    let candidate = Compiled::from_doc(doc, Egress::STRICT).expect("a valid document");
+    let reader = CdrReader::new(
+        "bench.csv",
+        &Default::default(),
+        candidate.accounts.clone(),
+        candidate.zone.clone(),
+    );
+
+    let (raw, fields) = best_of(5, || {
+        let mut csv = csv::ReaderBuilder::new().from_reader(bytes.as_slice());
+        let mut record = csv::ByteRecord::new();
+        let mut fields = 0usize;
+        while csv.read_byte_record(&mut record).expect("the bench's CSV") {
+            fields += record.len();
+        }
+        fields
+    });
+    let (read, calls) = best_of(5, || {
+        reader
+            .rows(bytes.as_slice())
+            .expect("a usable header")
+            .filter_map(|row| match row {
+                RowOutcome::Call(call) => Some(call),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    });
+    let (plan, planned) = best_of(5, || {
+        calls
+            .iter()
+            .map(|call| planning::plan(call, &candidate))
+            .filter(|p| matches!(p, planning::Plan::Van(_)))
+            .count()
+    });
+    let mib = bytes.len() as f64 / (1024.0 * 1024.0);
+    println!("ingest: {CALLS} CDR rows, {mib:.1} MiB ({fields} fields), best of five each");
+    println!(
+        "  the csv crate, byte records:        {:>7.1} ms (1.00×)",
+        raw.as_secs_f64() * 1000.0
+    );
+    println!(
+        "  CDR read + normalise ({} calls): {:>7.1} ms ({:.2}×)",
+        calls.len(),
+        read.as_secs_f64() * 1000.0,
+        read.as_secs_f64() / raw.as_secs_f64()
+    );
+    println!(
+        "  + plan ({planned} for VAN):         {:>7.1} ms ({:.2}×; target 2×)",
+        (read + plan).as_secs_f64() * 1000.0,
+        (read + plan).as_secs_f64() / raw.as_secs_f64()
+    );
+}
