@@ -14,7 +14,7 @@ use callsync::ports::{DayStore, Ledger, StoreError};
 use callsync::values::CandidateSlug;
 use callsync_tests::fake_van::{FakeVan, RateLimit, VanData};
 use callsync_tests::harness::LocalStack;
-use callsync_tests::night::{TestClock, cdr_row, drain, drop_cdr, services};
+use callsync_tests::night::{TestClock, cdr_row, drain_killing, drop_cdr, services};
 use jiff::civil::{Date, date};
 use serde_json::json;
 
@@ -127,6 +127,15 @@ impl DayStore for CountingDays {
 /// A night of `calls` VAN-bound calls delivered by `sync-call`; answers the store reads and
 /// writes of the delivery alone (the nightly run's own are left out), and the fake VAN.
 async fn deliver_a_night(calls: u64, limit: Option<RateLimit>) -> (u64, u64, FakeVan, u64) {
+    deliver_a_night_killing(calls, limit, &mut || None).await
+}
+
+/// [`deliver_a_night`] with workers that die where `kill` says (see `drain_killing`).
+async fn deliver_a_night_killing(
+    calls: u64,
+    limit: Option<RateLimit>,
+    kill: &mut dyn FnMut() -> Option<std::time::Duration>,
+) -> (u64, u64, FakeVan, u64) {
     let van = FakeVan::start(VanData::demo()).await;
     van.add_people(100_001..=100_000 + calls);
     let stack = LocalStack::up(
@@ -168,7 +177,7 @@ async fn deliver_a_night(calls: u64, limit: Option<RateLimit>) -> (u64, u64, Fak
     .unwrap();
     van.set_rate_limit(limit);
     let _ = counts.take();
-    drain(&stack, &svc).await;
+    drain_killing(&stack, &svc, kill).await;
     let (reads, writes) = counts.take();
     let day = DayKey {
         candidate: CandidateSlug::parse("stores").unwrap(),
@@ -228,4 +237,29 @@ async fn rate_limited_posts_cost_no_more_counter_writes_and_every_request_is_sti
         "{writes} writes for {posted} posted calls and {requests} requests"
     );
     assert_eq!(counted, requests, "every request counted, 429s included");
+}
+
+#[tokio::test]
+async fn a_worker_killed_holding_requests_counted_ahead_never_leaves_the_count_below_what_van_got()
+{
+    // The first five batches die part-way (after 40 to 200 ms): some after counting ahead and
+    // posting part of their calls, before giving back what they did not use.
+    let mut batches = 0u64;
+    let mut kill = || {
+        batches += 1;
+        (batches <= 5).then(|| std::time::Duration::from_millis(40 * batches))
+    };
+    let (_, _, van, counted) = deliver_a_night_killing(40, None, &mut kill).await;
+    let requests = van.requests().len() as u64;
+    eprintln!("{counted} counted for {requests} VAN requests after killed workers");
+    assert!(requests > 0);
+    assert!(
+        counted >= requests,
+        "counted {counted}, VAN received {requests}: a request went out uncounted"
+    );
+    // At most one batch's block (ten) per killed worker is left counted and unsent.
+    assert!(
+        counted <= requests + 5 * 10,
+        "counted {counted} for {requests} requests"
+    );
 }
