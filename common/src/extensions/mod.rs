@@ -112,6 +112,36 @@ pub struct SendContext<'a> {
     pub settings: &'a Value,
 }
 
+impl SendContext<'_> {
+    /// When this send is VAN's: its stored post as `payload` holds it now, and the database
+    /// it goes to. `None` for any other kind, and for a post VAN's adapter refuses itself.
+    pub fn van_post(
+        &self,
+        payload: &Value,
+    ) -> Option<(crate::ledger::StoredPost, crate::van::DatabaseMode)> {
+        if self.kind != crate::ledger::VAN {
+            return None;
+        }
+        let post: crate::ledger::StoredPost = serde_json::from_value(payload.clone()).ok()?;
+        let mode = post
+            .database_mode
+            .or(self.candidate.van().map(|v| v.database_mode))?;
+        Some((post, mode))
+    }
+}
+
+impl HookError {
+    /// VAN's answer to a hook's request: over the day's cap, worth trying again, or a
+    /// failure that `what` describes.
+    pub fn from_van(e: crate::van::VanError, what: &str) -> Self {
+        match e {
+            crate::van::VanError::OverCap(m) => Self::OverCap(m),
+            e if e.is_retryable() => Self::Retryable(e.to_string()),
+            e => Self::Failed(format!("{what}: {e}")),
+        }
+    }
+}
+
 impl fmt::Debug for SendContext<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SendContext")

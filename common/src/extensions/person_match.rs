@@ -12,8 +12,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::{Extension, Hook, HookError, Metadata, SendContext, SetupContext, VanClients};
-use crate::ledger::StoredPost;
-use crate::van::{FindPerson, VanError};
+use crate::van::FindPerson;
 
 pub const METADATA: Metadata = Metadata {
     name: "person_match",
@@ -45,10 +44,7 @@ impl Extension for PersonMatch {
         ctx: SendContext<'_>,
         payload: &mut Value,
     ) -> Result<(), HookError> {
-        if ctx.kind != crate::ledger::VAN {
-            return Ok(());
-        }
-        let Ok(post) = serde_json::from_value::<StoredPost>(payload.clone()) else {
+        let Some((post, mode)) = ctx.van_post(payload) else {
             return Ok(());
         };
         if post.van_id.is_some() {
@@ -76,14 +72,6 @@ impl Extension for PersonMatch {
                 missing.join(" and ")
             )));
         }
-        let Some(mode) = post
-            .database_mode
-            .or(ctx.candidate.van().map(|v| v.database_mode))
-        else {
-            return Err(HookError::Failed(
-                "the candidate has no `van` settings to search with".into(),
-            ));
-        };
         let client = self.clients.get(ctx, mode).await?;
         let query = FindPerson {
             first_name: Some(first.to_owned()),
@@ -102,9 +90,7 @@ impl Extension for PersonMatch {
             Ok(None) => Err(HookError::Failed(format!(
                 "VAN found no person with this call's first name, last name and phone in the {mode:?} database: add the person in VAN (or give the account its VAN id), then POST /retry"
             ))),
-            Err(VanError::OverCap(m)) => Err(HookError::OverCap(m)),
-            Err(e) if e.is_retryable() => Err(HookError::Retryable(e.to_string())),
-            Err(e) => Err(HookError::Failed(format!("VAN refused the search: {e}"))),
+            Err(e) => Err(HookError::from_van(e, "VAN refused the search")),
         }
     }
 }

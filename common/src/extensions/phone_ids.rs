@@ -6,7 +6,6 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::{Extension, Hook, HookError, Metadata, SendContext, VanClients};
-use crate::ledger::StoredPost;
 use crate::van::VanError;
 
 pub const METADATA: Metadata = Metadata {
@@ -41,20 +40,10 @@ impl Extension for PhoneIds {
         ctx: SendContext<'_>,
         payload: &mut Value,
     ) -> Result<(), HookError> {
-        if ctx.kind != crate::ledger::VAN {
-            return Ok(());
-        }
-        let Ok(post) = serde_json::from_value::<StoredPost>(payload.clone()) else {
-            // VAN's adapter says what is wrong with a post it cannot read.
+        let Some((post, mode)) = ctx.van_post(payload) else {
             return Ok(());
         };
         let (Some(phone), Some(van_id)) = (&post.phone, post.van_id) else {
-            return Ok(());
-        };
-        let Some(mode) = post
-            .database_mode
-            .or(ctx.candidate.van().map(|v| v.database_mode))
-        else {
             return Ok(());
         };
         let client = self.clients.get(ctx, mode).await?;
@@ -62,12 +51,11 @@ impl Extension for PhoneIds {
             Ok(person) => person.phone_id_for(phone),
             // An unknown person gets its 404 from the post itself.
             Err(VanError::Api { status: 404, .. }) => None,
-            Err(VanError::OverCap(m)) => return Err(HookError::OverCap(m)),
-            Err(e) if e.is_retryable() => return Err(HookError::Retryable(e.to_string())),
             Err(e) => {
-                return Err(HookError::Failed(format!(
-                    "VAN would not show the person's phones: {e}"
-                )));
+                return Err(HookError::from_van(
+                    e,
+                    "VAN would not show the person's phones",
+                ));
             }
         };
         if let (Some(id), Value::Object(map)) = (phone_id, payload) {

@@ -235,10 +235,23 @@ pub(super) async fn export_csv(
         .deliver_many(batch_context(svc, candidate, day), &calls)
         .await
         .map_err(export_error)?;
+    record_batch(svc, day, records, batch, queued).await
+}
+
+/// Finish the calls of a CSV the port wrote (`calls[j]` is the record of its receipt `j`),
+/// then list the file on the day: the receipts before the listing, so a file listed is a
+/// file whose calls all point into it.
+async fn record_batch(
+    svc: &Services,
+    day: &DayKey,
+    records: &mut [CallRecord],
+    batch: crate::destinations::Batch,
+    calls: &[usize],
+) -> Result<ExportRef, StoreError> {
     let placed: Vec<(Receipt, usize)> = batch
         .receipts
         .into_iter()
-        .map(|(j, receipt)| (receipt, queued[j]))
+        .map(|(j, receipt)| (receipt, calls[j]))
         .collect();
     finish_into(svc, records, &placed).await?;
     let export = ExportRef {
@@ -367,18 +380,7 @@ pub(super) async fn adopt_unlisted_exports(
         .map_err(export_error)?;
     for batch in found {
         tracing::warn!(key = %batch.unit, rows = batch.items, unfinished = batch.receipts.len(), "adopting an export a stopped run left unlisted");
-        let placed: Vec<(Receipt, usize)> = batch
-            .receipts
-            .into_iter()
-            .map(|(j, receipt)| (receipt, pending[j]))
-            .collect();
-        finish_into(svc, records, &placed).await?;
-        let export = ExportRef {
-            key: batch.unit,
-            rows: batch.items,
-            at: svc.clock.now(),
-        };
-        list_export(svc, day, &export).await?;
+        record_batch(svc, day, records, batch, &pending).await?;
     }
     Ok(())
 }
