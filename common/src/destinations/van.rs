@@ -284,20 +284,26 @@ impl Destination for Van {
         None
     }
 
-    /// The key reads and the contact and input types exist (two counted lookups).
+    /// The candidate's VAN key reads, for its main database and each other one. Sends
+    /// nothing (a request here would go uncounted); `validate` checks the types and the
+    /// mapping against VAN itself.
     async fn check(&self, ctx: DeliverContext<'_>) -> Vec<String> {
-        match VanTarget::connect(
-            ctx.connectors,
-            ctx.secrets,
-            ctx.candidate,
-            None,
-            ctx.meter.cloned(),
-        )
-        .await
-        {
-            Ok(_) => Vec::new(),
-            Err(e) => vec![e.to_string()],
+        let Some(van) = ctx.candidate.van() else {
+            return vec![no_van_settings(ctx.candidate).to_string()];
+        };
+        let modes = std::iter::once(van.database_mode)
+            .chain(van.other_databases.iter().map(|o| o.database_mode));
+        let mut problems = Vec::new();
+        for mode in modes {
+            if let Err(e) = ctx
+                .connectors
+                .van(ctx.secrets, ctx.candidate, Some(mode))
+                .await
+            {
+                problems.push(e.to_string());
+            }
         }
+        problems
     }
 
     /// The canvass post for `call`, as the strategy's VAN plan stores it.
@@ -367,5 +373,67 @@ impl Destination for Van {
             at: ctx.clock.now(),
             attempts: answer.attempts,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::destinations::payload::fixtures::{call, candidate};
+
+    #[test]
+    fn vans_plan_is_the_strategys_post_or_a_reasoned_skip() {
+        let c = candidate(serde_json::json!([]));
+        let strong = call("Agent Cust 1", "Ana");
+        let DeliveryPlan::Send(payload) = Van::default().plan("van", &strong, None, &c) else {
+            panic!("a synced result is posted");
+        };
+        let crate::planning::Plan::Van(post) = crate::planning::plan(&strong, &c) else {
+            panic!("the strategy posts it");
+        };
+        assert_eq!(
+            serde_json::from_value::<StoredPost>(payload).unwrap(),
+            StoredPost::from(&post)
+        );
+        let unknown = call("Left a message", "Ana");
+        assert!(matches!(
+            Van::default().plan("van", &unknown, None, &c),
+            DeliveryPlan::Error(crate::planning::PlanError::UnknownResult { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_check_reads_the_key_and_sends_nothing() {
+        let c = candidate(serde_json::json!([]));
+        let connectors = Connectors {
+            // Nothing listens here: a request would fail the check.
+            van_base_url: Some("http://127.0.0.1:9".into()),
+            ..Connectors::default()
+        };
+        let ctx = |secrets: &'static crate::adapters::memory::MemorySecrets| DeliverContext {
+            secrets,
+            connectors: Box::leak(Box::new(connectors.clone())),
+            candidate: Box::leak(Box::new(c.clone())),
+            clock: &crate::ports::SystemClock,
+            meter: None,
+        };
+        let with_key: &'static _ = Box::leak(Box::new(
+            crate::adapters::memory::MemorySecrets::default().with(
+                "callsync/ny14-smith/van",
+                r#"{"application_name":"a","api_key":"k"}"#,
+            ),
+        ));
+        assert_eq!(
+            Van::default().check(ctx(with_key)).await,
+            Vec::<String>::new()
+        );
+        let without: &'static _ =
+            Box::leak(Box::new(crate::adapters::memory::MemorySecrets::default()));
+        let problems = Van::default().check(ctx(without)).await;
+        assert!(
+            problems[0].contains("callsync/ny14-smith/van"),
+            "{problems:?}"
+        );
     }
 }
