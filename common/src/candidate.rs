@@ -113,6 +113,10 @@ pub struct VanSettings {
     /// candidate has no key for is an `unattempted_error` saying so.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub other_databases: Vec<DatabaseKey>,
+    /// Requests a second the key may make (VAN limits per API key, across all endpoints);
+    /// 15 unless set, the sustained rate VAN documents for its common key profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<f64>,
 }
 
 /// A VAN key for one database mode.

@@ -32,6 +32,7 @@ use serde::Serialize;
 use crate::destinations::{
     Compiled, Configured, DeliverContext, DeliveryError, Retry, VAN as VAN_KIND,
 };
+use crate::governor::{Admission, Governor, Rate};
 use crate::ledger::{
     CallKey, CallRecord, CallState, DayKey, DeliveryKey, DeliveryRecord, ErrorNote, Tracked, VAN,
 };
@@ -128,8 +129,10 @@ pub async fn deliver_batch(svc: &Services, messages: &[SyncMessage]) -> Vec<Outc
 struct Group<'a> {
     svc: &'a Services,
     candidate: &'a Result<Compiled, CandidateError>,
-    pace: Pace,
-    meter: Arc<dyn RequestMeter>,
+    /// The destination's share of its key's rate limit; none for a destination without one.
+    governor: Option<Arc<Governor>>,
+    /// Counts the requests that cost money (VAN's) on the day's counter.
+    meter: Arc<DayMeter>,
     deadline: tokio::time::Instant,
     /// Milliseconds each send took, for the metrics.
     latencies: Mutex<Vec<f64>>,
@@ -160,17 +163,15 @@ async fn run_group(
         requests: AtomicU64::new(0),
         rate_limited: AtomicU64::new(0),
     });
+    let governor = match &candidate {
+        Ok(c) => governor(svc, c, destination.as_deref(), members.len()).await,
+        Err(_) => None,
+    };
     let group = Group {
         svc,
         candidate: &candidate,
-        pace: Pace::new(
-            candidate
-                .as_ref()
-                .ok()
-                .and_then(|c| c.target(destination.as_deref()))
-                .map_or(f64::INFINITY, |d| d.rate_limit),
-        ),
-        meter: Arc::clone(&meter) as Arc<dyn RequestMeter>,
+        governor: governor.clone(),
+        meter: Arc::clone(&meter),
         deadline,
         latencies: Mutex::new(Vec::new()),
         unanswered: AtomicBool::new(false),
@@ -185,6 +186,9 @@ async fn run_group(
         .collect()
         .await;
     meter.give_back().await;
+    if let Some(governor) = &governor {
+        governor.give_back().await;
+    }
     if destination.is_none() {
         let n = |o: Outcome| done.iter().filter(|d| **d == o).count() as u64;
         let latencies =
@@ -215,6 +219,70 @@ async fn run_group(
         );
     }
     members.into_iter().zip(done).collect()
+}
+
+/// The governor of `destination`'s rate limit (VAN's, when `None`), if it has one.
+async fn governor(
+    svc: &Services,
+    candidate: &Compiled,
+    destination: Option<&str>,
+    members: usize,
+) -> Option<Arc<Governor>> {
+    let target = candidate.target(destination)?;
+    let rate = Rate::per_second(target.rate_limit)?;
+    let ctx = DeliverContext {
+        secrets: svc.secrets.as_ref(),
+        connectors: &svc.connectors,
+        candidate,
+        clock: svc.clock.as_ref(),
+        meter: None,
+    };
+    let key = target.adapter.rate_key(ctx, &target.name).await;
+    Some(Arc::new(Governor::new(
+        Arc::clone(&svc.rates),
+        key,
+        rate,
+        members,
+    )))
+}
+
+/// What one delivery's requests pass before they are sent: a slot from the key's
+/// governor (the delivery's first was taken before its lease) and, for VAN, the day's
+/// count.
+struct Admitted {
+    day: Arc<DayMeter>,
+    governor: Option<Arc<Governor>>,
+    /// The first request's slot is taken and waited for.
+    prepaid: AtomicBool,
+}
+
+#[async_trait]
+impl RequestMeter for Admitted {
+    async fn count(&self) -> Result<(), MeterError> {
+        if !self.prepaid.swap(false, Ordering::Relaxed)
+            && let Some(governor) = &self.governor
+        {
+            match governor.admit().await {
+                Ok(Admission::At { wait, .. }) => tokio::time::sleep(wait).await,
+                Ok(Admission::Busy(next)) => {
+                    return Err(MeterError::NoSlot(format!(
+                        "the rate limit of {} has no slot left for this batch; the message is delivered again (a slot in about {} s)",
+                        governor.key(),
+                        next.as_secs()
+                    )));
+                }
+                Err(e) => return Err(MeterError::Unavailable(e.to_string())),
+            }
+        }
+        self.day.count().await
+    }
+
+    async fn rate_limited(&self, hint: Option<Duration>) {
+        self.day.rate_limited(hint).await;
+        if let Some(governor) = &self.governor {
+            governor.rate_limited(hint).await;
+        }
+    }
 }
 
 /// Counts each request to a destination that charges for them (VAN) on the day's counter
@@ -293,50 +361,10 @@ impl RequestMeter for DayMeter {
         Ok(())
     }
 
-    fn rate_limited(&self) {
+    async fn rate_limited(&self, _hint: Option<Duration>) {
         self.rate_limited.fetch_add(1, Ordering::Relaxed);
     }
 }
-
-/// Spaces sends toward one destination `1 / rate` seconds apart within a worker.
-struct Pace {
-    gap: Duration,
-    next: Mutex<Option<tokio::time::Instant>>,
-}
-
-impl Pace {
-    fn new(rate: f64) -> Self {
-        Self {
-            gap: gap(rate),
-            next: Mutex::new(None),
-        }
-    }
-
-    /// The moment this send may start.
-    fn slot(&self) -> tokio::time::Instant {
-        let now = tokio::time::Instant::now();
-        let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
-        let slot = next.map_or(now, |n| n.max(now));
-        // The gap is at most a day: only a clock at the end of its range cannot add it.
-        *next = Some(slot.checked_add(self.gap).unwrap_or(slot));
-        slot
-    }
-}
-
-/// The time between two sends at `rate` requests a second: none for an unlimited (or
-/// unusable) rate, at most [`PACE_GAP_CAP`] for the slowest. Never panics, whatever the
-/// number: a stored document may predate the rate's range check.
-fn gap(rate: f64) -> Duration {
-    if !(rate.is_finite() && rate > 0.0) {
-        return Duration::ZERO;
-    }
-    Duration::try_from_secs_f64(1.0 / rate)
-        .unwrap_or(PACE_GAP_CAP)
-        .min(PACE_GAP_CAP)
-}
-
-/// The longest gap [`Pace`] keeps: a day, far past any batch's deadline.
-const PACE_GAP_CAP: Duration = Duration::from_secs(86_400);
 
 async fn deliver_one(g: &Group<'_>, msg: &SyncMessage) -> Outcome {
     let key = DeliveryKey {
@@ -441,7 +469,20 @@ async fn try_deliver<R: Stored>(
         // message comes back after the first back-off, its attempts untouched.
         return Ok(hand_back(svc, msg, backoff(&svc.settings, 1)).await);
     }
-    let slot = g.pace.slot();
+    // Its first request's slot, before the lease: a key with no slot in reach costs no
+    // ledger write, only the message's return to the queue.
+    let wait = match &g.governor {
+        None => Duration::ZERO,
+        Some(governor) => match governor.admit().await {
+            Ok(Admission::At { wait, .. }) => wait,
+            Ok(Admission::Busy(next)) => return Ok(hand_back(svc, msg, next).await),
+            Err(e) => {
+                tracing::warn!(delivery = %key, error = %e, "the rate governor is unavailable; the message will be delivered again");
+                return Ok(Outcome::Retry);
+            }
+        },
+    };
+    let slot = tokio::time::Instant::now() + wait;
     if slot >= g.deadline {
         // Its turn would come after the batch's last start: the queue delivers it again.
         return Ok(Outcome::Retry);
@@ -464,12 +505,17 @@ async fn send<R: Stored>(
     lease: &str,
 ) -> Result<Outcome, StoreError> {
     let svc = g.svc;
+    let meter: Arc<dyn RequestMeter> = Arc::new(Admitted {
+        day: Arc::clone(&g.meter),
+        governor: g.governor.clone(),
+        prepaid: AtomicBool::new(true),
+    });
     let ctx = DeliverContext {
         secrets: svc.secrets.as_ref(),
         connectors: &svc.connectors,
         candidate,
         clock: svc.clock.as_ref(),
-        meter: Some(&g.meter),
+        meter: Some(&meter),
     };
     let started = std::time::Instant::now();
     let mut parcel = record.as_delivery();
@@ -489,8 +535,20 @@ async fn send<R: Stored>(
     if let Ok(mut l) = g.latencies.lock() {
         l.push(started.elapsed().as_secs_f64() * 1000.0);
     }
-    if let Err(DeliveryError::Retryable { status: None, .. }) = &answer {
-        g.unanswered.store(true, Ordering::Relaxed);
+    match &answer {
+        Err(DeliveryError::Retryable { status: None, .. }) => {
+            g.unanswered.store(true, Ordering::Relaxed);
+        }
+        // VAN's 429s reach the governor through its client (with VAN's hint); another
+        // kind's through its answer.
+        Err(DeliveryError::Retryable {
+            status: Some(429), ..
+        }) if msg.destination.is_some() => {
+            if let Some(governor) = &g.governor {
+                governor.rate_limited(None).await;
+            }
+        }
+        _ => {}
     }
     let metadata = destination.adapter.metadata();
     let codes = metadata.codes;
@@ -884,29 +942,6 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use futures::FutureExt;
-
-    #[test]
-    fn any_rate_gives_a_gap_a_clock_can_hold() {
-        assert_eq!(gap(f64::INFINITY), Duration::ZERO);
-        assert_eq!(gap(f64::NAN), Duration::ZERO);
-        assert_eq!(gap(0.0), Duration::ZERO);
-        assert_eq!(gap(-3.0), Duration::ZERO);
-        assert_eq!(gap(4.0), Duration::from_millis(250));
-        assert_eq!(gap(1.0 / 60.0), Duration::from_secs(60));
-        for tiny in [1e-6, 1e-19, 1e-100, f64::MIN_POSITIVE, 5e-324] {
-            assert_eq!(gap(tiny), PACE_GAP_CAP, "{tiny}");
-        }
-    }
-
-    #[tokio::test]
-    async fn the_slowest_pace_gives_later_slots_without_overflowing() {
-        let pace = Pace::new(1e-300);
-        let first = pace.slot();
-        let second = pace.slot();
-        let third = pace.slot();
-        assert!(second >= first + PACE_GAP_CAP);
-        assert!(third >= second + PACE_GAP_CAP);
-    }
 
     #[tokio::test]
     async fn a_panic_in_one_messages_work_hands_that_message_back_and_no_other() {

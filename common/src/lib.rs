@@ -17,6 +17,7 @@ pub mod egress;
 pub mod entrypoints;
 pub mod extensions;
 pub mod fanout;
+pub mod governor;
 pub mod ingest;
 pub mod ledger;
 pub mod livevox;

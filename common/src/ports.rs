@@ -127,6 +127,38 @@ pub trait DayStore: Send + Sync {
     async fn van_requests(&self, day: &DayKey) -> Result<u64, StoreError>;
 }
 
+/// The shared schedule of one rate limit (a destination key), as the governor keeps it
+/// ([`crate::governor`]): times in milliseconds since the Unix epoch, shared by every
+/// worker in every process.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RateState {
+    /// The next free slot: every slot before it is handed out.
+    pub next_ms: i64,
+    /// How much slower than the configured rate the key runs since its last 429 (1 = not
+    /// at all); it wears off with time.
+    pub slow: f64,
+    /// When the destination last answered 429.
+    pub hit_at_ms: i64,
+    /// Bumped by every write; a write names the version it read.
+    pub version: u64,
+}
+
+/// Where the rate governors keep their schedules: one item per destination key, written
+/// only with a check of the version read, so workers in any number of processes share it.
+#[async_trait]
+pub trait RateStore: Send + Sync {
+    /// The schedule of `key`, if it has one.
+    async fn rate(&self, key: &str) -> Result<Option<RateState>, StoreError>;
+    /// Write `state` if the stored version is still `read` (`None`: no schedule yet);
+    /// `false`, writing nothing, when another writer came first.
+    async fn put_rate(
+        &self,
+        key: &str,
+        state: &RateState,
+        read: Option<u64>,
+    ) -> Result<bool, StoreError>;
+}
+
 /// A message asking `sync-call` to deliver one call: to VAN (the call record's own
 /// delivery) or, when `destination` is set, to that configured destination.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -18,7 +18,7 @@ use crate::candidate::CandidateDoc;
 use crate::connect::Connectors;
 use crate::destinations::Compiled;
 use crate::ports::{
-    CallQueue, Clock, ConfigStore, DayStore, Ledger, Notifier, ObjectStore, RunLauncher,
+    CallQueue, Clock, ConfigStore, DayStore, Ledger, Notifier, ObjectStore, RateStore, RunLauncher,
     SecretStore, StoreError, SystemClock,
 };
 use crate::values::CandidateSlug;
@@ -90,6 +90,8 @@ pub struct Services {
     pub secrets: Arc<dyn SecretStore>,
     pub ledger: Arc<dyn Ledger>,
     pub days: Arc<dyn DayStore>,
+    /// The rate governors' shared schedules.
+    pub rates: Arc<dyn RateStore>,
     pub queue: Arc<dyn CallQueue>,
     pub objects: Arc<dyn ObjectStore>,
     pub notifier: Arc<dyn Notifier>,
@@ -176,6 +178,10 @@ impl Services {
     pub fn build(aws: &aws_config::SdkConfig, vars: &env::Vars) -> Result<Self, env::MissingVar> {
         let dynamo = aws_sdk_dynamodb::Client::new(aws);
         let connectors = env::connectors(vars).for_sync();
+        let days = Arc::new(DynamoDayStore::new(
+            dynamo.clone(),
+            vars.required(env::DAYS_TABLE)?,
+        ));
         Ok(Self {
             config: Arc::new(DynamoConfigStore::new(
                 dynamo.clone(),
@@ -189,7 +195,8 @@ impl Services {
                 dynamo.clone(),
                 vars.required(env::CALLS_TABLE)?,
             )),
-            days: Arc::new(DynamoDayStore::new(dynamo, vars.required(env::DAYS_TABLE)?)),
+            days: Arc::clone(&days) as Arc<dyn DayStore>,
+            rates: days,
             queue: Arc::new(SqsQueue::new(
                 aws_sdk_sqs::Client::new(aws),
                 vars.required(env::SYNC_QUEUE_URL)?,

@@ -21,6 +21,7 @@ pub fn memory_services(
 ) -> callsync::services::Services {
     use callsync::adapters::memory::{
         MemoryConfigStore, MemoryDays, MemoryLauncher, MemoryLedger, MemoryNotifier, MemoryObjects,
+        MemoryRates,
     };
     use std::sync::Arc;
     callsync::services::Services {
@@ -28,6 +29,7 @@ pub fn memory_services(
         secrets: Arc::new(secrets),
         ledger: Arc::new(MemoryLedger::default()),
         days: Arc::new(MemoryDays::default()),
+        rates: Arc::new(MemoryRates::default()),
         queue,
         objects: Arc::new(MemoryObjects::default()),
         notifier: Arc::new(MemoryNotifier::default()),

@@ -9,3 +9,4 @@ pub mod fake_tls;
 pub mod fake_van;
 pub mod harness;
 pub mod night;
+pub mod observed;

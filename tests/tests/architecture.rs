@@ -36,7 +36,9 @@ pub const LAYERS: &[(&str, &[&str])] = &[
     ("wiring", &["services"]),
     (
         "runs",
-        &["ingest", "fanout", "deliver", "report", "nightly"],
+        &[
+            "governor", "ingest", "fanout", "deliver", "report", "nightly",
+        ],
     ),
     ("entry points", &["entrypoints", "decode_fuzz"]),
 ];

@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use callsync::call::CallId;
 use callsync::candidate::CandidateDoc;
+use callsync::deliver::Outcome;
 use callsync::entrypoints::nightly as nightly_event;
 use callsync::fanout;
 use callsync::ledger::{CallKey, CallState, DayKey, DeliveryKey, DeliveryRecord, Receipt};
 use callsync::nightly::{self, RetryScope};
+use callsync::ports::SyncMessage;
 use callsync::services::Services;
 use callsync::values::CandidateSlug;
 use callsync_tests::fake_receiver::{Behaviour, Receiver};
@@ -1785,4 +1787,82 @@ async fn a_partner_that_stalls_costs_a_batch_one_timeout_and_holds_back_no_other
         .parse()
         .unwrap();
     assert_eq!(delayed, HOOKED.len(), "one delayed message per delivery");
+}
+
+#[tokio::test]
+async fn a_destination_with_no_slot_left_in_the_batch_hands_its_messages_back_unleased() {
+    let w = world().await;
+    // One request a second: a batch's horizon holds two or three of its seven deliveries.
+    let mut document = doc(&w.report.url, Some(&w.receiver.url), "Strong support");
+    document.destinations[1].rate_limit = Some(1.0);
+    w.svc.config.put(&document).await.unwrap();
+    drop_cdr(&w.svc, "inbox/night/cdr.csv", &night_rows()).await;
+    w.run().await;
+
+    let messages: Vec<SyncMessage> = HOOKED
+        .iter()
+        .map(|id| SyncMessage {
+            candidate: CandidateSlug::parse("night").unwrap(),
+            date: DAY,
+            call_id: CallId((*id).into()),
+            destination: Some(HOOK.into()),
+        })
+        .collect();
+    let before = queued(&w).await;
+    let outcomes = callsync::deliver::deliver_batch(&w.svc, &messages).await;
+    let sent = w.receiver.received().len();
+    assert!(
+        (2..=3).contains(&sent),
+        "{sent} sent at 1/s within a 2 s horizon"
+    );
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == Outcome::Finished).count(),
+        sent
+    );
+    // The rest went back to the queue with a delay, never leased: no attempt counted, no
+    // back-off, nothing left to the visibility timeout.
+    assert!(
+        outcomes.iter().all(|o| *o != Outcome::Retry),
+        "{outcomes:?}"
+    );
+    let deliveries = w.deliveries().await;
+    let waiting: Vec<&DeliveryRecord> = HOOKED
+        .iter()
+        .map(|id| &deliveries[*id])
+        .filter(|d| d.delivery.state != CallState::Finished)
+        .collect();
+    assert_eq!(waiting.len(), HOOKED.len() - sent);
+    for d in &waiting {
+        assert_eq!(d.delivery.state, CallState::Unsynced);
+        assert_eq!(d.delivery.attempts, 0, "never leased: {d:?}");
+        assert_eq!(d.delivery.lease_id, None);
+        assert_eq!(d.delivery.next_attempt_at, None, "not a failed try: {d:?}");
+    }
+    assert_eq!(
+        queued(&w).await,
+        before + waiting.len(),
+        "one message back on the queue per delivery handed back"
+    );
+}
+
+/// Messages on the delivery queue, visible or delayed.
+async fn queued(w: &World) -> usize {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let sqs = aws_sdk_sqs::Client::new(&w.stack.aws);
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&w.stack.env["CALLSYNC_DELIVERY_QUEUE_URL"])
+        .attribute_names(A::ApproximateNumberOfMessages)
+        .attribute_names(A::ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await
+        .unwrap();
+    let attributes = attributes.attributes().unwrap();
+    [
+        A::ApproximateNumberOfMessages,
+        A::ApproximateNumberOfMessagesDelayed,
+    ]
+    .iter()
+    .map(|a| attributes[a].parse::<usize>().unwrap())
+    .sum()
 }

@@ -29,6 +29,9 @@
 //! **Days table.** Partition key `candidate`, sort key `sk`: a day's run record at
 //! `day#YYYY-MM-DD`, and the VAN requests made on a day at `usage#YYYY-MM-DD`. The counter
 //! is a separate item so its atomic `ADD` never races the day record's versioned writes.
+//! The rate governors' schedules live there too, under a partition no candidate can have
+//! ([`RATES`], not a slug), sort key `rate#{key}`: one small item per destination key,
+//! each write a conditional put on its version.
 
 use std::collections::HashMap;
 
@@ -45,7 +48,7 @@ use crate::call::CallId;
 use crate::ledger::{
     CallKey, CallRecord, DayKey, DayRecord, DeliveryKey, DeliveryRecord, Versioned,
 };
-use crate::ports::{DayStore, Ledger, StoreError};
+use crate::ports::{DayStore, Ledger, RateState, RateStore, StoreError};
 use crate::values::CandidateSlug;
 
 /// Partitions of a day in the calls table. Changing it orphans every stored call.
@@ -334,6 +337,59 @@ fn day_key(day: &DayKey) -> [(&'static str, AttributeValue); 2] {
         ("candidate", AttributeValue::S(day.candidate.to_string())),
         ("sk", AttributeValue::S(format!("day#{}", day.date))),
     ]
+}
+
+/// The days table's partition of the rate governors' schedules: a slug never starts with `~`.
+pub const RATES: &str = "~rates";
+
+fn rate_key(key: &str) -> [(&'static str, AttributeValue); 2] {
+    [
+        ("candidate", AttributeValue::S(RATES.to_owned())),
+        ("sk", AttributeValue::S(format!("rate#{key}"))),
+    ]
+}
+
+#[async_trait]
+impl RateStore for DynamoDayStore {
+    async fn rate(&self, key: &str) -> Result<Option<RateState>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(rate_key(key).map(|(k, v)| (k.to_owned(), v)).into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(service(DAYS))?;
+        out.item
+            .map(|item| decode(item, || format!("the rate schedule of {key}")))
+            .transpose()
+    }
+
+    async fn put_rate(
+        &self,
+        key: &str,
+        state: &RateState,
+        read: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        let item = encode(
+            state,
+            || format!("the rate schedule of {key}"),
+            rate_key(key),
+        )?;
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        let put = match read {
+            None => put.condition_expression("attribute_not_exists(candidate)"),
+            Some(v) => put
+                .condition_expression("version = :read")
+                .expression_attribute_values(":read", version(v)),
+        };
+        conditional(DAYS, put.send().await)
+    }
 }
 
 fn usage_key(day: &DayKey) -> Item {

@@ -10,8 +10,8 @@ use crate::ledger::{
     CallKey, CallRecord, DayKey, DayRecord, DeliveryKey, DeliveryRecord, Versioned,
 };
 use crate::ports::{
-    CallQueue, ConfigStore, DayStore, Ledger, Notifier, ObjectInfo, ObjectStore, SecretStore,
-    SecretValue, StoreError, SyncMessage,
+    CallQueue, ConfigStore, DayStore, Ledger, Notifier, ObjectInfo, ObjectStore, RateState,
+    RateStore, SecretStore, SecretValue, StoreError, SyncMessage,
 };
 use crate::values::CandidateSlug;
 
@@ -196,6 +196,33 @@ impl Ledger for MemoryLedger {
             .filter(|((d, dest, _), _)| d == day && dest == destination)
             .map(|(_, r)| r.clone())
             .collect())
+    }
+}
+
+/// The rate governors' schedules, in memory.
+#[derive(Debug, Default)]
+pub struct MemoryRates {
+    rates: Mutex<BTreeMap<String, RateState>>,
+}
+
+#[async_trait]
+impl RateStore for MemoryRates {
+    async fn rate(&self, key: &str) -> Result<Option<RateState>, StoreError> {
+        Ok(self.rates.lock().expect("lock").get(key).copied())
+    }
+
+    async fn put_rate(
+        &self,
+        key: &str,
+        state: &RateState,
+        read: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        let mut rates = self.rates.lock().expect("lock");
+        if rates.get(key).map(|s| s.version) != read {
+            return Ok(false);
+        }
+        rates.insert(key.to_owned(), *state);
+        Ok(true)
     }
 }
 

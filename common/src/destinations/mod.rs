@@ -181,6 +181,12 @@ pub trait Destination: Send + Sync + fmt::Debug {
         row: Option<&ResultRow>,
         candidate: &Candidate,
     ) -> DeliveryPlan;
+    /// The key of the rate limit this destination's requests count against: every worker
+    /// and every destination with the same key share one schedule ([`crate::governor`]).
+    /// By default this destination of this candidate alone.
+    async fn rate_key(&self, ctx: DeliverContext<'_>, name: &str) -> String {
+        format!("{}/{}/{name}", self.metadata().kind, ctx.candidate.slug)
+    }
     /// Send one planned delivery; its receipt when the destination took it.
     async fn deliver(
         &self,
@@ -308,15 +314,19 @@ impl Compiled {
                     None => (default_extensions, false),
                 };
                 let extensions = crate::extensions::configure(doc, names, own, errors);
+                if let Some(r) = doc.van.as_ref().and_then(|v| v.rate_limit) {
+                    check_rate(r, "van", errors);
+                }
                 let configured = configure(&doc.destinations, slug, egress, errors);
                 check_row_destinations(doc, &configured, errors);
                 (extensions, configured)
             })?;
-        let van = candidate.van().map(|_| Configured {
+        let van = candidate.van().map(|settings| Configured {
             name: crate::ledger::VAN.to_owned(),
             select: Select::Synced,
-            // VAN's pace is its client's (it backs off on 429) until the shared governor.
-            rate_limit: f64::INFINITY,
+            rate_limit: settings
+                .rate_limit
+                .unwrap_or(van::METADATA.default_rate_limit),
             adapter: Arc::new(van::Van::default()),
         });
         Ok(Self {
@@ -427,6 +437,16 @@ pub const MAX_RATE_LIMIT: f64 = 1000.0;
 /// Check a document's `destinations` and build their adapters. Paths are
 /// `destinations[i].…`. `van` and `csv` may be listed (they are always there); any other
 /// entry is a configurable kind with a unique name.
+/// `rate` (the document's `{at}.rate_limit`) is a rate the governor can keep.
+fn check_rate(rate: f64, at: &str, errors: &mut Vec<FieldError>) {
+    if !(MIN_RATE_LIMIT..=MAX_RATE_LIMIT).contains(&rate) {
+        errors.push(FieldError::new(
+            format!("{at}.rate_limit"),
+            format!("{rate} is not a usable rate: give requests a second, from {MIN_RATE_LIMIT:.4} (one a minute) to {MAX_RATE_LIMIT}"),
+        ));
+    }
+}
+
 pub fn configure(
     docs: &[DestinationDoc],
     slug: Option<&CandidateSlug>,
@@ -476,13 +496,8 @@ pub fn configure(
                 format!("{:?} is not a destination name: use a lowercase letter, then letters, digits or '-' (at most {MAX_NAME}), such as \"warehouse-hook\"; \"van\" and \"csv\" are taken", doc.name),
             ));
         }
-        if let Some(r) = doc.rate_limit
-            && !(MIN_RATE_LIMIT..=MAX_RATE_LIMIT).contains(&r)
-        {
-            errors.push(FieldError::new(
-                format!("{at}.rate_limit"),
-                format!("{r} is not a usable rate: give requests a second, from {MIN_RATE_LIMIT:.4} (one a minute) to {MAX_RATE_LIMIT}"),
-            ));
+        if let Some(r) = doc.rate_limit {
+            check_rate(r, &at, errors);
         }
         let adapter: Option<Arc<dyn Destination>> = match doc.kind.as_str() {
             "webhook" => webhook::Webhook::from_doc(&doc.settings, &at, slug, egress, errors)

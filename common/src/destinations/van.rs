@@ -284,6 +284,16 @@ impl Destination for Van {
         None
     }
 
+    /// VAN limits per API key: the key of the candidate's main database (a digest of it),
+    /// shared with every candidate that uses the same key.
+    async fn rate_key(&self, ctx: DeliverContext<'_>, name: &str) -> String {
+        match ctx.connectors.van(ctx.secrets, ctx.candidate, None).await {
+            Ok(client) => client.rate_key(),
+            // The send will fail on the same problem; until then the candidate's own.
+            Err(_) => format!("van/{}/{name}", ctx.candidate.slug),
+        }
+    }
+
     /// The candidate's VAN key reads, for its main database and each other one. Sends
     /// nothing (a request here would go uncounted); `validate` checks the types and the
     /// mapping against VAN itself.

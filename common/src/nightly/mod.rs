@@ -596,6 +596,7 @@ mod tests {
             secrets: Arc::new(MemorySecrets::default()),
             ledger: Arc::new(MemoryLedger::default()),
             days: Arc::new(MemoryDays::default()),
+            rates: Arc::new(crate::adapters::memory::MemoryRates::default()),
             queue: queue.clone(),
             objects: objects.clone(),
             notifier: notifier.clone(),

@@ -19,7 +19,7 @@ use super::model::{
     ActivistCode, CanvassResponse, ContactType, FindAnswer, FindPerson, InputType, Person,
     ResultCode, SurveyQuestion, read_list,
 };
-use crate::retry::RetryPolicy;
+use crate::retry::{RetryAdvice, RetryPolicy, Retryable};
 use crate::values::DatabaseMode;
 use crate::values::VanId;
 
@@ -73,8 +73,9 @@ pub struct VanClient {
 pub trait RequestMeter: Send + Sync {
     /// Count one request about to be sent. An error keeps it from being sent.
     async fn count(&self) -> Result<(), MeterError>;
-    /// VAN answered one of the counted requests 429 (for the run's metrics).
-    fn rate_limited(&self) {}
+    /// VAN answered one of the counted requests 429, saying to wait `hint` (for the run's
+    /// metrics and the rate governor).
+    async fn rate_limited(&self, _hint: Option<std::time::Duration>) {}
 }
 
 /// Why a request was not counted, and so not sent.
@@ -83,6 +84,9 @@ pub enum MeterError {
     /// The counter could not be reached: worth trying again.
     #[error("{0}")]
     Unavailable(String),
+    /// The rate limit has no slot for it within this batch.
+    #[error("{0}")]
+    NoSlot(String),
     /// The day's cap on requests is reached.
     #[error("{0}")]
     OverCap(String),
@@ -228,6 +232,21 @@ impl VanClient {
 
     pub fn mode(&self) -> DatabaseMode {
         self.inner.mode
+    }
+
+    /// The key of VAN's rate limit this client's requests count against: VAN limits per
+    /// API key, whichever candidate or database mode uses it. A digest, so the key itself
+    /// is never stored or logged.
+    pub fn rate_key(&self) -> String {
+        use sha2::Digest;
+        let creds = &self.inner.credentials;
+        let digest = sha2::Sha256::new()
+            .chain_update(creds.application_name.as_bytes())
+            .chain_update(b"\n")
+            .chain_update(creds.api_key.as_bytes())
+            .finalize();
+        let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+        format!("van/{hex}")
     }
 
     /// Every HTTP request sent, retries included: what VAN may bill for.
@@ -539,6 +558,7 @@ impl VanClient {
         if let Some(meter) = &self.meter {
             meter.count().await.map_err(|e| match e {
                 MeterError::Unavailable(m) => VanError::Uncounted(m),
+                MeterError::NoSlot(m) => VanError::NoSlot(m),
                 MeterError::OverCap(m) => VanError::OverCap(m),
             })?;
         }
@@ -583,17 +603,18 @@ impl VanClient {
                 attempts: attempt,
             });
         }
+        let err = VanError::from_answer(status, content_type.as_deref(), &body);
         if status == 429 {
             inner.rate_limited.fetch_add(1, Ordering::Relaxed);
             if let Some(meter) = &self.meter {
-                meter.rate_limited();
+                let hint = match err.retry_advice() {
+                    RetryAdvice::After(hint) => Some(hint),
+                    _ => None,
+                };
+                meter.rate_limited(hint).await;
             }
         }
-        Err(VanError::from_answer(
-            status,
-            content_type.as_deref(),
-            &body,
-        ))
+        Err(err)
     }
 }
 

@@ -126,6 +126,10 @@ pub enum VanError {
     /// would let the daily budget overspend). Worth trying again.
     #[error("the VAN request was not sent: it could not be counted ({0})")]
     Uncounted(String),
+    /// The key's rate limit has no slot for it within this batch, so it was not sent.
+    /// Worth trying again later (the message's next delivery), not within this batch.
+    #[error("the VAN request was not sent: {0}")]
+    NoSlot(String),
     /// The day's cap on VAN requests is reached, so it was not sent. Not worth trying again
     /// today.
     #[error("the VAN request was not sent: {0}")]
@@ -167,9 +171,11 @@ impl VanError {
             Self::UnknownPerson { .. } => Some(404),
             Self::Decode { status, .. } => Some(*status),
             Self::RateLimited { .. } => Some(429),
-            Self::Transport { .. } | Self::Config(_) | Self::Uncounted(_) | Self::OverCap(_) => {
-                None
-            }
+            Self::Transport { .. }
+            | Self::Config(_)
+            | Self::Uncounted(_)
+            | Self::NoSlot(_)
+            | Self::OverCap(_) => None,
         }
     }
 
@@ -208,14 +214,18 @@ impl VanError {
             | Self::Decode { .. }
             | Self::Config(_)
             | Self::Uncounted(_)
+            | Self::NoSlot(_)
             | Self::OverCap(_) => {
                 return None;
             }
         })
     }
 
+    /// Whether the same request may succeed later: what the client retries at once, and a
+    /// request the rate limit had no slot for (left for a later delivery, never retried
+    /// within the batch: see [`RetryAdvice`]).
     pub fn is_retryable(&self) -> bool {
-        self.retry_advice() != RetryAdvice::Never
+        matches!(self, Self::NoSlot(_)) || self.retry_advice() != RetryAdvice::Never
     }
 
     /// Turns a non-success answer into the error it stands for. The Content-Type decides

@@ -1,0 +1,231 @@
+//! `cargo bench -p callsync-tests --bench rate`: delivery against VAN's rate limit.
+//!
+//! The fake VAN limits the key (15 requests a second sustained with a burst of 3, and 200 a
+//! second with a burst of 20) and answers each post after 50 ms; the stores answer after
+//! 7 ms, as DynamoDB does from a Lambda. `sync-call` runs as its queue would run it: 1, 2,
+//! 4 or 8 workers taking batches of ten, messages handed back with a delay coming back
+//! after it, messages left for redelivery coming back at once. The candidate's VAN
+//! `rate_limit` is the fake's. Printed for each: delivered calls a second as a share of the
+//! limit (from the first post to the last call done), and the share of posts answered 429.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use callsync::adapters::memory::{MemoryQueue, MemorySecrets};
+use callsync::candidate::CandidateDoc;
+use callsync::entrypoints::sync_call;
+use callsync::ledger::{CallState, DayKey};
+use callsync::nightly::{self, RunOptions};
+use callsync::ports::SyncMessage;
+use callsync::values::CandidateSlug;
+use callsync_tests::bench::memory_services;
+use callsync_tests::demo_data::cdr_night;
+use callsync_tests::fake_van::{FakeVan, Fault, FaultKind, RateLimit, VanData};
+use callsync_tests::observed::{Latency, observe};
+use serde_json::json;
+
+const STORE_LATENCY: Duration = Duration::from_millis(7);
+const POST_LATENCY: Duration = Duration::from_millis(50);
+
+/// The queue's messages, as the workers see them.
+#[derive(Default)]
+struct Lane(Mutex<VecDeque<SyncMessage>>);
+
+impl Lane {
+    fn take(&self, n: usize) -> Vec<SyncMessage> {
+        let mut q = self.0.lock().expect("lock");
+        let n = n.min(q.len());
+        q.drain(..n).collect()
+    }
+
+    fn give_back(&self, messages: impl IntoIterator<Item = SyncMessage>) {
+        self.0.lock().expect("lock").extend(messages);
+    }
+}
+
+fn candidate(rate: f64) -> CandidateDoc {
+    serde_json::from_value(json!({
+        "slug": "bench", "display_name": "Bench", "time_zone": "America/New_York",
+        "sync_hour": 3, "source": {"cdr": {}}, "strategy": "full", "district": "ny14",
+        "van": {"secret_name": "callsync/bench/van", "database_mode": "voter_file",
+                "rate_limit": rate},
+        "results": [
+            {"result": "Agent Cust 1", "display_name": "Strong support", "success": true,
+             "survey_responses": [{"question_id": 2300, "response_id": 9100}], "sync": true},
+            {"result": "Agent Cust 2", "display_name": "Lean support", "success": true,
+             "survey_responses": [{"question_id": 2300, "response_id": 9101}], "sync": true},
+            {"result": "Agent Cust 3", "display_name": "Wrong number", "success": false,
+             "result_code_id": 20, "sync": true},
+            {"result": "No Answer", "display_name": "No answer", "success": false, "result_code_id": 1}
+        ]
+    }))
+    .expect("bench candidate")
+}
+
+struct Measured {
+    calls: usize,
+    per_second: f64,
+    posts: usize,
+    limited: usize,
+}
+
+/// One night of about `van_calls` VAN-bound calls at `limit` a second with `workers`.
+async fn night(limit: u32, burst: u32, workers: usize, van_calls: u64) -> Measured {
+    let van = FakeVan::start(VanData::demo()).await;
+    van.inject(Fault::once("canvassResponses", FaultKind::Delay(POST_LATENCY)).times(u32::MAX));
+    let queue = Arc::new(MemoryQueue::default());
+    let secrets = MemorySecrets::default().with(
+        "callsync/bench/van",
+        r#"{"application_name":"callsync-demo","api_key":"demo-van-key"}"#,
+    );
+    let connectors = callsync::connect::Connectors {
+        van_base_url: Some(van.base_url()),
+        egress: callsync::egress::Egress::LOCAL,
+        ..Default::default()
+    };
+    let svc = memory_services(queue.clone(), secrets, connectors.for_sync());
+    svc.config
+        .put(&candidate(f64::from(limit)))
+        .await
+        .expect("store");
+    let date = jiff::civil::date(2026, 11, 3);
+    // About three calls in ten of the demo night are VAN's.
+    let night = cdr_night(date, van_calls * 10 / 3);
+    svc.objects
+        .put("inbox/bench/cdr.csv", night.into_bytes(), "text/csv")
+        .await
+        .expect("put");
+    let slug = CandidateSlug::parse("bench").expect("slug");
+    nightly::run(&svc, &slug, date, RunOptions::default())
+        .await
+        .expect("run");
+    let calls: Vec<SyncMessage> = queue
+        .drain()
+        .into_iter()
+        .filter(|m| m.destination.is_none())
+        .collect();
+    let count = calls.len();
+    let lane = Arc::new(Lane(Mutex::new(calls.into())));
+    let svc = Arc::new(observe(svc, Arc::new(Latency(STORE_LATENCY))));
+    van.set_rate_limit(Some(RateLimit {
+        burst,
+        per_second: limit,
+    }));
+
+    let done = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..workers {
+        let (lane, svc, done) = (lane.clone(), svc.clone(), done.clone());
+        tasks.push(tokio::spawn(async move {
+            while !done.load(Ordering::Relaxed) {
+                let batch = lane.take(10);
+                if batch.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+                let answer = sync_call::handle(&svc, event(&batch)).await;
+                lane.give_back(
+                    answer
+                        .batch_item_failures
+                        .iter()
+                        .filter_map(|f| f.item_identifier.parse::<usize>().ok())
+                        .map(|i| batch[i].clone()),
+                );
+            }
+        }));
+    }
+    // Messages handed back with a delay come back after it, as the queue's would.
+    let mover = {
+        let (lane, queue, done) = (lane.clone(), queue.clone(), done.clone());
+        tokio::spawn(async move {
+            while !done.load(Ordering::Relaxed) {
+                let due: Vec<_> = std::mem::take(&mut *queue.delayed.lock().expect("lock"));
+                for (message, delay) in due {
+                    let lane = lane.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        lane.give_back([message]);
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+    let day = DayKey {
+        candidate: slug,
+        date,
+    };
+    let took = loop {
+        let records = svc.ledger.day(&day).await.expect("ledger");
+        let pending = records
+            .iter()
+            .filter(|r| r.post.is_some())
+            .filter(|r| {
+                matches!(
+                    r.delivery.state,
+                    CallState::Unsynced | CallState::InProgress
+                )
+            })
+            .count();
+        if pending == 0 {
+            break started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    done.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.expect("worker");
+    }
+    mover.await.expect("mover");
+    let posts: Vec<u16> = van
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("canvassResponses/") || r.path.ends_with("canvassResponses"))
+        .map(|r| r.status)
+        .collect();
+    Measured {
+        calls: count,
+        per_second: count as f64 / took.as_secs_f64(),
+        posts: posts.len(),
+        limited: posts.iter().filter(|s| **s == 429).count(),
+    }
+}
+
+fn event(batch: &[SyncMessage]) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    for (i, m) in batch.iter().enumerate() {
+        let mut record = SqsMessage::default();
+        record.message_id = Some(i.to_string());
+        record.body = Some(serde_json::to_string(m).expect("json"));
+        event.records.push(record);
+    }
+    event
+}
+
+#[tokio::main]
+async fn main() {
+    // `cargo test --benches` runs benches as tests with `--bench` absent: stay quick then.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("rate: run with `cargo bench -p callsync-tests --bench rate`");
+        return;
+    }
+    // (limit a second, burst, VAN calls): about ten seconds of posts at the limit.
+    for (limit, burst, calls) in [(15, 3, 150), (200, 20, 2_000)] {
+        for workers in [1, 2, 4, 8] {
+            let m = night(limit, burst, workers, calls).await;
+            println!(
+                "VAN limit {limit:>3}/s, {workers} worker(s): {} calls at {:.1}/s = {:.0} % of the limit; {} of {} posts answered 429 ({:.1} %)",
+                m.calls,
+                m.per_second,
+                100.0 * m.per_second / f64::from(limit),
+                m.limited,
+                m.posts,
+                100.0 * m.limited as f64 / m.posts.max(1) as f64
+            );
+        }
+    }
+}
