@@ -67,6 +67,22 @@ impl Connectors {
         candidate: &Candidate,
         mode: Option<DatabaseMode>,
     ) -> Result<VanClient, ConnectError> {
+        let (creds, mode) = self.van_credentials(secrets, candidate, mode).await?;
+        let base = self
+            .van_base_url
+            .as_deref()
+            .unwrap_or(VanClient::DEFAULT_BASE_URL);
+        VanClient::new(base, creds, mode, self.van_options.clone()).map_err(ConnectError::Van)
+    }
+
+    /// `candidate`'s key to database `mode` (`None`: its main database), read from its own
+    /// secret, and the mode.
+    pub async fn van_credentials(
+        &self,
+        secrets: &dyn SecretStore,
+        candidate: &Candidate,
+        mode: Option<DatabaseMode>,
+    ) -> Result<(VanCredentials, DatabaseMode), ConnectError> {
         let van = candidate.van().ok_or_else(|| {
             ConnectError::Config(format!(
                 "candidate {} has no VAN settings: add `van` to its document",
@@ -82,11 +98,7 @@ impl Connectors {
         })?;
         let name = own_secret(candidate, secret)?;
         let creds: VanCredentials = secrets.get(name).await?.json(name)?;
-        let base = self
-            .van_base_url
-            .as_deref()
-            .unwrap_or(VanClient::DEFAULT_BASE_URL);
-        VanClient::new(base, creds, mode, self.van_options.clone()).map_err(ConnectError::Van)
+        Ok((creds, mode))
     }
 
     pub async fn livevox(

@@ -246,35 +246,62 @@ async fn governor(
     )))
 }
 
-/// What one delivery's requests pass before they are sent: a slot from the key's
-/// governor (the delivery's first was taken before its lease) and, for VAN, the day's
-/// count.
+/// What one delivery's requests pass before they are sent (VAN's client asks before
+/// each): a slot from the key's governor — the delivery's first taken before its lease —
+/// and the day's count, the wait for the slot last, so that each request leaves at its
+/// slot whatever the count's store took.
 struct Admitted {
     day: Arc<DayMeter>,
     governor: Option<Arc<Governor>>,
-    /// The first request's slot is taken and waited for.
-    prepaid: AtomicBool,
+    /// The first request's slot, taken before the lease.
+    prepaid: Mutex<Option<tokio::time::Instant>>,
+    /// Set when the governor had no slot left in this batch for a request: when to ask
+    /// again. The delivery is handed back, not failed: the destination said nothing.
+    no_slot: Mutex<Option<Duration>>,
+}
+
+impl Admitted {
+    fn no_slot(&self) -> Option<Duration> {
+        *self.no_slot.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The moment the next request may leave.
+    async fn slot(&self) -> Result<tokio::time::Instant, MeterError> {
+        let prepaid = self
+            .prepaid
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let now = tokio::time::Instant::now();
+        let Some(governor) = &self.governor else {
+            return Ok(now);
+        };
+        // A slot missed (the request waited on a connection, a lookup) is not used late.
+        if let Some(slot) = prepaid.filter(|slot| *slot + governor.tolerance() >= now) {
+            return Ok(slot);
+        }
+        match governor.admit().await {
+            Ok(Admission::At { wait, .. }) => Ok(now + wait),
+            Ok(Admission::Busy(next)) => {
+                *self.no_slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(next);
+                Err(MeterError::NoSlot(format!(
+                    "the rate limit of {} has no slot left for this batch; the message is delivered again (a slot in about {} s)",
+                    governor.key(),
+                    next.as_secs()
+                )))
+            }
+            Err(e) => Err(MeterError::Unavailable(e.to_string())),
+        }
+    }
 }
 
 #[async_trait]
 impl RequestMeter for Admitted {
     async fn count(&self) -> Result<(), MeterError> {
-        if !self.prepaid.swap(false, Ordering::Relaxed)
-            && let Some(governor) = &self.governor
-        {
-            match governor.admit().await {
-                Ok(Admission::At { wait, .. }) => tokio::time::sleep(wait).await,
-                Ok(Admission::Busy(next)) => {
-                    return Err(MeterError::NoSlot(format!(
-                        "the rate limit of {} has no slot left for this batch; the message is delivered again (a slot in about {} s)",
-                        governor.key(),
-                        next.as_secs()
-                    )));
-                }
-                Err(e) => return Err(MeterError::Unavailable(e.to_string())),
-            }
-        }
-        self.day.count().await
+        let slot = self.slot().await?;
+        self.day.count().await?;
+        tokio::time::sleep_until(slot).await;
+        Ok(())
     }
 
     async fn rate_limited(&self, hint: Option<Duration>) {
@@ -492,8 +519,16 @@ async fn try_deliver<R: Stored>(
         // Another worker took it between our read and write.
         return Ok(Outcome::Skipped);
     };
-    tokio::time::sleep_until(slot).await;
-    send(g, candidate, destination, record, msg, &lease).await
+    // VAN's client asks the delivery's meter before each request, and waits there for this
+    // slot (after counting it on the day); any other kind sends once, at its slot.
+    let prepaid = match msg.destination {
+        None => Some(slot),
+        Some(_) => {
+            tokio::time::sleep_until(slot).await;
+            None
+        }
+    };
+    send(g, candidate, destination, record, msg, &lease, prepaid).await
 }
 
 async fn send<R: Stored>(
@@ -503,13 +538,16 @@ async fn send<R: Stored>(
     mut record: R,
     msg: &SyncMessage,
     lease: &str,
+    prepaid: Option<tokio::time::Instant>,
 ) -> Result<Outcome, StoreError> {
     let svc = g.svc;
-    let meter: Arc<dyn RequestMeter> = Arc::new(Admitted {
+    let admitted = Arc::new(Admitted {
         day: Arc::clone(&g.meter),
         governor: g.governor.clone(),
-        prepaid: AtomicBool::new(true),
+        prepaid: Mutex::new(prepaid),
+        no_slot: Mutex::new(None),
     });
+    let meter: Arc<dyn RequestMeter> = admitted.clone();
     let ctx = DeliverContext {
         secrets: svc.secrets.as_ref(),
         connectors: &svc.connectors,
@@ -534,6 +572,15 @@ async fn send<R: Stored>(
     }
     if let Ok(mut l) = g.latencies.lock() {
         l.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    if let (Err(_), Some(wait)) = (&answer, admitted.no_slot()) {
+        // A further request (a retry after a 429, an extension's lookup) found no slot left
+        // in this batch: the delivery goes back to the queue as it was, for a later batch.
+        record.delivery_mut().state = CallState::Unsynced;
+        if settle(svc, record, lease).await?.is_none() {
+            return Ok(Outcome::Skipped);
+        }
+        return Ok(hand_back(svc, msg, wait).await);
     }
     match &answer {
         Err(DeliveryError::Retryable { status: None, .. }) => {

@@ -6,9 +6,9 @@
 //! rate algorithm handing out blocks: no clock ticks, no refill writes, and an idle key
 //! costs nothing), then sends on those slots. A worker whose next slot is further away than
 //! [`HORIZON`] takes none and says how long to wait ([`Admission::Busy`]): its messages go
-//! back to the queue with that delay rather than hold a Lambda idle. The horizon counts from
-//! the governor's opening (a batch's start), so a batch never waits out more than it in all,
-//! whatever its size. When the destination
+//! back to the queue with that delay rather than hold a Lambda idle. A worker that gets
+//! slots keeps sending at the key's rate until its batch's deadline; one that cannot get
+//! one soon hands its messages back. When the destination
 //! answers 429 the key runs slower — the schedule moves past the destination's hint and
 //! the gap between slots doubles — and the slowdown halves every [`HALF_LIFE`], probing back
 //! up to the configured rate. What a worker took and did not use it gives back when no one
@@ -28,6 +28,8 @@ pub const HORIZON: Duration = Duration::from_secs(2);
 pub const HALF_LIFE: Duration = Duration::from_secs(10);
 /// A worker takes at most this much of the schedule at once.
 pub const BLOCK_SPAN: Duration = Duration::from_millis(500);
+/// The least lateness a slot may have and still be used.
+pub const LATE: Duration = Duration::from_millis(25);
 /// 429s within this long of the last one that slowed the key are the same overload.
 pub const REHIT: Duration = Duration::from_millis(250);
 /// The slowest a run of 429s makes a key, against its configured rate.
@@ -162,9 +164,12 @@ pub struct Governor {
     store: Arc<dyn RateStore>,
     key: String,
     rate: Rate,
+    /// The most slots taken at once: half a second's.
     block: u32,
-    /// No slot later than this is taken: the governor's opening and [`HORIZON`].
-    latest_ms: i64,
+    /// Requests the batch is still expected to make (one per message not yet admitted): a
+    /// block is never larger, so a batch's last block is not mostly given back — or, when
+    /// another worker took slots after it, wasted.
+    expected: std::sync::atomic::AtomicU32,
     held: tokio::sync::Mutex<Held>,
 }
 
@@ -183,47 +188,63 @@ fn wall_ms() -> i64 {
 }
 
 impl Governor {
-    /// A governor of `key` at `rate`, taking at most `most` slots at once (a batch's
-    /// messages: more would only be given back).
-    pub fn new(store: Arc<dyn RateStore>, key: String, rate: Rate, most: usize) -> Self {
-        let most = u32::try_from(most).unwrap_or(u32::MAX).max(1);
+    /// A governor of `key` at `rate` for a batch of `messages` (a request each, at least:
+    /// slots for more are taken as they are asked for).
+    pub fn new(store: Arc<dyn RateStore>, key: String, rate: Rate, messages: usize) -> Self {
         Self {
             store,
             key,
             rate,
-            block: rate.block().min(most),
-            latest_ms: wall_ms() + HORIZON.as_millis() as i64,
+            block: rate.block(),
+            expected: std::sync::atomic::AtomicU32::new(
+                u32::try_from(messages).unwrap_or(u32::MAX),
+            ),
             held: tokio::sync::Mutex::new(Held::default()),
         }
+    }
+
+    /// How late a slot may still be used: half the key's gap, and never less than
+    /// [`LATE`] (a store's answer and a timer's tick take about that).
+    pub fn tolerance(&self) -> Duration {
+        Duration::from_secs_f64(self.rate.gap_ms / 2000.0).max(LATE)
     }
 
     pub fn key(&self) -> &str {
         &self.key
     }
 
-    /// A slot for one request. A slot this worker holds that has passed by more than half
-    /// a gap is dropped, never used late: a late send crowds the next slot, maybe another
-    /// worker's.
+    /// A slot for one request. A slot this worker holds that has passed by more than the
+    /// [`Governor::tolerance`] is dropped, never used late: a late send crowds the next
+    /// slot, maybe another worker's. The first slot of a block just taken is always used
+    /// (it is as late as the store's answer, and dropping it would only take another).
     pub async fn admit(&self) -> Result<Admission, StoreError> {
+        let late = self.tolerance().as_secs_f64() * 1000.0;
         let mut held = self.held.lock().await;
         loop {
+            let mut fresh = false;
             if held.left == 0 {
                 match self.take_block().await? {
                     Ok(block) => *held = block,
                     Err(wait) => return Ok(Admission::Busy(wait)),
                 }
+                fresh = true;
             }
             let slot = held.next_ms;
-            if slot > self.latest_ms as f64 {
-                // Held, and past this batch's horizon: left for the give-back.
-                return Ok(Admission::Busy(come_back(slot as i64, wall_ms())));
+            let now = wall_ms();
+            if slot > (now + HORIZON.as_millis() as i64) as f64 {
+                // Held, and further away than a worker waits: left for the give-back.
+                return Ok(Admission::Busy(come_back(slot as i64, now)));
             }
             held.next_ms += held.gap_ms;
             held.left -= 1;
-            let now = wall_ms();
-            if slot + held.gap_ms / 2.0 < now as f64 {
+            if !fresh && slot + late < now as f64 {
                 continue;
             }
+            let _ = self.expected.fetch_update(
+                std::sync::atomic::Ordering::Relaxed,
+                std::sync::atomic::Ordering::Relaxed,
+                |n| n.checked_sub(1),
+            );
             let slot_ms = slot.ceil() as i64;
             let wait = Duration::from_millis((slot_ms - now).max(0) as u64);
             return Ok(Admission::At { wait, slot_ms });
@@ -232,15 +253,13 @@ impl Governor {
 
     /// A block of slots from the shared schedule, or how long until one is in reach.
     async fn take_block(&self) -> Result<Result<Held, Duration>, StoreError> {
+        let expected = self.expected.load(std::sync::atomic::Ordering::Relaxed);
+        let n = self.block.min(expected).max(1);
         for _ in 0..CONTENDED {
             let read = self.store.rate(&self.key).await?;
-            let (state, first, gap) = match take(
-                read.as_ref(),
-                self.rate,
-                self.block,
-                wall_ms(),
-                self.latest_ms,
-            ) {
+            let now = wall_ms();
+            let latest = now + HORIZON.as_millis() as i64;
+            let (state, first, gap) = match take(read.as_ref(), self.rate, n, now, latest) {
                 Ok(taken) => taken,
                 Err(wait) => return Ok(Err(wait)),
             };
@@ -252,7 +271,7 @@ impl Governor {
                 return Ok(Ok(Held {
                     next_ms: first as f64,
                     gap_ms: gap,
-                    left: self.block,
+                    left: n,
                     after: Some(state),
                 }));
             }
@@ -452,6 +471,33 @@ mod tests {
             panic!("a slot 3 s away is past the horizon")
         };
         assert!(wait >= Duration::from_millis(1_500), "{wait:?}");
+    }
+
+    #[tokio::test]
+    async fn a_batch_takes_no_more_slots_than_it_has_messages() {
+        let store: Arc<dyn RateStore> = Arc::new(MemoryRates::default());
+        // Half a second at 40/s is 20 slots; a batch of three takes three.
+        let g = Governor::new(
+            Arc::clone(&store),
+            "k".into(),
+            Rate::per_second(40.0).unwrap(),
+            3,
+        );
+        let Admission::At { slot_ms, .. } = g.admit().await.unwrap() else {
+            panic!("an idle key admits")
+        };
+        assert_eq!(
+            store.rate("k").await.unwrap().unwrap().next_ms,
+            slot_ms + 75
+        );
+        g.admit().await.unwrap();
+        g.admit().await.unwrap();
+        // A request past the messages' (a retry, a lookup) takes one more.
+        g.admit().await.unwrap();
+        assert_eq!(
+            store.rate("k").await.unwrap().unwrap().next_ms,
+            slot_ms + 100
+        );
     }
 
     #[tokio::test]

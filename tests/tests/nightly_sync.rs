@@ -452,6 +452,10 @@ async fn a_worker_that_dies_holding_a_call_is_swept_and_the_call_posted_once() {
 #[tokio::test]
 async fn a_storm_of_429s_ends_with_every_call_finished() {
     let n = night(json!("full")).await;
+    // The key configured far faster than VAN takes it: 429s until the governor slows it.
+    let mut doc = doc(json!("full"), &n.hook.url);
+    doc.van.as_mut().unwrap().rate_limit = Some(500.0);
+    n.svc.config.put(&doc).await.unwrap();
     let rows = wrong_numbers(3000, 30);
     drop_cdr(&n.svc, "inbox/night/a.csv", &rows).await;
     n.run().await;

@@ -287,8 +287,12 @@ impl Destination for Van {
     /// VAN limits per API key: the key of the candidate's main database (a digest of it),
     /// shared with every candidate that uses the same key.
     async fn rate_key(&self, ctx: DeliverContext<'_>, name: &str) -> String {
-        match ctx.connectors.van(ctx.secrets, ctx.candidate, None).await {
-            Ok(client) => client.rate_key(),
+        match ctx
+            .connectors
+            .van_credentials(ctx.secrets, ctx.candidate, None)
+            .await
+        {
+            Ok((credentials, _)) => credentials.rate_key(),
             // The send will fail on the same problem; until then the candidate's own.
             Err(_) => format!("van/{}/{name}", ctx.candidate.slug),
         }

@@ -234,19 +234,10 @@ impl VanClient {
         self.inner.mode
     }
 
-    /// The key of VAN's rate limit this client's requests count against: VAN limits per
-    /// API key, whichever candidate or database mode uses it. A digest, so the key itself
-    /// is never stored or logged.
+    /// The key of VAN's rate limit this client's requests count against (see
+    /// [`VanCredentials::rate_key`]).
     pub fn rate_key(&self) -> String {
-        use sha2::Digest;
-        let creds = &self.inner.credentials;
-        let digest = sha2::Sha256::new()
-            .chain_update(creds.application_name.as_bytes())
-            .chain_update(b"\n")
-            .chain_update(creds.api_key.as_bytes())
-            .finalize();
-        let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-        format!("van/{hex}")
+        self.inner.credentials.rate_key()
     }
 
     /// Every HTTP request sent, retries included: what VAN may bill for.

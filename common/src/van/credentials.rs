@@ -24,6 +24,20 @@ impl fmt::Debug for VanCredentials {
 }
 
 impl VanCredentials {
+    /// The key of VAN's rate limit these credentials' requests count against: VAN limits
+    /// per API key, whichever candidate or database mode uses it. A digest, so the key
+    /// itself is never stored or logged.
+    pub fn rate_key(&self) -> String {
+        use sha2::Digest;
+        let digest = sha2::Sha256::new()
+            .chain_update(self.application_name.as_bytes())
+            .chain_update(b"\n")
+            .chain_update(self.api_key.as_bytes())
+            .finalize();
+        let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+        format!("van/{hex}")
+    }
+
     /// The Basic-auth password VAN expects: `{apiKey}|{dbMode}`.
     pub(crate) fn password(&self, mode: DatabaseMode) -> String {
         format!("{}|{}", self.api_key, mode.as_password_suffix())
