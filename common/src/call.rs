@@ -116,6 +116,16 @@ pub struct AccountPattern {
     pattern: Regex,
     test_accounts: Option<Regex>,
     district: Option<String>,
+    /// The indices of the groups `van_id`, `district` and `system`, found once: by name
+    /// they would be looked up again for every account.
+    groups: Groups,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Groups {
+    van_id: usize,
+    district: Option<usize>,
+    system: Option<usize>,
 }
 
 /// What an account number turned out to be.
@@ -181,9 +191,12 @@ impl AccountPattern {
             pattern
         };
         let pattern = Regex::new(pattern).map_err(|e| PatternError::Syntax(e.to_string()))?;
-        if !pattern.capture_names().any(|n| n == Some("van_id")) {
-            return Err(PatternError::NoVanIdGroup);
-        }
+        let group = |name: &str| pattern.capture_names().position(|n| n == Some(name));
+        let groups = Groups {
+            van_id: group("van_id").ok_or(PatternError::NoVanIdGroup)?,
+            district: group("district"),
+            system: group("system"),
+        };
         let test_accounts = test_accounts
             .map(Regex::new)
             .transpose()
@@ -192,6 +205,7 @@ impl AccountPattern {
             pattern,
             test_accounts,
             district: None,
+            groups,
         })
     }
 
@@ -217,14 +231,15 @@ impl AccountPattern {
                 account: account.to_owned(),
                 pattern: self.pattern.as_str().to_owned(),
             })?;
-        let raw = caps.name("van_id").map_or("", |m| m.as_str());
+        let group = |i: Option<usize>| i.and_then(|i| caps.get(i));
+        let raw = group(Some(self.groups.van_id)).map_or("", |m| m.as_str());
         let van_id = raw
             .parse::<VanId>()
             .map_err(|source| AccountError::BadVanId {
                 account: account.to_owned(),
                 source,
             })?;
-        if let (Some(expected), Some(district)) = (&self.district, caps.name("district"))
+        if let (Some(expected), Some(district)) = (&self.district, group(self.groups.district))
             && !district.as_str().eq_ignore_ascii_case(expected)
         {
             return Err(AccountError::OtherDistrict {
@@ -234,7 +249,7 @@ impl AccountPattern {
             });
         }
         let mode =
-            match caps.name("system") {
+            match group(self.groups.system) {
                 None => None,
                 Some(system) => Some(system_mode(system.as_str()).ok_or_else(|| {
                     AccountError::UnknownSystem {

@@ -1,13 +1,16 @@
 //! Reading a Call Detail Report (CDR) CSV exported from the LiveVox portal, row by row,
 //! with columns found by header name.
 
+use std::borrow::Cow;
 use std::io::{self, Read};
 use std::sync::Arc;
 
 use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
-use super::normalise::{FieldNames, RawCall, RawTime, RowError, RowOrigin, RowOutcome, normalise};
+use super::normalise::{
+    FieldNames, Memo, RawCall, RawTime, RowError, RowOrigin, RowOutcome, normalise_in,
+};
 use crate::call::{AccountPattern, CdrFile, CdrPosition};
 use crate::mapping::FieldError;
 
@@ -45,7 +48,7 @@ impl Default for CdrColumns {
             result: "result".into(),
             campaign: Some("campaign id".into()),
             service: None,
-            time_format: "%d-%m-%Y %H:%M:%S".into(),
+            time_format: DEFAULT_TIME_FORMAT.into(),
         }
     }
 }
@@ -188,6 +191,9 @@ fn quoted(names: &[String]) -> String {
         .join(", ")
 }
 
+/// How LiveVox's CDR export writes times: `21-11-2026 18:02:11`.
+pub const DEFAULT_TIME_FORMAT: &str = "%d-%m-%Y %H:%M:%S";
+
 /// Reads CDR files for one candidate: its column map, account pattern and time zone.
 #[derive(Debug, Clone)]
 pub struct CdrReader {
@@ -272,6 +278,7 @@ impl CdrReader {
             format: Arc::from(self.columns.time_format.as_str()),
             accounts: self.accounts.clone(),
             zone: self.zone.clone(),
+            memo: Memo::default(),
             done: false,
         })
     }
@@ -394,9 +401,25 @@ impl<R: Read> Read for LfLines<R> {
             if n == 0 {
                 return Ok(0);
             }
+            // Most files have no CR at all: what was read stands (but for an LF that
+            // ends a CRLF split across two reads).
+            let skip = usize::from(self.after_cr && out[0] == b'\n');
+            let Some(first_cr) = out[skip..n].iter().position(|b| *b == b'\r') else {
+                self.after_cr = false;
+                if skip == 0 {
+                    return Ok(n);
+                }
+                out.copy_within(1..n, 0);
+                if n > 1 {
+                    return Ok(n - 1);
+                }
+                continue;
+            };
             // Never longer than what was read, so it is rewritten in place.
-            let mut written = 0;
-            for i in 0..n {
+            out.copy_within(skip..skip + first_cr, 0);
+            let mut written = first_cr;
+            self.after_cr = false;
+            for i in skip + first_cr..n {
                 let b = out[i];
                 match b {
                     b'\r' => {
@@ -419,6 +442,44 @@ impl<R: Read> Read for LfLines<R> {
     }
 }
 
+/// Row `record` (at `line`) as raw input, borrowing its text.
+fn raw<'a>(
+    layout: &Layout,
+    file: &'a str,
+    format: &Arc<str>,
+    record: &'a csv::StringRecord,
+    line: u64,
+) -> RawCall<'a> {
+    let text = |i: usize| Cow::Borrowed(record.get(i).unwrap_or(""));
+    let optional = |i: Option<usize>| i.map(text);
+    let time = |i: Option<usize>| {
+        i.map(text)
+            .filter(|t| !t.trim().is_empty())
+            .map(|text| RawTime::Local {
+                text,
+                format: Arc::clone(format),
+            })
+    };
+    RawCall {
+        origin: RowOrigin {
+            file: Cow::Borrowed(file),
+            line,
+        },
+        fields: Arc::clone(&layout.fields),
+        call_id: text(layout.call_id),
+        account: text(layout.account),
+        first_name: text(layout.first_name),
+        last_name: text(layout.last_name),
+        phone: text(layout.phone),
+        start: time(Some(layout.start)),
+        end: time(layout.end),
+        agent: optional(layout.agent).unwrap_or_default(),
+        result: text(layout.result),
+        service: optional(layout.service),
+        campaign: optional(layout.campaign),
+    }
+}
+
 struct Rows<R> {
     /// Byte records, each checked for UTF-8 here: the csv crate's string records report a
     /// header that is not UTF-8 as an error of the first row.
@@ -430,6 +491,7 @@ struct Rows<R> {
     format: Arc<str>,
     accounts: AccountPattern,
     zone: TimeZone,
+    memo: Memo,
     done: bool,
 }
 
@@ -451,7 +513,8 @@ impl<R: Read> Iterator for Rows<R> {
                         ));
                     }
                 };
-                let outcome = normalise(self.raw(&record, line), &self.accounts, &self.zone);
+                let raw = raw(&self.layout, &self.file, &self.format, &record, line);
+                let outcome = normalise_in(raw, &self.accounts, &self.zone, &mut self.memo);
                 Some(match outcome {
                     RowOutcome::Call(mut call) => {
                         call.origin = Some(CdrPosition {
@@ -469,38 +532,6 @@ impl<R: Read> Iterator for Rows<R> {
 }
 
 impl<R: Read> Rows<R> {
-    fn raw(&self, record: &csv::StringRecord, line: u64) -> RawCall {
-        let l = &self.layout;
-        let text = |i: usize| record.get(i).unwrap_or("").to_owned();
-        let optional = |i: Option<usize>| i.map(text);
-        let time = |i: Option<usize>| {
-            i.map(text)
-                .filter(|t| !t.trim().is_empty())
-                .map(|text| RawTime::Local {
-                    text,
-                    format: Arc::clone(&self.format),
-                })
-        };
-        RawCall {
-            origin: RowOrigin {
-                file: self.file.clone(),
-                line,
-            },
-            fields: Arc::clone(&l.fields),
-            call_id: text(l.call_id),
-            account: text(l.account),
-            first_name: text(l.first_name),
-            last_name: text(l.last_name),
-            phone: text(l.phone),
-            start: time(Some(l.start)),
-            end: time(l.end),
-            agent: optional(l.agent).unwrap_or_default(),
-            result: text(l.result),
-            service: optional(l.service),
-            campaign: optional(l.campaign),
-        }
-    }
-
     /// A field that is not UTF-8 (Excel's "CSV" is Windows-1252): named, never shown.
     fn not_utf8(&self, line: u64, field: usize) -> RowError {
         let column = self
@@ -509,7 +540,7 @@ impl<R: Read> Rows<R> {
             .get(field)
             .map_or("(unknown)", String::as_str);
         let origin = RowOrigin {
-            file: self.file.clone(),
+            file: Cow::Borrowed(&self.file),
             line,
         };
         RowError::new(
@@ -528,7 +559,7 @@ impl<R: Read> Rows<R> {
             csv::Position::line,
         );
         let origin = RowOrigin {
-            file: self.file.clone(),
+            file: Cow::Borrowed(&self.file),
             line,
         };
         match err.kind() {

@@ -11,4 +11,6 @@ pub use client::{
     CallDetailSource, LiveVoxClient, LiveVoxCredentials, LiveVoxError, LiveVoxOptions,
 };
 pub use model::{CallCenter, CallDetail, Service, TermCode};
-pub use normalise::{FieldNames, RawCall, RawTime, RowError, RowOrigin, RowOutcome, normalise};
+pub use normalise::{
+    FieldNames, Memo, RawCall, RawTime, RowError, RowOrigin, RowOutcome, normalise, normalise_in,
+};

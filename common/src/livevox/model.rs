@@ -1,6 +1,7 @@
 //! The JSON shapes the LiveVox API sends and accepts, and the reading of its epoch
 //! millisecond timestamps (numbers or strings of digits).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::{Arc, LazyLock};
 
@@ -93,11 +94,13 @@ static CALL_DETAIL_FIELDS: LazyLock<Arc<FieldNames>> = LazyLock::new(|| {
 impl CallDetail {
     /// The row as raw input to [`normalise`](super::normalise()); `index` is its 0-based
     /// position in the list, reported as "line" `index + 1`.
-    pub fn to_raw(&self, index: u64) -> RawCall {
-        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    pub fn to_raw(&self, index: u64) -> RawCall<'_> {
+        fn text(v: &Option<String>) -> Cow<'_, str> {
+            Cow::Borrowed(v.as_deref().unwrap_or_default())
+        }
         RawCall {
             origin: RowOrigin {
-                file: CALL_DETAIL_SOURCE.to_owned(),
+                file: CALL_DETAIL_SOURCE.into(),
                 line: index + 1,
             },
             fields: Arc::clone(&CALL_DETAIL_FIELDS),
@@ -110,8 +113,8 @@ impl CallDetail {
             end: self.end.map(RawTime::Instant),
             agent: text(&self.agent_login),
             result: text(&self.result),
-            service: self.service_id.clone(),
-            campaign: self.campaign_id.clone(),
+            service: self.service_id.as_deref().map(Into::into),
+            campaign: self.campaign_id.as_deref().map(Into::into),
         }
     }
 }

@@ -1,12 +1,13 @@
 //! Turning one raw dialer row — from a CDR file or the API — into a [`Call`], or into a
 //! precise error for that row alone.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
 use jiff::Timestamp;
 use jiff::civil::DateTime;
-use jiff::tz::TimeZone;
+use jiff::tz::{AmbiguousOffset, TimeZone};
 
 use crate::call::{Account, AccountError, AccountPattern, Call, CallId};
 use crate::values::{PhoneNumber, ResultKey};
@@ -14,8 +15,8 @@ use crate::values::{PhoneNumber, ResultKey};
 /// Where a raw row came from, for error messages: a file and its physical line, or (API
 /// rows) the endpoint and the row's position in the result, counted from 1.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RowOrigin {
-    pub file: String,
+pub struct RowOrigin<'a> {
+    pub file: Cow<'a, str>,
     pub line: u64,
 }
 
@@ -32,34 +33,38 @@ pub struct FieldNames {
 
 /// A time as the source wrote it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RawTime {
+pub enum RawTime<'a> {
     /// Local wall-clock text (CDR files) and the strftime format it is written in; it is
     /// resolved in the candidate's zone.
-    Local { text: String, format: Arc<str> },
+    Local {
+        text: Cow<'a, str>,
+        format: Arc<str>,
+    },
     /// An instant (API epoch milliseconds).
     Instant(Timestamp),
 }
 
-/// One row as read, before anything is checked. Names and the phone number are kept out
-/// of `Debug`.
+/// One row as read, before anything is checked: borrowed from the record it was read
+/// from where it can be (a CDR file's), owned where it cannot (the API's). Names and the
+/// phone number are kept out of `Debug`.
 #[derive(Clone)]
-pub struct RawCall {
-    pub origin: RowOrigin,
+pub struct RawCall<'a> {
+    pub origin: RowOrigin<'a>,
     pub fields: Arc<FieldNames>,
-    pub call_id: String,
-    pub account: String,
-    pub first_name: String,
-    pub last_name: String,
-    pub phone: String,
-    pub start: Option<RawTime>,
-    pub end: Option<RawTime>,
-    pub agent: String,
-    pub result: String,
-    pub service: Option<String>,
-    pub campaign: Option<String>,
+    pub call_id: Cow<'a, str>,
+    pub account: Cow<'a, str>,
+    pub first_name: Cow<'a, str>,
+    pub last_name: Cow<'a, str>,
+    pub phone: Cow<'a, str>,
+    pub start: Option<RawTime<'a>>,
+    pub end: Option<RawTime<'a>>,
+    pub agent: Cow<'a, str>,
+    pub result: Cow<'a, str>,
+    pub service: Option<Cow<'a, str>>,
+    pub campaign: Option<Cow<'a, str>>,
 }
 
-impl fmt::Debug for RawCall {
+impl fmt::Debug for RawCall<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RawCall")
             .field("origin", &self.origin)
@@ -106,7 +111,7 @@ impl RowError {
     /// `value` is cut to [`SHOWN_VALUE_CHARS`]: a runaway cell must not fill the error.
     pub fn new(origin: &RowOrigin, column: &str, value: &str, reason: impl Into<String>) -> Self {
         Self {
-            file: origin.file.clone(),
+            file: origin.file.clone().into_owned(),
             line: origin.line,
             column: column.to_owned(),
             value: shown(value),
@@ -138,8 +143,76 @@ pub const EARLIEST_CALL_YEAR: i16 = 2000;
 ///
 /// An unusable phone number becomes `phone: None` rather than an error: the call still
 /// happened and its result still counts.
-pub fn normalise(raw: RawCall, accounts: &AccountPattern, zone: &TimeZone) -> RowOutcome {
-    match build(raw, accounts, zone) {
+pub fn normalise(raw: RawCall<'_>, accounts: &AccountPattern, zone: &TimeZone) -> RowOutcome {
+    normalise_in(raw, accounts, zone, &mut Memo::default())
+}
+
+/// What reading one source (a file, an API answer) remembers from row to row: its rows
+/// repeat a few result texts and run through the night hour by hour, so a result's key and
+/// an hour's offset are worked out once, not per row.
+#[derive(Debug, Default)]
+pub struct Memo {
+    /// The last local hour read and its offset, when the zone keeps one offset all of it.
+    hour: Option<(DateTime, jiff::tz::Offset)>,
+    /// Result texts seen, with their keys.
+    results: Vec<(String, ResultKey)>,
+}
+
+/// How many distinct result texts a [`Memo`] keeps: a dialer has a few dozen.
+const REMEMBERED_RESULTS: usize = 128;
+
+impl Memo {
+    /// The key of result text `text`.
+    fn result(&mut self, text: &str) -> Result<ResultKey, crate::values::ValueError> {
+        if let Some((_, key)) = self.results.iter().find(|(t, _)| t == text) {
+            return Ok(key.clone());
+        }
+        let key = ResultKey::normalise(text)?;
+        if self.results.len() < REMEMBERED_RESULTS {
+            self.results.push((text.to_owned(), key.clone()));
+        }
+        Ok(key)
+    }
+
+    /// The instant of local time `civil` in `zone` ("compatible" in a gap or fold), and the
+    /// local time itself when it is unambiguous.
+    fn instant(
+        &mut self,
+        zone: &TimeZone,
+        civil: DateTime,
+    ) -> Result<(Timestamp, Option<DateTime>), jiff::Error> {
+        let hour = civil.date().at(civil.hour(), 0, 0, 0);
+        if let Some((h, offset)) = self.hour
+            && h == hour
+        {
+            return Ok((offset.to_timestamp(civil)?, Some(civil)));
+        }
+        let at = zone.to_ambiguous_timestamp(civil);
+        let exact = matches!(at.offset(), AmbiguousOffset::Unambiguous { .. });
+        let ts = at.compatible()?;
+        let last = hour.date().at(hour.hour(), 59, 59, 999_999_999);
+        if let (
+            AmbiguousOffset::Unambiguous { offset: first },
+            AmbiguousOffset::Unambiguous { offset: end },
+        ) = (
+            zone.to_ambiguous_timestamp(hour).offset(),
+            zone.to_ambiguous_timestamp(last).offset(),
+        ) && first == end
+        {
+            self.hour = Some((hour, first));
+        }
+        Ok((ts, exact.then_some(civil)))
+    }
+}
+
+/// [`normalise`], remembering across the rows of one source in `memo`.
+pub fn normalise_in(
+    raw: RawCall<'_>,
+    accounts: &AccountPattern,
+    zone: &TimeZone,
+    memo: &mut Memo,
+) -> RowOutcome {
+    match build(raw, accounts, zone, memo) {
         Ok(Some(call)) => RowOutcome::Call(call),
         Ok(None) => RowOutcome::TestAccount,
         Err(err) => RowOutcome::Bad(err),
@@ -147,9 +220,10 @@ pub fn normalise(raw: RawCall, accounts: &AccountPattern, zone: &TimeZone) -> Ro
 }
 
 fn build(
-    raw: RawCall,
+    raw: RawCall<'_>,
     accounts: &AccountPattern,
     zone: &TimeZone,
+    memo: &mut Memo,
 ) -> Result<Option<Call>, RowError> {
     let names = &*raw.fields;
     let bad = |column: &str, value: &str, reason: String| {
@@ -225,7 +299,7 @@ fn build(
         ));
     }
 
-    let started_at = match &raw.start {
+    let (started_at, local) = match &raw.start {
         None => {
             return Err(bad(
                 &names.start,
@@ -233,16 +307,19 @@ fn build(
                 "the start time is missing — every row needs the time the call started".into(),
             ));
         }
-        Some(time) => {
-            resolve(time, zone).map_err(|(value, reason)| bad(&names.start, &value, reason))?
-        }
+        Some(time) => resolve(time, zone, memo)
+            .map_err(|(value, reason)| bad(&names.start, &value, reason))?,
     };
     // A finish time is informational; one that does not parse is dropped rather than
     // costing the call.
-    let ended_at = raw.end.as_ref().and_then(|time| resolve(time, zone).ok());
+    let ended_at = raw
+        .end
+        .as_ref()
+        .and_then(|time| resolve(time, zone, memo).ok())
+        .map(|(at, _)| at);
 
     let result_text = raw.result.trim();
-    let result = ResultKey::normalise(result_text).map_err(|_| {
+    let result = memo.result(result_text).map_err(|_| {
         bad(
             &names.result,
             result_text,
@@ -265,7 +342,7 @@ fn build(
         result_text: result_text.to_owned(),
         service: non_empty(raw.service.as_deref()),
         campaign: non_empty(raw.campaign.as_deref()),
-        local_date: zone.to_datetime(started_at).date(),
+        local_date: local.map_or_else(|| zone.to_datetime(started_at).date(), |l| l.date()),
         origin: None,
     }))
 }
@@ -273,9 +350,14 @@ fn build(
 /// The instant a raw time stands for; on failure, the value to report and why.
 /// Local times in a DST gap or fold resolve the "compatible" way (later offset in a gap,
 /// earlier in a fold), so a real call is never refused for the hour it was made in.
-fn resolve(time: &RawTime, zone: &TimeZone) -> Result<Timestamp, (String, String)> {
-    let at = read_time(time, zone)?;
-    if zone.to_datetime(at).year() < EARLIEST_CALL_YEAR {
+fn resolve(
+    time: &RawTime,
+    zone: &TimeZone,
+    memo: &mut Memo,
+) -> Result<(Timestamp, Option<DateTime>), (String, String)> {
+    let (at, local) = read_time(time, zone, memo)?;
+    let local = local.unwrap_or_else(|| zone.to_datetime(at));
+    if local.year() < EARLIEST_CALL_YEAR {
         let value = match time {
             RawTime::Local { text, .. } => text.trim().to_owned(),
             RawTime::Instant(ts) => ts.to_string(),
@@ -291,37 +373,78 @@ fn resolve(time: &RawTime, zone: &TimeZone) -> Result<Timestamp, (String, String
             format!("is before {EARLIEST_CALL_YEAR}, which cannot be a call's date — {hint}"),
         ));
     }
-    Ok(at)
+    Ok((at, Some(local)))
 }
 
-fn read_time(time: &RawTime, zone: &TimeZone) -> Result<Timestamp, (String, String)> {
+/// The instant, and the local time when it is unambiguous.
+fn read_time(
+    time: &RawTime,
+    zone: &TimeZone,
+    memo: &mut Memo,
+) -> Result<(Timestamp, Option<DateTime>), (String, String)> {
     match time {
-        RawTime::Instant(ts) => Ok(*ts),
+        RawTime::Instant(ts) => Ok((*ts, None)),
         RawTime::Local { text, format } => {
             let text = text.trim();
-            let civil: DateTime = jiff::fmt::strtime::parse(&**format, text)
-                .and_then(|tm| tm.to_datetime())
-                .map_err(|e| {
-                    (
-                        text.to_owned(),
-                        format!(
-                            "is not a time in the format {format:?} ({e}) — fix the value or the column map's time_format"
-                        ),
-                    )
-                })?;
-            zone.to_ambiguous_timestamp(civil)
-                .compatible()
-                .map_err(|e| {
-                    (
-                        text.to_owned(),
-                        format!(
-                            "cannot be placed in the time zone {} ({e})",
-                            zone.iana_name().unwrap_or("given")
-                        ),
-                    )
-                })
+            let civil = match day_month_year(format, text) {
+                Some(civil) => civil,
+                None => jiff::fmt::strtime::parse(&**format, text)
+                    .and_then(|tm| tm.to_datetime())
+                    .map_err(|e| {
+                        (
+                            text.to_owned(),
+                            format!(
+                                "is not a time in the format {format:?} ({e}) — fix the value or the column map's time_format"
+                            ),
+                        )
+                    })?,
+            };
+            memo.instant(zone, civil).map_err(|e| {
+                (
+                    text.to_owned(),
+                    format!(
+                        "cannot be placed in the time zone {} ({e})",
+                        zone.iana_name().unwrap_or("given")
+                    ),
+                )
+            })
         }
     }
+}
+
+/// LiveVox's own format, `%d-%m-%Y %H:%M:%S`, read without the general parser (it reads
+/// the format again for every value); `None` for any other format or a value that is not
+/// exactly that shape, which the general parser then reads (or explains).
+fn day_month_year(format: &str, text: &str) -> Option<DateTime> {
+    if format != crate::livevox::cdr::DEFAULT_TIME_FORMAT {
+        return None;
+    }
+    let b = text.as_bytes();
+    if b.len() != 19
+        || b[2] != b'-'
+        || b[5] != b'-'
+        || b[10] != b' '
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| -> Option<i16> {
+        b[range].iter().try_fold(0i16, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + i16::from(d - b'0'))
+        })
+    };
+    let convert = |v: i16| i8::try_from(v).ok();
+    DateTime::new(
+        num(6..10)?,
+        convert(num(3..5)?)?,
+        convert(num(0..2)?)?,
+        convert(num(11..13)?)?,
+        convert(num(14..16)?)?,
+        convert(num(17..19)?)?,
+        0,
+    )
+    .ok()
 }
 
 fn non_empty(value: Option<&str>) -> Option<String> {
@@ -363,7 +486,7 @@ mod tests {
         })
     }
 
-    fn raw(start: &str) -> RawCall {
+    fn raw(start: &str) -> RawCall<'_> {
         RawCall {
             origin: RowOrigin {
                 file: "calls.csv".into(),
@@ -522,7 +645,7 @@ mod tests {
     #[test]
     fn a_call_id_longer_than_the_ledger_key_allows_is_a_bad_row() {
         let mut r = raw("21-11-2026 18:04:05");
-        r.call_id = "7".repeat(MAX_CALL_ID_BYTES + 1);
+        r.call_id = "7".repeat(MAX_CALL_ID_BYTES + 1).into();
         let RowOutcome::Bad(err) = normalise(r, &AccountPattern::default(), &zone()) else {
             panic!("expected an error")
         };
@@ -534,7 +657,7 @@ mod tests {
             err.value.len()
         );
         let mut r = raw("21-11-2026 18:04:05");
-        r.call_id = "7".repeat(MAX_CALL_ID_BYTES);
+        r.call_id = "7".repeat(MAX_CALL_ID_BYTES).into();
         assert!(matches!(
             normalise(r, &AccountPattern::default(), &zone()),
             RowOutcome::Call(_)
