@@ -209,6 +209,12 @@ impl Governor {
         Duration::from_secs_f64(self.rate.gap_ms / 2000.0).max(LATE)
     }
 
+    /// How many sends of a batch to keep waiting for slots at once: one for every 20 a
+    /// second the key allows, at most a batch (ten).
+    pub fn in_flight(&self) -> usize {
+        ((1000.0 / self.rate.gap_ms / 20.0).ceil() as usize).min(10)
+    }
+
     pub fn key(&self) -> &str {
         &self.key
     }
@@ -471,6 +477,24 @@ mod tests {
             panic!("a slot 3 s away is past the horizon")
         };
         assert!(wait >= Duration::from_millis(1_500), "{wait:?}");
+    }
+
+    #[test]
+    fn a_fast_key_keeps_more_of_a_batch_waiting_for_its_slots() {
+        let store: Arc<dyn RateStore> = Arc::new(MemoryRates::default());
+        let in_flight = |rate: f64| {
+            Governor::new(
+                Arc::clone(&store),
+                "k".into(),
+                Rate::per_second(rate).unwrap(),
+                10,
+            )
+            .in_flight()
+        };
+        assert_eq!(in_flight(15.0), 1);
+        assert_eq!(in_flight(100.0), 5);
+        assert_eq!(in_flight(200.0), 10);
+        assert_eq!(in_flight(1000.0), 10);
     }
 
     #[tokio::test]

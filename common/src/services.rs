@@ -40,7 +40,8 @@ pub struct Settings {
     /// Concurrent ledger writes of one run.
     pub ledger_concurrency: usize,
     /// Concurrent VAN deliveries of one `sync-call` batch, each waiting for its own slot
-    /// of the key's schedule (the governor keeps VAN's rate, not this number).
+    /// of the key's schedule (the governor keeps VAN's rate, not this number); a fast key
+    /// raises it (`Governor::in_flight`).
     pub van_concurrency: usize,
     /// No `sync-call` post starts later than this into a batch. With the VAN client's
     /// request timeout (10 s) and retry deadline (25 s) a batch ends within 15 + 25 + 10
