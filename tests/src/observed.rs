@@ -64,10 +64,19 @@ impl Observer for Latency {
 }
 
 /// `svc` with its ledger, day store and rate store observed by `observer`.
-pub fn observe(mut svc: Services, observer: Arc<dyn Observer>) -> Services {
-    svc.ledger = Arc::new(Observed(svc.ledger, Arc::clone(&observer)));
-    svc.days = Arc::new(Observed(svc.days, Arc::clone(&observer)));
-    svc.rates = Arc::new(Observed(svc.rates, observer));
+pub fn observe(svc: Services, observer: Arc<dyn Observer>) -> Services {
+    observe_each(
+        svc,
+        [Arc::clone(&observer), Arc::clone(&observer), observer],
+    )
+}
+
+/// `svc` with its ledger, day store and rate store each observed by its own observer, in
+/// that order.
+pub fn observe_each(mut svc: Services, [ledger, days, rates]: [Arc<dyn Observer>; 3]) -> Services {
+    svc.ledger = Arc::new(Observed(svc.ledger, ledger));
+    svc.days = Arc::new(Observed(svc.days, days));
+    svc.rates = Arc::new(Observed(svc.rates, rates));
     svc
 }
 
