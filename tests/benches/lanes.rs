@@ -12,16 +12,13 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use callsync::adapters::memory::{MemoryQueue, MemorySecrets};
 use callsync::candidate::CandidateDoc;
-use callsync::entrypoints::sync_call;
-use callsync::ledger::CallState;
 use callsync::nightly::{self, RunOptions};
 use callsync::ports::SyncMessage;
 use callsync::services::Services;
 use callsync::values::CandidateSlug;
-use callsync_tests::bench::memory_services;
+use callsync_tests::bench::{Lane, memory_services, van_pending};
 use callsync_tests::demo_data::cdr_night;
 use callsync_tests::fake_receiver::{Behaviour, Receiver};
 use callsync_tests::fake_van::{FakeVan, Fault, FaultKind, VanData};
@@ -30,22 +27,6 @@ use serde_json::json;
 const CALLS: u64 = 1_000;
 const WORKERS: usize = 2;
 const SIGNING_SECRET: &str = "bench-signing-secret-0123456789abcdef";
-
-/// Messages waiting for a worker, as a queue holds them.
-#[derive(Default)]
-struct Lane(Mutex<VecDeque<SyncMessage>>);
-
-impl Lane {
-    fn take(&self, n: usize) -> Vec<SyncMessage> {
-        let mut q = self.0.lock().expect("lock");
-        let n = n.min(q.len());
-        q.drain(..n).collect()
-    }
-
-    fn give_back(&self, messages: Vec<SyncMessage>) {
-        self.0.lock().expect("lock").extend(messages);
-    }
-}
 
 async fn services(van: &FakeVan, queue: Arc<MemoryQueue>) -> Services {
     let secrets = MemorySecrets::default()
@@ -69,7 +50,8 @@ fn candidate(hook_url: &str) -> CandidateDoc {
     serde_json::from_value(json!({
         "slug": "bench", "display_name": "Bench", "time_zone": "America/New_York",
         "sync_hour": 3, "source": {"cdr": {}}, "strategy": "full", "district": "ny14",
-        "van": {"secret_name": "callsync/bench/van", "database_mode": "voter_file"},
+        "van": {"secret_name": "callsync/bench/van", "database_mode": "voter_file",
+                "rate_limit": 1000},
         "results": [
             {"result": "Agent Cust 1", "display_name": "Strong support", "success": true,
              "survey_responses": [{"question_id": 2300, "response_id": 9100}], "sync": true},
@@ -126,10 +108,7 @@ async fn night(partner: Behaviour, lanes: bool) -> f64 {
     let van_calls = calls.len();
     // Two lanes as deployed; or one queue, VAN's and the partner's messages interleaved.
     let queues: Vec<Arc<Lane>> = if lanes {
-        vec![
-            Arc::new(Lane(Mutex::new(calls.into()))),
-            Arc::new(Lane(Mutex::new(deliveries.into()))),
-        ]
+        vec![Arc::new(Lane::new(calls)), Arc::new(Lane::new(deliveries))]
     } else {
         let mut mixed = VecDeque::new();
         let mut d = deliveries.into_iter();
@@ -138,7 +117,7 @@ async fn night(partner: Behaviour, lanes: bool) -> f64 {
             mixed.extend(d.next());
         }
         mixed.extend(d);
-        vec![Arc::new(Lane(Mutex::new(mixed)))]
+        vec![Arc::new(Lane::new(mixed))]
     };
 
     let svc = Arc::new(svc);
@@ -154,21 +133,7 @@ async fn night(partner: Behaviour, lanes: bool) -> f64 {
                     if batch.is_empty() {
                         break;
                     }
-                    let mut event = SqsEvent::default();
-                    for (i, m) in batch.iter().enumerate() {
-                        let mut record = SqsMessage::default();
-                        record.message_id = Some(i.to_string());
-                        record.body = Some(serde_json::to_string(m).expect("json"));
-                        event.records.push(record);
-                    }
-                    let answer = sync_call::handle(&svc, event).await;
-                    let back: Vec<SyncMessage> = answer
-                        .batch_item_failures
-                        .iter()
-                        .filter_map(|f| f.item_identifier.parse::<usize>().ok())
-                        .map(|i| batch[i].clone())
-                        .collect();
-                    lane.give_back(back);
+                    lane.deliver(&svc, &batch).await;
                 }
             }));
         }
@@ -182,17 +147,7 @@ async fn night(partner: Behaviour, lanes: bool) -> f64 {
                 date: jiff::civil::date(2026, 11, 3),
             };
             loop {
-                let records = svc.ledger.day(&day).await.expect("ledger");
-                let pending = records
-                    .iter()
-                    .filter(|r| r.post.is_some())
-                    .filter(|r| {
-                        matches!(
-                            r.delivery.state,
-                            CallState::Unsynced | CallState::InProgress
-                        )
-                    })
-                    .count();
+                let pending = van_pending(&svc, &day).await;
                 if pending == 0 {
                     *van_done.lock().expect("lock") = Some(started.elapsed());
                     return;

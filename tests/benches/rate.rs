@@ -8,20 +8,17 @@
 //! `rate_limit` is the fake's. Printed for each: delivered calls a second as a share of the
 //! limit (from the first post to the last call done), and the share of posts answered 429.
 
-use std::collections::VecDeque;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use callsync::adapters::memory::{MemoryQueue, MemorySecrets};
 use callsync::candidate::CandidateDoc;
-use callsync::entrypoints::sync_call;
-use callsync::ledger::{CallState, DayKey};
+use callsync::ledger::DayKey;
 use callsync::nightly::{self, RunOptions};
 use callsync::ports::SyncMessage;
 use callsync::values::CandidateSlug;
-use callsync_tests::bench::memory_services;
+use callsync_tests::bench::{Lane, memory_services, van_pending};
 use callsync_tests::demo_data::cdr_night;
 use callsync_tests::fake_van::{FakeVan, Fault, FaultKind, RateLimit, VanData};
 use callsync_tests::observed::{Latency, observe};
@@ -29,22 +26,6 @@ use serde_json::json;
 
 const STORE_LATENCY: Duration = Duration::from_millis(7);
 const POST_LATENCY: Duration = Duration::from_millis(50);
-
-/// The queue's messages, as the workers see them.
-#[derive(Default)]
-struct Lane(Mutex<VecDeque<SyncMessage>>);
-
-impl Lane {
-    fn take(&self, n: usize) -> Vec<SyncMessage> {
-        let mut q = self.0.lock().expect("lock");
-        let n = n.min(q.len());
-        q.drain(..n).collect()
-    }
-
-    fn give_back(&self, messages: impl IntoIterator<Item = SyncMessage>) {
-        self.0.lock().expect("lock").extend(messages);
-    }
-}
 
 fn candidate(rate: f64) -> CandidateDoc {
     serde_json::from_value(json!({
@@ -111,7 +92,7 @@ async fn night(limit: u32, burst: u32, workers: usize, van_calls: u64) -> Measur
         .filter(|m| m.destination.is_none())
         .collect();
     let count = calls.len();
-    let lane = Arc::new(Lane(Mutex::new(calls.into())));
+    let lane = Arc::new(Lane::new(calls));
     let svc = Arc::new(observe(svc, Arc::new(Latency(STORE_LATENCY))));
     van.set_rate_limit(Some(RateLimit {
         burst,
@@ -130,14 +111,7 @@ async fn night(limit: u32, burst: u32, workers: usize, van_calls: u64) -> Measur
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     continue;
                 }
-                let answer = sync_call::handle(&svc, event(&batch)).await;
-                lane.give_back(
-                    answer
-                        .batch_item_failures
-                        .iter()
-                        .filter_map(|f| f.item_identifier.parse::<usize>().ok())
-                        .map(|i| batch[i].clone()),
-                );
+                lane.deliver(&svc, &batch).await;
             }
         }));
     }
@@ -167,17 +141,7 @@ async fn night(limit: u32, burst: u32, workers: usize, van_calls: u64) -> Measur
     // start to its answer to the last post.
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        let records = svc.ledger.day(&day).await.expect("ledger");
-        let pending = records
-            .iter()
-            .filter(|r| r.post.is_some())
-            .filter(|r| {
-                matches!(
-                    r.delivery.state,
-                    CallState::Unsynced | CallState::InProgress
-                )
-            })
-            .count();
+        let pending = van_pending(&svc, &day).await;
         if pending == 0 {
             break;
         }
@@ -227,17 +191,6 @@ async fn night(limit: u32, burst: u32, workers: usize, van_calls: u64) -> Measur
         limited: posts.iter().filter(|s| **s == 429).count(),
         crowded,
     }
-}
-
-fn event(batch: &[SyncMessage]) -> SqsEvent {
-    let mut event = SqsEvent::default();
-    for (i, m) in batch.iter().enumerate() {
-        let mut record = SqsMessage::default();
-        record.message_id = Some(i.to_string());
-        record.body = Some(serde_json::to_string(m).expect("json"));
-        event.records.push(record);
-    }
-    event
 }
 
 #[tokio::main]

@@ -40,3 +40,68 @@ pub fn memory_services(
         compiled: Default::default(),
     }
 }
+
+/// Messages waiting for a `sync-call` worker, as a queue holds them.
+#[derive(Debug, Default)]
+pub struct Lane(std::sync::Mutex<std::collections::VecDeque<callsync::ports::SyncMessage>>);
+
+impl Lane {
+    pub fn new(messages: impl IntoIterator<Item = callsync::ports::SyncMessage>) -> Self {
+        Self(std::sync::Mutex::new(messages.into_iter().collect()))
+    }
+
+    /// Up to `n` messages, oldest first.
+    pub fn take(&self, n: usize) -> Vec<callsync::ports::SyncMessage> {
+        let mut q = self.0.lock().expect("lock");
+        let n = n.min(q.len());
+        q.drain(..n).collect()
+    }
+
+    pub fn give_back(&self, messages: impl IntoIterator<Item = callsync::ports::SyncMessage>) {
+        self.0.lock().expect("lock").extend(messages);
+    }
+
+    /// Hand `batch` to `sync-call` as one SQS event; the messages it asks to have delivered
+    /// again go back on the lane at once, as after their visibility timeout.
+    pub async fn deliver(
+        &self,
+        svc: &callsync::services::Services,
+        batch: &[callsync::ports::SyncMessage],
+    ) {
+        use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+        let mut event = SqsEvent::default();
+        for (i, m) in batch.iter().enumerate() {
+            let mut record = SqsMessage::default();
+            record.message_id = Some(i.to_string());
+            record.body = Some(serde_json::to_string(m).expect("json"));
+            event.records.push(record);
+        }
+        let answer = callsync::entrypoints::sync_call::handle(svc, event).await;
+        self.give_back(
+            answer
+                .batch_item_failures
+                .iter()
+                .filter_map(|f| f.item_identifier.parse::<usize>().ok())
+                .map(|i| batch[i].clone()),
+        );
+    }
+}
+
+/// The day's VAN-bound calls not yet done (`unsynced` or `in_progress`).
+pub async fn van_pending(
+    svc: &callsync::services::Services,
+    day: &callsync::ledger::DayKey,
+) -> usize {
+    use callsync::ledger::CallState;
+    let records = svc.ledger.day(day).await.expect("ledger");
+    records
+        .iter()
+        .filter(|r| r.post.is_some())
+        .filter(|r| {
+            matches!(
+                r.delivery.state,
+                CallState::Unsynced | CallState::InProgress
+            )
+        })
+        .count()
+}
