@@ -27,12 +27,13 @@ demo: venv
 test: venv lint
 	infra/with_moto.sh $(CARGO_TEST)
 
-## bench: a nightly run over 100,000 calls on the in-memory stores (time and peak memory),
+## bench: nightly runs over 100,000 and 1,000,000 calls on the in-memory stores (time and the
+## run's own peak heap, the stores' copies counted apart),
 ## templates at their worst (result_codes checking by size, worst-case renders), and VAN's
 ## pace while a partner never answers (two lanes against one shared queue), CDR ingest against
 ## the csv crate, and delivery against VAN's rate limit with 1 to 8 workers.
 bench:
-	cargo bench -p callsync-tests --bench night_100k
+	cargo bench -p callsync-tests --bench nights
 	cargo bench -p callsync-tests --bench templates
 	cargo bench -p callsync-tests --bench lanes
 	cargo bench -p callsync-tests --bench ingest

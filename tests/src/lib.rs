@@ -8,5 +8,6 @@ pub mod fake_receiver;
 pub mod fake_tls;
 pub mod fake_van;
 pub mod harness;
+pub mod held;
 pub mod night;
 pub mod observed;
