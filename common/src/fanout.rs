@@ -267,27 +267,30 @@ impl DestinationCounts {
     }
 }
 
-/// Dry runs: the payloads the first few calls would send to each destination.
-pub fn sample_payloads(
+/// Dry runs: add to `samples` the payloads the first few calls of `records` would send to
+/// each destination, until each has `per_destination` (a night read in batches adds each
+/// batch in turn).
+pub fn add_sample_payloads(
+    samples: &mut BTreeMap<String, Vec<Value>>,
     candidate: &Compiled,
     records: &[CallRecord],
     per_destination: usize,
-) -> BTreeMap<String, Vec<Value>> {
-    let mut out = BTreeMap::new();
+) {
     for d in &candidate.destinations {
-        let samples: Vec<Value> = records
-            .iter()
-            .filter(|r| r.held_by_extension().is_none())
-            .filter_map(|r| r.call.as_ref())
-            .filter_map(|call| match d.plan(call, candidate) {
-                DeliveryPlan::Send(payload) => Some(payload),
-                _ => None,
-            })
-            .take(per_destination)
-            .collect();
-        out.insert(d.name.clone(), samples);
+        let taken = samples.entry(d.name.clone()).or_default();
+        let wanted = per_destination.saturating_sub(taken.len());
+        taken.extend(
+            records
+                .iter()
+                .filter(|r| r.held_by_extension().is_none())
+                .filter_map(|r| r.call.as_ref())
+                .filter_map(|call| match d.plan(call, candidate) {
+                    DeliveryPlan::Send(payload) => Some(payload),
+                    _ => None,
+                })
+                .take(wanted),
+        );
     }
-    out
 }
 
 /// What `/retry` did to one destination's deliveries.

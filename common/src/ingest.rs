@@ -1,14 +1,17 @@
 //! Reading a candidate's calls from its sources: CDR files dropped in its S3 inbox (each
-//! moved aside once every row is in the ledger) and the LiveVox API for one local day.
-//! A bad row becomes an error for that row; a file whose header is unusable is set aside
-//! with a note beside it; nothing else stops.
+//! streamed in, its rows handed on in batches, and moved aside once every row is in the
+//! ledger) and the LiveVox API for one local day. A bad row becomes an error for that row;
+//! a file whose header is unusable is set aside with a note beside it; a file that cannot
+//! be read to its end this time stays for the next run; nothing else stops.
 
-use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
+use futures::StreamExt;
 use jiff::civil::Date;
 use serde::Serialize;
+use tokio::sync::mpsc;
 
-use crate::call::{Call, CallId};
+use crate::call::CallId;
 use crate::candidate::Candidate;
 use crate::connect::ConnectError;
 use crate::ledger::{CallKey, CallRecord, DayKey};
@@ -16,21 +19,9 @@ use crate::livevox::{CallDetailSource, CdrColumns, CdrReader, RowError, RowOutco
 use crate::ports::{ObjectStore, StoreError};
 use crate::services::Services;
 
-/// What one read of the sources produced.
-#[derive(Debug, Default)]
-pub struct Ingested {
-    pub calls: Vec<Call>,
-    /// Rows that could not become calls, as ledger records (`unattempted_error`).
-    pub bad_rows: Vec<CallRecord>,
-    pub test_rows: u64,
-    /// Rows seen twice (the same call in two files, or in a file and the API).
-    pub duplicates: u64,
-    pub files: Vec<FileRead>,
-    /// What the LiveVox API gave, when it was read.
-    pub livevox: Option<FileRead>,
-    pub problems: Vec<SourceProblem>,
-    seen: HashSet<(Date, CallId)>,
-}
+/// Rows reach the run in batches of at most this many: with a file streamed in rather
+/// than read whole, what bounds the memory a night of any size needs.
+pub const BATCH_ROWS: usize = 1_000;
 
 /// One CDR file read from the inbox (or the rows of one LiveVox API read).
 #[derive(Debug, Clone, Serialize)]
@@ -41,6 +32,17 @@ pub struct FileRead {
     pub test_rows: u64,
 }
 
+impl FileRead {
+    pub fn new(key: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            rows: 0,
+            bad_rows: 0,
+            test_rows: 0,
+        }
+    }
+}
+
 /// A source that could not be read at all this time; the rest went on.
 #[derive(Debug, Clone, Serialize)]
 pub struct SourceProblem {
@@ -49,41 +51,32 @@ pub struct SourceProblem {
     /// Where a rejected file was moved, with a `.error.txt` note beside it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub moved_to: Option<String>,
+    /// The file itself is at fault (its header): it is moved to `rejected/`. Otherwise it
+    /// stays in the inbox and the next run reads it again.
+    #[serde(skip)]
+    pub reject: bool,
 }
 
-impl Ingested {
-    fn take(
-        &mut self,
-        outcome: RowOutcome,
-        candidate: &Candidate,
-        bad_day: Date,
-        now: jiff::Timestamp,
-        file: &mut FileRead,
-    ) {
-        file.rows += 1;
-        match outcome {
-            RowOutcome::Call(call) => {
-                if self.seen.insert((call.local_date, call.call_id.clone())) {
-                    self.calls.push(call);
-                } else {
-                    self.duplicates += 1;
-                }
-            }
-            RowOutcome::TestAccount => {
-                file.test_rows += 1;
-                self.test_rows += 1;
-            }
-            RowOutcome::Bad(err) => {
-                file.bad_rows += 1;
-                self.bad_rows.push(bad_row(candidate, bad_day, &err, now));
-            }
+impl SourceProblem {
+    /// A problem of this time (a service that did not answer): nothing is moved.
+    pub fn for_now(source: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            source: source.into(),
+            message: message.into(),
+            moved_to: None,
+            reject: false,
         }
     }
 }
 
 /// A bad row's ledger record. It belongs to no readable day, so it is filed under the
 /// day being run, keyed by where it was read: reading the same file again finds it known.
-fn bad_row(candidate: &Candidate, day: Date, err: &RowError, now: jiff::Timestamp) -> CallRecord {
+pub fn bad_row(
+    candidate: &Candidate,
+    day: Date,
+    err: &RowError,
+    now: jiff::Timestamp,
+) -> CallRecord {
     let key = CallKey {
         day: DayKey {
             candidate: candidate.slug.clone(),
@@ -117,17 +110,64 @@ pub fn processed_key(candidate: &Candidate, key: &str, today: Date) -> String {
     format!("processed/{}/{today}/{}", candidate.slug, file_name(key))
 }
 
-/// Read every file in the candidate's inbox. `bad_day` files the rows that have no
-/// readable day. Files are not moved here: see [`set_aside`].
-pub async fn read_inbox(
-    svc: &Services,
+/// Why a file was not read to its end.
+#[derive(Debug)]
+pub enum FileFailure {
+    /// Its header is unusable: the file is at fault.
+    Unusable(String),
+    /// The bucket failed while it streamed in: the rows read so far are good, the rest
+    /// come with the next run.
+    Unread(String),
+}
+
+impl FileFailure {
+    pub fn into_problem(self, key: &str) -> SourceProblem {
+        match self {
+            Self::Unusable(message) => SourceProblem {
+                reject: true,
+                ..SourceProblem::for_now(key, message)
+            },
+            Self::Unread(why) => SourceProblem::for_now(
+                key,
+                format!(
+                    "could not be read to its end this time ({why}); the rows read are recorded, and the next run reads the file again"
+                ),
+            ),
+        }
+    }
+}
+
+/// One inbox file being read: it streams in from the bucket on a blocking thread, and its
+/// rows arrive here in batches of at most [`BATCH_ROWS`], at most two batches ahead of the
+/// run. Dropping it stops the reading.
+#[derive(Debug)]
+pub struct FileRows {
+    batches: mpsc::Receiver<Vec<RowOutcome>>,
+    reading: tokio::task::JoinHandle<Result<(), FileFailure>>,
+}
+
+impl FileRows {
+    /// The next batch of rows, in file order; `None` once the file is done (or failed:
+    /// see [`FileRows::finish`]).
+    pub async fn next(&mut self) -> Option<Vec<RowOutcome>> {
+        self.batches.recv().await
+    }
+
+    /// Whether the whole file was read.
+    pub async fn finish(self) -> Result<(), FileFailure> {
+        drop(self.batches);
+        self.reading
+            .await
+            .map_err(|e| FileFailure::Unread(format!("the reader stopped: {e}")))?
+    }
+}
+
+/// Start reading the inbox file `key` of `candidate`.
+pub async fn open_file(
+    objects: &dyn ObjectStore,
     candidate: &Candidate,
-    bad_day: Date,
-    into: &mut Ingested,
-) -> Result<(), StoreError> {
-    let Some(prefix) = candidate.inbox_prefix() else {
-        return Ok(());
-    };
+    key: &str,
+) -> Result<FileRows, StoreError> {
     let columns: CdrColumns = candidate
         .doc()
         .source
@@ -135,50 +175,72 @@ pub async fn read_inbox(
         .as_ref()
         .map(|c| c.columns.clone())
         .unwrap_or_default();
-    let now = svc.clock.now();
-    for object in svc.objects.list(&prefix).await? {
-        let body = svc.objects.get(&object.key).await?;
-        let reader = CdrReader::new(
-            &object.key,
-            &columns,
-            candidate.accounts.clone(),
-            candidate.zone.clone(),
-        );
-        match reader.rows(body.as_slice()) {
-            Ok(rows) => {
-                let mut file = FileRead {
-                    key: object.key.clone(),
-                    rows: 0,
-                    bad_rows: 0,
-                    test_rows: 0,
-                };
-                for outcome in rows {
-                    into.take(outcome, candidate, bad_day, now, &mut file);
-                }
-                into.files.push(file);
+    let reader = CdrReader::new(
+        key,
+        &columns,
+        candidate.accounts.clone(),
+        candidate.zone.clone(),
+    );
+    // The bucket's failure is kept aside: the CSV reader sees only that reading stopped.
+    let failed: Arc<Mutex<Option<String>>> = Arc::default();
+    let seen = Arc::clone(&failed);
+    let body = objects.open(key).await?.map(move |piece| {
+        piece.map_err(|e| {
+            let message = e.to_string();
+            *seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(message.clone());
+            std::io::Error::other(message)
+        })
+    });
+    let input = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(body));
+    let (tx, batches) = mpsc::channel(1);
+    let reading = tokio::task::spawn_blocking(move || {
+        let rows =
+            reader
+                .rows(input)
+                .map_err(|e| match failed.lock().ok().and_then(|f| f.clone()) {
+                    Some(why) => FileFailure::Unread(why),
+                    None => FileFailure::Unusable(e.to_string()),
+                })?;
+        let stopped = || FileFailure::Unread("the run stopped reading".into());
+        let mut batch = Vec::with_capacity(BATCH_ROWS);
+        let mut cut_off = None;
+        for outcome in rows {
+            // The row the failure cut off is not a bad row: the next run reads it whole.
+            cut_off = failed.lock().ok().and_then(|f| f.clone());
+            if cut_off.is_some() {
+                break;
             }
-            Err(err) => into.problems.push(SourceProblem {
-                source: object.key.clone(),
-                message: err.to_string(),
-                moved_to: None,
-            }),
+            batch.push(outcome);
+            if batch.len() == BATCH_ROWS {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS));
+                tx.blocking_send(full).map_err(|_| stopped())?;
+            }
         }
-    }
-    Ok(())
+        cut_off = cut_off.or_else(|| failed.lock().ok().and_then(|f| f.clone()));
+        // The rows read whole before a failure are good: they are recorded now.
+        if !batch.is_empty() {
+            tx.blocking_send(batch).map_err(|_| stopped())?;
+        }
+        cut_off.map_or(Ok(()), |why| Err(FileFailure::Unread(why)))
+    });
+    Ok(FileRows { batches, reading })
 }
 
-/// Move read files out of the inbox (to `processed/`), and files that could not be read
-/// at all (to `rejected/`, with a note saying why). Call only after every row of the
-/// read files is in the ledger: a run that dies before reads them again, harmlessly.
+/// Move read files out of the inbox (to `processed/`), and files that are at fault (to
+/// `rejected/`, with a note saying why). Call only after every row of the read files is
+/// in the ledger: a run that dies before reads them again, harmlessly.
 pub async fn set_aside(
     objects: &dyn ObjectStore,
     candidate: &Candidate,
     today: Date,
-    ingested: &mut Ingested,
+    files: &[FileRead],
+    problems: &mut [SourceProblem],
 ) -> Result<(), StoreError> {
     // Only the candidate's own inbox is ever moved from: nothing a run read can take
     // another candidate's files (or the exports, which are receipts) with it.
-    for file in &ingested.files {
+    for file in files {
         if !candidate.owns_inbox_object(&file.key) {
             tracing::error!(key = %file.key, "not in the candidate's inbox; left where it is");
             continue;
@@ -187,7 +249,7 @@ pub async fn set_aside(
             .rename(&file.key, &processed_key(candidate, &file.key, today))
             .await?;
     }
-    for problem in &mut ingested.problems {
+    for problem in problems.iter_mut().filter(|p| p.reject) {
         let Some(prefix) = candidate.inbox_prefix() else {
             continue;
         };
@@ -216,15 +278,19 @@ pub async fn set_aside(
     Ok(())
 }
 
-/// Read one local day of calls from the LiveVox API.
+/// The key a LiveVox API read is reported under.
+pub const LIVEVOX_SOURCE: &str = "livevox:callDetail";
+
+/// Read one local day of calls from the LiveVox API: the day's rows, in the API's order.
+/// (The API answers a day in pages that the client gathers; the rows are held until the
+/// run has taken them.)
 pub async fn read_livevox(
     svc: &Services,
     candidate: &Candidate,
     date: Date,
-    into: &mut Ingested,
-) -> Result<(), ConnectError> {
+) -> Result<Vec<RowOutcome>, ConnectError> {
     let Some(lv) = candidate.doc().source.livevox.as_ref() else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     let client = svc
         .connectors
@@ -232,28 +298,20 @@ pub async fn read_livevox(
         .await?;
     let (from, to) = day_window(candidate, date);
     let details = client.call_details(from, to, &lv.services).await?;
-    let now = svc.clock.now();
-    let mut file = FileRead {
-        key: "livevox:callDetail".into(),
-        rows: 0,
-        bad_rows: 0,
-        test_rows: 0,
-    };
-    for (i, detail) in details.iter().enumerate() {
-        let outcome = normalise(
-            detail.to_raw(i as u64),
-            &candidate.accounts,
-            &candidate.zone,
-        );
+    Ok(details
+        .iter()
+        .enumerate()
+        .map(|(i, detail)| {
+            normalise(
+                detail.to_raw(i as u64),
+                &candidate.accounts,
+                &candidate.zone,
+            )
+        })
         // The API may return a neighbouring day's call at the window's edge; it belongs
         // to its own day, and that day's run reads it.
-        if matches!(&outcome, RowOutcome::Call(c) if c.local_date != date) {
-            continue;
-        }
-        into.take(outcome, candidate, date, now, &mut file);
-    }
-    into.livevox = Some(file);
-    Ok(())
+        .filter(|outcome| !matches!(outcome, RowOutcome::Call(c) if c.local_date != date))
+        .collect())
 }
 
 /// `[start, end)` of a local day as instants (23 or 25 hours long on DST changes).

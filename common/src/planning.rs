@@ -209,23 +209,75 @@ pub fn apply_budget(plans: &mut [DayPlan], strategy: Strategy, already_used: u64
         return 0;
     };
     let left = u64::from(daily_free_requests).saturating_sub(already_used);
-    let mut posts: Vec<usize> = (0..plans.len())
-        .filter(|&i| matches!(plans[i].plan, Plan::Van(_)))
-        .collect();
-    posts.sort_by_key(|&i| {
-        let p = &plans[i];
-        let priority = match &p.plan {
-            Plan::Van(post) => post.priority,
-            _ => 0,
-        };
-        (Reverse(priority), p.started_at, p.call_id.clone())
-    });
-    let keep = usize::try_from(left).unwrap_or(usize::MAX);
-    let over = posts.get(keep..).unwrap_or_default();
-    for &i in over {
-        plans[i].plan = Plan::Csv(CsvReason::OverBudget);
+    let mut cut = BudgetCut::new(left);
+    for p in plans.iter() {
+        cut.offer(p);
     }
-    over.len()
+    plans
+        .iter_mut()
+        .filter(|p| cut.moves(p))
+        .fold(0, |moved, p| {
+            p.plan = Plan::Csv(CsvReason::OverBudget);
+            moved + 1
+        })
+}
+
+/// Where a post stands for the budget: smaller is kept first.
+type Rank = (Reverse<i32>, Timestamp, CallId);
+
+fn rank(p: &DayPlan) -> Option<Rank> {
+    match &p.plan {
+        Plan::Van(post) => Some((Reverse(post.priority), p.started_at, p.call_id.clone())),
+        _ => None,
+    }
+}
+
+/// A day's budget over posts offered one at a time (a night read in batches): the
+/// `left` best ranked by [`apply_budget`]'s rule are kept, and only they are held (never
+/// more than `left`, whatever the number of calls). Offer every post of the day first,
+/// then ask which to move.
+#[derive(Debug, Clone)]
+pub struct BudgetCut {
+    left: usize,
+    /// The kept posts, the worst on top.
+    kept: std::collections::BinaryHeap<Rank>,
+    ids: std::collections::HashSet<CallId>,
+}
+
+impl BudgetCut {
+    pub fn new(left: u64) -> Self {
+        Self {
+            left: usize::try_from(left).unwrap_or(usize::MAX),
+            kept: std::collections::BinaryHeap::new(),
+            ids: std::collections::HashSet::new(),
+        }
+    }
+
+    /// Consider a plan; a post ranked among the best `left` so far is kept (a call
+    /// offered twice counts once).
+    pub fn offer(&mut self, p: &DayPlan) {
+        let Some(rank) = rank(p) else { return };
+        if self.left == 0 || self.ids.contains(&rank.2) {
+            return;
+        }
+        if self.kept.len() == self.left {
+            match self.kept.peek() {
+                Some(worst) if rank < *worst => {
+                    if let Some(out) = self.kept.pop() {
+                        self.ids.remove(&out.2);
+                    }
+                }
+                _ => return,
+            }
+        }
+        self.ids.insert(rank.2.clone());
+        self.kept.push(rank);
+    }
+
+    /// Whether `p` is a post the budget moves to the CSV.
+    pub fn moves(&self, p: &DayPlan) -> bool {
+        matches!(p.plan, Plan::Van(_)) && !self.ids.contains(&p.call_id)
+    }
 }
 
 /// What a destination is to receive of one call: a payload, a reasoned skip, or why it

@@ -204,6 +204,9 @@ pub struct ObjectInfo {
     pub size: u64,
 }
 
+/// An object's bytes, read as they are taken.
+pub type Chunks = futures::stream::BoxStream<'static, Result<bytes::Bytes, StoreError>>;
+
 /// The bucket: CDR inboxes and CSV exports.
 #[async_trait]
 pub trait ObjectStore: Send + Sync {
@@ -211,6 +214,9 @@ pub trait ObjectStore: Send + Sync {
     /// Objects under `prefix`, in key order.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError>;
     async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError>;
+    /// An object's bytes as they arrive, never the whole object at once: how a file of any
+    /// size is read in bounded memory. A failure midway is an item of the stream.
+    async fn open(&self, key: &str) -> Result<Chunks, StoreError>;
     async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), StoreError>;
     /// Copy then delete.
     async fn rename(&self, from: &str, to: &str) -> Result<(), StoreError>;

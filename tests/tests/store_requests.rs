@@ -130,9 +130,10 @@ async fn a_posted_call_costs_at_most_three_store_writes_and_every_request_is_cou
         "{writes} writes for {posted} posted calls: more than a lease, a settle, a few counts and slots"
     );
     // One consistent read of each call, and one of the schedule per block of slots (the
-    // candidate document is read per batch).
+    // candidate document is read per batch); two workers writing the schedule at once cost
+    // the loser one more read, which a busy machine makes likelier.
     assert!(
-        reads <= posted + 3 * batches + 2,
+        reads <= posted + 4 * batches + 2,
         "{reads} reads for {posted} posted calls"
     );
     assert_eq!(

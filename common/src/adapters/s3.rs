@@ -104,6 +104,36 @@ impl ObjectStore for S3Objects {
         Ok(body.into_bytes().to_vec())
     }
 
+    async fn open(&self, key: &str) -> Result<crate::ports::Chunks, StoreError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.as_service_error().is_some_and(|e| e.is_no_such_key()) {
+                    StoreError::Corrupt {
+                        what: format!("object {key}"),
+                        message: "does not exist".into(),
+                    }
+                } else {
+                    unavailable(e)
+                }
+            })?;
+        Ok(Box::pin(futures::stream::try_unfold(
+            out.body,
+            |mut body| async move {
+                Ok(body
+                    .try_next()
+                    .await
+                    .map_err(unavailable)?
+                    .map(|c| (c, body)))
+            },
+        )))
+    }
+
     async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), StoreError> {
         self.client
             .put_object()

@@ -21,10 +21,11 @@ use crate::destinations::Compiled;
 use crate::destinations::van::VanTarget;
 use crate::extensions::{Hook, Read};
 use crate::fanout::{self, DestinationRetry, DestinationSettle};
-use crate::ingest::{self, FileRead, Ingested, SourceProblem};
+use crate::ingest::{self, FileRead, SourceProblem};
 use crate::ledger::{
     CallRecord, CallState, DayKey, DayRecord, ExportRef, Note, NoteEffect, Receipt,
 };
+use crate::livevox::RowOutcome;
 use crate::metrics::{self, Metric};
 use crate::planning::{self, DayPlan, Plan, PlanError};
 use crate::ports::StoreError;
@@ -61,6 +62,8 @@ pub enum RunError {
 
 /// Dry runs: payloads shown per destination.
 const SAMPLE_PAYLOADS: usize = 3;
+/// Dry runs: VAN requests shown.
+const SAMPLE_POSTS: usize = 3;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RunOptions {
@@ -83,11 +86,17 @@ pub struct RunSummary {
     pub calls_read: u64,
     pub test_rows: u64,
     pub bad_rows: u64,
+    /// Rows repeating a call read just before (in the same batch of rows); a repeat read
+    /// later finds the call recorded and counts among `known_calls`.
     pub duplicates: u64,
     /// Calls new to the ledger (in a dry run: that would be).
     pub new_calls: u64,
     /// Calls the ledger already knew; they keep their state.
     pub known_calls: u64,
+    /// New VAN-bound calls handed to the queue as they were recorded.
+    pub queued: u64,
+    /// New VAN-bound calls the queue refused this time; the next tick sends them.
+    pub not_queued: u64,
     /// The planned state of the new calls.
     pub planned: BTreeMap<CallState, u64>,
     pub planned_by_display_name: BTreeMap<String, u64>,
@@ -105,6 +114,12 @@ pub struct RunSummary {
 }
 
 /// Run one candidate's local day: read its sources, plan and record the calls, settle.
+///
+/// The sources are read in batches ([`ingest::BATCH_ROWS`] rows, a file streamed in as it
+/// is read): each batch is planned, recorded, and its new VAN-bound calls handed to the
+/// queue before the next is taken, so the run holds one batch at a time however big the
+/// night. The budget strategy reads the sources once more first, to rank the night's
+/// posts (holding at most the day's allowance of them).
 pub async fn run(
     svc: &Services,
     slug: &CandidateSlug,
@@ -124,123 +139,116 @@ pub async fn run(
         gate(svc, &candidate, &day).await?;
     }
 
-    let mut ingested = Ingested::default();
-    if let Err(e) = ingest::read_inbox(svc, &candidate, date, &mut ingested).await {
-        ingested.problems.push(SourceProblem {
-            source: candidate.inbox_prefix().unwrap_or_default(),
-            message: format!("the inbox could not be read this time: {e}"),
-            moved_to: None,
-        });
-    }
+    let mut problems = Vec::new();
+    let inbox = match candidate.inbox_prefix() {
+        Some(prefix) => match svc.objects.list(&prefix).await {
+            Ok(objects) => objects.into_iter().map(|o| o.key).collect(),
+            Err(e) => {
+                problems.push(SourceProblem::for_now(
+                    prefix,
+                    format!("the inbox could not be read this time: {e}"),
+                ));
+                Vec::new()
+            }
+        },
+        None => Vec::new(),
+    };
     let day_record = svc.days.get(&day).await?;
     let read_api = candidate.doc().source.livevox.is_some()
         && (opts.force_livevox
             || day_record
                 .as_ref()
                 .is_none_or(|d| d.livevox_read_at.is_none()));
-    let mut livevox_read = false;
-    if read_api {
-        match ingest::read_livevox(svc, &candidate, date, &mut ingested).await {
-            Ok(()) => livevox_read = true,
-            Err(e) => ingested.problems.push(SourceProblem {
-                source: "livevox".into(),
-                message: e.to_string(),
-                moved_to: None,
-            }),
-        }
-    }
-
-    let mut summary = RunSummary {
-        candidate: slug.clone(),
-        date,
-        dry_run: opts.dry_run,
-        files: ingested.files.clone(),
-        livevox: ingested.livevox.clone(),
-        problems: Vec::new(),
-        calls_read: ingested.calls.len() as u64,
-        test_rows: ingested.test_rows,
-        bad_rows: ingested.bad_rows.len() as u64,
-        duplicates: ingested.duplicates,
-        new_calls: 0,
-        known_calls: 0,
-        planned: BTreeMap::new(),
-        planned_by_display_name: BTreeMap::new(),
-        moved_over_budget: 0,
-        sample_requests: Vec::new(),
-        sample_payloads: BTreeMap::new(),
-        days: Vec::new(),
-        not_configured: Vec::new(),
-    };
-
-    let records = plan_calls(svc, &candidate, &mut ingested, &mut summary).await?;
-
-    if opts.dry_run {
-        for r in &records {
-            *summary.planned.entry(r.delivery.state).or_default() += 1;
-            if let Some(name) = &r.display_name {
-                *summary
-                    .planned_by_display_name
-                    .entry(name.clone())
-                    .or_default() += 1;
+    let livevox = if read_api {
+        match ingest::read_livevox(svc, &candidate, date).await {
+            Ok(rows) => Some(rows),
+            Err(e) => {
+                problems.push(SourceProblem::for_now("livevox", e.to_string()));
+                None
             }
         }
-        summary.new_calls = records.len() as u64;
-        summary.sample_requests = sample_requests(svc, &candidate, &records).await;
-        summary.sample_payloads = fanout::sample_payloads(&candidate, &records, SAMPLE_PAYLOADS);
+    } else {
+        None
+    };
+
+    let mut night = Night::new(svc, &candidate, date, opts.dry_run);
+    if matches!(candidate.strategy(), Strategy::Budget { .. }) {
+        night.budget = Some(rank_posts(svc, &candidate, &inbox, livevox.as_deref()).await?);
+    }
+    let mut files = Vec::new();
+    for key in &inbox {
+        let mut file = FileRead::new(key.as_str());
+        let mut rows = match ingest::open_file(svc.objects.as_ref(), &candidate, key).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                problems.push(ingest::FileFailure::Unread(e.to_string()).into_problem(key));
+                continue;
+            }
+        };
+        while let Some(batch) = rows.next().await {
+            night.take(batch, &mut file).await?;
+        }
+        match rows.finish().await {
+            Ok(()) => files.push(file),
+            Err(failure) => problems.push(failure.into_problem(key)),
+        }
+    }
+    let livevox_read = livevox.is_some();
+    let mut livevox_file = None;
+    if let Some(rows) = livevox {
+        let mut file = FileRead::new(ingest::LIVEVOX_SOURCE);
+        let mut rows = rows.into_iter();
+        loop {
+            let batch: Vec<RowOutcome> = rows.by_ref().take(ingest::BATCH_ROWS).collect();
+            if batch.is_empty() {
+                break;
+            }
+            night.take(batch, &mut file).await?;
+        }
+        livevox_file = Some(file);
+    }
+
+    let Night {
+        mut summary,
+        touched,
+        insert_failed,
+        samples,
+        ..
+    } = night;
+    summary.files = files;
+    summary.livevox = livevox_file;
+
+    if opts.dry_run {
+        summary.sample_requests = sample_requests(svc, &candidate, &samples.posts).await;
+        summary.sample_payloads = samples.payloads;
         summary.not_configured = unconfigured(svc, &candidate).await;
-        summary.problems = ingested.problems;
+        summary.problems = problems;
         return Ok(summary);
     }
 
-    // Record every call; a known call keeps its state.
-    let inserted = insert_all(svc, &records).await;
-    let mut fresh: HashSet<(Date, CallId)> = HashSet::new();
-    let mut touched: BTreeSet<Date> = BTreeSet::from([date]);
-    let mut insert_failed = false;
-    for (record, result) in records.iter().zip(inserted) {
-        match result {
-            Ok(true) => {
-                summary.new_calls += 1;
-                *summary.planned.entry(record.delivery.state).or_default() += 1;
-                if let Some(name) = &record.display_name {
-                    *summary
-                        .planned_by_display_name
-                        .entry(name.clone())
-                        .or_default() += 1;
-                }
-                fresh.insert((record.key.day.date, record.key.call_id.clone()));
-                touched.insert(record.key.day.date);
-            }
-            Ok(false) => summary.known_calls += 1,
-            Err(e) => {
-                insert_failed = true;
-                tracing::warn!(call = %record.key, error = %e, "could not record the call");
-            }
-        }
-    }
-    // The ledger has them now; settling reads each day back, so do not hold two copies.
-    drop(records);
-
     // Files leave the inbox only once all their rows are recorded.
     if insert_failed {
-        ingested.problems.push(SourceProblem {
-            source: "ledger".into(),
-            message: "some calls could not be recorded; the inbox files stay for the next run"
-                .into(),
-            moved_to: None,
-        });
-    } else if let Err(e) =
-        ingest::set_aside(svc.objects.as_ref(), &candidate, today, &mut ingested).await
+        problems.push(SourceProblem::for_now(
+            "ledger",
+            "some calls could not be recorded; the inbox files stay for the next run",
+        ));
+    } else if let Err(e) = ingest::set_aside(
+        svc.objects.as_ref(),
+        &candidate,
+        today,
+        &summary.files,
+        &mut problems,
+    )
+    .await
     {
-        ingested.problems.push(SourceProblem {
-            source: "inbox".into(),
-            message: format!(
+        problems.push(SourceProblem::for_now(
+            "inbox",
+            format!(
                 "files could not be moved aside (the next run reads them again, harmlessly): {e}"
             ),
-            moved_to: None,
-        });
+        ));
     }
-    summary.problems = ingested.problems;
+    summary.problems = problems;
 
     if livevox_read {
         update_day(svc, &day, |d| {
@@ -251,25 +259,30 @@ pub async fn run(
     }
 
     // A day still going on is settled only when it is the day asked for: its calls may
-    // still come in, and its report waits for its end anyway.
+    // still come in, and its report waits for its end anyway. The run's own VAN-bound
+    // calls are queued already.
+    let queued_here = HashSet::new();
     for date in touched.into_iter().filter(|d| *d < today || *d == date) {
         summary
             .days
-            .push(settle_day(svc, &candidate, date, &fresh).await?);
+            .push(settle_day(svc, &candidate, date, &queued_here).await?);
     }
     metrics::emit(
         slug,
         svc.clock.now(),
-        &[(
-            Metric::CallsUnattemptedError,
-            metrics::count(
-                summary
-                    .planned
-                    .get(&CallState::UnattemptedError)
-                    .copied()
-                    .unwrap_or(0),
+        &[
+            (
+                Metric::CallsUnattemptedError,
+                metrics::count(
+                    summary
+                        .planned
+                        .get(&CallState::UnattemptedError)
+                        .copied()
+                        .unwrap_or(0),
+                ),
             ),
-        )],
+            (Metric::CallsQueued, metrics::count(summary.queued)),
+        ],
     );
     tracing::info!(
         candidate = %slug,
@@ -283,31 +296,257 @@ pub async fn run(
     Ok(summary)
 }
 
-/// Plan each call, apply the day's budget, and build the ledger records (bad rows too).
-pub(super) async fn plan_calls(
-    svc: &Services,
-    candidate: &Compiled,
-    ingested: &mut Ingested,
-    summary: &mut RunSummary,
-) -> Result<Vec<CallRecord>, RunError> {
-    let now = svc.clock.now();
-    let mut by_day: BTreeMap<Date, Vec<Call>> = BTreeMap::new();
-    for call in std::mem::take(&mut ingested.calls) {
-        by_day.entry(call.local_date).or_default().push(call);
+/// A night being read: each batch of rows is planned, recorded and its new VAN-bound
+/// calls queued before the next is taken.
+struct Night<'a> {
+    svc: &'a Services,
+    candidate: &'a Compiled,
+    /// The day run; rows that have no readable day are filed under it.
+    date: Date,
+    now: Timestamp,
+    dry_run: bool,
+    /// The budget strategy's posts kept, per local day.
+    budget: Option<BTreeMap<Date, planning::BudgetCut>>,
+    summary: RunSummary,
+    /// The days the new calls belong to (each is settled).
+    touched: BTreeSet<Date>,
+    insert_failed: bool,
+    samples: Samples,
+}
+
+/// Dry runs: the first few VAN posts and payloads per destination.
+#[derive(Debug, Default)]
+struct Samples {
+    posts: Vec<CallRecord>,
+    payloads: BTreeMap<String, Vec<Value>>,
+}
+
+impl<'a> Night<'a> {
+    fn new(svc: &'a Services, candidate: &'a Compiled, date: Date, dry_run: bool) -> Self {
+        Self {
+            svc,
+            candidate,
+            date,
+            now: svc.clock.now(),
+            dry_run,
+            budget: None,
+            summary: RunSummary {
+                candidate: candidate.slug.clone(),
+                date,
+                dry_run,
+                files: Vec::new(),
+                livevox: None,
+                problems: Vec::new(),
+                calls_read: 0,
+                test_rows: 0,
+                bad_rows: 0,
+                duplicates: 0,
+                new_calls: 0,
+                known_calls: 0,
+                queued: 0,
+                not_queued: 0,
+                planned: BTreeMap::new(),
+                planned_by_display_name: BTreeMap::new(),
+                moved_over_budget: 0,
+                sample_requests: Vec::new(),
+                sample_payloads: BTreeMap::new(),
+                days: Vec::new(),
+                not_configured: Vec::new(),
+            },
+            touched: BTreeSet::from([date]),
+            insert_failed: false,
+            samples: Samples::default(),
+        }
     }
-    let mut records = Vec::new();
-    for (date, calls) in by_day {
-        let (plans, moved) = plan_day(svc, candidate, date, calls.iter()).await?;
-        summary.moved_over_budget += moved as u64;
-        for (call, (plan, notes)) in calls.into_iter().zip(plans) {
+
+    /// Plan, record and queue one batch of `file`'s rows.
+    async fn take(&mut self, batch: Vec<RowOutcome>, file: &mut FileRead) -> Result<(), RunError> {
+        let (svc, candidate) = (self.svc, self.candidate);
+        let mut seen = HashSet::new();
+        let mut records = Vec::with_capacity(batch.len());
+        let mut calls = Vec::with_capacity(batch.len());
+        for outcome in batch {
+            file.rows += 1;
+            match outcome {
+                RowOutcome::Call(call) => {
+                    if seen.insert((call.local_date, call.call_id.clone())) {
+                        calls.push(call);
+                    } else {
+                        self.summary.duplicates += 1;
+                    }
+                }
+                RowOutcome::TestAccount => {
+                    file.test_rows += 1;
+                    self.summary.test_rows += 1;
+                }
+                RowOutcome::Bad(err) => {
+                    file.bad_rows += 1;
+                    self.summary.bad_rows += 1;
+                    records.push(ingest::bad_row(candidate, self.date, &err, self.now));
+                }
+            }
+        }
+        drop(seen);
+        self.summary.calls_read += calls.len() as u64;
+        for call in calls {
+            let (plan, notes) = plan_one(candidate, &call);
+            let mut day_plan = DayPlan {
+                call_id: call.call_id.clone(),
+                started_at: call.started_at,
+                plan,
+            };
+            if let Some(cut) = self.budget.as_ref().and_then(|b| b.get(&call.local_date))
+                && cut.moves(&day_plan)
+            {
+                day_plan.plan = Plan::Csv(planning::CsvReason::OverBudget);
+                self.summary.moved_over_budget += 1;
+            }
             let display = display_name(candidate, &call);
-            let mut record = CallRecord::planned(&candidate.slug, call, display, &plan, now);
+            let mut record =
+                CallRecord::planned(&candidate.slug, call, display, &day_plan.plan, self.now);
             record.notes = notes;
             records.push(record);
         }
+
+        if self.dry_run {
+            for r in &records {
+                self.count_new(r);
+            }
+            self.sample(&records);
+            return Ok(());
+        }
+
+        // Record every call; a known call keeps its state.
+        let inserted = insert_all(svc, &records).await;
+        let mut fresh = Vec::new();
+        for (i, result) in inserted.into_iter().enumerate() {
+            match result {
+                Ok(true) => {
+                    self.count_new(&records[i]);
+                    self.touched.insert(records[i].key.day.date);
+                    fresh.push(i);
+                }
+                Ok(false) => self.summary.known_calls += 1,
+                Err(e) => {
+                    self.insert_failed = true;
+                    tracing::warn!(call = %records[i].key, error = %e, "could not record the call");
+                }
+            }
+        }
+        // The new VAN-bound calls go to the queue now: they are this run's to send.
+        let stale = svc.settings.requeue_stale_after;
+        let due: Vec<usize> = fresh
+            .into_iter()
+            .filter(|&i| records[i].delivery.is_due(self.now, true, stale))
+            .collect();
+        let day = DayKey {
+            candidate: candidate.slug.clone(),
+            date: self.date,
+        };
+        let (queued, refused) = fanout::enqueue(svc, &day, &mut records, &due).await;
+        self.summary.queued += queued;
+        self.summary.not_queued += refused;
+        Ok(())
     }
-    records.append(&mut ingested.bad_rows);
-    Ok(records)
+
+    fn count_new(&mut self, record: &CallRecord) {
+        self.summary.new_calls += 1;
+        *self
+            .summary
+            .planned
+            .entry(record.delivery.state)
+            .or_default() += 1;
+        if let Some(name) = &record.display_name {
+            *self
+                .summary
+                .planned_by_display_name
+                .entry(name.clone())
+                .or_default() += 1;
+        }
+    }
+
+    /// Dry runs: keep what the samples still lack from this batch.
+    fn sample(&mut self, records: &[CallRecord]) {
+        for r in records {
+            if self.samples.posts.len() < SAMPLE_POSTS && r.post.is_some() {
+                self.samples.posts.push(r.clone());
+            }
+        }
+        fanout::add_sample_payloads(
+            &mut self.samples.payloads,
+            self.candidate,
+            records,
+            SAMPLE_PAYLOADS,
+        );
+    }
+}
+
+/// The budget strategy's first pass: every post of the night ranked per local day, the
+/// best of each kept up to what is left of that day's allowance. Reads every source the
+/// run reads (a file that cannot be read now is left to the second pass to report).
+async fn rank_posts(
+    svc: &Services,
+    candidate: &Compiled,
+    inbox: &[String],
+    livevox: Option<&[RowOutcome]>,
+) -> Result<BTreeMap<Date, planning::BudgetCut>, StoreError> {
+    let Strategy::Budget {
+        daily_free_requests,
+    } = candidate.strategy()
+    else {
+        return Ok(BTreeMap::new());
+    };
+    let mut cuts: BTreeMap<Date, planning::BudgetCut> = BTreeMap::new();
+    let offer = async |cuts: &mut BTreeMap<Date, planning::BudgetCut>, call: &Call| {
+        let (plan, _) = plan_one(candidate, call);
+        if !matches!(plan, Plan::Van(_)) {
+            return Ok::<_, StoreError>(());
+        }
+        let cut = match cuts.entry(call.local_date) {
+            std::collections::btree_map::Entry::Occupied(cut) => cut.into_mut(),
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                let used = budget_used(svc, candidate, call.local_date).await?;
+                let left = u64::from(daily_free_requests).saturating_sub(used);
+                slot.insert(planning::BudgetCut::new(left))
+            }
+        };
+        cut.offer(&DayPlan {
+            call_id: call.call_id.clone(),
+            started_at: call.started_at,
+            plan,
+        });
+        Ok(())
+    };
+    for key in inbox {
+        let Ok(mut rows) = ingest::open_file(svc.objects.as_ref(), candidate, key).await else {
+            continue;
+        };
+        while let Some(batch) = rows.next().await {
+            for outcome in &batch {
+                if let RowOutcome::Call(call) = outcome {
+                    offer(&mut cuts, call).await?;
+                }
+            }
+        }
+        // Whatever failed is reported by the pass that records.
+        let _ = rows.finish().await;
+    }
+    for outcome in livevox.into_iter().flatten() {
+        if let RowOutcome::Call(call) = outcome {
+            offer(&mut cuts, call).await?;
+        }
+    }
+    Ok(cuts)
+}
+
+/// One call's plan, through the candidate's `after_read` hooks first (their notes come
+/// back with it).
+pub(super) fn plan_one(candidate: &Compiled, call: &Call) -> (Plan, Vec<Note>) {
+    let (notes, decided) = after_read(candidate, call);
+    (
+        decided.unwrap_or_else(|| planning::plan(call, candidate)),
+        notes,
+    )
 }
 
 /// Plan one day's calls, in order — each through the extensions' `after_read` hooks first
@@ -322,12 +561,12 @@ pub(super) async fn plan_day<'a>(
     let mut notes = Vec::new();
     let mut plans: Vec<DayPlan> = calls
         .map(|call| {
-            let (said, decided) = after_read(candidate, call);
+            let (plan, said) = plan_one(candidate, call);
             notes.push(said);
             DayPlan {
                 call_id: call.call_id.clone(),
                 started_at: call.started_at,
-                plan: decided.unwrap_or_else(|| planning::plan(call, candidate)),
+                plan,
             }
         })
         .collect();
@@ -608,7 +847,8 @@ mod tests {
         };
         let doc: CandidateDoc = serde_json::from_value(json!({
             "slug": "unit", "display_name": "Unit", "time_zone": "America/Chicago",
-            "sync_hour": 4, "source": {"cdr": {}}, "strategy": strategy,
+            "sync_hour": 4, "source": {"cdr": {}},
+            "strategy": serde_json::from_str::<Value>(strategy).unwrap_or_else(|_| json!(strategy)),
             "van": {"secret_name": "callsync/unit/van", "database_mode": "voter_file"},
             "results": [
                 {"result": "Agent Cust 3", "display_name": "Wrong number", "success": false,
@@ -788,6 +1028,177 @@ mod tests {
         assert_eq!(w.queue.drain()[0].call_id, CallId("1".into()));
     }
 
+    /// `n` VAN-bound calls of DAY, the last in the file the earliest.
+    fn latest_first(n: u64) -> String {
+        let mut text =
+            String::from("id,account number,first name,last name,phone dialed,start time,result\n");
+        for i in 1..=n {
+            let at = 10 * 3600 + (n - i);
+            let (h, m, s) = (at / 3600, at / 60 % 60, at % 60);
+            text.push_str(&format!(
+                "{i},ny14-van-{i},A,B,2125550101,21-11-2026 {h:02}:{m:02}:{s:02},Agent Cust 3\n"
+            ));
+        }
+        text
+    }
+
+    #[tokio::test]
+    async fn the_budget_keeps_the_best_posts_of_the_whole_night_not_of_its_first_batch() {
+        let w = world(r#"{"budget": {"daily_free_requests": 5}}"#, MORNING).await;
+        w.objects
+            .rename("inbox/unit/a.csv", "elsewhere/a.csv")
+            .await
+            .unwrap();
+        let rows = 2 * ingest::BATCH_ROWS as u64 + 500;
+        w.svc
+            .objects
+            .put(
+                "inbox/unit/big.csv",
+                latest_first(rows).into_bytes(),
+                "text/csv",
+            )
+            .await
+            .unwrap();
+        let summary = run(&w.svc, &w.slug(), DAY, RunOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(summary.new_calls, rows);
+        assert_eq!(summary.moved_over_budget, rows - 5);
+        let day = DayKey {
+            candidate: w.slug(),
+            date: DAY,
+        };
+        let mut posted: Vec<u64> = w
+            .svc
+            .ledger
+            .day(&day)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| r.post.is_some())
+            .map(|r| r.key.call_id.0.parse().unwrap())
+            .collect();
+        posted.sort_unstable();
+        // The five earliest calls are the file's last five, in its last batch.
+        assert_eq!(posted, ((rows - 4)..=rows).collect::<Vec<_>>());
+        assert_eq!(w.queue.drain().len(), 5);
+    }
+
+    /// The bucket, but every object's stream fails after `after` bytes while `failing`.
+    struct CutOff {
+        inner: Arc<MemoryObjects>,
+        after: usize,
+        failing: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for CutOff {
+        fn bucket(&self) -> &str {
+            self.inner.bucket()
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<crate::ports::ObjectInfo>, StoreError> {
+            self.inner.list(prefix).await
+        }
+        async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+            self.inner.get(key).await
+        }
+        async fn open(&self, key: &str) -> Result<crate::ports::Chunks, StoreError> {
+            let body = self.inner.get(key).await?;
+            if !self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+                return self.inner.open(key).await;
+            }
+            let head = bytes::Bytes::from(body[..self.after].to_vec());
+            Ok(Box::pin(futures::stream::iter([
+                Ok(head),
+                Err(StoreError::Unavailable(
+                    "the bucket",
+                    "connection reset".into(),
+                )),
+            ])))
+        }
+        async fn put(&self, key: &str, body: Vec<u8>, ct: &str) -> Result<(), StoreError> {
+            self.inner.put(key, body, ct).await
+        }
+        async fn rename(&self, from: &str, to: &str) -> Result<(), StoreError> {
+            self.inner.rename(from, to).await
+        }
+        async fn presign(&self, key: &str, ttl: std::time::Duration) -> Result<String, StoreError> {
+            self.inner.presign(key, ttl).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_file_cut_off_while_it_streams_in_stays_in_the_inbox_and_its_rest_comes_next_run() {
+        let mut w = world("full", MORNING).await;
+        w.objects
+            .rename("inbox/unit/a.csv", "elsewhere/a.csv")
+            .await
+            .unwrap();
+        let rows = 2 * ingest::BATCH_ROWS as u64 + 500;
+        let text = latest_first(rows);
+        let after = text.len() / 2;
+        w.objects
+            .put("inbox/unit/big.csv", text.into_bytes(), "text/csv")
+            .await
+            .unwrap();
+        let cut = Arc::new(CutOff {
+            inner: w.objects.clone(),
+            after,
+            failing: true.into(),
+        });
+        w.svc.objects = cut.clone();
+
+        let first = run(&w.svc, &w.slug(), DAY, RunOptions::default())
+            .await
+            .unwrap();
+        assert!(
+            first.new_calls > ingest::BATCH_ROWS as u64 && first.new_calls < rows,
+            "{}",
+            first.new_calls
+        );
+        assert_eq!(first.bad_rows, 0, "the row cut in two is not a bad row");
+        assert!(first.files.is_empty(), "{:?}", first.files);
+        let problem = &first.problems[0];
+        assert_eq!(problem.source, "inbox/unit/big.csv");
+        assert!(
+            problem
+                .message
+                .contains("could not be read to its end this time"),
+            "{}",
+            problem.message
+        );
+        assert!(
+            problem.message.contains("connection reset"),
+            "{}",
+            problem.message
+        );
+        assert_eq!(problem.moved_to, None);
+        assert_eq!(
+            w.objects.list("inbox/unit/").await.unwrap().len(),
+            1,
+            "still in the inbox"
+        );
+
+        cut.failing
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let second = run(&w.svc, &w.slug(), DAY, RunOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(second.new_calls, rows - first.new_calls);
+        assert_eq!(second.known_calls, first.new_calls);
+        assert_eq!(second.bad_rows, 0);
+        assert!(second.problems.is_empty(), "{:?}", second.problems);
+        assert!(
+            w.objects.list("inbox/unit/").await.unwrap().is_empty(),
+            "set aside once whole"
+        );
+        assert_eq!(
+            (first.queued + second.queued) as usize,
+            w.queue.drain().len(),
+        );
+        assert_eq!(first.queued + second.queued, rows, "every call queued once");
+    }
+
     #[tokio::test]
     async fn a_day_another_run_holds_is_left_alone() {
         let w = world("full", MORNING).await;
@@ -807,7 +1218,13 @@ mod tests {
             .unwrap();
         assert_eq!(summary.new_calls, 3, "the calls are recorded");
         assert_eq!(summary.days[0].report, ReportOutcome::Busy);
-        assert!(w.queue.drain().is_empty(), "the other run settles the day");
+        assert!(
+            summary.days[0].csv.is_none(),
+            "the other run settles the day"
+        );
+        // The VAN-bound calls this run recorded are its own to queue, and only those.
+        assert_eq!(summary.queued, 2);
+        assert_eq!(w.queue.drain().len(), 2);
     }
 
     #[tokio::test]
@@ -938,6 +1355,9 @@ mod tests {
         }
         async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
             self.0.objects.get(key).await
+        }
+        async fn open(&self, key: &str) -> Result<crate::ports::Chunks, StoreError> {
+            self.0.objects.open(key).await
         }
         async fn put(&self, key: &str, body: Vec<u8>, ct: &str) -> Result<(), StoreError> {
             self.0.write()?;

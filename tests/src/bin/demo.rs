@@ -242,13 +242,14 @@ async fn night(
     let started = Instant::now();
     let summary = run(&svc, json!({"candidate": "demo", "date": date.to_string()})).await;
     println!(
-        "{:.1}s: {} calls read ({} rows in the file), {} bad rows, {} test rows skipped, {} new in the ledger",
+        "{:.1}s: {} calls read ({} rows in the file), {} bad rows, {} test rows skipped, {} new in the ledger, {} queued for VAN as they were recorded",
         started.elapsed().as_secs_f64(),
         summary["calls_read"],
         summary["files"][0]["rows"],
         summary["bad_rows"],
         summary["test_rows"],
         summary["new_calls"],
+        summary["queued"],
     );
     println!(
         "  LiveVox API: {} calls of service 1001; problems: {}",
@@ -258,7 +259,7 @@ async fn night(
     print_json("planned", &summary["planned"]);
     for day in summary["days"].as_array().into_iter().flatten() {
         println!(
-            "  day {}: CSV {} ({} rows), {} queued for VAN, report: {}",
+            "  day {}: CSV {} ({} rows), {} more queued by the settle, report: {}",
             day["date"],
             day["csv"]["key"],
             day["csv"]["rows"],
