@@ -14,7 +14,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::deliver::{self, Stored};
+use crate::deliver::Stored;
 use crate::destinations::Compiled;
 use crate::destinations::Configured;
 use crate::ledger::{
@@ -38,95 +38,164 @@ pub struct DestinationSettle {
     pub pending: u64,
 }
 
-/// Plan, record and enqueue the day's deliveries, one destination after the other (so only
-/// one destination's deliveries are held at a time).
-pub async fn settle_destinations(
-    svc: &Services,
-    candidate: &Compiled,
-    day: &DayKey,
-    calls: &[CallRecord],
-) -> Result<BTreeMap<String, DestinationSettle>, StoreError> {
-    let mut out = BTreeMap::new();
-    for destination in &candidate.destinations {
-        let summary = settle_one(svc, candidate, day, calls, destination).await?;
-        out.insert(destination.name.clone(), summary);
-    }
-    Ok(out)
+/// How many deliveries a settle holds per destination before it records and queues them.
+pub const CHUNK: usize = 500;
+
+/// One destination's side of a settle's single pass over a day's calls: its deliveries
+/// are read in call-id order beside the calls, a delivery is planned for each call that
+/// has none (a destination added since the day last ran gets the whole day), and the due
+/// ones are queued — a chunk at a time, so a day of any size is settled in bounded memory.
+pub struct DestinationPass<'a> {
+    svc: &'a Services,
+    candidate: &'a Compiled,
+    day: &'a DayKey,
+    destination: &'a Configured,
+    deliveries: futures::stream::Peekable<crate::ports::Records<'a, DeliveryRecord>>,
+    /// Deliveries read, waiting to be queued and counted.
+    chunk: Vec<DeliveryRecord>,
+    /// Deliveries planned, waiting to be recorded.
+    missing: Vec<DeliveryRecord>,
+    now: jiff::Timestamp,
+    summary: DestinationSettle,
 }
 
-async fn settle_one(
-    svc: &Services,
-    candidate: &Compiled,
-    day: &DayKey,
-    calls: &[CallRecord],
-    destination: &Configured,
-) -> Result<DestinationSettle, StoreError> {
-    let mut summary = DestinationSettle {
-        kind: destination.kind().to_owned(),
-        ..DestinationSettle::default()
-    };
-    let mut records = svc.ledger.deliveries(day, &destination.name).await?;
-    let known: HashSet<&str> = records
-        .iter()
-        .map(|r| r.key.call.call_id.0.as_str())
-        .collect();
-    let now = svc.clock.now();
-    let missing: Vec<DeliveryRecord> = calls
-        .iter()
-        .filter(|r| !known.contains(r.key.call_id.0.as_str()))
-        .filter_map(|r| {
-            let call = r.call.as_ref()?;
-            let plan = r
-                .held_by_extension()
-                .unwrap_or_else(|| destination.plan(call, candidate));
-            let key = DeliveryKey {
-                call: r.key.clone(),
-                destination: destination.name.clone(),
-            };
-            Some(DeliveryRecord::planned(key, destination.kind(), &plan, now))
-        })
-        .collect();
-    drop(known);
-    let inserted: Vec<Result<Option<DeliveryRecord>, StoreError>> = futures::stream::iter(missing)
-        .map(|r| async move {
-            if svc.ledger.insert_delivery(&r).await? {
-                Ok(Some(r))
-            } else {
-                // Another run recorded it in between: take what the ledger holds.
-                svc.ledger.get_delivery(&r.key).await
-            }
-        })
-        .buffered(svc.settings.ledger_concurrency.max(1))
-        .collect()
-        .await;
-    for result in inserted {
-        match result {
-            Ok(Some(r)) => {
-                summary.planned += 1;
-                records.push(r);
-            }
-            Ok(None) => {}
-            Err(e) => {
-                // One unwritable delivery never stops the night: the next settle plans it.
-                tracing::warn!(day = %day, destination = %destination.name, error = %e, "delivery not recorded");
-            }
+impl std::fmt::Debug for DestinationPass<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DestinationPass")
+            .field("destination", &self.destination.name)
+            .field("summary", &self.summary)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> DestinationPass<'a> {
+    pub fn new(
+        svc: &'a Services,
+        candidate: &'a Compiled,
+        day: &'a DayKey,
+        destination: &'a Configured,
+    ) -> Self {
+        Self {
+            svc,
+            candidate,
+            day,
+            destination,
+            deliveries: svc
+                .ledger
+                .delivery_records(day, &destination.name)
+                .peekable(),
+            chunk: Vec::new(),
+            missing: Vec::new(),
+            now: svc.clock.now(),
+            summary: DestinationSettle {
+                kind: destination.kind().to_owned(),
+                ..DestinationSettle::default()
+            },
         }
     }
 
-    let due: Vec<usize> = (0..records.len())
-        .filter(|&i| {
-            records[i]
-                .delivery
-                .is_due(now, true, svc.settings.requeue_stale_after)
-        })
-        .collect();
-    (summary.enqueued, summary.not_enqueued) = enqueue(svc, day, &mut records, &due).await;
-    summary.counts = deliver::tally(&records);
-    summary.pending = records
-        .iter()
-        .filter(|r| !r.delivery.state.is_terminal())
-        .count() as u64;
-    Ok(summary)
+    /// Take the day's next call (calls come in call-id order, as the ledger reads them).
+    pub async fn take(&mut self, call: &CallRecord) -> Result<(), StoreError> {
+        let mut found = false;
+        loop {
+            let order = match std::pin::Pin::new(&mut self.deliveries).peek().await {
+                None => break,
+                Some(Ok(d)) => d.key.call.call_id.cmp(&call.key.call_id),
+                Some(Err(_)) => std::cmp::Ordering::Less,
+            };
+            if order == std::cmp::Ordering::Greater {
+                break;
+            }
+            // Before this call: a delivery of a call the day no longer reads (still
+            // counted and swept); equal: this call's.
+            if let Some(d) = self.deliveries.next().await {
+                self.chunk.push(d?);
+            }
+            if order == std::cmp::Ordering::Equal {
+                found = true;
+                break;
+            }
+        }
+        if !found && let Some(c) = call.call.as_ref() {
+            let plan = call
+                .held_by_extension()
+                .unwrap_or_else(|| self.destination.plan(c, self.candidate));
+            let key = DeliveryKey {
+                call: call.key.clone(),
+                destination: self.destination.name.clone(),
+            };
+            self.missing.push(DeliveryRecord::planned(
+                key,
+                self.destination.kind(),
+                &plan,
+                self.now,
+            ));
+        }
+        if self.chunk.len() + self.missing.len() >= CHUNK {
+            self.flush().await;
+        }
+        Ok(())
+    }
+
+    /// The deliveries left after the day's last call, then what the pass did.
+    pub async fn finish(mut self) -> Result<DestinationSettle, StoreError> {
+        while let Some(d) = self.deliveries.next().await {
+            self.chunk.push(d?);
+            if self.chunk.len() >= CHUNK {
+                self.flush().await;
+            }
+        }
+        self.flush().await;
+        Ok(self.summary)
+    }
+
+    /// Record the planned deliveries, then queue the due ones and count them all.
+    async fn flush(&mut self) {
+        let svc = self.svc;
+        let inserted: Vec<Result<Option<DeliveryRecord>, StoreError>> =
+            futures::stream::iter(std::mem::take(&mut self.missing))
+                .map(|r| async move {
+                    if svc.ledger.insert_delivery(&r).await? {
+                        Ok(Some(r))
+                    } else {
+                        // Another run recorded it in between: take what the ledger holds.
+                        svc.ledger.get_delivery(&r.key).await
+                    }
+                })
+                .buffered(svc.settings.ledger_concurrency.max(1))
+                .collect()
+                .await;
+        for result in inserted {
+            match result {
+                Ok(Some(r)) => {
+                    self.summary.planned += 1;
+                    self.chunk.push(r);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    // One unwritable delivery never stops the night: the next settle plans it.
+                    tracing::warn!(day = %self.day, destination = %self.destination.name, error = %e, "delivery not recorded");
+                }
+            }
+        }
+        let mut records = std::mem::take(&mut self.chunk);
+        let due: Vec<usize> = (0..records.len())
+            .filter(|&i| {
+                records[i]
+                    .delivery
+                    .is_due(self.now, true, svc.settings.requeue_stale_after)
+            })
+            .collect();
+        let (enqueued, refused) = enqueue(svc, self.day, &mut records, &due).await;
+        self.summary.enqueued += enqueued;
+        self.summary.not_enqueued += refused;
+        for r in &records {
+            *self.summary.counts.entry(r.delivery.state).or_default() += 1;
+            if !r.delivery.state.is_terminal() {
+                self.summary.pending += 1;
+            }
+        }
+    }
 }
 
 /// Hand `records[due]` to the queue, then mark each sent one enqueued in the ledger.
@@ -235,31 +304,49 @@ pub struct DeliveryErrorLine {
 
 impl DestinationCounts {
     pub fn of<'a, R: Tracked + 'a>(kind: &str, records: impl IntoIterator<Item = &'a R>) -> Self {
-        let mut out = Self {
+        let mut out = Self::new(kind);
+        for r in records {
+            out.add(r);
+        }
+        out
+    }
+
+    pub fn new(kind: &str) -> Self {
+        Self {
             kind: kind.to_owned(),
             ..Self::default()
-        };
-        for r in records {
-            let d = r.delivery();
-            out.total += 1;
-            *out.by_state.entry(d.state).or_default() += 1;
-            if d.state.is_retryable() {
-                out.errors.push(DeliveryErrorLine {
-                    call_id: r.call_key().call_id.0.clone(),
-                    state: d.state,
-                    code: d.error.as_ref().map(|e| e.code.clone()).unwrap_or_default(),
-                    message: d
-                        .error
-                        .as_ref()
-                        .map(|e| e.message.clone())
-                        .unwrap_or_default(),
-                    status: d.error.as_ref().and_then(|e| e.status),
-                });
-            }
         }
-        out.errors.sort_by(|a, b| a.call_id.cmp(&b.call_id));
-        out.errors.truncate(ERRORS_LISTED);
-        out
+    }
+
+    /// Count one more delivery; its error is listed when it is among the first
+    /// [`ERRORS_LISTED`] by call id.
+    pub fn add<R: Tracked>(&mut self, r: &R) {
+        let d = r.delivery();
+        self.total += 1;
+        *self.by_state.entry(d.state).or_default() += 1;
+        if !d.state.is_retryable() {
+            return;
+        }
+        let call_id = &r.call_key().call_id.0;
+        let at = self.errors.partition_point(|e| e.call_id <= *call_id);
+        if at >= ERRORS_LISTED {
+            return;
+        }
+        self.errors.insert(
+            at,
+            DeliveryErrorLine {
+                call_id: call_id.clone(),
+                state: d.state,
+                code: d.error.as_ref().map(|e| e.code.clone()).unwrap_or_default(),
+                message: d
+                    .error
+                    .as_ref()
+                    .map(|e| e.message.clone())
+                    .unwrap_or_default(),
+                status: d.error.as_ref().and_then(|e| e.status),
+            },
+        );
+        self.errors.truncate(ERRORS_LISTED);
     }
 
     pub fn count(&self, state: CallState) -> u64 {

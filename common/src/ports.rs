@@ -75,6 +75,10 @@ pub trait SecretStore: Send + Sync {
     async fn get(&self, name: &str) -> Result<SecretValue, StoreError>;
 }
 
+/// A day's records as they are read, a page at a time while the stream is taken: a day of
+/// any size in bounded memory.
+pub type Records<'a, T> = futures::stream::BoxStream<'a, Result<T, StoreError>>;
+
 /// The call ledger (see [`crate::ledger`]). Every write is conditional.
 #[async_trait]
 pub trait Ledger: Send + Sync {
@@ -89,6 +93,8 @@ pub trait Ledger: Send + Sync {
     async fn replace(&self, record: &mut CallRecord) -> Result<bool, StoreError>;
     /// Every call of a day.
     async fn day(&self, day: &DayKey) -> Result<Vec<CallRecord>, StoreError>;
+    /// Every call of a day in call-id order, read page by page as the stream is taken.
+    fn day_records<'a>(&'a self, day: &'a DayKey) -> Records<'a, CallRecord>;
     /// As [`Ledger::insert`], for a call's delivery to a configured destination.
     async fn insert_delivery(&self, record: &DeliveryRecord) -> Result<bool, StoreError>;
     async fn get_delivery(&self, key: &DeliveryKey) -> Result<Option<DeliveryRecord>, StoreError>;
@@ -100,6 +106,13 @@ pub trait Ledger: Send + Sync {
         day: &DayKey,
         destination: &str,
     ) -> Result<Vec<DeliveryRecord>, StoreError>;
+    /// Every delivery of a day to one destination in call-id order, read page by page as
+    /// the stream is taken.
+    fn delivery_records<'a>(
+        &'a self,
+        day: &'a DayKey,
+        destination: &'a str,
+    ) -> Records<'a, DeliveryRecord>;
 }
 
 /// Per-candidate, per-day bookkeeping: the run record of a local day, and the count of

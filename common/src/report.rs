@@ -27,21 +27,32 @@ pub struct Tally {
 pub fn tally(records: &[CallRecord]) -> Tally {
     let mut t = Tally::default();
     for r in records {
-        t.total += 1;
-        *t.by_state.entry(r.delivery.state).or_default() += 1;
-        let name = r
-            .display_name
-            .clone()
-            .unwrap_or_else(|| "(unmapped)".into());
-        *t.by_display_name.entry(name).or_default() += 1;
+        t.add(r);
+    }
+    t
+}
+
+impl Tally {
+    /// Count one more call.
+    pub fn add(&mut self, r: &CallRecord) {
+        self.total += 1;
+        *self.by_state.entry(r.delivery.state).or_default() += 1;
+        let name = r.display_name.as_deref().unwrap_or("(unmapped)");
+        match self.by_display_name.get_mut(name) {
+            Some(n) => *n += 1,
+            None => {
+                self.by_display_name.insert(name.to_owned(), 1);
+            }
+        }
         match (&r.delivery.state, &r.delivery.receipt) {
-            (CallState::Finished, Some(crate::ledger::Receipt::Van { .. })) => t.synced += 1,
-            (CallState::Finished, Some(crate::ledger::Receipt::Csv { .. })) => t.exported += 1,
-            (CallState::AttemptedError | CallState::UnattemptedError, _) => t.errors += 1,
+            (CallState::Finished, Some(crate::ledger::Receipt::Van { .. })) => self.synced += 1,
+            (CallState::Finished, Some(crate::ledger::Receipt::Csv { .. })) => {
+                self.exported += 1;
+            }
+            (CallState::AttemptedError | CallState::UnattemptedError, _) => self.errors += 1,
             _ => {}
         }
     }
-    t
 }
 
 /// One call in an error state, as the status endpoint lists it.
@@ -76,11 +87,10 @@ pub fn error_lines(records: &[CallRecord]) -> Vec<ErrorLine<'_>> {
 pub fn run_report(
     candidate: &Candidate,
     day: &DayKey,
-    records: &[CallRecord],
+    t: &Tally,
     deliveries: &BTreeMap<String, BTreeMap<CallState, u64>>,
     csv_links: &[String],
 ) -> Value {
-    let t = tally(records);
     let mut text = format!(
         "callsync: {} — calls of {}\n{} calls: {} posted to VAN, {} in the CSV, {} ignored, {} errors\n",
         candidate.doc().display_name,

@@ -150,6 +150,17 @@ impl Ledger for Held<MemoryLedger> {
     async fn day(&self, day: &DayKey) -> Result<Vec<CallRecord>, StoreError> {
         handed(kept(self.0.day(day)).await)
     }
+    // A page read is the reader's, as an SDK's response is: not tagged.
+    fn day_records<'a>(&'a self, day: &'a DayKey) -> callsync::ports::Records<'a, CallRecord> {
+        self.0.day_records(day)
+    }
+    fn delivery_records<'a>(
+        &'a self,
+        day: &'a DayKey,
+        destination: &'a str,
+    ) -> callsync::ports::Records<'a, DeliveryRecord> {
+        self.0.delivery_records(day, destination)
+    }
     async fn insert_delivery(&self, record: &DeliveryRecord) -> Result<bool, StoreError> {
         kept(self.0.insert_delivery(record)).await
     }

@@ -114,6 +114,23 @@ impl Ledger for Observed<dyn Ledger> {
     async fn day(&self, day: &DayKey) -> Result<Vec<CallRecord>, StoreError> {
         self.read().await.day(day).await
     }
+    fn day_records<'a>(&'a self, day: &'a DayKey) -> callsync::ports::Records<'a, CallRecord> {
+        use futures::StreamExt;
+        Box::pin(futures::stream::once(async move { self.read().await.day_records(day) }).flatten())
+    }
+    fn delivery_records<'a>(
+        &'a self,
+        day: &'a DayKey,
+        destination: &'a str,
+    ) -> callsync::ports::Records<'a, DeliveryRecord> {
+        use futures::StreamExt;
+        Box::pin(
+            futures::stream::once(
+                async move { self.read().await.delivery_records(day, destination) },
+            )
+            .flatten(),
+        )
+    }
     async fn insert_delivery(&self, record: &DeliveryRecord) -> Result<bool, StoreError> {
         self.write().await.insert_delivery(record).await
     }

@@ -5,6 +5,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use futures::TryStreamExt;
+
 use aws_sdk_dynamodb::types::AttributeValue;
 use callsync::adapters::dynamo_ledger::{DynamoDayStore, DynamoLedger};
 use callsync::adapters::s3::S3Objects;
@@ -412,6 +414,44 @@ async fn a_day_returns_every_call_of_that_day_across_shards_and_nothing_else() {
             .unwrap(),
         vec![]
     );
+
+    // Streamed, two items a query: every shard read page by page, merged in call-id order.
+    let paged = s.ledger.clone().with_stream_page(2);
+    let wanted_day = day("pa07-lee", wanted);
+    let streamed: Vec<CallRecord> = paged.day_records(&wanted_day).try_collect().await.unwrap();
+    assert_eq!(streamed, got, "the same calls in the same order");
+    for r in &got {
+        let delivery = DeliveryRecord::planned(
+            DeliveryKey {
+                call: r.key.clone(),
+                destination: "hook".into(),
+            },
+            "webhook",
+            &DeliveryPlan::Send(serde_json::json!({"id": r.key.call_id.0})),
+            r.updated_at,
+        );
+        assert!(s.ledger.insert_delivery(&delivery).await.unwrap());
+    }
+    let deliveries: Vec<_> = paged
+        .delivery_records(&wanted_day, "hook")
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(
+        deliveries
+            .iter()
+            .map(|d| d.key.call.call_id.0.clone())
+            .collect::<Vec<_>>(),
+        ids
+    );
+    assert_eq!(
+        paged
+            .delivery_records(&wanted_day, "other")
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap(),
+        vec![]
+    );
 }
 
 fn stored_day(candidate: &str, d: Date, complete: bool) -> DayRecord {
@@ -594,6 +634,30 @@ async fn objects_list_in_order_read_back_rename_and_presign() {
         "in key order, without folder markers"
     );
     assert_eq!(objects.get(spaced).await.unwrap(), cdr);
+
+    // A big object streams in pieces that add up to it.
+    let big: Vec<u8> = (0..3_000_000_u32).map(|i| (i % 251) as u8).collect();
+    objects
+        .put("inbox/pa07-lee/big.csv", big.clone(), "text/csv")
+        .await
+        .unwrap();
+    let pieces: Vec<bytes::Bytes> = objects
+        .open("inbox/pa07-lee/big.csv")
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(pieces.len() > 1, "{} pieces", pieces.len());
+    assert_eq!(pieces.concat(), big);
+    objects
+        .rename("inbox/pa07-lee/big.csv", "elsewhere/big.csv")
+        .await
+        .unwrap();
+    assert!(matches!(
+        objects.open("inbox/pa07-lee/missing.csv").await,
+        Err(StoreError::Corrupt { .. })
+    ));
 
     let processed = "processed/pa07-lee/Nov 21 (final)+1.csv";
     objects.rename(spaced, processed).await.unwrap();

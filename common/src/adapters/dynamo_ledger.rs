@@ -158,6 +158,7 @@ fn conditional(
 pub struct DynamoLedger {
     client: Client,
     table: String,
+    stream_page: i32,
 }
 
 impl DynamoLedger {
@@ -165,6 +166,15 @@ impl DynamoLedger {
         Self {
             client,
             table: table.into(),
+            stream_page: STREAM_PAGE,
+        }
+    }
+
+    /// Read streamed days `items` per query (default 250).
+    pub fn with_stream_page(self, items: i32) -> Self {
+        Self {
+            stream_page: items.max(1),
+            ..self
         }
     }
 
@@ -288,6 +298,10 @@ impl Ledger for DynamoLedger {
         Ok(records)
     }
 
+    fn day_records<'a>(&'a self, day: &'a DayKey) -> crate::ports::Records<'a, CallRecord> {
+        self.merged((0..SHARDS).map(|s| partition(day, s)).collect())
+    }
+
     async fn insert_delivery(&self, record: &DeliveryRecord) -> Result<bool, StoreError> {
         self.put_new(
             record,
@@ -323,6 +337,104 @@ impl Ledger for DynamoLedger {
         let mut records: Vec<DeliveryRecord> = shards.into_iter().flatten().collect();
         records.sort_by(|a, b| a.key.call.call_id.cmp(&b.key.call.call_id));
         Ok(records)
+    }
+
+    fn delivery_records<'a>(
+        &'a self,
+        day: &'a DayKey,
+        destination: &'a str,
+    ) -> crate::ports::Records<'a, DeliveryRecord> {
+        self.merged(
+            (0..SHARDS)
+                .map(|s| delivery_partition(day, s, destination))
+                .collect(),
+        )
+    }
+}
+
+/// Items a streamed read holds per shard: sixteen shards of ~1.5 KB records hold ~6 MB.
+const STREAM_PAGE: i32 = 250;
+
+/// One shard of a streamed read: the page being taken, and where the next one starts.
+#[derive(Debug)]
+struct ShardPage {
+    pk: String,
+    items: std::collections::VecDeque<Item>,
+    next: Option<Item>,
+    done: bool,
+}
+
+fn sort_key(item: &Item) -> &str {
+    item.get("sk")
+        .and_then(|v| v.as_s().ok())
+        .map_or("", String::as_str)
+}
+
+impl DynamoLedger {
+    /// The items of `partitions` (each in sort-key order) merged into one stream in sort-key
+    /// (call-id) order, each partition read a page at a time as its items are taken.
+    fn merged<'a, T: DeserializeOwned + Send + 'a>(
+        &'a self,
+        partitions: Vec<String>,
+    ) -> crate::ports::Records<'a, T> {
+        let shards: Vec<ShardPage> = partitions
+            .into_iter()
+            .map(|pk| ShardPage {
+                pk,
+                items: Default::default(),
+                next: None,
+                done: false,
+            })
+            .collect();
+        Box::pin(futures::stream::try_unfold(
+            shards,
+            move |mut shards| async move {
+                try_join_all(
+                    shards
+                        .iter_mut()
+                        .filter(|s| s.items.is_empty() && !s.done)
+                        .map(|s| self.fill(s)),
+                )
+                .await?;
+                let Some(at) = shards
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, s)| s.items.front().map(|item| (sort_key(item), i)))
+                    .min()
+                    .map(|(_, i)| i)
+                else {
+                    return Ok(None);
+                };
+                let Some(item) = shards[at].items.pop_front() else {
+                    return Ok(None);
+                };
+                let pk = &shards[at].pk;
+                let record = decode(item, || format!("an item under {pk}"))?;
+                Ok(Some((record, shards)))
+            },
+        ))
+    }
+
+    /// Read `shard`'s next page (until one has items, or the partition ends).
+    async fn fill(&self, shard: &mut ShardPage) -> Result<(), StoreError> {
+        while shard.items.is_empty() && !shard.done {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", AttributeValue::S(shard.pk.clone()))
+                .consistent_read(true)
+                .limit(self.stream_page)
+                .set_exclusive_start_key(shard.next.take())
+                .send()
+                .await
+                .map_err(service(CALLS))?;
+            shard.next = out.last_evaluated_key;
+            shard.done = shard.next.is_none();
+            shard.items.extend(out.items.unwrap_or_default());
+        }
+        Ok(())
     }
 }
 

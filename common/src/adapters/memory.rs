@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use futures::StreamExt;
 
 use crate::candidate::CandidateDoc;
 use crate::ledger::{
@@ -156,6 +157,14 @@ impl Ledger for MemoryLedger {
             .collect())
     }
 
+    fn day_records<'a>(&'a self, day: &'a DayKey) -> crate::ports::Records<'a, CallRecord> {
+        paged(
+            &self.records,
+            (day.clone(), String::new()),
+            move |(d, _)| d == day,
+        )
+    }
+
     async fn insert_delivery(&self, record: &DeliveryRecord) -> Result<bool, StoreError> {
         let slot = delivery_slot(&record.key);
         Ok(insert_new(
@@ -197,6 +206,53 @@ impl Ledger for MemoryLedger {
             .map(|(_, r)| r.clone())
             .collect())
     }
+
+    fn delivery_records<'a>(
+        &'a self,
+        day: &'a DayKey,
+        destination: &'a str,
+    ) -> crate::ports::Records<'a, DeliveryRecord> {
+        paged(
+            &self.deliveries,
+            (day.clone(), destination.to_owned(), String::new()),
+            move |(d, dest, _)| d == day && dest == destination,
+        )
+    }
+}
+
+/// `map`'s records from `first` on while `within` holds, copied out a page at a time as
+/// DynamoDB hands a query's pages over.
+fn paged<'a, K, T>(
+    map: &'a Mutex<BTreeMap<K, T>>,
+    first: K,
+    within: impl Fn(&K) -> bool + Send + Sync + 'a,
+) -> crate::ports::Records<'a, T>
+where
+    K: Ord + Clone + Send + Sync + 'a,
+    T: Clone + Send + 'a,
+{
+    use std::ops::Bound;
+    const PAGE: usize = 500;
+    let within = std::sync::Arc::new(within);
+    let pages = futures::stream::unfold(Some(Bound::Included(first)), move |from| {
+        let within = within.clone();
+        async move {
+            let from = from?;
+            let page: Vec<(K, T)> = map
+                .lock()
+                .expect("lock")
+                .range((from, Bound::Unbounded))
+                .take_while(|(k, _)| within(k))
+                .take(PAGE)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let next = (page.len() == PAGE)
+                .then(|| page.last().map(|(k, _)| Bound::Excluded(k.clone())))
+                .flatten();
+            Some((page.into_iter().map(|(_, v)| Ok(v)), next))
+        }
+    });
+    Box::pin(pages.map(futures::stream::iter).flatten())
 }
 
 /// The rate governors' schedules, in memory.
@@ -463,5 +519,50 @@ impl crate::ports::RunLauncher for MemoryLauncher {
     async fn start(&self, run: &crate::ports::ManualRun) -> Result<(), StoreError> {
         self.started.lock().expect("lock").push(run.clone());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use futures::TryStreamExt;
+
+    use super::*;
+    use crate::call::CallId;
+    use crate::values::CandidateSlug;
+
+    #[tokio::test]
+    async fn a_day_streams_page_after_page_in_call_id_order_and_only_that_day() {
+        let ledger = MemoryLedger::default();
+        let day = |d| DayKey {
+            candidate: CandidateSlug::parse("unit").unwrap(),
+            date: jiff::civil::date(2026, 11, d),
+        };
+        let now = jiff::Timestamp::UNIX_EPOCH;
+        for d in [20, 21, 22] {
+            for i in 0..1_234 {
+                let key = CallKey {
+                    day: day(d),
+                    call_id: CallId(format!("{i}")),
+                };
+                ledger
+                    .insert(&CallRecord::bad_row(key, "x".into(), now))
+                    .await
+                    .unwrap();
+            }
+        }
+        let streamed: Vec<CallRecord> = ledger.day_records(&day(21)).try_collect().await.unwrap();
+        let whole = ledger.day(&day(21)).await.unwrap();
+        assert_eq!(streamed.len(), 1_234);
+        assert!(streamed.iter().all(|r| r.key.day == day(21)));
+        assert!(
+            streamed
+                .windows(2)
+                .all(|w| w[0].key.call_id < w[1].key.call_id)
+        );
+        assert_eq!(
+            streamed.iter().map(|r| &r.key).collect::<Vec<_>>(),
+            whole.iter().map(|r| &r.key).collect::<Vec<_>>()
+        );
     }
 }

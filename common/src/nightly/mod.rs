@@ -1084,6 +1084,60 @@ mod tests {
         assert_eq!(w.queue.drain().len(), 5);
     }
 
+    #[tokio::test]
+    async fn a_day_bigger_than_a_page_is_settled_in_one_pass_each_delivery_planned_and_queued_once()
+    {
+        let w = world("full", MORNING).await;
+        w.objects
+            .rename("inbox/unit/a.csv", "elsewhere/a.csv")
+            .await
+            .unwrap();
+        let rows = 3 * fanout::CHUNK as u64 + 234;
+        w.svc
+            .objects
+            .put(
+                "inbox/unit/big.csv",
+                latest_first(rows).into_bytes(),
+                "text/csv",
+            )
+            .await
+            .unwrap();
+        let night = run(&w.svc, &w.slug(), DAY, RunOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(night.queued, rows);
+        assert_eq!(w.queue.drain().len() as u64, rows);
+
+        // A destination added after the night: the next settle plans it the whole day.
+        let mut doc = w.svc.config.get(&w.slug()).await.unwrap().unwrap();
+        doc.destinations = serde_json::from_value(json!([
+            {"name": "hook", "kind": "webhook", "url": "https://hooks.example.org/calls",
+             "secret_name": "callsync/unit/hook"}
+        ]))
+        .unwrap();
+        w.svc.config.put(&doc).await.unwrap();
+        let settled = w.settle().await;
+        let hook = &settled.destinations["hook"];
+        assert_eq!((hook.planned, hook.enqueued), (rows, rows), "{hook:?}");
+        assert_eq!(hook.pending, rows);
+        assert_eq!(settled.counts.values().sum::<u64>(), rows);
+        assert_eq!(settled.enqueued, 0, "VAN's messages are fresh");
+        let messages = w.queue.drain();
+        let ids: HashSet<_> = messages.iter().map(|m| m.call_id.clone()).collect();
+        assert_eq!((messages.len() as u64, ids.len() as u64), (rows, rows));
+        assert!(
+            messages
+                .iter()
+                .all(|m| m.destination.as_deref() == Some("hook"))
+        );
+
+        let again = w.settle().await;
+        let hook = &again.destinations["hook"];
+        assert_eq!((hook.planned, hook.enqueued), (0, 0), "{hook:?}");
+        assert_eq!(hook.counts.values().sum::<u64>(), rows);
+        assert!(w.queue.drain().is_empty());
+    }
+
     /// The bucket, but every object's stream fails after `after` bytes while `failing`.
     struct CutOff {
         inner: Arc<MemoryObjects>,
@@ -1281,6 +1335,16 @@ mod tests {
         }
         async fn day(&self, day: &DayKey) -> Result<Vec<CallRecord>, StoreError> {
             self.0.ledger.day(day).await
+        }
+        fn day_records<'a>(&'a self, day: &'a DayKey) -> crate::ports::Records<'a, CallRecord> {
+            self.0.ledger.day_records(day)
+        }
+        fn delivery_records<'a>(
+            &'a self,
+            day: &'a DayKey,
+            destination: &'a str,
+        ) -> crate::ports::Records<'a, crate::ledger::DeliveryRecord> {
+            self.0.ledger.delivery_records(day, destination)
         }
         async fn insert_delivery(
             &self,

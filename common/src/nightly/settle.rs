@@ -139,45 +139,86 @@ pub(super) async fn settle_locked(
     fresh: &HashSet<(Date, CallId)>,
     summary: &mut SettleSummary,
 ) -> Result<(), StoreError> {
-    let mut records = svc.ledger.day(day).await?;
+    use futures::TryStreamExt;
 
     // 1. CSV-bound calls into one new CSV. A file a dead run wrote but never listed is
     // adopted first: its calls are finished into it, never written into a second file.
-    adopt_unlisted_exports(svc, candidate, day, held, &mut records).await?;
-    let mut queued: Vec<usize> = (0..records.len())
-        // Only calls can be CSV-bound (a bad row is an error), but the row numbers are
-        // receipts: never let a record without a call shift them.
-        .filter(|&i| {
-            records[i].delivery.state == CallState::QueuedForCsv && records[i].call.is_some()
+    // Only calls can be CSV-bound (a bad row is an error), but the row numbers are
+    // receipts: never let a record without a call shift them.
+    let mut queued: Vec<CallRecord> = svc
+        .ledger
+        .day_records(day)
+        .try_filter(|r| {
+            std::future::ready(r.delivery.state == CallState::QueuedForCsv && r.call.is_some())
         })
-        .collect();
-    queued.sort_by_key(|&i| {
-        let r = &records[i];
-        (r.call.as_ref().map(|c| c.started_at), r.key.call_id.clone())
+        .try_collect()
+        .await?;
+    adopt_unlisted_exports(svc, candidate, day, held, &mut queued).await?;
+    queued.retain(|r| r.delivery.state == CallState::QueuedForCsv);
+    queued.sort_by(|a, b| {
+        let at = |r: &CallRecord| r.call.as_ref().map(|c| c.started_at);
+        at(a)
+            .cmp(&at(b))
+            .then_with(|| a.key.call_id.cmp(&b.key.call_id))
     });
     if !queued.is_empty() {
-        summary.csv = Some(export_csv(svc, candidate, day, &mut records, &queued).await?);
+        let all: Vec<usize> = (0..queued.len()).collect();
+        summary.csv = Some(export_csv(svc, candidate, day, &mut queued, &all).await?);
     }
+    drop(queued);
 
-    // 2. VAN-bound calls onto the queue: new ones, ones a dead run never sent, ones whose
-    // message was lost, and ones whose worker died holding them.
+    // 2. One pass over the day's calls, a page at a time: VAN-bound calls onto the queue
+    // (new ones, ones a dead run never sent, ones whose message was lost, ones whose worker
+    // died holding them); every other destination's deliveries planned for calls they have
+    // not seen (a destination added since the day last ran gets the whole day) and the due
+    // ones queued; everything counted.
     let now = svc.clock.now();
     let s = &svc.settings;
     let due = |r: &CallRecord| {
-        // A call never handed to the queue is this run's to send when it planned the call,
-        // anyone's once the run that did is surely gone.
+        // A call never handed to the queue is the run's that planned it to send (a run
+        // queues its new calls as it records them), anyone's once that run is surely gone.
         let unsent_due = fresh.contains(&(r.key.day.date, r.key.call_id.clone()))
             || r.updated_at + s.requeue_unsent_after <= now;
         r.delivery.is_due(now, unsent_due, s.requeue_stale_after)
     };
-    let send: Vec<usize> = (0..records.len()).filter(|&i| due(&records[i])).collect();
-    (summary.enqueued, summary.not_enqueued) = fanout::enqueue(svc, day, &mut records, &send).await;
-
-    // 3. Every other destination's deliveries: planned for calls they have not seen (a
-    // destination added since the day last ran gets the whole day), and the due ones
-    // enqueued. A day already complete has work again: ticks sweep it until done.
-    summary.destinations = fanout::settle_destinations(svc, candidate, day, &records).await?;
+    let mut tally = report::Tally::default();
+    let mut own: BTreeMap<String, fanout::DestinationCounts> =
+        [crate::ledger::VAN, crate::ledger::CSV]
+            .into_iter()
+            .map(|name| (name.to_owned(), fanout::DestinationCounts::new(name)))
+            .collect();
+    let mut passes: Vec<fanout::DestinationPass> = candidate
+        .destinations
+        .iter()
+        .map(|d| fanout::DestinationPass::new(svc, candidate, day, d))
+        .collect();
+    let mut sending: Vec<CallRecord> = Vec::new();
+    let mut calls = svc.ledger.day_records(day);
+    while let Some(record) = calls.next().await {
+        let record = record?;
+        tally.add(&record);
+        if let Some(counts) = record.destination().and_then(|name| own.get_mut(name)) {
+            counts.add(&record);
+        }
+        for pass in &mut passes {
+            pass.take(&record).await?;
+        }
+        if due(&record) {
+            sending.push(record);
+            if sending.len() >= fanout::CHUNK {
+                send_calls(svc, day, &mut sending, summary).await;
+            }
+        }
+    }
+    drop(calls);
+    send_calls(svc, day, &mut sending, summary).await;
+    for (pass, d) in passes.into_iter().zip(&candidate.destinations) {
+        summary
+            .destinations
+            .insert(d.name.clone(), pass.finish().await?);
+    }
     let delivering: u64 = summary.destinations.values().map(|d| d.pending).sum();
+    // A day already complete has work again: ticks sweep it until done.
     if held.complete && delivering > 0 {
         update_day(svc, day, |d| {
             let was = d.complete;
@@ -187,13 +228,15 @@ pub(super) async fn settle_locked(
         .await?;
     }
 
-    // 4. Counts, and the report once nothing is pending and the day is over.
-    summary.counts = report::tally(&records).by_state;
-    summary.pending = records
+    // 3. Counts, and the report once nothing is pending and the day is over.
+    let waiting: u64 = tally
+        .by_state
         .iter()
-        .filter(|r| !r.delivery.state.is_terminal())
-        .count() as u64
-        + delivering;
+        .filter(|(state, _)| !state.is_terminal())
+        .map(|(_, n)| n)
+        .sum();
+    summary.counts = tally.by_state.clone();
+    summary.pending = waiting + delivering;
     // A LiveVox day the API has not served yet (it serves a day only once it is over in
     // its own reckoning) is not done, however empty it looks: the next tick reads it.
     let livevox_unread = candidate.doc().source.livevox.is_some() && held.livevox_read_at.is_none();
@@ -202,7 +245,7 @@ pub(super) async fn settle_locked(
     } else if summary.pending > 0 || livevox_unread || day.date >= local_today(svc, candidate) {
         ReportOutcome::Waiting
     } else {
-        let deliveries = fanout::own_counts(&records)
+        let deliveries = own
             .into_iter()
             .map(|(name, d)| (name, d.by_state))
             .chain(
@@ -212,9 +255,23 @@ pub(super) async fn settle_locked(
                     .map(|(name, d)| (name.clone(), d.counts.clone())),
             )
             .collect();
-        send_report(svc, candidate, day, &records, &deliveries).await?
+        send_report(svc, candidate, day, &tally, &deliveries).await?
     };
     Ok(())
+}
+
+/// Hand `calls` (due VAN-bound calls) to the queue, counted on the settle; empties it.
+async fn send_calls(
+    svc: &Services,
+    day: &DayKey,
+    calls: &mut Vec<CallRecord>,
+    summary: &mut SettleSummary,
+) {
+    let all: Vec<usize> = (0..calls.len()).collect();
+    let (sent, refused) = fanout::enqueue(svc, day, calls, &all).await;
+    summary.enqueued += sent;
+    summary.not_enqueued += refused;
+    calls.clear();
 }
 
 /// Write the CSV of `queued` (the CSV destination's one file), then finish each of its
@@ -389,7 +446,7 @@ pub(super) async fn send_report(
     svc: &Services,
     candidate: &Compiled,
     day: &DayKey,
-    records: &[CallRecord],
+    tally: &report::Tally,
     deliveries: &BTreeMap<String, BTreeMap<CallState, u64>>,
 ) -> Result<ReportOutcome, StoreError> {
     let Some(notify) = candidate.doc().notify.as_ref() else {
@@ -417,7 +474,7 @@ pub(super) async fn send_report(
     for e in &stored.exports {
         links.push(svc.objects.presign(&e.key, svc.settings.link_ttl).await?);
     }
-    let mut body = report::run_report(candidate, day, records, deliveries, &links);
+    let mut body = report::run_report(candidate, day, tally, deliveries, &links);
     let added = on_settled(candidate, day, deliveries).await;
     if !added.is_empty()
         && let Value::Object(map) = &mut body
