@@ -4,9 +4,6 @@
 //! a file whose header is unusable is set aside with a note beside it; a file that cannot
 //! be read to its end this time stays for the next run; nothing else stops.
 
-use std::sync::{Arc, Mutex};
-
-use futures::StreamExt;
 use jiff::civil::Date;
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -182,33 +179,21 @@ pub async fn open_file(
         candidate.zone.clone(),
     );
     // The bucket's failure is kept aside: the CSV reader sees only that reading stopped.
-    let failed: Arc<Mutex<Option<String>>> = Arc::default();
-    let seen = Arc::clone(&failed);
-    let body = objects.open(key).await?.map(move |piece| {
-        piece.map_err(|e| {
-            let message = e.to_string();
-            *seen
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(message.clone());
-            std::io::Error::other(message)
-        })
-    });
-    let input = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(body));
+    let (input, failed) = crate::ports::blocking_reader(objects.open(key).await?);
     let (tx, batches) = mpsc::channel(1);
     let reading = tokio::task::spawn_blocking(move || {
-        let rows =
-            reader
-                .rows(input)
-                .map_err(|e| match failed.lock().ok().and_then(|f| f.clone()) {
-                    Some(why) => FileFailure::Unread(why),
-                    None => FileFailure::Unusable(e.to_string()),
-                })?;
+        let rows = reader
+            .rows(input)
+            .map_err(|e| match crate::ports::read_failure(&failed) {
+                Some(why) => FileFailure::Unread(why),
+                None => FileFailure::Unusable(e.to_string()),
+            })?;
         let stopped = || FileFailure::Unread("the run stopped reading".into());
         let mut batch = Vec::with_capacity(BATCH_ROWS);
         let mut cut_off = None;
         for outcome in rows {
             // The row the failure cut off is not a bad row: the next run reads it whole.
-            cut_off = failed.lock().ok().and_then(|f| f.clone());
+            cut_off = crate::ports::read_failure(&failed);
             if cut_off.is_some() {
                 break;
             }
@@ -218,7 +203,7 @@ pub async fn open_file(
                 tx.blocking_send(full).map_err(|_| stopped())?;
             }
         }
-        cut_off = cut_off.or_else(|| failed.lock().ok().and_then(|f| f.clone()));
+        cut_off = cut_off.or_else(|| crate::ports::read_failure(&failed));
         // The rows read whole before a failure are good: they are recorded now.
         if !batch.is_empty() {
             tx.blocking_send(batch).map_err(|_| stopped())?;

@@ -220,6 +220,48 @@ pub struct ObjectInfo {
 /// An object's bytes, read as they are taken.
 pub type Chunks = futures::stream::BoxStream<'static, Result<bytes::Bytes, StoreError>>;
 
+/// Why a [`blocking_reader`] stopped, when the bucket failed (not the bytes).
+pub type ReadFailure = std::sync::Arc<std::sync::Mutex<Option<String>>>;
+
+/// `chunks` as a blocking [`std::io::Read`], for a parser on a blocking thread
+/// (`tokio::task::spawn_blocking`; create it inside the runtime). A failure of the bucket
+/// reaches the parser as an I/O error and is kept, with its message, in the
+/// [`ReadFailure`]: a parser can tell a file cut off from a file at fault.
+pub fn blocking_reader(chunks: Chunks) -> (impl std::io::Read + Send + 'static, ReadFailure) {
+    use futures::StreamExt;
+    let failed = ReadFailure::default();
+    let seen = std::sync::Arc::clone(&failed);
+    let body = chunks.map(move |piece| {
+        piece.map_err(|e| {
+            let message = e.to_string();
+            *seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(message.clone());
+            std::io::Error::other(message)
+        })
+    });
+    let input = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(body));
+    (input, failed)
+}
+
+/// What a [`ReadFailure`] holds, if anything.
+pub fn read_failure(failed: &ReadFailure) -> Option<String> {
+    failed.lock().ok().and_then(|f| f.clone())
+}
+
+/// An object written as it is made, never held whole (S3's multipart upload). Nothing is
+/// visible under its key until [`Upload::finish`]; an upload dropped or aborted leaves no
+/// object.
+#[async_trait]
+pub trait Upload: Send {
+    /// Append `bytes` (any size: the adapter gathers parts as the store needs them).
+    async fn write(&mut self, bytes: Vec<u8>) -> Result<(), StoreError>;
+    /// Make the object, whole, visible under its key.
+    async fn finish(self: Box<Self>) -> Result<(), StoreError>;
+    /// Give up: nothing is left under the key (nor, in time, in the bucket).
+    async fn abort(self: Box<Self>);
+}
+
 /// The bucket: CDR inboxes and CSV exports.
 #[async_trait]
 pub trait ObjectStore: Send + Sync {
@@ -231,6 +273,12 @@ pub trait ObjectStore: Send + Sync {
     /// size is read in bounded memory. A failure midway is an item of the stream.
     async fn open(&self, key: &str) -> Result<Chunks, StoreError>;
     async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), StoreError>;
+    /// Start writing an object of any size in pieces (see [`Upload`]).
+    async fn upload(
+        &self,
+        key: &str,
+        content_type: &str,
+    ) -> Result<Box<dyn Upload + '_>, StoreError>;
     /// Copy then delete.
     async fn rename(&self, from: &str, to: &str) -> Result<(), StoreError>;
     /// A link anyone holding it may GET until `ttl` passes.

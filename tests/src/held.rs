@@ -18,7 +18,7 @@ use callsync::adapters::memory::{MemoryDays, MemoryLedger, MemoryObjects, Memory
 use callsync::ledger::{CallKey, CallRecord, DayKey, DayRecord, DeliveryKey, DeliveryRecord};
 use callsync::ports::{
     CallQueue, DayStore, Ledger, ObjectInfo, ObjectStore, RateState, RateStore, StoreError,
-    SyncMessage,
+    SyncMessage, Upload,
 };
 use callsync::values::CandidateSlug;
 use tracking_allocator::{
@@ -258,11 +258,38 @@ impl ObjectStore for Held<MemoryObjects> {
         let body: &[u8] = &body;
         kept(async move { self.0.put(key, body.to_vec(), content_type).await }).await
     }
+    async fn upload(
+        &self,
+        key: &str,
+        content_type: &str,
+    ) -> Result<Box<dyn Upload + '_>, StoreError> {
+        let inner = kept(self.0.upload(key, content_type)).await?;
+        Ok(Box::new(HeldUpload(inner)))
+    }
     async fn rename(&self, from: &str, to: &str) -> Result<(), StoreError> {
         kept(self.0.rename(from, to)).await
     }
     async fn presign(&self, key: &str, ttl: std::time::Duration) -> Result<String, StoreError> {
         handed(kept(self.0.presign(key, ttl)).await)
+    }
+}
+
+/// An upload into a held bucket: each piece written is the store's once handed over (as
+/// S3 holds an uploaded part), not the run's.
+struct HeldUpload<'a>(Box<dyn Upload + 'a>);
+
+#[async_trait]
+impl Upload for HeldUpload<'_> {
+    async fn write(&mut self, bytes: Vec<u8>) -> Result<(), StoreError> {
+        let piece: &[u8] = &bytes;
+        let inner = &mut self.0;
+        kept(async move { inner.write(piece.to_vec()).await }).await
+    }
+    async fn finish(self: Box<Self>) -> Result<(), StoreError> {
+        kept(self.0.finish()).await
+    }
+    async fn abort(self: Box<Self>) {
+        kept(self.0.abort()).await;
     }
 }
 

@@ -654,6 +654,53 @@ async fn objects_list_in_order_read_back_rename_and_presign() {
         .rename("inbox/pa07-lee/big.csv", "elsewhere/big.csv")
         .await
         .unwrap();
+
+    // Uploads: a big one in parts (a multipart upload), a small one at once, an aborted
+    // one leaves nothing; none is visible before it is finished.
+    let huge: Vec<u8> = (0..20_000_000_u32).map(|i| (i % 241) as u8).collect();
+    let mut upload = objects
+        .upload("exports/pa07-lee/huge.csv", "text/csv")
+        .await
+        .unwrap();
+    for piece in huge.chunks(1_000_000) {
+        upload.write(piece.to_vec()).await.unwrap();
+    }
+    assert!(
+        objects.list("exports/pa07-lee/").await.unwrap().is_empty(),
+        "not before it is finished"
+    );
+    upload.finish().await.unwrap();
+    assert_eq!(
+        objects.get("exports/pa07-lee/huge.csv").await.unwrap(),
+        huge
+    );
+    let mut small = objects
+        .upload("exports/pa07-lee/small.csv", "text/csv")
+        .await
+        .unwrap();
+    small.write(b"a,b\n".to_vec()).await.unwrap();
+    small.write(b"1,2\n".to_vec()).await.unwrap();
+    small.finish().await.unwrap();
+    assert_eq!(
+        objects.get("exports/pa07-lee/small.csv").await.unwrap(),
+        b"a,b\n1,2\n"
+    );
+    let mut dropped = objects
+        .upload("exports/pa07-lee/dropped.csv", "text/csv")
+        .await
+        .unwrap();
+    dropped.write(huge[..9_000_000].to_vec()).await.unwrap();
+    dropped.abort().await;
+    assert_eq!(
+        objects
+            .list("exports/pa07-lee/")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect::<Vec<_>>(),
+        vec!["exports/pa07-lee/huge.csv", "exports/pa07-lee/small.csv"]
+    );
     assert!(matches!(
         objects.open("inbox/pa07-lee/missing.csv").await,
         Err(StoreError::Corrupt { .. })

@@ -411,6 +411,33 @@ impl Default for MemoryObjects {
     }
 }
 
+/// An upload into [`MemoryObjects`]: visible once finished.
+struct MemoryUpload<'a> {
+    objects: &'a MemoryObjects,
+    key: String,
+    body: Vec<u8>,
+}
+
+#[async_trait]
+impl crate::ports::Upload for MemoryUpload<'_> {
+    async fn write(&mut self, bytes: Vec<u8>) -> Result<(), StoreError> {
+        self.body.extend_from_slice(&bytes);
+        Ok(())
+    }
+
+    async fn finish(self: Box<Self>) -> Result<(), StoreError> {
+        let Self { objects, key, body } = *self;
+        objects
+            .objects
+            .lock()
+            .expect("lock")
+            .insert(key, body.into());
+        Ok(())
+    }
+
+    async fn abort(self: Box<Self>) {}
+}
+
 fn no_object(key: &str) -> StoreError {
     StoreError::Corrupt {
         what: format!("object {key:?}"),
@@ -469,6 +496,18 @@ impl ObjectStore for MemoryObjects {
             .expect("lock")
             .insert(key.to_owned(), body.into());
         Ok(())
+    }
+
+    async fn upload(
+        &self,
+        key: &str,
+        _content_type: &str,
+    ) -> Result<Box<dyn crate::ports::Upload + '_>, StoreError> {
+        Ok(Box::new(MemoryUpload {
+            objects: self,
+            key: key.to_owned(),
+            body: Vec::new(),
+        }))
     }
 
     async fn rename(&self, from: &str, to: &str) -> Result<(), StoreError> {

@@ -6,7 +6,7 @@ use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 
-use crate::ports::{ObjectInfo, ObjectStore, StoreError};
+use crate::ports::{ObjectInfo, ObjectStore, StoreError, Upload};
 
 const WHAT: &str = "the bucket";
 
@@ -49,6 +49,118 @@ impl S3Objects {
             .force_path_style(true)
             .build();
         Self::new(Client::from_conf(config), bucket)
+    }
+}
+
+/// The size of the parts of a multipart upload (S3 takes 5 MiB at least, but for the last).
+const PART: usize = 8 * 1024 * 1024;
+
+/// An object written in parts: a file smaller than one part is one `PutObject` at the end,
+/// a bigger one a multipart upload (created with its first part, completed at the end,
+/// aborted on failure — the bucket's lifecycle rule clears any a dead run leaves).
+#[derive(Debug)]
+struct S3Upload {
+    objects: S3Objects,
+    key: String,
+    content_type: String,
+    upload_id: Option<String>,
+    parts: Vec<aws_sdk_s3::types::CompletedPart>,
+    buffer: Vec<u8>,
+}
+
+impl S3Upload {
+    async fn send_part(&mut self, part: Vec<u8>) -> Result<(), StoreError> {
+        let (client, bucket) = (&self.objects.client, &self.objects.bucket);
+        let id = match &self.upload_id {
+            Some(id) => id.clone(),
+            None => {
+                let created = client
+                    .create_multipart_upload()
+                    .bucket(bucket)
+                    .key(&self.key)
+                    .content_type(&self.content_type)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                let id = created.upload_id.ok_or_else(|| {
+                    StoreError::Unavailable(WHAT, "a multipart upload came without its id".into())
+                })?;
+                self.upload_id = Some(id.clone());
+                id
+            }
+        };
+        let number = i32::try_from(self.parts.len() + 1).unwrap_or(i32::MAX);
+        let sent = client
+            .upload_part()
+            .bucket(bucket)
+            .key(&self.key)
+            .upload_id(id)
+            .part_number(number)
+            .body(ByteStream::from(part))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        self.parts.push(
+            aws_sdk_s3::types::CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(sent.e_tag)
+                .build(),
+        );
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Upload for S3Upload {
+    async fn write(&mut self, bytes: Vec<u8>) -> Result<(), StoreError> {
+        self.buffer.extend_from_slice(&bytes);
+        while self.buffer.len() >= PART {
+            let rest = self.buffer.split_off(PART);
+            let part = std::mem::replace(&mut self.buffer, rest);
+            self.send_part(part).await?;
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<(), StoreError> {
+        let body = std::mem::take(&mut self.buffer);
+        let Some(id) = self.upload_id.clone() else {
+            return self.objects.put(&self.key, body, &self.content_type).await;
+        };
+        if !body.is_empty() {
+            self.send_part(body).await?;
+        }
+        self.objects
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.objects.bucket)
+            .key(&self.key)
+            .upload_id(id)
+            .multipart_upload(
+                aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                    .set_parts(Some(std::mem::take(&mut self.parts)))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn abort(self: Box<Self>) {
+        let Some(id) = &self.upload_id else { return };
+        if let Err(e) = self
+            .objects
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.objects.bucket)
+            .key(&self.key)
+            .upload_id(id)
+            .send()
+            .await
+        {
+            tracing::warn!(key = %self.key, error = %DisplayErrorContext(e), "an upload could not be aborted; the lifecycle rule clears it");
+        }
     }
 }
 
@@ -145,6 +257,21 @@ impl ObjectStore for S3Objects {
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+
+    async fn upload(
+        &self,
+        key: &str,
+        content_type: &str,
+    ) -> Result<Box<dyn Upload + '_>, StoreError> {
+        Ok(Box::new(S3Upload {
+            objects: self.clone(),
+            key: key.to_owned(),
+            content_type: content_type.to_owned(),
+            upload_id: None,
+            parts: Vec::new(),
+            buffer: Vec::new(),
+        }))
     }
 
     async fn rename(&self, from: &str, to: &str) -> Result<(), StoreError> {

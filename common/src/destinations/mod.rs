@@ -195,28 +195,35 @@ pub trait Destination: Send + Sync + fmt::Debug {
     ) -> Result<Receipt, DeliveryError>;
 }
 
-/// The port a batch kind implements: its delivery is many calls at once — a day's file, a
-/// batched upsert — with one receipt per call. The run holding the calls records the
+/// The port a batch kind implements: its delivery is many calls at once — a day's file —
+/// with one receipt per call, read back from the unit itself. Calls stream in and receipts
+/// stream out, so a unit of any size is delivered in bounded memory. The run records the
 /// receipts (the adapter records nothing), and a unit delivered but not recorded when a run
-/// stopped is found again by [`BatchDestination::recover`], never delivered twice.
+/// stopped is found again by [`BatchDestination::unrecorded`], never delivered twice.
 #[async_trait]
 pub trait BatchDestination: Send + Sync + fmt::Debug {
     fn metadata(&self) -> &'static Metadata;
-    /// Deliver `calls` as one unit: its name and each call's receipt (by index into
-    /// `calls`).
+    /// Deliver the calls `calls` yields as one unit, taking them as they come: the unit,
+    /// or `None` when there were none to deliver.
     async fn deliver_many(
         &self,
         ctx: BatchContext<'_>,
-        calls: &[&CallRecord],
-    ) -> Result<Batch, DeliveryError>;
-    /// Units of the day delivered but not among `recorded` (a run stopped between the two),
-    /// each with the receipts of the calls of `pending` it holds (by index into `pending`).
-    async fn recover(
+        calls: crate::ports::Records<'_, CallRecord>,
+    ) -> Result<Option<Unit>, DeliveryError>;
+    /// The receipt of every call a delivered unit holds, read from the unit as the stream
+    /// is taken. A unit that is not this kind's (a stranger's file) is an error item.
+    fn receipts<'a>(
+        &'a self,
+        ctx: BatchContext<'a>,
+        unit: &'a str,
+    ) -> crate::ports::Records<'a, (crate::call::CallId, Receipt)>;
+    /// Units of the day delivered but not among `recorded` (a run stopped between the
+    /// delivery and its record).
+    async fn unrecorded(
         &self,
         ctx: BatchContext<'_>,
         recorded: &[&str],
-        pending: &[&CallRecord],
-    ) -> Result<Vec<Batch>, DeliveryError>;
+    ) -> Result<Vec<String>, DeliveryError>;
 }
 
 /// What a batch kind may use: the day's bucket, the candidate, the day, a clock.
@@ -237,13 +244,11 @@ impl fmt::Debug for BatchContext<'_> {
     }
 }
 
-/// One unit a batch kind delivered: its name (a file's key), how many items it holds, and
-/// the receipt of each call it holds, by index.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Batch {
-    pub unit: String,
+/// One unit a batch kind delivered: its name (a file's key) and how many calls it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unit {
+    pub key: String,
     pub items: u64,
-    pub receipts: Vec<(usize, Receipt)>,
 }
 
 /// A destination of one candidate, its settings checked.

@@ -1138,6 +1138,41 @@ mod tests {
         assert!(w.queue.drain().is_empty());
     }
 
+    #[tokio::test]
+    async fn a_big_export_is_written_in_pieces_and_every_receipt_names_its_own_row() {
+        let w = world("all_csv", MORNING).await;
+        w.objects.rename("inbox/unit/a.csv", "elsewhere/a.csv").await.unwrap();
+        let rows = 4_321;
+        w.svc
+            .objects
+            .put("inbox/unit/big.csv", latest_first(rows).into_bytes(), "text/csv")
+            .await
+            .unwrap();
+        let summary = run(&w.svc, &w.slug(), DAY, RunOptions::default())
+            .await
+            .unwrap();
+        let export = summary.days[0].csv.clone().unwrap();
+        assert_eq!(export.rows, rows);
+        let bytes = w.svc.objects.get(&export.key).await.unwrap();
+        assert!(bytes.len() > 256 * 1024, "more than one piece: {}", bytes.len());
+        let cells = export::call_id_cells(&bytes).unwrap();
+        let day = DayKey {
+            candidate: w.slug(),
+            date: DAY,
+        };
+        let records = w.svc.ledger.day(&day).await.unwrap();
+        assert_eq!(records.len() as u64, rows);
+        for r in &records {
+            assert_eq!(r.delivery.state, CallState::Finished, "{}", r.key);
+            let Some(Receipt::Csv { key, row, .. }) = &r.delivery.receipt else {
+                panic!("{} has no row", r.key);
+            };
+            assert_eq!(key, &export.key);
+            assert_eq!(cells[*row as usize - 1], r.key.call_id.0, "row {row}");
+        }
+        assert_eq!(w.day_record().await.exports.len(), 1);
+    }
+
     /// The bucket, but every object's stream fails after `after` bytes while `failing`.
     struct CutOff {
         inner: Arc<MemoryObjects>,
@@ -1172,6 +1207,13 @@ mod tests {
         }
         async fn put(&self, key: &str, body: Vec<u8>, ct: &str) -> Result<(), StoreError> {
             self.inner.put(key, body, ct).await
+        }
+        async fn upload(
+            &self,
+            key: &str,
+            ct: &str,
+        ) -> Result<Box<dyn crate::ports::Upload + '_>, StoreError> {
+            self.inner.upload(key, ct).await
         }
         async fn rename(&self, from: &str, to: &str) -> Result<(), StoreError> {
             self.inner.rename(from, to).await
@@ -1427,12 +1469,39 @@ mod tests {
             self.0.write()?;
             self.0.objects.put(key, body, ct).await
         }
+        async fn upload(
+            &self,
+            key: &str,
+            ct: &str,
+        ) -> Result<Box<dyn crate::ports::Upload + '_>, StoreError> {
+            Ok(Box::new(CutUpload(
+                self,
+                self.0.objects.upload(key, ct).await?,
+            )))
+        }
         async fn rename(&self, from: &str, to: &str) -> Result<(), StoreError> {
             self.0.write()?;
             self.0.objects.rename(from, to).await
         }
         async fn presign(&self, key: &str, ttl: std::time::Duration) -> Result<String, StoreError> {
             self.0.objects.presign(key, ttl).await
+        }
+    }
+
+    /// An upload whose finish is a write that may be cut.
+    struct CutUpload<'a>(&'a Cut, Box<dyn crate::ports::Upload + 'a>);
+
+    #[async_trait::async_trait]
+    impl crate::ports::Upload for CutUpload<'_> {
+        async fn write(&mut self, bytes: Vec<u8>) -> Result<(), StoreError> {
+            self.1.write(bytes).await
+        }
+        async fn finish(self: Box<Self>) -> Result<(), StoreError> {
+            self.0.0.write()?;
+            self.1.finish().await
+        }
+        async fn abort(self: Box<Self>) {
+            self.1.abort().await;
         }
     }
 

@@ -141,31 +141,28 @@ pub(super) async fn settle_locked(
 ) -> Result<(), StoreError> {
     use futures::TryStreamExt;
 
-    // 1. CSV-bound calls into one new CSV. A file a dead run wrote but never listed is
-    // adopted first: its calls are finished into it, never written into a second file.
-    // Only calls can be CSV-bound (a bad row is an error), but the row numbers are
-    // receipts: never let a record without a call shift them.
-    let mut queued: Vec<CallRecord> = svc
-        .ledger
-        .day_records(day)
-        .try_filter(|r| {
-            std::future::ready(r.delivery.state == CallState::QueuedForCsv && r.call.is_some())
-        })
-        .try_collect()
-        .await?;
-    adopt_unlisted_exports(svc, candidate, day, held, &mut queued).await?;
-    queued.retain(|r| r.delivery.state == CallState::QueuedForCsv);
-    queued.sort_by(|a, b| {
-        let at = |r: &CallRecord| r.call.as_ref().map(|c| c.started_at);
-        at(a)
-            .cmp(&at(b))
-            .then_with(|| a.key.call_id.cmp(&b.key.call_id))
+    // 1. CSV-bound calls into one new CSV, written as the day's calls stream by. A file a
+    // dead run wrote but never listed is adopted first: its calls are finished into it,
+    // never written into a second file.
+    adopt_unlisted_exports(svc, candidate, day, held).await?;
+    let queued = svc.ledger.day_records(day).try_filter(|r| {
+        std::future::ready(r.delivery.state == CallState::QueuedForCsv && r.call.is_some())
     });
-    if !queued.is_empty() {
-        let all: Vec<usize> = (0..queued.len()).collect();
-        summary.csv = Some(export_csv(svc, candidate, day, &mut queued, &all).await?);
+    let written = candidate
+        .csv
+        .deliver_many(batch_context(svc, candidate, day), Box::pin(queued))
+        .await
+        .map_err(export_error)?;
+    if let Some(unit) = written {
+        finish_unit(svc, candidate, day, &unit.key).await?;
+        let export = ExportRef {
+            key: unit.key,
+            rows: unit.items,
+            at: svc.clock.now(),
+        };
+        list_export(svc, day, &export).await?;
+        summary.csv = Some(export);
     }
-    drop(queued);
 
     // 2. One pass over the day's calls, a page at a time: VAN-bound calls onto the queue
     // (new ones, ones a dead run never sent, ones whose message was lost, ones whose worker
@@ -274,50 +271,64 @@ async fn send_calls(
     calls.clear();
 }
 
-/// Write the CSV of `queued` (the CSV destination's one file), then finish each of its
-/// calls with the receipt pointing at its row, then list the file on the day. Each step is
-/// safe to repeat, and a run that dies between two leaves a file that
-/// [`adopt_unlisted_exports`] completes: every CSV-bound call ends in exactly one listed
-/// file.
-pub(super) async fn export_csv(
+/// Finish each call the export `key` holds that is still CSV-bound, its receipt its row;
+/// returns the file's rows. Its rows are read back from the file (so the receipts are
+/// what the file says, whoever wrote it), a chunk at a time. Each step is safe to repeat,
+/// and any store failure stops here: the file then stays unlisted, and the next settle
+/// adopts it — every CSV-bound call ends in exactly one listed file.
+async fn finish_unit(
     svc: &Services,
     candidate: &Compiled,
     day: &DayKey,
-    records: &mut [CallRecord],
-    queued: &[usize],
-) -> Result<ExportRef, StoreError> {
-    let calls: Vec<&CallRecord> = queued.iter().map(|&i| &records[i]).collect();
-    let batch = candidate
+    key: &str,
+) -> Result<u64, StoreError> {
+    let mut receipts = candidate
         .csv
-        .deliver_many(batch_context(svc, candidate, day), &calls)
-        .await
-        .map_err(export_error)?;
-    record_batch(svc, day, records, batch, queued).await
+        .receipts(batch_context(svc, candidate, day), key)
+        .chunks(fanout::CHUNK);
+    let mut rows = 0;
+    while let Some(chunk) = receipts.next().await {
+        let chunk: Vec<(CallId, Receipt)> = chunk.into_iter().collect::<Result<_, _>>()?;
+        rows += chunk.len() as u64;
+        let finished: Vec<Result<(), StoreError>> = futures::stream::iter(chunk)
+            .map(|(call_id, receipt)| finish_one(svc, day, call_id, receipt))
+            .buffer_unordered(svc.settings.ledger_concurrency.max(1))
+            .collect()
+            .await;
+        finished.into_iter().collect::<Result<(), _>>()?;
+    }
+    Ok(rows)
 }
 
-/// Finish the calls of a CSV the port wrote (`calls[j]` is the record of its receipt `j`),
-/// then list the file on the day: the receipts before the listing, so a file listed is a
-/// file whose calls all point into it.
-async fn record_batch(
+/// Finish one call into its row, if it is still CSV-bound (one read, one write; a record
+/// someone changed in between is read once more).
+async fn finish_one(
     svc: &Services,
     day: &DayKey,
-    records: &mut [CallRecord],
-    batch: crate::destinations::Batch,
-    calls: &[usize],
-) -> Result<ExportRef, StoreError> {
-    let placed: Vec<(Receipt, usize)> = batch
-        .receipts
-        .into_iter()
-        .map(|(j, receipt)| (receipt, calls[j]))
-        .collect();
-    finish_into(svc, records, &placed).await?;
-    let export = ExportRef {
-        key: batch.unit,
-        rows: batch.items,
-        at: svc.clock.now(),
+    call_id: CallId,
+    receipt: Receipt,
+) -> Result<(), StoreError> {
+    let key = crate::ledger::CallKey {
+        day: day.clone(),
+        call_id,
     };
-    list_export(svc, day, &export).await?;
-    Ok(export)
+    for _ in 0..2 {
+        let Some(mut record) = svc.ledger.get(&key).await? else {
+            tracing::warn!(call = %key, "an exported call is not in the ledger");
+            return Ok(());
+        };
+        if record.delivery.state != CallState::QueuedForCsv {
+            return Ok(());
+        }
+        record.delivery.state = CallState::Finished;
+        record.delivery.receipt = Some(receipt.clone());
+        record.updated_at = svc.clock.now();
+        if svc.ledger.replace(&mut record).await? {
+            return Ok(());
+        }
+    }
+    tracing::warn!(call = %key, "changed while being exported; left as it is");
+    Ok(())
 }
 
 fn batch_context<'a>(
@@ -338,62 +349,6 @@ fn export_error(e: crate::destinations::DeliveryError) -> StoreError {
     StoreError::Unavailable("the CSV export", e.to_string())
 }
 
-/// Finish each `(receipt, record)`: the record is the CSV's, its receipt its row. A record
-/// someone changed meanwhile is read again and finished if it is still CSV-bound. Any store
-/// failure stops here: the file is then not listed, and the next settle adopts it.
-pub(super) async fn finish_into(
-    svc: &Services,
-    records: &mut [CallRecord],
-    placed: &[(Receipt, usize)],
-) -> Result<(), StoreError> {
-    let at = svc.clock.now();
-    fn finish(mut r: CallRecord, receipt: &Receipt, at: Timestamp) -> CallRecord {
-        r.delivery.state = CallState::Finished;
-        r.delivery.receipt = Some(receipt.clone());
-        r.updated_at = at;
-        r
-    }
-    // Only the new version travels back (not the record): a big export must not hold a
-    // second copy of every call it finishes.
-    let results: Vec<Result<(usize, Option<u64>), StoreError>> = futures::stream::iter(
-        placed.to_vec(),
-    )
-    .map(|(receipt, i)| {
-        let mut r = finish(records[i].clone(), &receipt, at);
-        async move {
-            if svc.ledger.replace(&mut r).await? {
-                return Ok((i, Some(r.version)));
-            }
-            match svc.ledger.get(&r.key).await? {
-                Some(now) if now.delivery.state == CallState::QueuedForCsv => {
-                    let mut r = finish(now, &receipt, at);
-                    let ok = svc.ledger.replace(&mut r).await?;
-                    Ok((i, ok.then_some(r.version)))
-                }
-                _ => {
-                    tracing::warn!(call = %r.key, "changed while being exported; left as it is");
-                    Ok((i, None))
-                }
-            }
-        }
-    })
-    .buffered(svc.settings.ledger_concurrency.max(1))
-    .collect()
-    .await;
-    let mut failed = None;
-    for result in results {
-        match result {
-            Ok((i, Some(version))) => {
-                records[i].delivery.state = CallState::Finished;
-                records[i].version = version;
-            }
-            Ok((_, None)) => {}
-            Err(e) => failed = Some(e),
-        }
-    }
-    failed.map_or(Ok(()), Err)
-}
-
 /// Put `export` on the day's list of files, once.
 pub(super) async fn list_export(
     svc: &Services,
@@ -412,32 +367,39 @@ pub(super) async fn list_export(
 }
 
 /// Complete what a run that died while exporting left: a file in the day's export folder
-/// that the day does not list (the CSV destination's [`recover`]). Each call still
-/// CSV-bound is finished into its row there, and the file is listed.
+/// that the day does not list (the CSV destination's [`unrecorded`]). Each call still
+/// CSV-bound is finished into its row there, and the file is listed. A file that is not an
+/// export is left alone.
 ///
-/// [`recover`]: crate::destinations::BatchDestination::recover
+/// [`unrecorded`]: crate::destinations::BatchDestination::unrecorded
 pub(super) async fn adopt_unlisted_exports(
     svc: &Services,
     candidate: &Compiled,
     day: &DayKey,
     held: &DayRecord,
-    records: &mut [CallRecord],
 ) -> Result<(), StoreError> {
     let listed: Vec<&str> = held.exports.iter().map(|e| e.key.as_str()).collect();
-    let pending: Vec<usize> = (0..records.len())
-        .filter(|&i| {
-            records[i].delivery.state == CallState::QueuedForCsv && records[i].call.is_some()
-        })
-        .collect();
-    let calls: Vec<&CallRecord> = pending.iter().map(|&i| &records[i]).collect();
-    let found = candidate
+    let unlisted = candidate
         .csv
-        .recover(batch_context(svc, candidate, day), &listed, &calls)
+        .unrecorded(batch_context(svc, candidate, day), &listed)
         .await
         .map_err(export_error)?;
-    for batch in found {
-        tracing::warn!(key = %batch.unit, rows = batch.items, unfinished = batch.receipts.len(), "adopting an export a stopped run left unlisted");
-        record_batch(svc, day, records, batch, &pending).await?;
+    for key in unlisted {
+        tracing::warn!(key = %key, "adopting an export a stopped run left unlisted");
+        match finish_unit(svc, candidate, day, &key).await {
+            Ok(rows) => {
+                let export = ExportRef {
+                    key,
+                    rows,
+                    at: svc.clock.now(),
+                };
+                list_export(svc, day, &export).await?;
+            }
+            Err(StoreError::Corrupt { what, message }) => {
+                tracing::error!(key = %key, what = %what, error = %message, "an unlisted file in the export folder is not an export; left alone");
+            }
+            Err(e) => return Err(e),
+        }
     }
     Ok(())
 }
