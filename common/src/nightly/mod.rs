@@ -1141,11 +1141,18 @@ mod tests {
     #[tokio::test]
     async fn a_big_export_is_written_in_pieces_and_every_receipt_names_its_own_row() {
         let w = world("all_csv", MORNING).await;
-        w.objects.rename("inbox/unit/a.csv", "elsewhere/a.csv").await.unwrap();
+        w.objects
+            .rename("inbox/unit/a.csv", "elsewhere/a.csv")
+            .await
+            .unwrap();
         let rows = 4_321;
         w.svc
             .objects
-            .put("inbox/unit/big.csv", latest_first(rows).into_bytes(), "text/csv")
+            .put(
+                "inbox/unit/big.csv",
+                latest_first(rows).into_bytes(),
+                "text/csv",
+            )
             .await
             .unwrap();
         let summary = run(&w.svc, &w.slug(), DAY, RunOptions::default())
@@ -1154,7 +1161,11 @@ mod tests {
         let export = summary.days[0].csv.clone().unwrap();
         assert_eq!(export.rows, rows);
         let bytes = w.svc.objects.get(&export.key).await.unwrap();
-        assert!(bytes.len() > 256 * 1024, "more than one piece: {}", bytes.len());
+        assert!(
+            bytes.len() > 256 * 1024,
+            "more than one piece: {}",
+            bytes.len()
+        );
         let cells = export::call_id_cells(&bytes).unwrap();
         let day = DayKey {
             candidate: w.slug(),
