@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
 use jiff::civil::Date;
 use serde::Serialize;
@@ -641,18 +641,18 @@ pub(super) async fn budget_used(
         date,
     };
     let counted = svc.days.van_requests(&day).await?;
+    // Counted a page at a time: a big day is never held to count it.
     let pending = svc
         .ledger
-        .day(&day)
-        .await?
-        .iter()
-        .filter(|r| {
-            matches!(
+        .day_records(&day)
+        .try_fold(0_u64, |n, r| {
+            let waiting = matches!(
                 r.delivery.state,
                 CallState::Unsynced | CallState::InProgress
-            )
+            );
+            std::future::ready(Ok(n + u64::from(waiting)))
         })
-        .count() as u64;
+        .await?;
     Ok(counted + pending)
 }
 
