@@ -109,6 +109,42 @@ pub async fn drop_cdr(svc: &Services, key: &str, rows: &[String]) {
         .expect("put the CDR file");
 }
 
+/// A candidate `slug` with one result, "Agent Cust 1" (Strong support), posted to VAN with
+/// the secret `callsync/<slug>/van` (VAN's key at `van_rate` requests a second, when
+/// given), and a night of `calls` such calls of people 100,001… run by `nightly` for
+/// 2026-11-21: every call is on the queue when this returns.
+pub async fn one_result_van_night(svc: &Services, slug: &str, calls: u64, van_rate: Option<f64>) {
+    let doc = serde_json::from_value(serde_json::json!({
+        "slug": slug, "display_name": "One result", "time_zone": "America/New_York",
+        "sync_hour": 3, "source": {"cdr": {}}, "strategy": "full",
+        "van": {"secret_name": format!("callsync/{slug}/van"), "database_mode": "voter_file",
+                "rate_limit": van_rate},
+        "results": [{"result": "Agent Cust 1", "display_name": "Strong support", "success": true,
+                     "survey_responses": [{"question_id": 2300, "response_id": 9100}],
+                     "sync": true}]
+    }))
+    .expect("the candidate");
+    svc.config.put(&doc).await.expect("store the candidate");
+    let rows: Vec<String> = (1..=calls)
+        .map(|i| {
+            cdr_row(
+                1000 + i,
+                &format!("ny14-van-{}", 100_000 + i),
+                "212-555-0101",
+                &format!("21-11-2026 18:{:02}:{:02}", i / 60, i % 60),
+                "Agent Cust 1",
+            )
+        })
+        .collect();
+    drop_cdr(svc, &format!("inbox/{slug}/cdr.csv"), &rows).await;
+    callsync::entrypoints::nightly::handle(
+        svc,
+        serde_json::json!({"candidate": slug, "date": "2026-11-21"}),
+    )
+    .await
+    .expect("the night runs");
+}
+
 /// Drive `sync-call` from the queue until it is empty: batches of ten, failed messages
 /// made visible again (as their visibility timeout would). Returns the batches handled.
 pub async fn drain(stack: &LocalStack, svc: &Services) -> usize {

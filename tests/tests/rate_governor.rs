@@ -6,13 +6,11 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use callsync::entrypoints::nightly as nightly_event;
 use callsync::values::DatabaseMode;
 use callsync::van::{VanClient, VanCredentials};
 use callsync_tests::fake_van::{FakeVan, VanData};
 use callsync_tests::harness::LocalStack;
-use callsync_tests::night::{TestClock, cdr_row, drain, drop_cdr, services};
-use serde_json::json;
+use callsync_tests::night::{TestClock, drain, one_result_van_night, services};
 
 const CALLS: u64 = 30;
 const RATE: f64 = 20.0;
@@ -31,32 +29,7 @@ async fn workers_in_two_processes_take_turns_on_one_schedule_of_vans_key() {
     .await;
     let clock = TestClock::new("2026-11-22T14:00:00Z");
     let (a, b) = (services(&stack, clock.clone()), services(&stack, clock));
-    let doc = serde_json::from_value(json!({
-        "slug": "governed", "display_name": "Governed", "time_zone": "America/New_York",
-        "sync_hour": 3, "source": {"cdr": {}}, "strategy": "full",
-        "van": {"secret_name": "callsync/governed/van", "database_mode": "voter_file",
-                "rate_limit": RATE},
-        "results": [{"result": "Agent Cust 1", "display_name": "Strong support", "success": true,
-                     "survey_responses": [{"question_id": 2300, "response_id": 9100}],
-                     "sync": true}]
-    }))
-    .unwrap();
-    a.config.put(&doc).await.unwrap();
-    let rows: Vec<String> = (1..=CALLS)
-        .map(|i| {
-            cdr_row(
-                1000 + i,
-                &format!("ny14-van-{}", 100_000 + i),
-                "212-555-0101",
-                &format!("21-11-2026 18:{:02}:{:02}", i / 60, i % 60),
-                "Agent Cust 1",
-            )
-        })
-        .collect();
-    drop_cdr(&a, "inbox/governed/cdr.csv", &rows).await;
-    nightly_event::handle(&a, json!({"candidate": "governed", "date": "2026-11-21"}))
-        .await
-        .unwrap();
+    one_result_van_night(&a, "governed", CALLS, Some(RATE)).await;
 
     let started_ms = jiff::Timestamp::now().as_millisecond();
     let started = Instant::now();

@@ -7,15 +7,13 @@
 
 use std::sync::Arc;
 
-use callsync::entrypoints::nightly as nightly_event;
 use callsync::ledger::DayKey;
 use callsync::values::CandidateSlug;
 use callsync_tests::fake_van::{FakeVan, RateLimit, VanData};
 use callsync_tests::harness::LocalStack;
-use callsync_tests::night::{TestClock, cdr_row, drain_killing, drop_cdr, services};
+use callsync_tests::night::{TestClock, drain_killing, one_result_van_night, services};
 use callsync_tests::observed::{Counts, observe_each};
 use jiff::civil::{Date, date};
-use serde_json::json;
 
 const VAN_SECRET: &str = r#"{"application_name":"callsync-demo","api_key":"demo-van-key"}"#;
 const DAY: Date = date(2026, 11, 21);
@@ -56,35 +54,7 @@ async fn deliver_a_night_killing(
         services(&stack, TestClock::new("2026-11-22T14:00:00Z")),
         [counts.clone(), day_counts.clone(), counts.clone()],
     );
-    let doc = serde_json::from_value(json!({
-        "slug": "stores", "display_name": "Stores", "time_zone": "America/New_York",
-        "sync_hour": 3, "source": {"cdr": {}}, "strategy": "full",
-        "van": {"secret_name": "callsync/stores/van", "database_mode": "voter_file",
-                "rate_limit": van_rate},
-        "results": [{"result": "Agent Cust 1", "display_name": "Strong support", "success": true,
-                     "survey_responses": [{"question_id": 2300, "response_id": 9100}],
-                     "sync": true}]
-    }))
-    .unwrap();
-    svc.config.put(&doc).await.unwrap();
-    let rows: Vec<String> = (1..=calls)
-        .map(|i| {
-            cdr_row(
-                1000 + i,
-                &format!("ny14-van-{}", 100_000 + i),
-                "212-555-0101",
-                &format!("21-11-2026 18:{:02}:{:02}", i / 60, i % 60),
-                "Agent Cust 1",
-            )
-        })
-        .collect();
-    drop_cdr(&svc, "inbox/stores/cdr.csv", &rows).await;
-    nightly_event::handle(
-        &svc,
-        json!({"candidate": "stores", "date": DAY.to_string()}),
-    )
-    .await
-    .unwrap();
+    one_result_van_night(&svc, "stores", calls, van_rate).await;
     van.set_rate_limit(limit);
     let _ = (counts.take(), day_counts.take());
     drain_killing(&stack, &svc, kill).await;

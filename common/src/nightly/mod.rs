@@ -884,6 +884,18 @@ mod tests {
                 .unwrap();
         }
 
+        /// Leave `text` the inbox's only file.
+        async fn only_file(&self, text: &str) {
+            self.objects
+                .rename("inbox/unit/a.csv", "elsewhere/a.csv")
+                .await
+                .unwrap();
+            self.objects
+                .put("inbox/unit/big.csv", text.as_bytes().to_vec(), "text/csv")
+                .await
+                .unwrap();
+        }
+
         fn set_clock(&self, at: &str) {
             *self.clock.0.lock().unwrap() = at.parse().unwrap();
         }
@@ -1045,20 +1057,8 @@ mod tests {
     #[tokio::test]
     async fn the_budget_keeps_the_best_posts_of_the_whole_night_not_of_its_first_batch() {
         let w = world(r#"{"budget": {"daily_free_requests": 5}}"#, MORNING).await;
-        w.objects
-            .rename("inbox/unit/a.csv", "elsewhere/a.csv")
-            .await
-            .unwrap();
         let rows = 2 * ingest::BATCH_ROWS as u64 + 500;
-        w.svc
-            .objects
-            .put(
-                "inbox/unit/big.csv",
-                latest_first(rows).into_bytes(),
-                "text/csv",
-            )
-            .await
-            .unwrap();
+        w.only_file(&latest_first(rows)).await;
         let summary = run(&w.svc, &w.slug(), DAY, RunOptions::default())
             .await
             .unwrap();
@@ -1088,20 +1088,8 @@ mod tests {
     async fn a_day_bigger_than_a_page_is_settled_in_one_pass_each_delivery_planned_and_queued_once()
     {
         let w = world("full", MORNING).await;
-        w.objects
-            .rename("inbox/unit/a.csv", "elsewhere/a.csv")
-            .await
-            .unwrap();
         let rows = 3 * fanout::CHUNK as u64 + 234;
-        w.svc
-            .objects
-            .put(
-                "inbox/unit/big.csv",
-                latest_first(rows).into_bytes(),
-                "text/csv",
-            )
-            .await
-            .unwrap();
+        w.only_file(&latest_first(rows)).await;
         let night = run(&w.svc, &w.slug(), DAY, RunOptions::default())
             .await
             .unwrap();
@@ -1141,20 +1129,8 @@ mod tests {
     #[tokio::test]
     async fn a_big_export_is_written_in_pieces_and_every_receipt_names_its_own_row() {
         let w = world("all_csv", MORNING).await;
-        w.objects
-            .rename("inbox/unit/a.csv", "elsewhere/a.csv")
-            .await
-            .unwrap();
         let rows = 4_321;
-        w.svc
-            .objects
-            .put(
-                "inbox/unit/big.csv",
-                latest_first(rows).into_bytes(),
-                "text/csv",
-            )
-            .await
-            .unwrap();
+        w.only_file(&latest_first(rows)).await;
         let summary = run(&w.svc, &w.slug(), DAY, RunOptions::default())
             .await
             .unwrap();
@@ -1237,17 +1213,10 @@ mod tests {
     #[tokio::test]
     async fn a_file_cut_off_while_it_streams_in_stays_in_the_inbox_and_its_rest_comes_next_run() {
         let mut w = world("full", MORNING).await;
-        w.objects
-            .rename("inbox/unit/a.csv", "elsewhere/a.csv")
-            .await
-            .unwrap();
         let rows = 2 * ingest::BATCH_ROWS as u64 + 500;
         let text = latest_first(rows);
         let after = text.len() / 2;
-        w.objects
-            .put("inbox/unit/big.csv", text.into_bytes(), "text/csv")
-            .await
-            .unwrap();
+        w.only_file(&text).await;
         let cut = Arc::new(CutOff {
             inner: w.objects.clone(),
             after,
