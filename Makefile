@@ -25,7 +25,7 @@ demo: venv
 
 ## test: formatting, lints, the template check, then every unit and integration test.
 test: venv lint
-	infra/with_moto.sh $(CARGO_TEST)
+	infra/with_moto.sh infra/with_databases.sh $(CARGO_TEST)
 
 ## bench: nightly runs over 100,000 and 1,000,000 calls on the in-memory stores (time and the
 ## run's own peak heap, the stores' copies counted apart),

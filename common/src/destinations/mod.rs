@@ -28,6 +28,7 @@ use crate::van::RequestMeter;
 pub mod csv;
 pub mod http;
 pub mod payload;
+pub mod sql;
 pub mod template;
 pub mod van;
 pub mod webhook;
