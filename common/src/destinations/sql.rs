@@ -262,6 +262,250 @@ impl Database {
     }
 }
 
+/// One call as the `calls` table holds it. Times are UTC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRow {
+    pub candidate: String,
+    pub call_id: String,
+    pub local_date: jiff::civil::Date,
+    pub started_at: jiff::Timestamp,
+    pub ended_at: Option<jiff::Timestamp>,
+    pub agent: Option<String>,
+    pub result_key: String,
+    pub result_name: Option<String>,
+    pub van_id: Option<i64>,
+    pub database_mode: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub phone: Option<String>,
+    pub source_file: Option<String>,
+    pub source_line: Option<i64>,
+    pub updated_at: jiff::Timestamp,
+}
+
+/// One delivery as the `deliveries` table holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRow {
+    pub candidate: String,
+    pub call_id: String,
+    pub destination: String,
+    pub state: String,
+    pub attempts: i32,
+    pub receipt: Option<String>,
+    pub error: Option<String>,
+    pub updated_at: jiff::Timestamp,
+}
+
+/// Rows written by one statement at most (16 values a call row: far under both servers'
+/// 65,535 parameters).
+pub const ROWS_PER_STATEMENT: usize = 500;
+
+/// A time as both servers read it from text (UTC, microseconds).
+fn sql_time(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%d %H:%M:%S%.6f").to_string()
+}
+
+/// A value bound as text (casts turn it into the column's type where the server needs one).
+type Value = Option<String>;
+
+/// `INSERT … ON CONFLICT/DUPLICATE KEY UPDATE` of `rows` (each `columns.len()` values) into
+/// `table` keyed by `key`: a row is replaced only by one at least as new (`updated_at`
+/// never moves back), and written again unchanged by a re-delivery.
+fn upsert_sql(
+    dialect: Dialect,
+    table: &str,
+    columns: &[(&str, &str)],
+    key: &[&str],
+    rows: usize,
+) -> String {
+    let names: Vec<&str> = columns.iter().map(|(n, _)| *n).collect();
+    let mut sql = format!("INSERT INTO {table} ({}) VALUES ", names.join(", "));
+    let mut n = 0;
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for (i, (_, cast)) in columns.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            n += 1;
+            match dialect {
+                // Times are written as UTC whatever the session's time zone.
+                Dialect::Postgres if *cast == "timestamptz" => {
+                    sql.push_str(&format!("(CAST(${n} AS timestamp) AT TIME ZONE 'UTC')"));
+                }
+                Dialect::Postgres => sql.push_str(&format!("CAST(${n} AS {cast})")),
+                Dialect::MySql => sql.push('?'),
+            }
+        }
+        sql.push(')');
+    }
+    let updated: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| !key.contains(n) && *n != "updated_at")
+        .collect();
+    match dialect {
+        Dialect::Postgres => {
+            let sets: Vec<String> = updated
+                .iter()
+                .chain(["updated_at"].iter())
+                .map(|c| format!("{c} = EXCLUDED.{c}"))
+                .collect();
+            sql.push_str(&format!(
+                " ON CONFLICT ({}) DO UPDATE SET {} WHERE {table}.updated_at <= EXCLUDED.updated_at",
+                key.join(", "),
+                sets.join(", ")
+            ));
+        }
+        Dialect::MySql => {
+            // Assignments apply left to right: `updated_at` last, so every other column
+            // still compares against the stored time.
+            let sets: Vec<String> = updated
+                .iter()
+                .chain(["updated_at"].iter())
+                .map(|c| format!("{c} = IF(VALUES(updated_at) >= updated_at, VALUES({c}), {c})"))
+                .collect();
+            sql.push_str(&format!(" ON DUPLICATE KEY UPDATE {}", sets.join(", ")));
+        }
+    }
+    sql
+}
+
+const CALL_COLUMNS: &[(&str, &str)] = &[
+    ("candidate", "text"),
+    ("call_id", "text"),
+    ("local_date", "date"),
+    ("started_at", "timestamptz"),
+    ("ended_at", "timestamptz"),
+    ("agent", "text"),
+    ("result_key", "text"),
+    ("result_name", "text"),
+    ("van_id", "bigint"),
+    ("database_mode", "text"),
+    ("first_name", "text"),
+    ("last_name", "text"),
+    ("phone", "text"),
+    ("source_file", "text"),
+    ("source_line", "bigint"),
+    ("updated_at", "timestamptz"),
+];
+
+const DELIVERY_COLUMNS: &[(&str, &str)] = &[
+    ("candidate", "text"),
+    ("call_id", "text"),
+    ("destination", "text"),
+    ("state", "text"),
+    ("attempts", "integer"),
+    ("receipt", "text"),
+    ("error", "text"),
+    ("updated_at", "timestamptz"),
+];
+
+impl CallRow {
+    fn values(&self) -> Vec<Value> {
+        vec![
+            Some(self.candidate.clone()),
+            Some(self.call_id.clone()),
+            Some(self.local_date.to_string()),
+            Some(sql_time(self.started_at)),
+            self.ended_at.map(sql_time),
+            self.agent.clone(),
+            Some(self.result_key.clone()),
+            self.result_name.clone(),
+            self.van_id.map(|v| v.to_string()),
+            self.database_mode.clone(),
+            self.first_name.clone(),
+            self.last_name.clone(),
+            self.phone.clone(),
+            self.source_file.clone(),
+            self.source_line.map(|v| v.to_string()),
+            Some(sql_time(self.updated_at)),
+        ]
+    }
+}
+
+impl DeliveryRow {
+    fn values(&self) -> Vec<Value> {
+        vec![
+            Some(self.candidate.clone()),
+            Some(self.call_id.clone()),
+            Some(self.destination.clone()),
+            Some(self.state.clone()),
+            Some(self.attempts.to_string()),
+            self.receipt.clone(),
+            self.error.clone(),
+            Some(sql_time(self.updated_at)),
+        ]
+    }
+}
+
+impl Database {
+    /// Upsert `rows` into `calls` under `prefix`, [`ROWS_PER_STATEMENT`] a statement.
+    pub async fn upsert_calls(&self, prefix: &str, rows: &[CallRow]) -> Result<(), SqlError> {
+        let values: Vec<Vec<Value>> = rows.iter().map(CallRow::values).collect();
+        self.upsert(
+            prefix,
+            "calls",
+            CALL_COLUMNS,
+            &["candidate", "call_id"],
+            &values,
+        )
+        .await
+    }
+
+    /// Upsert `rows` into `deliveries` under `prefix`, [`ROWS_PER_STATEMENT`] a statement.
+    pub async fn upsert_deliveries(
+        &self,
+        prefix: &str,
+        rows: &[DeliveryRow],
+    ) -> Result<(), SqlError> {
+        let values: Vec<Vec<Value>> = rows.iter().map(DeliveryRow::values).collect();
+        self.upsert(
+            prefix,
+            "deliveries",
+            DELIVERY_COLUMNS,
+            &["candidate", "call_id", "destination"],
+            &values,
+        )
+        .await
+    }
+
+    async fn upsert(
+        &self,
+        prefix: &str,
+        table: &str,
+        columns: &[(&str, &str)],
+        key: &[&str],
+        rows: &[Vec<Value>],
+    ) -> Result<(), SqlError> {
+        check_prefix(prefix).map_err(SqlError::Url)?;
+        let table = format!("{prefix}{table}");
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let sql = upsert_sql(self.dialect(), &table, columns, key, chunk.len());
+            match self {
+                Self::Postgres(pool) => {
+                    let mut q = sqlx::query(safe(sql));
+                    for v in chunk.iter().flatten() {
+                        q = q.bind(v.clone());
+                    }
+                    q.execute(pool).await?;
+                }
+                Self::MySql(pool) => {
+                    let mut q = sqlx::query(safe(sql));
+                    for v in chunk.iter().flatten() {
+                        q = q.bind(v.clone());
+                    }
+                    q.execute(pool).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A statement built with a table prefix: the only text ever put into SQL here, checked by
 /// [`check_prefix`] before any statement is made (values are always bound).
 fn safe(sql: String) -> sqlx::AssertSqlSafe<String> {
