@@ -248,35 +248,52 @@ pub(crate) async fn enqueue<R: Stored>(
     (sent.len() as u64, failed.len() as u64)
 }
 
-/// A day's deliveries to every destination, counted by state: VAN's and the CSV's from
-/// the day's call records (`calls`), every configured destination's from its own records.
-/// Destinations the candidate no longer has are not read (their deliveries stay in the
-/// ledger as they were).
+/// A day's deliveries to every destination, counted by state: VAN's and the CSV's as
+/// counted from the day's call records (`own`), every configured destination's from its
+/// own records, read a page at a time. Destinations the candidate no longer has are not
+/// read (their deliveries stay in the ledger as they were).
 pub async fn counts(
     svc: &Services,
     candidate: &Compiled,
     day: &DayKey,
-    calls: &[CallRecord],
+    own: BTreeMap<String, DestinationCounts>,
 ) -> Result<BTreeMap<String, DestinationCounts>, StoreError> {
-    let mut out = own_counts(calls);
+    let mut out = own;
     for d in &candidate.destinations {
-        let records = svc.ledger.deliveries(day, &d.name).await?;
-        out.insert(d.name.clone(), DestinationCounts::of(d.kind(), &records));
+        let mut counts = DestinationCounts::new(d.kind());
+        let mut records = svc.ledger.delivery_records(day, &d.name);
+        while let Some(r) = records.next().await {
+            counts.add(&r?);
+        }
+        out.insert(d.name.clone(), counts);
     }
     Ok(out)
 }
 
-/// VAN's and the CSV's deliveries of a day, counted from its call records: each call's
-/// delivery is to the one of the two its plan chose, if any (an ignored call, a bad row
-/// or an unknown result goes to neither and is counted with the calls only).
-pub fn own_counts(calls: &[CallRecord]) -> BTreeMap<String, DestinationCounts> {
+/// VAN's and the CSV's deliveries, none counted yet (see [`add_own`]).
+pub fn no_own_counts() -> BTreeMap<String, DestinationCounts> {
     [ledger::VAN, ledger::CSV]
         .into_iter()
-        .map(|name| {
-            let own = calls.iter().filter(|r| r.destination() == Some(name));
-            (name.to_owned(), DestinationCounts::of(name, own))
-        })
+        .map(|name| (name.to_owned(), DestinationCounts::new(name)))
         .collect()
+}
+
+/// Count a call's own delivery: to the one of VAN and the CSV its plan chose, if any (an
+/// ignored call, a bad row or an unknown result goes to neither and is counted with the
+/// calls only).
+pub fn add_own(counts: &mut BTreeMap<String, DestinationCounts>, call: &CallRecord) {
+    if let Some(c) = call.destination().and_then(|name| counts.get_mut(name)) {
+        c.add(call);
+    }
+}
+
+/// VAN's and the CSV's deliveries of a day, counted from its call records.
+pub fn own_counts(calls: &[CallRecord]) -> BTreeMap<String, DestinationCounts> {
+    let mut counts = no_own_counts();
+    for call in calls {
+        add_own(&mut counts, call);
+    }
+    counts
 }
 
 /// What became of a day's deliveries to one destination: for `GET /status` and the report.

@@ -66,21 +66,21 @@ pub struct ErrorLine<'a> {
 }
 
 pub fn error_lines(records: &[CallRecord]) -> Vec<ErrorLine<'_>> {
-    records
-        .iter()
-        .filter(|r| {
-            matches!(
-                r.delivery.state,
-                CallState::AttemptedError | CallState::UnattemptedError
-            )
-        })
-        .map(|r| ErrorLine {
-            call_id: &r.key.call_id.0,
-            state: r.delivery.state,
-            result: r.call.as_ref().map(|c| c.result.as_str()),
-            error: r.delivery.error.as_ref(),
-        })
-        .collect()
+    records.iter().filter_map(error_line).collect()
+}
+
+/// The call's line in the list of errors, when it is in an error state.
+pub fn error_line(r: &CallRecord) -> Option<ErrorLine<'_>> {
+    matches!(
+        r.delivery.state,
+        CallState::AttemptedError | CallState::UnattemptedError
+    )
+    .then(|| ErrorLine {
+        call_id: &r.key.call_id.0,
+        state: r.delivery.state,
+        result: r.call.as_ref().map(|c| c.result.as_str()),
+        error: r.delivery.error.as_ref(),
+    })
 }
 
 /// The report posted once a day is settled.

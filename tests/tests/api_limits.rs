@@ -109,6 +109,53 @@ async fn errors_from_past_the_end_or_at_the_largest_number_is_an_empty_page() {
 }
 
 #[tokio::test]
+async fn a_day_with_more_errors_than_a_page_is_counted_whole_and_listed_page_by_page() {
+    use callsync::ledger::{CallKey, CallRecord, DayKey};
+    let w = world().await;
+    w.seed().await;
+    let day = DayKey {
+        candidate: callsync::values::CandidateSlug::parse("demo").unwrap(),
+        date: jiff::civil::date(2026, 11, 3),
+    };
+    let errors = status::ERRORS_PER_PAGE * 2 + 34;
+    for i in 0..errors {
+        let key = CallKey {
+            day: day.clone(),
+            call_id: callsync::call::CallId(format!("row:inbox/demo/a.csv:{:04}", i + 2)),
+        };
+        let record = CallRecord::bad_row(key, format!("bad row {i}"), jiff::Timestamp::UNIX_EPOCH);
+        assert!(w.svc.ledger.insert(&record).await.unwrap());
+    }
+    let mut seen = Vec::new();
+    let mut from = Some(0_u64);
+    while let Some(at) = from {
+        let a = w
+            .status(status_query(&[
+                ("date", "2026-11-03"),
+                ("errors_from", &at.to_string()),
+            ]))
+            .await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        let body = a.json();
+        assert_eq!(body["total"], errors, "{body:#}");
+        assert_eq!(body["errors_total"], errors);
+        assert_eq!(body["by_state"]["unattempted_error"], errors);
+        let page = body["errors"].as_array().unwrap();
+        assert!(page.len() <= status::ERRORS_PER_PAGE);
+        seen.extend(
+            page.iter()
+                .map(|e| e["call_id"].as_str().unwrap().to_owned()),
+        );
+        from = body["errors_next"].as_u64();
+    }
+    assert_eq!(seen.len(), errors, "every error listed once");
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted, seen, "in call-id order, none twice");
+}
+
+#[tokio::test]
 async fn errors_from_that_is_not_a_number_is_refused_naming_the_parameter() {
     let w = world().await;
     w.seed().await;

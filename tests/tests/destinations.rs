@@ -290,7 +290,7 @@ impl World {
     async fn states_of(&self, destination: &str) -> BTreeMap<CallState, u64> {
         let candidate = self.svc.candidate(&slug()).await.unwrap();
         let calls = self.svc.ledger.day(&day()).await.unwrap();
-        let counts = fanout::counts(&self.svc, &candidate, &day(), &calls)
+        let counts = fanout::counts(&self.svc, &candidate, &day(), fanout::own_counts(&calls))
             .await
             .unwrap();
         counts[destination].by_state.clone()

@@ -4,6 +4,7 @@
 //! run (`POST /runs` with the `nightly` function's manual event: a dry run answers its plan
 //! here, a real run is handed to `nightly`, since a big day outlasts API Gateway's 30 s).
 
+use futures::StreamExt;
 use jiff::civil::Date;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -85,19 +86,33 @@ async fn status(
         candidate: slug,
         date,
     };
-    let records = svc.ledger.day(&day).await?;
-    let tally = report::tally(&records);
-    let errors = report::error_lines(&records);
-    let page: Vec<_> = errors.iter().skip(from).take(ERRORS_PER_PAGE).collect();
+    // The day is counted a page at a time: a big day is never held to answer.
+    let mut tally = report::Tally::default();
+    let mut own = fanout::no_own_counts();
+    let mut page = Vec::new();
+    let mut errors_total = 0;
+    let mut calls = svc.ledger.day_records(&day);
+    while let Some(record) = calls.next().await {
+        let record = record?;
+        tally.add(&record);
+        fanout::add_own(&mut own, &record);
+        if let Some(line) = report::error_line(&record) {
+            if errors_total >= from && page.len() < ERRORS_PER_PAGE {
+                page.push(serde_json::to_value(line).unwrap_or_default());
+            }
+            errors_total += 1;
+        }
+    }
+    drop(calls);
     let next = from
         .checked_add(ERRORS_PER_PAGE)
-        .filter(|next| *next < errors.len());
+        .filter(|next| *next < errors_total);
     // The candidate may have become unusable since (its document edited by hand): the
     // calls' own status still answers, without the destinations.
     let destinations = match svc.candidate(&day.candidate).await {
-        Ok(candidate) => fanout::counts(svc, &candidate, &day, &records).await?,
+        Ok(candidate) => fanout::counts(svc, &candidate, &day, own).await?,
         Err(CandidateError::Store(e)) => return Err(e.into()),
-        Err(_) => fanout::own_counts(&records),
+        Err(_) => own,
     };
     let record = svc.days.get(&day).await?;
     let mut csv = Vec::new();
@@ -122,7 +137,7 @@ async fn status(
         "blocked": record.as_ref().and_then(|d| d.blocked.as_ref()),
         "csv": csv,
         "errors": page,
-        "errors_total": errors.len(),
+        "errors_total": errors_total,
         "errors_next": next,
         "destinations": destinations,
     });

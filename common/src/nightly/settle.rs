@@ -179,11 +179,7 @@ pub(super) async fn settle_locked(
         r.delivery.is_due(now, unsent_due, s.requeue_stale_after)
     };
     let mut tally = report::Tally::default();
-    let mut own: BTreeMap<String, fanout::DestinationCounts> =
-        [crate::ledger::VAN, crate::ledger::CSV]
-            .into_iter()
-            .map(|name| (name.to_owned(), fanout::DestinationCounts::new(name)))
-            .collect();
+    let mut own = fanout::no_own_counts();
     let mut passes: Vec<fanout::DestinationPass> = candidate
         .destinations
         .iter()
@@ -194,9 +190,7 @@ pub(super) async fn settle_locked(
     while let Some(record) = calls.next().await {
         let record = record?;
         tally.add(&record);
-        if let Some(counts) = record.destination().and_then(|name| own.get_mut(name)) {
-            counts.add(&record);
-        }
+        fanout::add_own(&mut own, &record);
         for pass in &mut passes {
             pass.take(&record).await?;
         }
