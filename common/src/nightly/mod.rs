@@ -395,9 +395,14 @@ impl<'a> Night<'a> {
                 started_at: call.started_at,
                 plan,
             };
-            if let Some(cut) = self.budget.as_ref().and_then(|b| b.get(&call.local_date))
-                && cut.moves(&day_plan)
-            {
+            // A post of a day the first pass did not rank (its file could not be read
+            // then) has no place in the allowance: the CSV, never an unplanned charge.
+            let over_budget = matches!(day_plan.plan, Plan::Van(_))
+                && self.budget.as_ref().is_some_and(|b| {
+                    b.get(&call.local_date)
+                        .is_none_or(|cut| cut.moves(&day_plan))
+                });
+            if over_budget {
                 day_plan.plan = Plan::Csv(planning::CsvReason::OverBudget);
                 self.summary.moved_over_budget += 1;
             }
@@ -1165,6 +1170,8 @@ mod tests {
         inner: Arc<MemoryObjects>,
         after: usize,
         failing: std::sync::atomic::AtomicBool,
+        /// Opens refused outright before any byte, counted down.
+        refuse_opens: std::sync::atomic::AtomicUsize,
     }
 
     #[async_trait::async_trait]
@@ -1179,6 +1186,14 @@ mod tests {
             self.inner.get(key).await
         }
         async fn open(&self, key: &str) -> Result<crate::ports::Chunks, StoreError> {
+            use std::sync::atomic::Ordering::SeqCst;
+            if self
+                .refuse_opens
+                .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                return Err(StoreError::Unavailable("the bucket", "timed out".into()));
+            }
             let body = self.inner.get(key).await?;
             if !self.failing.load(std::sync::atomic::Ordering::SeqCst) {
                 return self.inner.open(key).await;
@@ -1211,6 +1226,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_post_the_budgets_first_pass_could_not_rank_goes_to_the_csv_never_to_van() {
+        let mut w = world(r#"{"budget": {"daily_free_requests": 5}}"#, MORNING).await;
+        w.only_file(&latest_first(20)).await;
+        // The first pass finds the bucket failing; the second reads the file.
+        w.svc.objects = Arc::new(CutOff {
+            inner: w.objects.clone(),
+            after: 0,
+            failing: false.into(),
+            refuse_opens: 1.into(),
+        });
+        let summary = run(&w.svc, &w.slug(), DAY, RunOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(summary.new_calls, 20);
+        assert_eq!(summary.moved_over_budget, 20);
+        assert_eq!(summary.queued, 0);
+        assert!(w.queue.drain().is_empty(), "nothing unranked is posted");
+    }
+
+    #[tokio::test]
     async fn a_file_cut_off_while_it_streams_in_stays_in_the_inbox_and_its_rest_comes_next_run() {
         let mut w = world("full", MORNING).await;
         let rows = 2 * ingest::BATCH_ROWS as u64 + 500;
@@ -1221,6 +1256,7 @@ mod tests {
             inner: w.objects.clone(),
             after,
             failing: true.into(),
+            refuse_opens: 0.into(),
         });
         w.svc.objects = cut.clone();
 
