@@ -35,6 +35,29 @@ fn copy_source(bucket: &str, key: &str) -> String {
 }
 
 impl S3Objects {
+    /// The object's answer, its body not read yet; a missing key is `Corrupt`.
+    async fn get_object(
+        &self,
+        key: &str,
+    ) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput, StoreError> {
+        self.client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.as_service_error().is_some_and(|e| e.is_no_such_key()) {
+                    StoreError::Corrupt {
+                        what: format!("object {key}"),
+                        message: "does not exist".into(),
+                    }
+                } else {
+                    unavailable(e)
+                }
+            })
+    }
+
     pub fn new(client: Client, bucket: impl Into<String>) -> Self {
         Self {
             client,
@@ -195,45 +218,13 @@ impl ObjectStore for S3Objects {
     }
 
     async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| {
-                if e.as_service_error().is_some_and(|e| e.is_no_such_key()) {
-                    StoreError::Corrupt {
-                        what: format!("object {key}"),
-                        message: "does not exist".into(),
-                    }
-                } else {
-                    unavailable(e)
-                }
-            })?;
+        let out = self.get_object(key).await?;
         let body = out.body.collect().await.map_err(unavailable)?;
         Ok(body.into_bytes().to_vec())
     }
 
     async fn open(&self, key: &str) -> Result<crate::ports::Chunks, StoreError> {
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| {
-                if e.as_service_error().is_some_and(|e| e.is_no_such_key()) {
-                    StoreError::Corrupt {
-                        what: format!("object {key}"),
-                        message: "does not exist".into(),
-                    }
-                } else {
-                    unavailable(e)
-                }
-            })?;
+        let out = self.get_object(key).await?;
         Ok(Box::pin(futures::stream::try_unfold(
             out.body,
             |mut body| async move {

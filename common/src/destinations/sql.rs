@@ -198,9 +198,7 @@ impl Database {
                 )))
                 .fetch_one(&mut *tx)
                 .await?;
-                for m in MIGRATIONS.iter().filter(|m| {
-                    i64::from(m.version) > i64::from(found) && i64::from(m.version) <= target
-                }) {
+                for m in pending(found, target) {
                     for statement in (m.postgres)(prefix) {
                         tx.execute(safe(statement)).await?;
                     }
@@ -236,9 +234,7 @@ impl Database {
                     )))
                     .fetch_one(&mut *conn)
                     .await?;
-                    for m in MIGRATIONS.iter().filter(|m| {
-                        i64::from(m.version) > i64::from(found) && i64::from(m.version) <= target
-                    }) {
+                    for m in pending(found, target) {
                         for statement in (m.mysql)(prefix) {
                             conn.execute(safe(statement)).await?;
                         }
@@ -510,6 +506,13 @@ impl Database {
 /// [`check_prefix`] before any statement is made (values are always bound).
 fn safe(sql: String) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(sql)
+}
+
+/// The migrations after version `found`, up to `target`, in order.
+fn pending(found: i32, target: i64) -> impl Iterator<Item = &'static Migration> {
+    MIGRATIONS
+        .iter()
+        .filter(move |m| m.version > found && i64::from(m.version) <= target)
 }
 
 /// The table of applied versions.

@@ -889,6 +889,18 @@ mod tests {
                 .unwrap();
         }
 
+        /// Give the candidate a webhook destination, `hook`; the document as stored.
+        async fn add_hook(&self) -> CandidateDoc {
+            let mut doc = self.svc.config.get(&self.slug()).await.unwrap().unwrap();
+            doc.destinations = serde_json::from_value(json!([
+                {"name": "hook", "kind": "webhook", "url": "https://hooks.example.org/calls",
+                 "secret_name": "callsync/unit/hook"}
+            ]))
+            .unwrap();
+            self.svc.config.put(&doc).await.unwrap();
+            doc
+        }
+
         /// Leave `text` the inbox's only file.
         async fn only_file(&self, text: &str) {
             self.objects
@@ -938,13 +950,7 @@ mod tests {
     #[tokio::test]
     async fn a_candidate_is_compiled_once_per_stored_document() {
         let w = world("full", "2026-11-22T12:00:00Z").await;
-        let mut doc = w.svc.config.get(&w.slug()).await.unwrap().unwrap();
-        doc.destinations = serde_json::from_value(json!([
-            {"name": "hook", "kind": "webhook", "url": "https://hooks.example.org/calls",
-             "secret_name": "callsync/unit/hook"}
-        ]))
-        .unwrap();
-        w.svc.config.put(&doc).await.unwrap();
+        let mut doc = w.add_hook().await;
         let first = w.candidate().await;
         let again = w.candidate().await;
         assert!(
@@ -1102,13 +1108,7 @@ mod tests {
         assert_eq!(w.queue.drain().len() as u64, rows);
 
         // A destination added after the night: the next settle plans it the whole day.
-        let mut doc = w.svc.config.get(&w.slug()).await.unwrap().unwrap();
-        doc.destinations = serde_json::from_value(json!([
-            {"name": "hook", "kind": "webhook", "url": "https://hooks.example.org/calls",
-             "secret_name": "callsync/unit/hook"}
-        ]))
-        .unwrap();
-        w.svc.config.put(&doc).await.unwrap();
+        w.add_hook().await;
         let settled = w.settle().await;
         let hook = &settled.destinations["hook"];
         assert_eq!((hook.planned, hook.enqueued), (rows, rows), "{hook:?}");
