@@ -21,7 +21,7 @@ $(VENV)/.installed: infra/requirements-dev.txt
 ## demo: start moto and the fake VAN/LiveVox, seed a candidate, call configure and validate.
 demo: venv
 	cargo build --quiet -p callsync-tests --bin demo
-	infra/with_moto.sh cargo run --quiet -p callsync-tests --bin demo
+	infra/with_moto.sh infra/with_databases.sh cargo run --quiet -p callsync-tests --bin demo
 
 ## test: formatting, lints, the template check, then every unit and integration test.
 test: venv lint

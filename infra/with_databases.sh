@@ -32,9 +32,11 @@ if [ -n "$pg_bin" ] && [ -x "$pg_bin/initdb" ]; then
     || { cat "$dir/pg-init.log" >&2; echo "PostgreSQL's initdb failed" >&2; exit 1; }
   pg_ctl="$pg_bin/pg_ctl"
   "${as_pg[@]}" "$pg_ctl" -D "$dir/pg" -l "$dir/pg/server.log" -w -t 60 \
-    -o "-p $pg_port -k $dir/pg -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null \
+    -o "-p $pg_port -k $dir/pg -c listen_addresses=127.0.0.1 -c fsync=off -c shared_preload_libraries=pg_stat_statements" start >/dev/null \
     || { cat "$dir/pg/server.log" >&2; echo "PostgreSQL did not start" >&2; exit 1; }
   export CALLSYNC_TEST_POSTGRES_URL="postgres://callsync@127.0.0.1:$pg_port/postgres?sslmode=disable"
+  # The tests count the statements a night took (rows are batched many to one).
+  "$pg_bin/psql" -q "${CALLSYNC_TEST_POSTGRES_URL%%\?*}" -c "CREATE EXTENSION pg_stat_statements" >/dev/null
 else
   echo "with_databases: PostgreSQL is not installed (apt-get install postgresql); its tests will fail" >&2
 fi

@@ -139,6 +139,117 @@ struct Group<'a> {
     /// Set when a send of this group got no answer (it timed out or found no one): the
     /// group starts no more sends in this batch, and hands the rest of its messages back.
     unanswered: AtomicBool,
+    /// For a kind that takes deliveries together: where the group's sends gather.
+    batch: Option<Batch>,
+}
+
+/// The leased deliveries of one group, gathered for a kind that takes them together
+/// ([`crate::destinations::Metadata::batches`]). Every member either hands its delivery
+/// in ([`Batch::submit`]) or leaves without one ([`Batch::leave`]: skipped, failed,
+/// handed back); when the last has, the batch goes out in one call and each member gets
+/// its own answer.
+struct Batch {
+    state: tokio::sync::Mutex<BatchState>,
+}
+
+type Answer = Result<crate::ledger::Receipt, DeliveryError>;
+
+struct BatchState {
+    /// Members that have handed in or left.
+    done: Vec<bool>,
+    waiting: Vec<(DeliveryRecord, tokio::sync::oneshot::Sender<Answer>)>,
+}
+
+impl Batch {
+    fn new(members: usize) -> Self {
+        Self {
+            state: tokio::sync::Mutex::new(BatchState {
+                done: vec![false; members],
+                waiting: Vec::new(),
+            }),
+        }
+    }
+
+    /// Hand in member `i`'s delivery and wait for the batch's answer to it.
+    async fn submit(
+        &self,
+        i: usize,
+        ctx: DeliverContext<'_>,
+        destination: &Configured,
+        parcel: DeliveryRecord,
+    ) -> Answer {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let ready = {
+            let mut state = self.state.lock().await;
+            state.waiting.push((parcel, tx));
+            Self::mark(&mut state, i)
+        };
+        if let Some(ready) = ready {
+            Self::send(ctx, destination, ready).await;
+        }
+        rx.await.unwrap_or_else(|_| {
+            Err(DeliveryError::Retryable {
+                message: "the batch this delivery was in failed before it was answered".into(),
+                status: None,
+                answer: None,
+            })
+        })
+    }
+
+    /// Member `i` is done without handing anything in (if it had not handed in already).
+    async fn leave(&self, g: &Group<'_>, i: usize) {
+        let ready = {
+            let mut state = self.state.lock().await;
+            Self::mark(&mut state, i)
+        };
+        let Some(ready) = ready else { return };
+        let Ok(candidate) = g.candidate else { return };
+        let Some(destination) = ready
+            .first()
+            .and_then(|(d, _)| candidate.destination(&d.key.destination))
+        else {
+            return;
+        };
+        let ctx = DeliverContext {
+            secrets: g.svc.secrets.as_ref(),
+            connectors: &g.svc.connectors,
+            candidate,
+            clock: g.svc.clock.as_ref(),
+            meter: None,
+        };
+        Self::send(ctx, destination, ready).await;
+    }
+
+    /// Mark member `i` done; when it was the last, what is waiting, to be sent.
+    fn mark(
+        state: &mut BatchState,
+        i: usize,
+    ) -> Option<Vec<(DeliveryRecord, tokio::sync::oneshot::Sender<Answer>)>> {
+        match state.done.get_mut(i) {
+            Some(done) if !*done => *done = true,
+            _ => return None,
+        }
+        (state.done.iter().all(|d| *d) && !state.waiting.is_empty())
+            .then(|| std::mem::take(&mut state.waiting))
+    }
+
+    /// Send the gathered deliveries in one call and answer each member. A panic in the
+    /// adapter answers none: each member's delivery is then handed back as retryable.
+    async fn send(
+        ctx: DeliverContext<'_>,
+        destination: &Configured,
+        ready: Vec<(DeliveryRecord, tokio::sync::oneshot::Sender<Answer>)>,
+    ) {
+        use futures::FutureExt;
+        let (parcels, senders): (Vec<DeliveryRecord>, Vec<_>) = ready.into_iter().unzip();
+        let answers = std::panic::AssertUnwindSafe(destination.adapter.deliver_many(ctx, &parcels))
+            .catch_unwind()
+            .await
+            .unwrap_or_default();
+        for (tx, answer) in senders.into_iter().zip(answers) {
+            let _ = tx.send(answer);
+        }
+    }
 }
 
 async fn run_group(
@@ -167,6 +278,11 @@ async fn run_group(
         Ok(c) => governor(svc, c, destination.as_deref(), members.len()).await,
         Err(_) => None,
     };
+    let batches = candidate
+        .as_ref()
+        .ok()
+        .and_then(|c| c.target(destination.as_deref()))
+        .is_some_and(|t| t.adapter.metadata().batches);
     let group = Group {
         svc,
         candidate: &candidate,
@@ -175,8 +291,11 @@ async fn run_group(
         deadline,
         latencies: Mutex::new(Vec::new()),
         unanswered: AtomicBool::new(false),
+        batch: batches.then(|| Batch::new(members.len())),
     };
     let concurrency = match destination {
+        // Every member of a batch runs at once: the batch goes out when the last hands in.
+        Some(_) if batches => members.len(),
         // A fast key keeps more of the batch waiting for its slots at once: at 200/s four
         // at a time left the worker's slots unused (61 % of the limit with 8 workers, 93 %
         // with the whole batch; `make bench`), while at VAN's 15/s more only crowds the
@@ -187,8 +306,15 @@ async fn run_group(
             .max(governor.as_ref().map_or(0, |g| g.in_flight())),
         Some(_) => svc.settings.destination_concurrency,
     };
-    let done: Vec<Outcome> = futures::stream::iter(members.iter().copied())
-        .map(|i| isolated(&messages[i], deliver_one(&group, &messages[i])))
+    let group = &group;
+    let done: Vec<Outcome> = futures::stream::iter(members.iter().copied().enumerate())
+        .map(|(j, i)| async move {
+            let outcome = isolated(&messages[i], deliver_one(group, &messages[i], j)).await;
+            if let Some(batch) = &group.batch {
+                batch.leave(group, j).await;
+            }
+            outcome
+        })
         .buffered(concurrency.max(1))
         .collect()
         .await;
@@ -400,7 +526,7 @@ impl RequestMeter for DayMeter {
     }
 }
 
-async fn deliver_one(g: &Group<'_>, msg: &SyncMessage) -> Outcome {
+async fn deliver_one(g: &Group<'_>, msg: &SyncMessage, member: usize) -> Outcome {
     let key = DeliveryKey {
         call: CallKey {
             day: DayKey {
@@ -413,8 +539,8 @@ async fn deliver_one(g: &Group<'_>, msg: &SyncMessage) -> Outcome {
     };
     // VAN's delivery is kept on the call's own record; every other in its own.
     let delivered = match msg.destination {
-        None => try_deliver::<CallRecord>(g, &key, msg).await,
-        Some(_) => try_deliver::<DeliveryRecord>(g, &key, msg).await,
+        None => try_deliver::<CallRecord>(g, &key, msg, member).await,
+        Some(_) => try_deliver::<DeliveryRecord>(g, &key, msg, member).await,
     };
     match delivered {
         Ok(outcome) => outcome,
@@ -429,6 +555,7 @@ async fn try_deliver<R: Stored>(
     g: &Group<'_>,
     key: &DeliveryKey,
     msg: &SyncMessage,
+    member: usize,
 ) -> Result<Outcome, StoreError> {
     let svc = g.svc;
     let Some(mut record) = R::fetch(svc.ledger.as_ref(), key).await? else {
@@ -535,7 +662,20 @@ async fn try_deliver<R: Stored>(
             None
         }
     };
-    send(g, candidate, destination, record, msg, &lease, prepaid).await
+    let held = Held {
+        lease: &lease,
+        prepaid,
+        member,
+    };
+    send(g, candidate, destination, record, msg, held).await
+}
+
+/// What a worker holds of a leased delivery: the lease's id, the first request's slot
+/// (VAN's), and the message's place in its group (for a kind that takes a batch).
+struct Held<'a> {
+    lease: &'a str,
+    prepaid: Option<tokio::time::Instant>,
+    member: usize,
 }
 
 async fn send<R: Stored>(
@@ -544,9 +684,13 @@ async fn send<R: Stored>(
     destination: &Configured,
     mut record: R,
     msg: &SyncMessage,
-    lease: &str,
-    prepaid: Option<tokio::time::Instant>,
+    held: Held<'_>,
 ) -> Result<Outcome, StoreError> {
+    let Held {
+        lease,
+        prepaid,
+        member,
+    } = held;
     let svc = g.svc;
     let admitted = Arc::new(Admitted {
         day: Arc::clone(&g.meter),
@@ -564,10 +708,18 @@ async fn send<R: Stored>(
     };
     let started = std::time::Instant::now();
     let mut parcel = record.as_delivery();
-    let hooked = before_send(ctx, candidate, destination, record.call(), &mut parcel).await;
-    let answer = match hooked {
-        Ok(()) => destination.adapter.deliver(ctx, &parcel).await,
-        Err(e) => Err(e),
+    let mut hooked = before_send(ctx, candidate, destination, record.call(), &mut parcel).await;
+    if hooked.is_ok() && destination.adapter.metadata().waits_for_call {
+        hooked = with_the_calls_deliveries(svc, candidate, &record, &mut parcel).await;
+    }
+    let answer = match (hooked, &g.batch) {
+        (Ok(()), Some(batch)) => {
+            batch
+                .submit(member, ctx, destination, parcel.clone().into_owned())
+                .await
+        }
+        (Ok(()), None) => destination.adapter.deliver(ctx, &parcel).await,
+        (Err(e), _) => Err(e),
     };
     let amended = match parcel {
         Cow::Owned(p) => p.payload,
@@ -745,6 +897,47 @@ async fn before_send(
                 },
                 HookError::OverCap(message) => DeliveryError::OverCap(message),
             })?;
+    }
+    Ok(())
+}
+
+/// For a kind that mirrors the call's whole story: the call's own delivery (VAN's or the
+/// CSV's) and every other destination's as the ledger holds them now, as `deliveries` in
+/// the payload it is handed (the ledger keeps the planned one).
+async fn with_the_calls_deliveries<R: Stored>(
+    svc: &Services,
+    candidate: &Compiled,
+    record: &R,
+    parcel: &mut Cow<'_, DeliveryRecord>,
+) -> Result<(), DeliveryError> {
+    use crate::destinations::sql::delivery_row;
+    let unavailable = |e: StoreError| DeliveryError::Retryable {
+        message: format!("the ledger is unavailable: {e}"),
+        status: None,
+        answer: None,
+    };
+    let key = record.call_key();
+    let mut rows = Vec::new();
+    if let Some(call) = svc.ledger.get(key).await.map_err(unavailable)? {
+        rows.push(delivery_row(&call, call.updated_at));
+    }
+    for d in &candidate.destinations {
+        if d.adapter.metadata().waits_for_call {
+            continue;
+        }
+        let other = DeliveryKey {
+            call: key.clone(),
+            destination: d.name.clone(),
+        };
+        if let Some(r) = svc.ledger.get_delivery(&other).await.map_err(unavailable)? {
+            rows.push(delivery_row(&r, r.updated_at));
+        }
+    }
+    if let Some(serde_json::Value::Object(map)) = parcel.to_mut().payload.as_mut() {
+        map.insert(
+            "deliveries".into(),
+            serde_json::to_value(rows).unwrap_or_default(),
+        );
     }
     Ok(())
 }

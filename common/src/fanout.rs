@@ -55,6 +55,10 @@ pub struct DestinationPass<'a> {
     chunk: Vec<DeliveryRecord>,
     /// Deliveries planned, waiting to be recorded.
     missing: Vec<DeliveryRecord>,
+    /// Calls of the chunk whose other deliveries are not final yet: a destination that
+    /// waits for them ([`crate::destinations::Metadata::waits_for_call`]) is not sent
+    /// these yet.
+    held: HashSet<crate::call::CallId>,
     now: jiff::Timestamp,
     summary: DestinationSettle,
 }
@@ -86,6 +90,7 @@ impl<'a> DestinationPass<'a> {
                 .peekable(),
             chunk: Vec::new(),
             missing: Vec::new(),
+            held: HashSet::new(),
             now: svc.clock.now(),
             summary: DestinationSettle {
                 kind: destination.kind().to_owned(),
@@ -94,9 +99,24 @@ impl<'a> DestinationPass<'a> {
         }
     }
 
-    /// Take the day's next call (calls come in call-id order, as the ledger reads them).
-    pub async fn take(&mut self, call: &CallRecord) -> Result<(), StoreError> {
+    /// Whether this destination waits for a call's other deliveries to be final.
+    pub fn waits(&self) -> bool {
+        self.destination.adapter.metadata().waits_for_call
+    }
+
+    /// Take the day's next call (calls come in call-id order, as the ledger reads them);
+    /// `others_final`: whether its other deliveries are all final (see [`Self::waits`]).
+    /// Returns whether this destination's delivery of the call is final.
+    pub async fn take(
+        &mut self,
+        call: &CallRecord,
+        others_final: bool,
+    ) -> Result<bool, StoreError> {
+        if self.waits() && !others_final {
+            self.held.insert(call.key.call_id.clone());
+        }
         let mut found = false;
+        let mut settled = true;
         loop {
             let order = match std::pin::Pin::new(&mut self.deliveries).peek().await {
                 None => break,
@@ -108,11 +128,18 @@ impl<'a> DestinationPass<'a> {
             }
             // Before this call: a delivery of a call the day no longer reads (still
             // counted and swept); equal: this call's.
-            if let Some(d) = self.deliveries.next().await {
-                self.chunk.push(d?);
-            }
+            let delivery = match self.deliveries.next().await {
+                Some(d) => Some(d?),
+                None => None,
+            };
             if order == std::cmp::Ordering::Equal {
                 found = true;
+                settled = delivery
+                    .as_ref()
+                    .is_none_or(|d| d.delivery.state.is_terminal());
+            }
+            self.chunk.extend(delivery);
+            if found {
                 break;
             }
         }
@@ -124,17 +151,14 @@ impl<'a> DestinationPass<'a> {
                 call: call.key.clone(),
                 destination: self.destination.name.clone(),
             };
-            self.missing.push(DeliveryRecord::planned(
-                key,
-                self.destination.kind(),
-                &plan,
-                self.now,
-            ));
+            let planned = DeliveryRecord::planned(key, self.destination.kind(), &plan, self.now);
+            settled = planned.delivery.state.is_terminal();
+            self.missing.push(planned);
         }
         if self.chunk.len() + self.missing.len() >= CHUNK {
             self.flush().await;
         }
-        Ok(())
+        Ok(settled)
     }
 
     /// The deliveries left after the day's last call, then what the pass did.
@@ -179,11 +203,13 @@ impl<'a> DestinationPass<'a> {
             }
         }
         let mut records = std::mem::take(&mut self.chunk);
+        let held = std::mem::take(&mut self.held);
         let due: Vec<usize> = (0..records.len())
             .filter(|&i| {
                 records[i]
                     .delivery
                     .is_due(self.now, true, svc.settings.requeue_stale_after)
+                    && !held.contains(&records[i].key.call.call_id)
             })
             .collect();
         let (enqueued, refused) = enqueue(svc, self.day, &mut records, &due).await;

@@ -24,6 +24,9 @@ pub struct Report {
     pub ok: bool,
     pub errors: Vec<Finding>,
     pub warnings: Vec<Finding>,
+    /// Facts a destination reports once it checked out (a database's schema version).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<Finding>,
 }
 
 /// The document's own checks (shape, ids, both-or-neither, non-success rows), as findings.
@@ -233,5 +236,6 @@ pub fn check(doc: &CandidateDoc, static_errors: Vec<Finding>, catalogue: &Catalo
         ok: errors.is_empty(),
         errors,
         warnings,
+        notes: Vec::new(),
     }
 }

@@ -1086,7 +1086,11 @@ async fn the_sample_candidate_with_every_destination_is_accepted_as_written() {
         .collect();
     assert_eq!(
         kinds,
-        [("crm-hook", "webhook"), ("city-esb", "http_template")]
+        [
+            ("crm-hook", "webhook"),
+            ("city-esb", "http_template"),
+            ("warehouse", "sql")
+        ]
     );
 }
 

@@ -35,6 +35,8 @@ pub const METADATA: Metadata = Metadata {
     default_rate_limit: f64::INFINITY,
     resends_updates: false,
     configurable: false,
+    batches: false,
+    waits_for_call: false,
     codes: DESTINATION_CODES,
     retry: Retry::Backoff,
 };

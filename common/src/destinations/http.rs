@@ -49,6 +49,8 @@ pub const METADATA: Metadata = Metadata {
     // A partner system that takes one message per activity would file a second one.
     resends_updates: false,
     configurable: true,
+    batches: false,
+    waits_for_call: false,
     codes: super::DESTINATION_CODES,
     retry: super::Retry::Backoff,
 };

@@ -46,6 +46,12 @@ pub struct Metadata {
     pub resends_updates: bool,
     /// Configured in the `destinations` list; `false` for the call record's own (VAN, CSV).
     pub configurable: bool,
+    /// Takes a queue batch's deliveries at once ([`Destination::deliver_many`]): the deliver
+    /// loop leases them all, then hands them over together.
+    pub batches: bool,
+    /// Delivered only once the call's other deliveries are final, with their outcomes
+    /// (`deliveries` in the payload it is handed): a mirror of the call's whole story.
+    pub waits_for_call: bool,
     /// The error codes its deliveries are recorded with.
     #[serde(skip)]
     pub codes: Codes,
@@ -89,7 +95,13 @@ pub use van::METADATA as VAN;
 pub use csv::METADATA as CSV;
 
 /// Every kind, for `GET /destinations`-style listings and the document check.
-pub const KINDS: &[&Metadata] = &[&VAN, &CSV, &webhook::METADATA, &http::METADATA];
+pub const KINDS: &[&Metadata] = &[
+    &VAN,
+    &CSV,
+    &webhook::METADATA,
+    &http::METADATA,
+    &sql::METADATA,
+];
 
 pub use crate::candidate::DestinationDoc;
 pub use crate::candidate::Select;
@@ -194,6 +206,24 @@ pub trait Destination: Send + Sync + fmt::Debug {
         ctx: DeliverContext<'_>,
         delivery: &DeliveryRecord,
     ) -> Result<Receipt, DeliveryError>;
+    /// Send leased deliveries together (a kind whose metadata `batches`): one answer per
+    /// delivery, in order. By default one at a time.
+    async fn deliver_many(
+        &self,
+        ctx: DeliverContext<'_>,
+        deliveries: &[DeliveryRecord],
+    ) -> Vec<Result<Receipt, DeliveryError>> {
+        let mut out = Vec::with_capacity(deliveries.len());
+        for d in deliveries {
+            out.push(self.deliver(ctx, d).await);
+        }
+        out
+    }
+    /// What `validate` reports about a destination that checked out (its schema version):
+    /// facts, not problems.
+    async fn notes(&self, _ctx: DeliverContext<'_>) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// The port a batch kind implements: its delivery is many calls at once — a day's file —
@@ -512,6 +542,8 @@ pub fn configure(
                 http::HttpDestination::from_doc(&doc.settings, &at, slug, egress, errors)
                     .map(|h| Arc::new(h) as Arc<dyn Destination>)
             }
+            "sql" => sql::Sql::from_doc(&doc.settings, &at, slug, errors)
+                .map(|s| Arc::new(s) as Arc<dyn Destination>),
             other => {
                 let known: Vec<&str> = KINDS.iter().map(|k| k.kind).collect();
                 errors.push(FieldError::new(

@@ -18,9 +18,18 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
+use serde::Deserialize;
 use sqlx::mysql::MySqlPoolOptions;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Executor, MySqlPool, PgPool};
+
+use super::{DeliverContext, DeliveryError, Destination, Metadata};
+use crate::call::Call;
+use crate::candidate::Candidate;
+use crate::ledger::{DeliveryPlan, DeliveryRecord, Receipt};
+use crate::mapping::{FieldError, ResultRow};
+use crate::values::CandidateSlug;
 
 /// The newest schema version this build knows.
 pub const SCHEMA_VERSION: i64 = 2;
@@ -68,8 +77,9 @@ pub enum Database {
     MySql(MySqlPool),
 }
 
-/// A table prefix: letters, digits and `_`, at most 32, so that it is safe to write into
-/// statements (names cannot be bound as parameters).
+/// A table prefix: lowercase letters, digits and `_`, at most 32, so that it is safe to
+/// write into statements (names cannot be bound as parameters) and names the same table
+/// in both servers (PostgreSQL folds unquoted names to lowercase; MySQL on Linux does not).
 pub fn check_prefix(prefix: &str) -> Result<(), String> {
     if prefix.len() > 32 {
         return Err(format!(
@@ -79,10 +89,10 @@ pub fn check_prefix(prefix: &str) -> Result<(), String> {
     }
     if let Some(c) = prefix
         .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_'))
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_'))
     {
         return Err(format!(
-            "table_prefix may hold letters, digits and `_` only, not {c:?}"
+            "table_prefix may hold lowercase letters, digits and `_` only, not {c:?}"
         ));
     }
     Ok(())
@@ -258,8 +268,93 @@ impl Database {
     }
 }
 
-/// One call as the `calls` table holds it. Times are UTC.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl Database {
+    /// What the URL's user lacks for callsync's writes under `prefix`, each with the grant
+    /// that gives it: creating tables (while a migration is pending) and inserting,
+    /// updating and reading rows of `calls` and `deliveries`. Empty when it has all.
+    pub async fn missing_privileges(&self, prefix: &str) -> Result<Vec<String>, SqlError> {
+        let version = self.schema_version(prefix).await?;
+        let tables = [format!("{prefix}calls"), format!("{prefix}deliveries")];
+        let rows = ["INSERT", "UPDATE", "SELECT"];
+        let mut missing = Vec::new();
+        match self {
+            Self::Postgres(pool) => {
+                if version < SCHEMA_VERSION {
+                    let can: Option<bool> = sqlx::query_scalar(
+                        "SELECT has_schema_privilege(current_schema(), 'CREATE')",
+                    )
+                    .fetch_one(pool)
+                    .await?;
+                    if can != Some(true) {
+                        missing.push("the URL's user may not create tables in its schema, and callsync creates and upgrades its own: GRANT CREATE ON SCHEMA <schema> TO <user>".to_owned());
+                    }
+                }
+                for table in &tables {
+                    for privilege in rows {
+                        let can: Option<bool> = sqlx::query_scalar(
+                            "SELECT CASE WHEN to_regclass($1) IS NULL THEN true ELSE has_table_privilege($1, $2) END",
+                        )
+                        .bind(table)
+                        .bind(privilege)
+                        .fetch_one(pool)
+                        .await?;
+                        if can != Some(true) {
+                            missing.push(format!(
+                                "the URL's user may not {} rows of {table}: GRANT {privilege} ON {table} TO <user>",
+                                privilege.to_lowercase()
+                            ));
+                        }
+                    }
+                }
+            }
+            Self::MySql(pool) => {
+                // Grants of the user itself: global, on this database, and on each table.
+                let grantee: String = sqlx::query_scalar(
+                    "SELECT CONCAT('''', SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '''@''', SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''')",
+                )
+                .fetch_one(pool)
+                .await?;
+                let broad: Vec<String> = sqlx::query_scalar(
+                    "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = ?
+                     UNION SELECT PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES
+                       WHERE GRANTEE = ? AND TABLE_SCHEMA = DATABASE()",
+                )
+                .bind(&grantee)
+                .bind(&grantee)
+                .fetch_all(pool)
+                .await?;
+                let has = |p: &str| broad.iter().any(|b| b.eq_ignore_ascii_case(p));
+                if version < SCHEMA_VERSION && !has("CREATE") {
+                    missing.push("the URL's user may not create tables in its database, and callsync creates and upgrades its own: GRANT CREATE ON <db>.* TO <user>".to_owned());
+                }
+                for table in &tables {
+                    let own: Vec<String> = sqlx::query_scalar(
+                        "SELECT PRIVILEGE_TYPE FROM information_schema.TABLE_PRIVILEGES
+                         WHERE GRANTEE = ? AND TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+                    )
+                    .bind(&grantee)
+                    .bind(table)
+                    .fetch_all(pool)
+                    .await?;
+                    for privilege in rows {
+                        if !has(privilege) && !own.iter().any(|o| o.eq_ignore_ascii_case(privilege))
+                        {
+                            missing.push(format!(
+                                "the URL's user may not {} rows of {table}: GRANT {privilege} ON <db>.{table} TO <user>",
+                                privilege.to_lowercase()
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(missing)
+    }
+}
+
+/// One call as the `calls` table holds it. Times are UTC. As a planned payload it holds
+/// no update time: that is the delivery's.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CallRow {
     pub candidate: String,
     pub call_id: String,
@@ -276,11 +371,12 @@ pub struct CallRow {
     pub phone: Option<String>,
     pub source_file: Option<String>,
     pub source_line: Option<i64>,
+    #[serde(skip, default)]
     pub updated_at: jiff::Timestamp,
 }
 
 /// One delivery as the `deliveries` table holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DeliveryRow {
     pub candidate: String,
     pub call_id: String,
@@ -617,6 +713,356 @@ const MIGRATIONS: &[Migration] = &[
     },
 ];
 
+// ---------------------------------------------------------------------------------------
+// The `sql` kind.
+
+pub const METADATA: Metadata = Metadata {
+    kind: "sql",
+    description: "every call upserted into the campaign's PostgreSQL or MySQL / MariaDB database, with the outcome of each of its deliveries",
+    spends_money: false,
+    // Rows a second across workers: a statement carries a queue batch's rows, and the
+    // campaign's database is shared with everything else it serves.
+    default_rate_limit: 100.0,
+    resends_updates: true,
+    configurable: true,
+    batches: true,
+    waits_for_call: true,
+    codes: super::DESTINATION_CODES,
+    retry: super::Retry::Backoff,
+};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    /// Secrets Manager secret holding `{"url": "postgres://…"}`.
+    secret_name: String,
+    #[serde(default)]
+    table_prefix: Option<String>,
+}
+
+/// The secret's JSON.
+#[derive(Deserialize)]
+struct UrlSecret {
+    url: String,
+}
+
+/// What a delivery to the `sql` kind is handed: the call's row, planned, and the call's
+/// other deliveries as the deliver loop found them (see [`Metadata::waits_for_call`]).
+#[derive(Debug, Deserialize)]
+struct Parcel {
+    call: CallRow,
+    #[serde(default)]
+    deliveries: Vec<DeliveryRow>,
+}
+
+/// The `sql` destination of one candidate: its secret, its table prefix, and the pool of
+/// this instance (kept while the candidate's document is unchanged; replaced when the
+/// secret's URL changes).
+pub struct Sql {
+    secret_name: String,
+    prefix: String,
+    pool: tokio::sync::Mutex<Option<Pool>>,
+}
+
+struct Pool {
+    /// SHA-256 of the URL it was made for: a rotated secret makes a new pool.
+    url: String,
+    database: Database,
+    /// Whether this instance brought the schema to [`SCHEMA_VERSION`] already.
+    migrated: bool,
+}
+
+impl std::fmt::Debug for Sql {
+    // Never the pool: its options hold the URL, password included.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sql")
+            .field("secret_name", &self.secret_name)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sql {
+    pub(super) fn from_doc(
+        doc: &serde_json::Map<String, serde_json::Value>,
+        at: &str,
+        slug: Option<&CandidateSlug>,
+        errors: &mut Vec<FieldError>,
+    ) -> Option<Self> {
+        let s: Settings = super::settings(doc, at, errors)?;
+        let before = errors.len();
+        crate::candidate::check_secret(
+            &format!("{at}.secret_name"),
+            &s.secret_name,
+            "the database URL ({\"url\": \"postgres://user:password@host:5432/db\"})",
+            slug,
+            errors,
+        );
+        let prefix = s.table_prefix.unwrap_or_default();
+        if let Err(e) = check_prefix(&prefix) {
+            errors.push(FieldError::new(
+                format!("{at}.table_prefix"),
+                format!("{e}, such as \"callsync_\""),
+            ));
+        }
+        (errors.len() == before).then(|| Self {
+            secret_name: s.secret_name,
+            prefix,
+            pool: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// This instance's pool for the URL in the secret, the schema brought up to date once.
+    async fn database(&self, ctx: DeliverContext<'_>) -> Result<Database, DeliveryError> {
+        let secret: UrlSecret = super::own_secret(ctx, &self.secret_name).await?;
+        let digest = crate::values::sha256_hex(secret.url.as_bytes());
+        let mut pool = self.pool.lock().await;
+        if pool.as_ref().is_none_or(|p| p.url != digest) {
+            let database = Database::connect(secret.url.trim())
+                .map_err(|e| DeliveryError::Setup(format!("secret {:?}: {e}", self.secret_name)))?;
+            *pool = Some(Pool {
+                url: digest,
+                database,
+                migrated: false,
+            });
+        }
+        let Some(p) = pool.as_mut() else {
+            unreachable!("the pool was just made");
+        };
+        if !p.migrated {
+            p.database.migrate(&self.prefix).await.map_err(|e| match e {
+                SqlError::Refused(why) => DeliveryError::Setup(format!(
+                    "the database refused callsync's schema ({why}): let the URL's user create tables (PostgreSQL: GRANT CREATE ON SCHEMA …; MySQL: GRANT CREATE, INSERT, UPDATE, SELECT ON db.*), then POST /retry with this destination"
+                )),
+                e => delivery_error(e),
+            })?;
+            p.migrated = true;
+        }
+        Ok(p.database.clone())
+    }
+}
+
+/// A database failure as a delivery's: one that may pass (the server is down, busy,
+/// restarting) is tried again; a refusal of the rows is final.
+fn delivery_error(e: SqlError) -> DeliveryError {
+    match e {
+        SqlError::Url(m) => DeliveryError::Setup(m),
+        SqlError::Unavailable(m) => DeliveryError::Retryable {
+            message: format!("the database is unavailable: {m}"),
+            status: None,
+            answer: None,
+        },
+        SqlError::Refused(m) => DeliveryError::Rejected {
+            message: format!("the database refused the rows: {m}"),
+            status: None,
+            answer: None,
+            envelope: None,
+        },
+    }
+}
+
+/// The row `call` is planned as.
+pub fn call_row(call: &Call, row: Option<&ResultRow>, candidate: &Candidate) -> CallRow {
+    let database_mode = call
+        .database_mode
+        .or(candidate.van().map(|v| v.database_mode));
+    let text = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    CallRow {
+        candidate: candidate.slug.to_string(),
+        call_id: call.call_id.0.clone(),
+        local_date: call.local_date,
+        started_at: call.started_at,
+        ended_at: call.ended_at,
+        agent: text(&call.agent),
+        result_key: call.result.as_str().to_owned(),
+        result_name: row.map(|r| r.display_name.clone()),
+        van_id: call.van_id.and_then(|v| i64::try_from(v.get()).ok()),
+        database_mode: database_mode.and_then(|m| {
+            serde_json::to_value(m)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+        }),
+        first_name: text(&call.first_name),
+        last_name: text(&call.last_name),
+        phone: call.phone.as_ref().map(|p| p.digits().to_owned()),
+        source_file: call.origin.as_ref().map(|o| o.file.key.clone()),
+        source_line: call
+            .origin
+            .as_ref()
+            .and_then(|o| i64::try_from(o.line).ok()),
+        updated_at: jiff::Timestamp::default(),
+    }
+}
+
+/// A delivery as the `deliveries` table holds it: a call record's own (VAN or the CSV;
+/// `none` for a call that went to neither — ignored, or an error before planning) or a
+/// destination's.
+pub fn delivery_row<R: crate::ledger::Tracked>(
+    record: &R,
+    updated_at: jiff::Timestamp,
+) -> DeliveryRow {
+    let d = record.delivery();
+    let key = record.call_key();
+    DeliveryRow {
+        candidate: key.day.candidate.to_string(),
+        call_id: key.call_id.0.clone(),
+        destination: record.destination_name().unwrap_or("none").to_owned(),
+        state: d.state.to_string(),
+        attempts: i32::try_from(d.attempts).unwrap_or(i32::MAX),
+        receipt: d
+            .receipt
+            .as_ref()
+            .and_then(|r| serde_json::to_string(r).ok()),
+        error: d
+            .error
+            .as_ref()
+            .map(|e| format!("{}: {}", e.code, e.message)),
+        updated_at,
+    }
+}
+
+#[async_trait]
+impl Destination for Sql {
+    fn metadata(&self) -> &'static Metadata {
+        &METADATA
+    }
+
+    /// The host is in the secret, not the document: the campaign's database may well be
+    /// at a private address inside its VPC.
+    fn endpoint(&self) -> Option<(&str, &'static str)> {
+        None
+    }
+
+    async fn check(&self, ctx: DeliverContext<'_>) -> Vec<String> {
+        let secret = match super::own_secret::<UrlSecret>(ctx, &self.secret_name).await {
+            Ok(s) => s,
+            Err(e) => return vec![e.to_string()],
+        };
+        let database = match Database::connect(secret.url.trim()) {
+            Ok(d) => d,
+            Err(e) => return vec![format!("secret {:?}: {e}", self.secret_name)],
+        };
+        match database.missing_privileges(&self.prefix).await {
+            Ok(missing) => missing,
+            // A database that does not answer now is not a setting to fix: its deliveries
+            // wait for it, and nothing else of the night does (see `notes`).
+            Err(SqlError::Unavailable(_)) => Vec::new(),
+            Err(e) => vec![e.to_string()],
+        }
+    }
+
+    async fn notes(&self, ctx: DeliverContext<'_>) -> Vec<String> {
+        let Ok(secret) = super::own_secret::<UrlSecret>(ctx, &self.secret_name).await else {
+            return Vec::new();
+        };
+        let Ok(database) = Database::connect(secret.url.trim()) else {
+            return Vec::new();
+        };
+        match database.schema_version(&self.prefix).await {
+            Ok(v) if v == SCHEMA_VERSION => vec![format!("schema version {v} (current)")],
+            Ok(0) => vec![format!(
+                "no callsync schema yet: the first delivery creates version {SCHEMA_VERSION}"
+            )],
+            Ok(v) if v < SCHEMA_VERSION => vec![format!(
+                "schema version {v}: the next delivery upgrades it to {SCHEMA_VERSION}"
+            )],
+            Ok(v) => vec![format!(
+                "schema version {v}, newer than this deployment's {SCHEMA_VERSION}: deploy the newer callsync"
+            )],
+            Err(SqlError::Unavailable(why)) => vec![format!(
+                "the database did not answer ({why}): its deliveries wait until it does; if it is inside a VPC, deploy with the VPC parameters (README, \"SQL\")"
+            )],
+            Err(_) => Vec::new(),
+        }
+    }
+
+    fn plan(
+        &self,
+        _name: &str,
+        call: &Call,
+        row: Option<&ResultRow>,
+        candidate: &Candidate,
+    ) -> DeliveryPlan {
+        DeliveryPlan::Send(serde_json::json!({ "call": call_row(call, row, candidate) }))
+    }
+
+    async fn deliver(
+        &self,
+        ctx: DeliverContext<'_>,
+        delivery: &DeliveryRecord,
+    ) -> Result<Receipt, DeliveryError> {
+        let mut out = self.deliver_many(ctx, std::slice::from_ref(delivery)).await;
+        out.pop()
+            .unwrap_or_else(|| Err(DeliveryError::Setup("nothing was delivered".into())))
+    }
+
+    /// Every row of the batch in one statement per table: the calls, then their
+    /// deliveries. Each is an upsert, so a batch sent again changes nothing.
+    async fn deliver_many(
+        &self,
+        ctx: DeliverContext<'_>,
+        deliveries: &[DeliveryRecord],
+    ) -> Vec<Result<Receipt, DeliveryError>> {
+        let now = ctx.clock.now();
+        let mut out: Vec<Option<Result<Receipt, DeliveryError>>> = vec![None; deliveries.len()];
+        let mut calls = Vec::new();
+        let mut rows = Vec::new();
+        let mut sent = Vec::new();
+        for (i, d) in deliveries.iter().enumerate() {
+            let parcel = d
+                .payload
+                .clone()
+                .map(serde_json::from_value::<Parcel>)
+                .transpose();
+            match parcel {
+                Ok(Some(mut p)) => {
+                    p.call.updated_at = now;
+                    calls.push(p.call);
+                    rows.extend(p.deliveries);
+                    sent.push(i);
+                }
+                Ok(None) => {
+                    out[i] = Some(Err(DeliveryError::Setup(
+                        "the delivery holds no payload".into(),
+                    )))
+                }
+                Err(e) => {
+                    out[i] = Some(Err(DeliveryError::Setup(format!(
+                        "the delivery's payload is not a call row ({e}): POST /retry with this destination plans it again"
+                    ))))
+                }
+            }
+        }
+        if !sent.is_empty() {
+            let written = async {
+                let database = self.database(ctx).await?;
+                database
+                    .upsert_calls(&self.prefix, &calls)
+                    .await
+                    .map_err(delivery_error)?;
+                database
+                    .upsert_deliveries(&self.prefix, &rows)
+                    .await
+                    .map_err(delivery_error)
+            }
+            .await;
+            for i in sent {
+                out[i] = Some(match &written {
+                    Ok(()) => Ok(Receipt::Sql {
+                        table: format!("{}calls", self.prefix),
+                        at: now,
+                        attempts: deliveries[i].delivery.attempts,
+                    }),
+                    Err(e) => Err(e.clone()),
+                });
+            }
+        }
+        out.into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(DeliveryError::Setup("nothing was delivered".into()))))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -628,6 +1074,7 @@ mod tests {
         assert!(check_prefix("ny14_").is_ok());
         let err = check_prefix("x; DROP TABLE calls; --").unwrap_err();
         assert!(err.contains("letters, digits and `_`"), "{err}");
+        assert!(check_prefix("NY14_").is_err());
         assert!(
             check_prefix(&"a".repeat(33))
                 .unwrap_err()

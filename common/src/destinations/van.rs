@@ -36,6 +36,8 @@ pub const METADATA: Metadata = Metadata {
     default_rate_limit: 15.0,
     resends_updates: false,
     configurable: false,
+    batches: false,
+    waits_for_call: false,
     codes: Codes {
         rejected: "van_rejected",
         setup: "van_setup",

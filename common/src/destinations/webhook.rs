@@ -39,6 +39,8 @@ pub const METADATA: Metadata = Metadata {
     default_rate_limit: 5.0,
     resends_updates: true,
     configurable: true,
+    batches: false,
+    waits_for_call: false,
     codes: super::DESTINATION_CODES,
     retry: super::Retry::Backoff,
 };

@@ -39,11 +39,47 @@ async fn route(ctx: &ApiContext, req: Request) -> Result<Response<Body>, ApiErro
         }
         _ => return Err(http::not_found_route(&req)),
     };
-    let report = check(ctx, &doc).await?;
+    let mut report = check(ctx, &doc).await?;
+    report.notes = destination_notes(ctx, &doc).await;
     if http::query(&req, "format").as_deref() == Some("text") {
         return Ok(text_response(StatusCode::OK, to_text(&doc, &report)));
     }
     Ok(json_response(StatusCode::OK, &report))
+}
+
+/// What each destination of a document whose settings check out says about itself (a
+/// database's schema version), by field.
+async fn destination_notes(ctx: &ApiContext, doc: &CandidateDoc) -> Vec<Finding> {
+    let settings = CandidateDoc {
+        results: Vec::new(),
+        ..doc.clone()
+    };
+    let Ok(candidate) = Compiled::for_deployment(settings, &ctx.connectors) else {
+        return Vec::new();
+    };
+    let mut notes = Vec::new();
+    for d in &candidate.destinations {
+        let at = doc
+            .destinations
+            .iter()
+            .position(|x| x.name == d.name)
+            .unwrap_or_default();
+        let dctx = DeliverContext {
+            secrets: ctx.secrets.as_ref(),
+            connectors: &ctx.connectors,
+            candidate: &candidate,
+            clock: &crate::ports::SystemClock,
+            meter: None,
+        };
+        for note in d.adapter.notes(dctx).await {
+            notes.push(Finding {
+                result: None,
+                field: format!("destinations[{at}]"),
+                message: note,
+            });
+        }
+    }
+    notes
 }
 
 /// Check `doc` whole first, then fetch what VAN (and LiveVox) offer and check the mapping
@@ -114,6 +150,7 @@ async fn check(ctx: &ApiContext, doc: &CandidateDoc) -> Result<Report, ApiError>
             ok: static_errors.is_empty(),
             errors: static_errors,
             warnings: Vec::new(),
+            notes: Vec::new(),
         });
     };
     let client = match ctx
@@ -178,6 +215,7 @@ fn single_error(mut errors: Vec<Finding>, field: &str, message: &str) -> Report 
         ok: false,
         errors,
         warnings: Vec::new(),
+        notes: Vec::new(),
     }
 }
 
@@ -202,6 +240,9 @@ fn to_text(doc: &CandidateDoc, report: &Report) -> String {
     }
     for w in &report.warnings {
         let _ = writeln!(out, "WARN   {}", w.message);
+    }
+    for n in &report.notes {
+        let _ = writeln!(out, "NOTE   {}: {}", n.field, n.message);
     }
     let _ = writeln!(
         out,

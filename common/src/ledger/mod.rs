@@ -154,6 +154,13 @@ pub enum Receipt {
         /// SHA-256 of the exact request body, hex.
         fingerprint: String,
     },
+    /// The call's row (and its deliveries') is in this table of the campaign's database.
+    Sql {
+        table: String,
+        at: Timestamp,
+        /// Sends it took (a lease each), this one included.
+        attempts: u32,
+    },
 }
 
 /// Why a call is in an error state, and what to do about it.

@@ -191,8 +191,14 @@ pub(super) async fn settle_locked(
         let record = record?;
         tally.add(&record);
         fanout::add_own(&mut own, &record);
-        for pass in &mut passes {
-            pass.take(&record).await?;
+        // Destinations that mirror the call's whole story come last, told whether the
+        // rest of it is final.
+        let mut others_final = record.delivery.state.is_terminal();
+        for pass in passes.iter_mut().filter(|p| !p.waits()) {
+            others_final &= pass.take(&record, true).await?;
+        }
+        for pass in passes.iter_mut().filter(|p| p.waits()) {
+            pass.take(&record, others_final).await?;
         }
         if due(&record) {
             sending.push(record);

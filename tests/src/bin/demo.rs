@@ -59,32 +59,42 @@ async fn main() {
         "user_name": demo_data::LV_USER,
         "password": demo_data::LV_PASSWORD,
     });
+    // The warehouse destination's database: the PostgreSQL server `make demo` starts
+    // (infra/with_databases.sh), when PostgreSQL is installed.
+    let warehouse = std::env::var("CALLSYNC_TEST_POSTGRES_URL").ok();
+    let warehouse_secret = warehouse
+        .as_ref()
+        .map(|url| ("callsync/demo/warehouse", json!({ "url": url }).to_string()));
     let stack = LocalStack::up(
         &[
-            ("callsync/demo/van", van_secret.to_string()),
-            (
-                "callsync/demo/van-myc",
-                serde_json::json!({
-                    "application_name": demo_data::VAN_APPLICATION,
-                    "api_key": demo_data::VAN_MYCAMPAIGN_KEY,
-                })
-                .to_string(),
-            ),
-            ("callsync/demo/livevox", livevox_secret.to_string()),
-            (
-                "callsync/demo/crm-hook",
-                json!({"signing_secret": DEMO_SIGNING_SECRET}).to_string(),
-            ),
-            (
-                "callsync/demo/esb-tls",
-                json!({
-                    "client_certificate": pki.client_cert_pem,
-                    "client_key": pki.client_key_pem,
-                    "ca_bundle": pki.ca_pem,
-                })
-                .to_string(),
-            ),
-        ],
+            Vec::from_iter(warehouse_secret),
+            vec![
+                ("callsync/demo/van", van_secret.to_string()),
+                (
+                    "callsync/demo/van-myc",
+                    serde_json::json!({
+                        "application_name": demo_data::VAN_APPLICATION,
+                        "api_key": demo_data::VAN_MYCAMPAIGN_KEY,
+                    })
+                    .to_string(),
+                ),
+                ("callsync/demo/livevox", livevox_secret.to_string()),
+                (
+                    "callsync/demo/crm-hook",
+                    json!({"signing_secret": DEMO_SIGNING_SECRET}).to_string(),
+                ),
+                (
+                    "callsync/demo/esb-tls",
+                    json!({
+                        "client_certificate": pki.client_cert_pem,
+                        "client_key": pki.client_key_pem,
+                        "ca_bundle": pki.ca_pem,
+                    })
+                    .to_string(),
+                ),
+            ],
+        ]
+        .concat(),
         &[
             ("CALLSYNC_VAN_BASE_URL", van.base_url()),
             ("CALLSYNC_LIVEVOX_BASE_URL", livevox.base_url()),
@@ -149,7 +159,7 @@ async fn main() {
         30,
     );
 
-    night(&stack, &ctx, &van, &livevox, &pki).await;
+    night(&stack, &ctx, &van, &livevox, &pki, warehouse.as_deref()).await;
 
     step("What reached the fakes");
     println!(
@@ -169,6 +179,7 @@ async fn night(
     van: &FakeVan,
     livevox: &FakeLiveVox,
     pki: &Pki,
+    warehouse: Option<&str>,
 ) {
     let date = demo_today().yesterday().unwrap_or_else(|_| demo_today());
     // 20:00 in New York the next day (01:00 UTC the day after): past the demo
@@ -186,6 +197,23 @@ async fn night(
     let mut put = with_token(event("candidates-put-destinations.json"), Some(TEST_TOKEN));
     let mut doc: Value =
         serde_json::from_str(put["body"].as_str().unwrap_or("{}")).unwrap_or_default();
+    match warehouse {
+        Some(url) => println!(
+            "  warehouse (sql) → PostgreSQL at {}, tables callsync_calls and callsync_deliveries",
+            url.split('@')
+                .nth(1)
+                .and_then(|r| r.split('/').next())
+                .unwrap_or("?")
+        ),
+        None => {
+            println!(
+                "  warehouse (sql): left out — PostgreSQL is not installed (apt-get install postgresql; make demo starts it)"
+            );
+            if let Some(list) = doc["destinations"].as_array_mut() {
+                list.retain(|d| d["name"] != "warehouse");
+            }
+        }
+    }
     for d in doc["destinations"].as_array_mut().into_iter().flatten() {
         // The sample's public hosts become the local receivers; a local stack allows
         // loopback receivers through its environment only.
@@ -318,13 +346,16 @@ async fn night(
     }
 
     step(
-        "The next hourly tick (events/nightly-scheduled.json): nothing pending, so the report goes out",
+        "The next hourly tick (events/nightly-scheduled.json): each call, its outcome final, to the warehouse",
     );
-    run(
-        &svc,
-        json!({"source": "aws.events", "detail-type": "Scheduled Event"}),
-    )
-    .await;
+    let tick = json!({"source": "aws.events", "detail-type": "Scheduled Event"});
+    run(&svc, tick.clone()).await;
+    drain(stack, &svc).await;
+    if let Some(url) = warehouse {
+        show_warehouse(url).await;
+    }
+    step("The tick after: nothing pending, so the report goes out");
+    run(&svc, tick).await;
     for report in hook.bodies() {
         for line in report["text"].as_str().unwrap_or_default().lines() {
             println!("  {line}");
@@ -375,6 +406,31 @@ async fn night(
         messages.len(),
         partner.received().len(),
     );
+}
+
+/// What the warehouse holds: rows per table, and VAN's outcomes beside the calls.
+async fn show_warehouse(url: &str) {
+    use callsync::destinations::sql::Database;
+    let Ok(Database::Postgres(pool)) = Database::connect(url) else {
+        return;
+    };
+    let calls: Result<i64, _> = sqlx::query_scalar("SELECT count(*) FROM callsync_calls")
+        .fetch_one(&pool)
+        .await;
+    let outcomes: Result<Vec<(String, String, i64)>, _> = sqlx::query_as(
+        "SELECT destination, state, count(*) FROM callsync_deliveries GROUP BY 1, 2 ORDER BY 1, 2",
+    )
+    .fetch_all(&pool)
+    .await;
+    match (calls, outcomes) {
+        (Ok(calls), Ok(outcomes)) => {
+            println!("  warehouse: {calls} rows in callsync_calls; callsync_deliveries:");
+            for (destination, state, n) in outcomes {
+                println!("    {destination:<10} {state:<18} {n}");
+            }
+        }
+        (Err(e), _) | (_, Err(e)) => println!("  warehouse: could not read it back: {e}"),
+    }
 }
 
 async fn run(svc: &callsync::services::Services, event: Value) -> Value {

@@ -1,0 +1,648 @@
+//! The `sql` destination end to end: a night read from the S3 inbox (moto), planned into
+//! the ledger (DynamoDB in moto), fanned out on SQS (moto) and delivered by `sync-call` to
+//! real PostgreSQL and MariaDB servers (started by `infra/with_databases.sh`), VAN's side
+//! to the fake VAN. Each test writes under a table prefix of its own.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use callsync::call::CallId;
+use callsync::destinations::DeliverContext;
+use callsync::destinations::sql::{Database, Dialect, SCHEMA_VERSION};
+use callsync::entrypoints::nightly as nightly_event;
+use callsync::ledger::{CallKey, CallState, DayKey, DeliveryKey, Receipt};
+use callsync::services::Services;
+use callsync::values::CandidateSlug;
+use callsync_tests::fake_van::{FakeVan, VanData};
+use callsync_tests::harness::LocalStack;
+use callsync_tests::night::{TestClock, Webhook, cdr_row, drain, drop_cdr, services};
+use jiff::civil::{Date, date};
+use serde_json::{Value, json};
+
+const VAN_SECRET: &str = r#"{"application_name":"callsync-demo","api_key":"demo-van-key"}"#;
+const MORNING: &str = "2026-11-22T14:00:00Z";
+const DAY: Date = date(2026, 11, 21);
+const WAREHOUSE: &str = "warehouse";
+
+fn url(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!(
+            "{var} is set by infra/with_databases.sh (`make test` runs it); it needs Debian's postgresql and mariadb-server, which .ci/run installs"
+        )
+    })
+}
+
+fn server(dialect: Dialect) -> String {
+    url(match dialect {
+        Dialect::Postgres => "CALLSYNC_TEST_POSTGRES_URL",
+        Dialect::MySql => "CALLSYNC_TEST_MYSQL_URL",
+    })
+}
+
+fn slug() -> CandidateSlug {
+    CandidateSlug::parse("night").unwrap()
+}
+
+fn day() -> DayKey {
+    DayKey {
+        candidate: slug(),
+        date: DAY,
+    }
+}
+
+/// A TCP relay to a database server that can be taken down (every open connection cut,
+/// new ones closed at once) and brought back: the database going away mid-night.
+struct Relay {
+    port: u16,
+    up: Arc<AtomicBool>,
+    open: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Relay {
+    async fn start(target: &str) -> Self {
+        let target = target.to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(AtomicBool::new(true));
+        let open: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let (is_up, conns) = (Arc::clone(&up), Arc::clone(&open));
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !is_up.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let target = target.clone();
+                conns.lock().unwrap().push(tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                }));
+            }
+        });
+        Self { port, up, open }
+    }
+
+    fn down(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for c in self.open.lock().unwrap().drain(..) {
+            c.abort();
+        }
+    }
+
+    fn up(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+/// `url` with its host and port replaced by the relay's.
+fn through(url: &str, relay: &Relay) -> String {
+    let mut u = url::Url::parse(url).unwrap();
+    u.set_port(Some(relay.port)).unwrap();
+    u.to_string()
+}
+
+fn host_port(url: &str) -> String {
+    let u = url::Url::parse(url).unwrap();
+    format!("{}:{}", u.host_str().unwrap(), u.port().unwrap())
+}
+
+struct World {
+    van: FakeVan,
+    stack: LocalStack,
+    svc: Services,
+    clock: Arc<TestClock>,
+    _report: Webhook,
+    database: Database,
+    prefix: String,
+}
+
+/// The candidate: VAN for synced calls, the CSV for `csv` rows, and the warehouse for
+/// every call.
+fn doc(report: &str, prefix: &str, secret: &str) -> callsync::candidate::CandidateDoc {
+    serde_json::from_value(json!({
+        "slug": "night", "display_name": "Night for Congress", "time_zone": "America/New_York",
+        "sync_hour": 3, "source": {"cdr": {}}, "strategy": "full",
+        "van": {"secret_name": "callsync/night/van", "database_mode": "voter_file"},
+        "results": [
+            {"result": "Agent Cust 1", "display_name": "Strong support", "success": true,
+             "survey_responses": [{"question_id": 2300, "response_id": 9100}], "sync": true},
+            {"result": "Agent Cust 3", "display_name": "Wrong number", "success": false,
+             "result_code_id": 20, "sync": true},
+            {"result": "No Answer", "display_name": "No answer", "success": false,
+             "result_code_id": 1, "csv": true}
+        ],
+        "destinations": [
+            {"name": "van", "kind": "van"},
+            {"name": WAREHOUSE, "kind": "sql", "secret_name": secret,
+             "table_prefix": prefix, "select": "all"}
+        ],
+        "notify": {"webhook_url": report}
+    }))
+    .unwrap()
+}
+
+/// A world whose warehouse is reached at `database_url` (the server's own, or a relay's).
+async fn world(dialect: Dialect, database_url: &str) -> World {
+    let van = FakeVan::start(VanData::demo()).await;
+    van.add_people(100_001..=100_020);
+    // Candidate secrets are shared by every stack on one moto: a name of this world's own.
+    let secret_name = format!("callsync/night/warehouse-{:08x}", fastrand::u32(..));
+    let secret = json!({ "url": database_url }).to_string();
+    let stack = LocalStack::up(
+        &[
+            ("callsync/night/van", VAN_SECRET.into()),
+            (secret_name.as_str(), secret),
+        ],
+        &[("CALLSYNC_VAN_BASE_URL", van.base_url())],
+    )
+    .await;
+    let clock = TestClock::new(MORNING);
+    let mut svc = services(&stack, clock.clone());
+    svc.settings.requeue_stale_after = Duration::from_secs(3600);
+    let report = Webhook::start().await;
+    let prefix = format!("t{:08x}_", fastrand::u32(..));
+    svc.config
+        .put(&doc(&report.url, &prefix, &secret_name))
+        .await
+        .unwrap();
+    World {
+        van,
+        stack,
+        svc,
+        clock,
+        _report: report,
+        database: Database::connect(&server(dialect)).unwrap(),
+        prefix,
+    }
+}
+
+/// Ten calls: 1001–1006 for VAN (1002, 1004, 1006 wrong numbers), 1007–1008 for the CSV,
+/// 1009 an unknown result, 1010 a person VAN does not know, and 1011 a name with accents,
+/// a comma and a quote.
+fn night_rows() -> Vec<String> {
+    let mut rows = Vec::new();
+    for i in 1..=6u64 {
+        let result = if i % 2 == 0 {
+            "Agent Cust 3"
+        } else {
+            "Agent Cust 1"
+        };
+        rows.push(cdr_row(
+            1000 + i,
+            &format!("ny14-van-{}", 100_000 + i),
+            &format!("212-555-01{i:02}"),
+            &format!("21-11-2026 18:{i:02}:00"),
+            result,
+        ));
+    }
+    for i in 7..=8u64 {
+        rows.push(cdr_row(
+            1000 + i,
+            &format!("ny14-van-{}", 100_000 + i),
+            "212-555-0199",
+            &format!("21-11-2026 19:{i:02}:00"),
+            "No Answer",
+        ));
+    }
+    rows.push(cdr_row(
+        1009,
+        "ny14-van-100009",
+        "212-555-0109",
+        "21-11-2026 19:30:00",
+        "Agent Cust 9",
+    ));
+    rows.push(cdr_row(
+        1010,
+        "ny14-van-950000001",
+        "212-555-0110",
+        "21-11-2026 19:40:00",
+        "Agent Cust 1",
+    ));
+    rows.push(
+        "1011,ny14-van-100011,Zoë,\"O'Brien, Núñez\",212-555-0111,21-11-2026 19:50:00,21-11-2026 19:50:00,21-11-2026 19:51:30,agent7,Agent Cust 1,C1"
+            .into(),
+    );
+    rows
+}
+
+const CALLS: usize = 11;
+
+impl World {
+    async fn run(&self) -> Value {
+        nightly_event::handle(
+            &self.svc,
+            json!({"candidate": "night", "date": DAY.to_string()}),
+        )
+        .await
+        .unwrap()
+    }
+
+    async fn tick(&self) -> Value {
+        nightly_event::handle(
+            &self.svc,
+            json!({"source": "aws.events", "detail-type": "Scheduled Event"}),
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Run the night, then let the workers and the ticks work until nothing is left.
+    async fn night(&self) {
+        self.run().await;
+        self.settle().await;
+    }
+
+    async fn settle(&self) {
+        for _ in 0..4 {
+            drain(&self.stack, &self.svc).await;
+            self.tick().await;
+        }
+    }
+
+    /// Move the clock past any back-off, then let the ticks and the workers work.
+    async fn later(&self) {
+        self.clock.advance(Duration::from_secs(4 * 3600));
+        self.settle().await;
+    }
+
+    async fn warehouse_states(&self) -> BTreeMap<CallState, u64> {
+        let mut out = BTreeMap::new();
+        for d in self.svc.ledger.deliveries(&day(), WAREHOUSE).await.unwrap() {
+            *out.entry(d.delivery.state).or_default() += 1;
+        }
+        out
+    }
+
+    fn table(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    async fn count(&self, sql: String) -> i64 {
+        let sql = sqlx::AssertSqlSafe(sql);
+        match &self.database {
+            Database::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+            Database::MySql(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+        }
+    }
+
+    /// One row's columns as text, `NULL` for a null.
+    async fn row(&self, sql: String) -> Vec<String> {
+        let sql = sqlx::AssertSqlSafe(sql);
+        match &self.database {
+            Database::Postgres(pool) => {
+                use sqlx::Row;
+                let row = sqlx::query(sql).fetch_one(pool).await.unwrap();
+                (0..row.len())
+                    .map(|i| {
+                        row.try_get::<Option<String>, _>(i)
+                            .unwrap()
+                            .unwrap_or_else(|| "NULL".into())
+                    })
+                    .collect()
+            }
+            Database::MySql(pool) => {
+                use sqlx::Row;
+                let row = sqlx::query(sql).fetch_one(pool).await.unwrap();
+                (0..row.len())
+                    .map(|i| {
+                        row.try_get::<Option<String>, _>(i)
+                            .unwrap()
+                            .unwrap_or_else(|| "NULL".into())
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// A call's columns as text (times in UTC, as both servers print them).
+    async fn call_row(&self, id: &str) -> Vec<String> {
+        let (date, ts) = match self.database.dialect() {
+            Dialect::Postgres => (
+                "to_char(local_date, 'YYYY-MM-DD')",
+                "to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')",
+            ),
+            Dialect::MySql => (
+                "DATE_FORMAT(local_date, '%Y-%m-%d')",
+                "DATE_FORMAT(started_at, '%Y-%m-%d %H:%i:%s')",
+            ),
+        };
+        let ended = ts.replace("started_at", "ended_at");
+        self.row(format!(
+            "SELECT {date}, {ts}, {ended}, agent, result_key, result_name, CAST(van_id AS CHAR(20)), database_mode, first_name, last_name, phone, source_file, CAST(source_line AS CHAR(20)) FROM {} WHERE candidate = 'night' AND call_id = '{id}'",
+            self.table("calls")
+        ).replace("CAST(van_id AS CHAR(20))", match self.database.dialect() {
+            Dialect::Postgres => "van_id::text",
+            Dialect::MySql => "CAST(van_id AS CHAR)",
+        }).replace("CAST(source_line AS CHAR(20))", match self.database.dialect() {
+            Dialect::Postgres => "source_line::text",
+            Dialect::MySql => "CAST(source_line AS CHAR)",
+        }))
+        .await
+    }
+
+    /// A call's delivery row to `destination`: state, attempts, receipt, error.
+    async fn delivery_row(&self, id: &str, destination: &str) -> Vec<String> {
+        let attempts = match self.database.dialect() {
+            Dialect::Postgres => "attempts::text",
+            Dialect::MySql => "CAST(attempts AS CHAR)",
+        };
+        self.row(format!(
+            "SELECT state, {attempts}, receipt, error FROM {} WHERE candidate = 'night' AND call_id = '{id}' AND destination = '{destination}'",
+            self.table("deliveries")
+        ))
+        .await
+    }
+
+    async fn last_write(&self) -> String {
+        let sql = match self.database.dialect() {
+            Dialect::Postgres => format!(
+                "SELECT to_char(max(updated_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') FROM {}",
+                self.table("calls")
+            ),
+            Dialect::MySql => format!(
+                "SELECT DATE_FORMAT(max(updated_at), '%Y-%m-%d %H:%i:%s.%f') FROM {}",
+                self.table("calls")
+            ),
+        };
+        self.row(sql).await.remove(0)
+    }
+}
+
+async fn a_night_lands_in(dialect: Dialect) {
+    let w = world(dialect, &server(dialect)).await;
+    drop_cdr(&w.svc, "inbox/night/cdr.csv", &night_rows()).await;
+    w.night().await;
+
+    // Every call delivered to the warehouse once, after its VAN or CSV outcome was final.
+    assert_eq!(
+        w.warehouse_states().await,
+        [(CallState::Finished, CALLS as u64)].into_iter().collect()
+    );
+    let d = w
+        .svc
+        .ledger
+        .get_delivery(&DeliveryKey {
+            call: CallKey {
+                day: day(),
+                call_id: CallId("1001".into()),
+            },
+            destination: WAREHOUSE.into(),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(&d.delivery.receipt, Some(Receipt::Sql { table, attempts: 1, .. }) if *table == w.table("calls")),
+        "{:?}",
+        d.delivery.receipt
+    );
+    assert_eq!(
+        w.count(format!("SELECT count(*) FROM {}", w.table("calls")))
+            .await,
+        CALLS as i64
+    );
+    if dialect == Dialect::Postgres {
+        // A queue batch's rows go in one statement: the night's eleven calls reached the
+        // warehouse in as many statements as batches (the CSV's and the unknown result's
+        // calls first, VAN's once posted), never one a call.
+        let statements = w
+            .count(format!(
+                "SELECT COALESCE(sum(calls), 0)::bigint FROM pg_stat_statements WHERE query LIKE 'INSERT INTO {}calls %'",
+                w.prefix
+            ))
+            .await;
+        assert!((1..=3).contains(&statements), "{statements} statements");
+    }
+
+    // The call as the warehouse holds it: typed dates and times (18:01 in New York is
+    // 23:01 UTC), the mapping's display name, VAN's id and mode, where the CDR had it.
+    assert_eq!(
+        w.call_row("1001").await,
+        [
+            "2026-11-21",
+            "2026-11-21 23:01:00",
+            "2026-11-21 23:01:00",
+            "agent7",
+            "agent cust 1",
+            "Strong support",
+            "100001",
+            "voter_file",
+            "Pat",
+            "Doe 1001",
+            "2125550101",
+            "inbox/night/cdr.csv",
+            "2"
+        ]
+    );
+    let accents = w.call_row("1011").await;
+    assert_eq!(
+        (accents[8].as_str(), accents[9].as_str()),
+        ("Zoë", "O'Brien, Núñez")
+    );
+    assert_eq!(
+        accents[2], "2026-11-22 00:51:30",
+        "the end, past midnight UTC"
+    );
+    // An unknown result is kept with its key and no display name.
+    assert_eq!(w.call_row("1009").await[5], "NULL");
+
+    // VAN's outcome next to each call: posted, refused with VAN's reason, or the CSV's.
+    let posted = w.delivery_row("1001", "van").await;
+    assert_eq!(posted[..2], ["finished", "1"]);
+    assert!(posted[2].contains("fingerprint"), "{posted:?}");
+    let refused = w.delivery_row("1010", "van").await;
+    assert_eq!(refused[0], "attempted_error");
+    assert!(refused[3].starts_with("van_"), "{refused:?}");
+    let exported = w.delivery_row("1007", "csv").await;
+    assert_eq!(exported[0], "finished");
+    assert!(exported[2].contains("exports/night/"), "{exported:?}");
+    assert_eq!(w.delivery_row("1009", "none").await[0], "unattempted_error");
+    assert_eq!(
+        w.count(format!("SELECT count(*) FROM {}", w.table("deliveries")))
+            .await,
+        CALLS as i64,
+        "one row per call: its VAN, CSV or no delivery"
+    );
+
+    // Running the night again sends nothing to the warehouse and changes no row.
+    let written = w.last_write().await;
+    w.clock.advance(Duration::from_secs(3600));
+    w.night().await;
+    assert_eq!(w.last_write().await, written);
+    assert_eq!(
+        w.count(format!("SELECT count(*) FROM {}", w.table("calls")))
+            .await,
+        CALLS as i64
+    );
+    assert_eq!(w.van.canvass_posts().len(), 7, "1001–1006 and 1011, once");
+}
+
+#[tokio::test]
+async fn a_night_lands_in_postgres_once_with_vans_outcome_beside_each_call() {
+    a_night_lands_in(Dialect::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_night_lands_in_mariadb_once_with_vans_outcome_beside_each_call() {
+    a_night_lands_in(Dialect::MySql).await;
+}
+
+async fn a_database_down_for_part_of_the_night(dialect: Dialect) {
+    let real = server(dialect);
+    let relay = Relay::start(&host_port(&real)).await;
+    let w = world(dialect, &through(&real, &relay)).await;
+    relay.down();
+    drop_cdr(&w.svc, "inbox/night/cdr.csv", &night_rows()).await;
+    w.night().await;
+
+    // VAN is not held back by the warehouse; the warehouse's calls wait, none lost.
+    assert_eq!(w.van.canvass_posts().len(), 7);
+    let waiting = w.warehouse_states().await;
+    assert_eq!(waiting.get(&CallState::Finished), None, "{waiting:?}");
+    assert_eq!(
+        waiting.get(&CallState::Unsynced).copied(),
+        Some(CALLS as u64),
+        "{waiting:?}"
+    );
+    let d = w.svc.ledger.deliveries(&day(), WAREHOUSE).await.unwrap();
+    let error = d[0].delivery.error.as_ref().unwrap();
+    assert_eq!(error.code, "destination_unavailable");
+    assert!(
+        error.message.contains("database is unavailable"),
+        "{error:?}"
+    );
+
+    // The database comes back: every call lands, once.
+    relay.up();
+    for _ in 0..3 {
+        w.later().await;
+    }
+    assert_eq!(
+        w.warehouse_states().await,
+        [(CallState::Finished, CALLS as u64)].into_iter().collect()
+    );
+    assert_eq!(
+        w.count(format!("SELECT count(*) FROM {}", w.table("calls")))
+            .await,
+        CALLS as i64
+    );
+    assert_eq!(w.van.canvass_posts().len(), 7, "VAN was sent nothing twice");
+
+    // A re-run changes nothing.
+    let written = w.last_write().await;
+    w.night().await;
+    assert_eq!(w.last_write().await, written);
+}
+
+#[tokio::test]
+async fn postgres_down_for_part_of_the_night_recovers_with_nothing_lost() {
+    a_database_down_for_part_of_the_night(Dialect::Postgres).await;
+}
+
+#[tokio::test]
+async fn mariadb_down_for_part_of_the_night_recovers_with_nothing_lost() {
+    a_database_down_for_part_of_the_night(Dialect::MySql).await;
+}
+
+/// A user that may only read: what validate reports before and after the grants.
+async fn validate_names_missing_grants(dialect: Dialect) {
+    let real = server(dialect);
+    let user = format!("ro{:08x}", fastrand::u32(..));
+    let admin = Database::connect(&real).unwrap();
+    let grant_all = match (&admin, dialect) {
+        (Database::Postgres(pool), _) => {
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE ROLE {user} LOGIN")))
+                .execute(pool)
+                .await
+                .unwrap();
+            format!("GRANT CREATE ON SCHEMA public TO {user}")
+        }
+        (Database::MySql(pool), _) => {
+            for sql in [
+                format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'"),
+                format!("GRANT SELECT ON callsync.* TO '{user}'@'%'"),
+            ] {
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(pool)
+                    .await
+                    .unwrap();
+            }
+            format!("GRANT CREATE, INSERT, UPDATE ON callsync.* TO '{user}'@'%'")
+        }
+    };
+    let mut as_user = url::Url::parse(&real).unwrap();
+    as_user.set_username(&user).unwrap();
+    as_user.set_password(Some("pw")).unwrap();
+    let w = world(dialect, as_user.as_str()).await;
+    let candidate = w.svc.candidate(&slug()).await.unwrap();
+    let destination = candidate.destination(WAREHOUSE).unwrap();
+    let ctx = DeliverContext {
+        secrets: w.svc.secrets.as_ref(),
+        connectors: &w.svc.connectors,
+        candidate: &candidate,
+        clock: w.svc.clock.as_ref(),
+        meter: None,
+    };
+    let problems = destination.adapter.check(ctx).await;
+    assert!(
+        problems.iter().any(|p| p.contains("may not create tables")),
+        "{problems:#?}"
+    );
+    if dialect == Dialect::MySql {
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains(&format!("may not insert rows of {}", w.table("calls")))),
+            "{problems:#?}"
+        );
+    }
+    assert!(
+        problems.iter().all(|p| p.contains("GRANT ")),
+        "each says how to fix it: {problems:#?}"
+    );
+    assert_eq!(
+        destination.adapter.notes(ctx).await,
+        [format!(
+            "no callsync schema yet: the first delivery creates version {SCHEMA_VERSION}"
+        )]
+    );
+
+    match &admin {
+        Database::Postgres(pool) => sqlx::query(sqlx::AssertSqlSafe(grant_all))
+            .execute(pool)
+            .await
+            .map(drop)
+            .unwrap(),
+        Database::MySql(pool) => sqlx::query(sqlx::AssertSqlSafe(grant_all))
+            .execute(pool)
+            .await
+            .map(drop)
+            .unwrap(),
+    }
+    assert_eq!(destination.adapter.check(ctx).await, Vec::<String>::new());
+    drop_cdr(&w.svc, "inbox/night/cdr.csv", &night_rows()).await;
+    w.night().await;
+    assert_eq!(
+        w.warehouse_states().await,
+        [(CallState::Finished, CALLS as u64)].into_iter().collect()
+    );
+    assert_eq!(
+        destination.adapter.notes(ctx).await,
+        [format!("schema version {SCHEMA_VERSION} (current)")]
+    );
+    assert_eq!(destination.adapter.check(ctx).await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn validate_names_the_grants_a_postgres_user_lacks_and_the_schema_version() {
+    validate_names_missing_grants(Dialect::Postgres).await;
+}
+
+#[tokio::test]
+async fn validate_names_the_grants_a_mariadb_user_lacks_and_the_schema_version() {
+    validate_names_missing_grants(Dialect::MySql).await;
+}
