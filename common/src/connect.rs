@@ -43,6 +43,8 @@ impl ConnectError {
 pub struct Connectors {
     pub van_base_url: Option<String>,
     pub livevox_base_url: Option<String>,
+    /// Action Network's API entry point, when not its own (a local fake).
+    pub action_network_base_url: Option<String>,
     pub van_options: ClientOptions,
     pub livevox_options: LiveVoxOptions,
     /// Which endpoints documents may name (see [`Egress`]).

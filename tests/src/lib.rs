@@ -3,6 +3,7 @@
 pub mod api;
 pub mod bench;
 pub mod demo_data;
+pub mod fake_action_network;
 pub mod fake_livevox;
 pub mod fake_receiver;
 pub mod fake_tls;

@@ -96,6 +96,52 @@ pub fn cdr_row(id: u64, account: &str, phone: &str, local: &str, result: &str) -
     format!("{id},{account},Pat,Doe {id},{phone},{local},{local},{local},agent7,{result},C1")
 }
 
+/// The destinations' test night, ten calls of 21 Nov 2026: 1001–1006 for VAN ("Agent
+/// Cust 1", and "Agent Cust 3" — wrong numbers — for the even ones), 1007–1008 "No Answer"
+/// on one shared phone, 1009 a result no mapping has ("Agent Cust 9"), and 1010 a person
+/// VAN does not know (VAN refuses it).
+pub fn ten_call_night() -> Vec<String> {
+    let mut rows = Vec::new();
+    for i in 1..=6u64 {
+        let result = if i % 2 == 0 {
+            "Agent Cust 3"
+        } else {
+            "Agent Cust 1"
+        };
+        rows.push(cdr_row(
+            1000 + i,
+            &format!("ny14-van-{}", 100_000 + i),
+            &format!("212-555-01{i:02}"),
+            &format!("21-11-2026 18:{i:02}:00"),
+            result,
+        ));
+    }
+    for i in 7..=8u64 {
+        rows.push(cdr_row(
+            1000 + i,
+            &format!("ny14-van-{}", 100_000 + i),
+            "212-555-0199",
+            &format!("21-11-2026 19:{i:02}:00"),
+            "No Answer",
+        ));
+    }
+    rows.push(cdr_row(
+        1009,
+        "ny14-van-100009",
+        "212-555-0109",
+        "21-11-2026 19:30:00",
+        "Agent Cust 9",
+    ));
+    rows.push(cdr_row(
+        1010,
+        "ny14-van-950000001",
+        "212-555-0110",
+        "21-11-2026 19:40:00",
+        "Agent Cust 1",
+    ));
+    rows
+}
+
 pub async fn drop_cdr(svc: &Services, key: &str, rows: &[String]) {
     let mut text = String::from(CDR_HEADER);
     for r in rows {

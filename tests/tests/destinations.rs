@@ -22,7 +22,7 @@ use callsync_tests::fake_tls::{self, Pki, TlsReceiver};
 use callsync_tests::fake_van::{FakeVan, VanData};
 use callsync_tests::harness::LocalStack;
 use callsync_tests::night::{
-    TestClock, Webhook, cdr_row, drain, drain_killing, drop_cdr, objects, services,
+    TestClock, Webhook, cdr_row, drain, drain_killing, drop_cdr, objects, services, ten_call_night,
 };
 use jiff::civil::{Date, date};
 use serde_json::{Value, json};
@@ -186,49 +186,12 @@ async fn build(esb: Option<EsbSetup>) -> World {
     }
 }
 
-/// Ten calls: six posted to VAN and to the webhook (1001–1006), two for the CSV only
-/// (1007–1008, not synced: not for the webhook), one unknown result (1009), and one whose
-/// person VAN does not know (1010: VAN refuses it; the webhook still takes it).
+/// Ten calls ([`ten_call_night`]): six posted to VAN and to the webhook (1001–1006), two
+/// for the CSV only (1007–1008, not synced: not for the webhook), one unknown result
+/// (1009), and one whose person VAN does not know (1010: VAN refuses it; the webhook still
+/// takes it).
 fn night_rows() -> Vec<String> {
-    let mut rows = Vec::new();
-    for i in 1..=6u64 {
-        let result = if i % 2 == 0 {
-            "Agent Cust 3"
-        } else {
-            "Agent Cust 1"
-        };
-        rows.push(cdr_row(
-            1000 + i,
-            &format!("ny14-van-{}", 100_000 + i),
-            &format!("212-555-01{i:02}"),
-            &format!("21-11-2026 18:{:02}:00", i),
-            result,
-        ));
-    }
-    for i in 7..=8u64 {
-        rows.push(cdr_row(
-            1000 + i,
-            &format!("ny14-van-{}", 100_000 + i),
-            "212-555-0199",
-            &format!("21-11-2026 19:{i:02}:00"),
-            "No Answer",
-        ));
-    }
-    rows.push(cdr_row(
-        1009,
-        "ny14-van-100009",
-        "212-555-0109",
-        "21-11-2026 19:30:00",
-        "Agent Cust 9",
-    ));
-    rows.push(cdr_row(
-        1010,
-        "ny14-van-950000001",
-        "212-555-0110",
-        "21-11-2026 19:40:00",
-        "Agent Cust 1",
-    ));
-    rows
+    ten_call_night()
 }
 
 /// The calls the webhook takes (synced rows, known results).
@@ -1089,7 +1052,8 @@ async fn the_sample_candidate_with_every_destination_is_accepted_as_written() {
         [
             ("crm-hook", "webhook"),
             ("city-esb", "http_template"),
-            ("warehouse", "sql")
+            ("warehouse", "sql"),
+            ("supporters", "action_network")
         ]
     );
 }

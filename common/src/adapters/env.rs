@@ -23,6 +23,8 @@ pub const API_TOKEN_SECRET: &str = "CALLSYNC_API_TOKEN_SECRET";
 pub const VAN_BASE_URL: &str = "CALLSYNC_VAN_BASE_URL";
 /// Overrides every candidate's LiveVox base URL (local fake servers); unset in production.
 pub const LIVEVOX_BASE_URL: &str = "CALLSYNC_LIVEVOX_BASE_URL";
+/// Overrides Action Network's API entry point (a local fake); unset in production.
+pub const ACTION_NETWORK_BASE_URL: &str = "CALLSYNC_ACTION_NETWORK_BASE_URL";
 
 /// `loopback` lets documents name loopback endpoints (over http too): the receivers of a
 /// local stack. Unset in production, where only public https endpoints are reached.
@@ -75,6 +77,7 @@ pub fn connectors(vars: &Vars) -> crate::connect::Connectors {
     crate::connect::Connectors {
         van_base_url: vars.optional(VAN_BASE_URL),
         livevox_base_url: vars.optional(LIVEVOX_BASE_URL),
+        action_network_base_url: vars.optional(ACTION_NETWORK_BASE_URL),
         egress: egress(vars),
         default_extensions: extensions(vars),
         ..crate::connect::Connectors::default()

@@ -25,6 +25,7 @@ use crate::ports::{Clock, ObjectStore, SecretStore};
 use crate::values::CandidateSlug;
 use crate::van::RequestMeter;
 
+pub mod action_network;
 pub mod csv;
 pub mod http;
 pub mod payload;
@@ -101,6 +102,7 @@ pub const KINDS: &[&Metadata] = &[
     &webhook::METADATA,
     &http::METADATA,
     &sql::METADATA,
+    &action_network::METADATA,
 ];
 
 pub use crate::candidate::DestinationDoc;
@@ -219,11 +221,27 @@ pub trait Destination: Send + Sync + fmt::Debug {
         }
         out
     }
-    /// What `validate` reports about a destination that checked out (its schema version):
-    /// facts, not problems.
-    async fn notes(&self, _ctx: DeliverContext<'_>) -> Vec<String> {
-        Vec::new()
+    /// What `validate` finds by asking the live system (a database's grants and schema
+    /// version, Action Network's tags): problems to fix, and facts. Only `validate` asks:
+    /// what a destination's live system lacks holds back that destination's deliveries
+    /// alone, never a night (which [`Destination::check`] may).
+    async fn inspect(&self, _ctx: DeliverContext<'_>) -> Inspection {
+        Inspection::default()
     }
+    /// What the live system offers a document (Action Network's tags), for
+    /// `GET /configure`; `None` for a kind with nothing to list.
+    async fn catalogue(&self, _ctx: DeliverContext<'_>) -> Option<Result<Value, String>> {
+        None
+    }
+}
+
+/// What [`Destination::inspect`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Inspection {
+    /// What to fix, each saying how.
+    pub problems: Vec<String>,
+    /// Facts (a schema version, a database that did not answer).
+    pub notes: Vec<String>,
 }
 
 /// The port a batch kind implements: its delivery is many calls at once — a day's file —
@@ -544,6 +562,10 @@ pub fn configure(
             }
             "sql" => sql::Sql::from_doc(&doc.settings, &at, slug, errors)
                 .map(|s| Arc::new(s) as Arc<dyn Destination>),
+            "action_network" => {
+                action_network::ActionNetwork::from_doc(&doc.settings, &at, slug, errors)
+                    .map(|a| Arc::new(a) as Arc<dyn Destination>)
+            }
             other => {
                 let known: Vec<&str> = KINDS.iter().map(|k| k.kind).collect();
                 errors.push(FieldError::new(
@@ -670,6 +692,28 @@ pub(crate) fn transport_error(e: reqwest::Error, who: &str, tls: TlsSettings) ->
         ),
         status: None,
         answer: None,
+    }
+}
+
+/// A kind's `timeout_secs`: 1 to 30 seconds, `default` when not given; `advice` follows
+/// the range in the error.
+pub(crate) fn timeout_setting(
+    secs: Option<u64>,
+    default: std::time::Duration,
+    at: &str,
+    advice: &str,
+    errors: &mut Vec<FieldError>,
+) -> std::time::Duration {
+    match secs {
+        None => default,
+        Some(t @ 1..=30) => std::time::Duration::from_secs(t),
+        Some(t) => {
+            errors.push(FieldError::new(
+                format!("{at}.timeout_secs"),
+                format!("{t} is out of range: give 1–30 seconds{advice}"),
+            ));
+            default
+        }
     }
 }
 

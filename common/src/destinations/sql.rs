@@ -24,7 +24,7 @@ use sqlx::mysql::MySqlPoolOptions;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Executor, MySqlPool, PgPool};
 
-use super::{DeliverContext, DeliveryError, Destination, Metadata};
+use super::{DeliverContext, DeliveryError, Destination, Inspection, Metadata};
 use crate::call::Call;
 use crate::candidate::Candidate;
 use crate::ledger::{DeliveryPlan, DeliveryRecord, Receipt};
@@ -812,6 +812,13 @@ impl Sql {
         })
     }
 
+    /// A pool for the URL in the secret, not connected yet (for checks).
+    async fn connect(&self, ctx: DeliverContext<'_>) -> Result<Database, DeliveryError> {
+        let secret: UrlSecret = super::own_secret(ctx, &self.secret_name).await?;
+        Database::connect(secret.url.trim())
+            .map_err(|e| DeliveryError::Setup(format!("secret {:?}: {e}", self.secret_name)))
+    }
+
     /// This instance's pool for the URL in the secret, the schema brought up to date once.
     async fn database(&self, ctx: DeliverContext<'_>) -> Result<Database, DeliveryError> {
         let secret: UrlSecret = super::own_secret(ctx, &self.secret_name).await?;
@@ -933,47 +940,54 @@ impl Destination for Sql {
         None
     }
 
+    /// The secret reads and holds a URL callsync can use; nothing connects (a database
+    /// that is down must not stop a night: only its own deliveries wait).
     async fn check(&self, ctx: DeliverContext<'_>) -> Vec<String> {
-        let secret = match super::own_secret::<UrlSecret>(ctx, &self.secret_name).await {
-            Ok(s) => s,
-            Err(e) => return vec![e.to_string()],
-        };
-        let database = match Database::connect(secret.url.trim()) {
-            Ok(d) => d,
-            Err(e) => return vec![format!("secret {:?}: {e}", self.secret_name)],
-        };
-        match database.missing_privileges(&self.prefix).await {
-            Ok(missing) => missing,
-            // A database that does not answer now is not a setting to fix: its deliveries
-            // wait for it, and nothing else of the night does (see `notes`).
-            Err(SqlError::Unavailable(_)) => Vec::new(),
+        match self.connect(ctx).await {
+            Ok(_) => Vec::new(),
             Err(e) => vec![e.to_string()],
         }
     }
 
-    async fn notes(&self, ctx: DeliverContext<'_>) -> Vec<String> {
-        let Ok(secret) = super::own_secret::<UrlSecret>(ctx, &self.secret_name).await else {
-            return Vec::new();
+    async fn inspect(&self, ctx: DeliverContext<'_>) -> Inspection {
+        let mut found = Inspection::default();
+        let database = match self.connect(ctx).await {
+            Ok(d) => d,
+            Err(e) => {
+                found.problems.push(e.to_string());
+                return found;
+            }
         };
-        let Ok(database) = Database::connect(secret.url.trim()) else {
-            return Vec::new();
+        let unreachable = |why: String| {
+            format!(
+                "the database did not answer ({why}): its deliveries wait until it does; if it is inside a VPC, deploy with the VPC parameters (README, \"sql\")"
+            )
         };
-        match database.schema_version(&self.prefix).await {
-            Ok(v) if v == SCHEMA_VERSION => vec![format!("schema version {v} (current)")],
-            Ok(0) => vec![format!(
-                "no callsync schema yet: the first delivery creates version {SCHEMA_VERSION}"
-            )],
-            Ok(v) if v < SCHEMA_VERSION => vec![format!(
-                "schema version {v}: the next delivery upgrades it to {SCHEMA_VERSION}"
-            )],
-            Ok(v) => vec![format!(
-                "schema version {v}, newer than this deployment's {SCHEMA_VERSION}: deploy the newer callsync"
-            )],
-            Err(SqlError::Unavailable(why)) => vec![format!(
-                "the database did not answer ({why}): its deliveries wait until it does; if it is inside a VPC, deploy with the VPC parameters (README, \"SQL\")"
-            )],
-            Err(_) => Vec::new(),
+        match database.missing_privileges(&self.prefix).await {
+            Ok(missing) => found.problems = missing,
+            Err(SqlError::Unavailable(why)) => {
+                found.notes.push(unreachable(why));
+                return found;
+            }
+            Err(e) => found.problems.push(e.to_string()),
         }
+        match database.schema_version(&self.prefix).await {
+            Ok(v) if v == SCHEMA_VERSION => {
+                found.notes.push(format!("schema version {v} (current)"));
+            }
+            Ok(0) => found.notes.push(format!(
+                "no callsync schema yet: the first delivery creates version {SCHEMA_VERSION}"
+            )),
+            Ok(v) if v < SCHEMA_VERSION => found.notes.push(format!(
+                "schema version {v}: the next delivery upgrades it to {SCHEMA_VERSION}"
+            )),
+            Ok(v) => found.problems.push(format!(
+                "schema version {v} is newer than this deployment's {SCHEMA_VERSION}: deploy the newer callsync"
+            )),
+            Err(SqlError::Unavailable(why)) => found.notes.push(unreachable(why)),
+            Err(e) => found.problems.push(e.to_string()),
+        }
+        found
     }
 
     fn plan(

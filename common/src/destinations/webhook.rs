@@ -95,17 +95,13 @@ impl Webhook {
             slug,
             errors,
         );
-        let timeout = match s.timeout_secs {
-            None => DEFAULT_TIMEOUT,
-            Some(t @ 1..=30) => Duration::from_secs(t),
-            Some(t) => {
-                errors.push(FieldError::new(
-                    format!("{at}.timeout_secs"),
-                    format!("{t} is out of range: give 1–30 seconds (a receiver should answer at once and work later)"),
-                ));
-                DEFAULT_TIMEOUT
-            }
-        };
+        let timeout = super::timeout_setting(
+            s.timeout_secs,
+            DEFAULT_TIMEOUT,
+            at,
+            " (a receiver should answer at once and work later)",
+            errors,
+        );
         (errors.len() == before).then(|| Self {
             url: s.url.trim().to_owned(),
             secret_name: s.secret_name,

@@ -97,13 +97,47 @@ async fn configure(ctx: &ApiContext, req: &Request, c: &str) -> Result<Response<
         );
     }
     tracing::info!(candidate = %slug, van_requests = client.requests_made(), "configure");
-    if http::query(req, "format").as_deref() == Some("text") {
-        return Ok(text_response(StatusCode::OK, catalogue.to_text()));
+    // What each destination's live system offers the document (Action Network's tags); a
+    // destination that cannot be listed says why, in its place.
+    let mut destinations = serde_json::Map::new();
+    for d in &candidate.destinations {
+        let dctx = ctx.destination_context(&candidate);
+        if let Some(listed) = d.adapter.catalogue(dctx).await {
+            let mut entry = json!({ "kind": d.kind() });
+            match listed {
+                Ok(serde_json::Value::Object(offer)) => {
+                    entry
+                        .as_object_mut()
+                        .into_iter()
+                        .for_each(|e| e.extend(offer.clone()));
+                }
+                Ok(other) => entry["offers"] = other,
+                Err(e) => entry["error"] = e.into(),
+            }
+            destinations.insert(d.name.clone(), entry);
+        }
     }
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({ "candidate": slug.as_str(), "van": catalogue }),
-    ))
+    if http::query(req, "format").as_deref() == Some("text") {
+        let mut text = catalogue.to_text();
+        for (name, entry) in &destinations {
+            text.push_str(&format!(
+                "\nDestination {name} ({}):\n",
+                entry["kind"].as_str().unwrap_or("?")
+            ));
+            if let Some(e) = entry["error"].as_str() {
+                text.push_str(&format!("  could not be listed: {e}\n"));
+            }
+            for tag in entry["tags"].as_array().into_iter().flatten() {
+                text.push_str(&format!("  tag {}\n", tag.as_str().unwrap_or_default()));
+            }
+        }
+        return Ok(text_response(StatusCode::OK, text));
+    }
+    let mut answer = json!({ "candidate": slug.as_str(), "van": catalogue });
+    if !destinations.is_empty() {
+        answer["destinations"] = serde_json::Value::Object(destinations);
+    }
+    Ok(json_response(StatusCode::OK, &answer))
 }
 
 /// Check `doc` and store it, answering with what was stored (defaults filled in).

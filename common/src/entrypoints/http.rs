@@ -43,6 +43,21 @@ impl std::fmt::Debug for ApiContext {
 }
 
 impl ApiContext {
+    /// What a destination of `candidate` may use when an API route asks it something (its
+    /// secrets, the deployment's connections, the wall clock); nothing is metered.
+    pub fn destination_context<'a>(
+        &'a self,
+        candidate: &'a crate::candidate::Candidate,
+    ) -> crate::destinations::DeliverContext<'a> {
+        crate::destinations::DeliverContext {
+            secrets: self.secrets.as_ref(),
+            connectors: &self.connectors,
+            candidate,
+            clock: &crate::ports::SystemClock,
+            meter: None,
+        }
+    }
+
     /// The production wiring: DynamoDB and Secrets Manager, named by the environment.
     pub async fn from_env() -> Result<Self, env::MissingVar> {
         Self::build(&env::aws().await, env::Vars::process())

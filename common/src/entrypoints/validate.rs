@@ -12,7 +12,6 @@ use crate::candidate::CandidateDoc;
 use crate::catalogue::Catalogue;
 use crate::connect::ConnectError;
 use crate::destinations::Compiled;
-use crate::destinations::DeliverContext;
 use crate::ports::StoreError;
 use crate::validation::{self, Finding, Report};
 use crate::van::VanError;
@@ -40,46 +39,47 @@ async fn route(ctx: &ApiContext, req: Request) -> Result<Response<Body>, ApiErro
         _ => return Err(http::not_found_route(&req)),
     };
     let mut report = check(ctx, &doc).await?;
-    report.notes = destination_notes(ctx, &doc).await;
+    let (problems, notes) = inspect_destinations(ctx, &doc).await;
+    report.ok &= problems.is_empty();
+    report.errors.extend(problems);
+    report.notes = notes;
     if http::query(&req, "format").as_deref() == Some("text") {
         return Ok(text_response(StatusCode::OK, to_text(&doc, &report)));
     }
     Ok(json_response(StatusCode::OK, &report))
 }
 
-/// What each destination of a document whose settings check out says about itself (a
-/// database's schema version), by field.
-async fn destination_notes(ctx: &ApiContext, doc: &CandidateDoc) -> Vec<Finding> {
+/// What each destination of a document whose settings check out finds by asking its live
+/// system ([`crate::destinations::Destination::inspect`]): problems and notes, by field.
+async fn inspect_destinations(
+    ctx: &ApiContext,
+    doc: &CandidateDoc,
+) -> (Vec<Finding>, Vec<Finding>) {
     let settings = CandidateDoc {
         results: Vec::new(),
         ..doc.clone()
     };
     let Ok(candidate) = Compiled::for_deployment(settings, &ctx.connectors) else {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
-    let mut notes = Vec::new();
+    let (mut problems, mut notes) = (Vec::new(), Vec::new());
     for d in &candidate.destinations {
         let at = doc
             .destinations
             .iter()
             .position(|x| x.name == d.name)
             .unwrap_or_default();
-        let dctx = DeliverContext {
-            secrets: ctx.secrets.as_ref(),
-            connectors: &ctx.connectors,
-            candidate: &candidate,
-            clock: &crate::ports::SystemClock,
-            meter: None,
+        let dctx = ctx.destination_context(&candidate);
+        let found = d.adapter.inspect(dctx).await;
+        let finding = |message| Finding {
+            result: None,
+            field: format!("destinations[{at}]"),
+            message,
         };
-        for note in d.adapter.notes(dctx).await {
-            notes.push(Finding {
-                result: None,
-                field: format!("destinations[{at}]"),
-                message: note,
-            });
-        }
+        problems.extend(found.problems.into_iter().map(finding));
+        notes.extend(found.notes.into_iter().map(finding));
     }
-    notes
+    (problems, notes)
 }
 
 /// Check `doc` whole first, then fetch what VAN (and LiveVox) offer and check the mapping
@@ -109,13 +109,7 @@ async fn check(ctx: &ApiContext, doc: &CandidateDoc) -> Result<Report, ApiError>
                 .iter()
                 .position(|x| x.name == d.name)
                 .unwrap_or(i);
-            let dctx = DeliverContext {
-                secrets: ctx.secrets.as_ref(),
-                connectors: &ctx.connectors,
-                candidate: &candidate,
-                clock: &crate::ports::SystemClock,
-                meter: None,
-            };
+            let dctx = ctx.destination_context(&candidate);
             for problem in d.adapter.check(dctx).await {
                 static_errors.push(Finding {
                     result: None,

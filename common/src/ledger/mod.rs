@@ -154,6 +154,18 @@ pub enum Receipt {
         /// SHA-256 of the exact request body, hex.
         fingerprint: String,
     },
+    /// A system that keeps people (Action Network) took it: the person it is recorded on.
+    Person {
+        system: String,
+        /// The person's id there (`None`: it answered 2xx without one).
+        id: Option<String>,
+        status: u16,
+        at: Timestamp,
+        /// Sends it took (a lease each), this one included.
+        attempts: u32,
+        /// SHA-256 of the exact request body, hex.
+        fingerprint: String,
+    },
     /// The call's row (and its deliveries') is in this table of the campaign's database.
     Sql {
         table: String,

@@ -13,6 +13,7 @@ use callsync::entrypoints::{configure, nightly, status, validate};
 use callsync::values::CandidateSlug;
 use callsync_tests::demo_data;
 use callsync_tests::demo_data::demo_today;
+use callsync_tests::fake_action_network::FakeActionNetwork;
 use callsync_tests::fake_livevox::{FakeLiveVox, LiveVoxData};
 use callsync_tests::fake_receiver::Receiver;
 use callsync_tests::fake_tls::{Pki, TlsReceiver};
@@ -39,6 +40,8 @@ fn show(answer: &Answer, max_lines: usize) {
 
 /// The demo webhook's signing secret (a local demo value, not a credential).
 const DEMO_SIGNING_SECRET: &str = "demo-signing-secret-0123456789abcdef";
+/// The fake Action Network's API key (a local demo value, not a credential).
+const DEMO_ACTION_NETWORK_KEY: &str = "demo-action-network-key";
 
 #[tokio::main]
 async fn main() {
@@ -46,6 +49,11 @@ async fn main() {
     let pki = Pki::generate();
     let van = FakeVan::start(VanData::demo()).await;
     let livevox = FakeLiveVox::start(LiveVoxData::demo()).await;
+    let action_network = FakeActionNetwork::start(
+        DEMO_ACTION_NETWORK_KEY,
+        &["PB 2026 Supporter", "PB 2026 Not Home", "Volunteer"],
+    )
+    .await;
     println!("fake VAN      {}", van.base_url());
     println!("fake LiveVox  {}", livevox.base_url());
 
@@ -80,6 +88,10 @@ async fn main() {
                 ),
                 ("callsync/demo/livevox", livevox_secret.to_string()),
                 (
+                    "callsync/demo/action-network",
+                    json!({"api_key": DEMO_ACTION_NETWORK_KEY}).to_string(),
+                ),
+                (
                     "callsync/demo/crm-hook",
                     json!({"signing_secret": DEMO_SIGNING_SECRET}).to_string(),
                 ),
@@ -98,6 +110,10 @@ async fn main() {
         &[
             ("CALLSYNC_VAN_BASE_URL", van.base_url()),
             ("CALLSYNC_LIVEVOX_BASE_URL", livevox.base_url()),
+            (
+                "CALLSYNC_ACTION_NETWORK_BASE_URL",
+                action_network.base_url.clone(),
+            ),
         ],
     )
     .await;
@@ -159,7 +175,16 @@ async fn main() {
         30,
     );
 
-    night(&stack, &ctx, &van, &livevox, &pki, warehouse.as_deref()).await;
+    night(
+        &stack,
+        &ctx,
+        &van,
+        &livevox,
+        &pki,
+        warehouse.as_deref(),
+        &action_network,
+    )
+    .await;
 
     step("What reached the fakes");
     println!(
@@ -180,6 +205,7 @@ async fn night(
     livevox: &FakeLiveVox,
     pki: &Pki,
     warehouse: Option<&str>,
+    action_network: &FakeActionNetwork,
 ) {
     let date = demo_today().yesterday().unwrap_or_else(|_| demo_today());
     // 20:00 in New York the next day (01:00 UTC the day after): past the demo
@@ -197,6 +223,10 @@ async fn night(
     let mut put = with_token(event("candidates-put-destinations.json"), Some(TEST_TOKEN));
     let mut doc: Value =
         serde_json::from_str(put["body"].as_str().unwrap_or("{}")).unwrap_or_default();
+    println!(
+        "  supporters (action_network, \"Strong support\" rows) → fake Action Network at {}",
+        action_network.base_url
+    );
     match warehouse {
         Some(url) => println!(
             "  warehouse (sql) → PostgreSQL at {}, tables callsync_calls and callsync_deliveries",
@@ -344,6 +374,16 @@ async fn night(
             println!("    {line}");
         }
     }
+    let people = action_network.people();
+    let requests = action_network.requests();
+    println!(
+        "supporters: {} people tagged {:?} by {} signup calls, {} answered 429; at most {} requests in one second (Action Network allows 4); emails sent: none",
+        people.len(),
+        people.first().map(|p| p.tags.clone()).unwrap_or_default(),
+        requests.iter().filter(|r| r.method == "POST").count(),
+        requests.iter().filter(|r| r.status == 429).count(),
+        action_network.busiest_second(),
+    );
 
     step(
         "The next hourly tick (events/nightly-scheduled.json): each call, its outcome final, to the warehouse",
