@@ -430,6 +430,49 @@ pub struct DestinationRetry {
     pub replanned: BTreeMap<CallState, u64>,
     /// Delivered calls whose content changed since: sent again, as `updated`.
     pub updated: u64,
+    /// The calls whose delivery this retry changed.
+    #[serde(skip)]
+    pub calls: Vec<crate::call::CallId>,
+}
+
+/// For a destination that mirrors a call's whole story ([`Metadata::waits_for_call`]):
+/// plan again each of `calls` it already delivered, so that it is written again once the
+/// call's other deliveries — which a retry just changed — are final again. Returns how many.
+///
+/// [`Metadata::waits_for_call`]: crate::destinations::Metadata::waits_for_call
+pub async fn mirror_again(
+    svc: &Services,
+    candidate: &Compiled,
+    destination: &Configured,
+    calls: &[CallRecord],
+    ids: &HashSet<crate::call::CallId>,
+) -> Result<u64, StoreError> {
+    let now = svc.clock.now();
+    let mut again = 0;
+    for record in calls.iter().filter(|r| ids.contains(&r.key.call_id)) {
+        let Some(call) = record.call.as_ref() else {
+            continue;
+        };
+        let key = DeliveryKey {
+            call: record.key.clone(),
+            destination: destination.name.clone(),
+        };
+        let Some(mut delivery) = svc.ledger.get_delivery(&key).await? else {
+            continue;
+        };
+        // One not delivered yet will carry the news when it goes.
+        if delivery.delivery.state != CallState::Finished {
+            continue;
+        }
+        let plan = record
+            .held_by_extension()
+            .unwrap_or_else(|| destination.plan(call, candidate));
+        delivery.apply_plan(&plan, now);
+        if svc.ledger.replace_delivery(&mut delivery).await? {
+            again += 1;
+        }
+    }
+    Ok(again)
 }
 
 /// Re-plan one destination's deliveries in `states` (error states) with the current
@@ -466,6 +509,7 @@ pub async fn retry(
             record.apply_plan(&plan, now);
             if svc.ledger.replace_delivery(&mut record).await? {
                 *summary.replanned.entry(record.delivery.state).or_default() += 1;
+                summary.calls.push(record.key.call.call_id.clone());
             }
         } else if record.delivery.state == CallState::Finished && resends {
             let DeliveryPlan::Send(payload) = &plan else {
@@ -481,6 +525,7 @@ pub async fn retry(
             record.apply_plan(&plan, now);
             if svc.ledger.replace_delivery(&mut record).await? {
                 summary.updated += 1;
+                summary.calls.push(record.key.call.call_id.clone());
             }
         }
     }

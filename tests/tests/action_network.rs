@@ -180,13 +180,18 @@ impl World {
         let now = self.svc.clock.now();
         let mut n = 0;
         for date in [DAY, date(2026, 11, 22)] {
-            n += self
-                .deliveries(date)
-                .await
-                .values()
-                .filter(|d| !d.delivery.state.is_terminal())
-                .filter(|d| d.delivery.next_attempt_at.is_none_or(|t| t <= now))
-                .count();
+            for name in [AN, "members"] {
+                n += self
+                    .svc
+                    .ledger
+                    .deliveries(&day(date), name)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .filter(|d| !d.delivery.state.is_terminal())
+                    .filter(|d| d.delivery.next_attempt_at.is_none_or(|t| t <= now))
+                    .count();
+            }
         }
         n
     }
@@ -497,8 +502,14 @@ async fn a_refused_key_is_an_attempted_error_with_action_networks_words_and_an_o
 }
 
 #[tokio::test]
-async fn several_workers_share_the_keys_four_requests_a_second() {
+async fn several_workers_and_two_destinations_share_the_keys_four_requests_a_second() {
     let w = world().await;
+    // A second destination on the same key (another list of the group, say): one limit.
+    let mut doc = w.svc.config.get(&slug()).await.unwrap().unwrap();
+    let mut members = doc.destinations[1].clone();
+    members.name = "members".into();
+    doc.destinations.push(members);
+    w.svc.config.put(&doc).await.unwrap();
     let rows: Vec<String> = (1..=40u64)
         .map(|i| {
             cdr_row(
@@ -525,6 +536,14 @@ async fn several_workers_share_the_keys_four_requests_a_second() {
         w.states(DAY).await,
         [(CallState::Finished, 40)].into_iter().collect()
     );
+    let members = w.svc.ledger.deliveries(&day(DAY), "members").await.unwrap();
+    assert_eq!(members.len(), 40);
+    assert!(
+        members
+            .iter()
+            .all(|d| d.delivery.state == CallState::Finished)
+    );
+    assert_eq!(w.posts(), 80, "each call once to each destination");
     let refused = w.an.requests().iter().filter(|r| r.status == 429).count();
     assert_eq!(refused, 0, "no request over the limit");
     assert!(

@@ -654,3 +654,48 @@ async fn workers_killed_anywhere_in_a_batch_leave_every_call_in_the_warehouse_on
     );
     assert_eq!(w.delivery_row("1001", "van").await[0], "finished");
 }
+
+#[tokio::test]
+async fn a_refusal_fixed_and_retried_is_written_again_with_its_new_outcome() {
+    let w = world(Dialect::MySql, &server(Dialect::MySql)).await;
+    drop_cdr(&w.svc, "inbox/night/cdr.csv", &night_rows()).await;
+    w.night().await;
+    assert_eq!(w.delivery_row("1010", "van").await[0], "attempted_error");
+    let before = w.delivery_row("1001", "van").await;
+
+    // VAN learns the person; the refusal is retried and posted.
+    w.van.add_people(950_000_001..=950_000_001);
+    let retried = callsync::nightly::retry(
+        &w.svc,
+        &slug(),
+        DAY,
+        &[CallState::AttemptedError],
+        &callsync::nightly::RetryScope::Everything,
+    )
+    .await
+    .unwrap();
+    assert_eq!(retried.destinations[WAREHOUSE].updated, 1, "{retried:?}");
+    w.settle().await;
+
+    let after = w.delivery_row("1010", "van").await;
+    assert_eq!(
+        after[..2],
+        ["finished", "2"],
+        "the refused send and the posted one: {after:?}"
+    );
+    assert_eq!(after[3], "NULL", "the refusal is gone");
+    assert_eq!(
+        w.delivery_row("1001", "van").await,
+        before,
+        "no other call is written again"
+    );
+    assert_eq!(
+        w.warehouse_states().await,
+        [(CallState::Finished, CALLS as u64)].into_iter().collect()
+    );
+    assert_eq!(
+        w.count(format!("SELECT count(*) FROM {}", w.table("calls")))
+            .await,
+        CALLS as i64
+    );
+}

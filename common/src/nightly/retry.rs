@@ -101,6 +101,25 @@ pub async fn retry(
             destinations.insert(d.name.clone(), done);
         }
     }
+    // A destination that mirrors each call's whole story (`sql`) writes again the calls
+    // whose other deliveries this retry changed, once those are final again.
+    let mut touched: HashSet<CallId> = fresh.iter().map(|(_, id)| id.clone()).collect();
+    for d in &candidate.destinations {
+        if !d.adapter.metadata().waits_for_call
+            && let Some(done) = destinations.get(&d.name)
+        {
+            touched.extend(done.calls.iter().cloned());
+        }
+    }
+    if !touched.is_empty() {
+        for d in &candidate.destinations {
+            if d.adapter.metadata().waits_for_call {
+                let again = fanout::mirror_again(svc, &candidate, d, &records, &touched).await?;
+                let entry: &mut DestinationRetry = destinations.entry(d.name.clone()).or_default();
+                entry.updated += again;
+            }
+        }
+    }
     drop(records);
     // The day has work again: ticks settle it until it is done. The report, if it was
     // sent, is not sent twice.
