@@ -75,16 +75,19 @@ pub fn slow_at(state: &RateState, now_ms: i64) -> f64 {
     (1.0 + (state.slow - 1.0).max(0.0) * 0.5f64.powf(halvings)).min(SLOWEST)
 }
 
-/// The schedule after taking `n` slots at `now_ms`, the first slot, and the gap between
-/// them — or, when the first would be later than `latest_ms`, how long to wait before
-/// asking again: until it is half a horizon away, and at least a second.
+/// The schedule after taking up to `n` slots at `now_ms` — no slot later than `latest_ms`:
+/// a slot held past what a worker waits for would be handed back with its message and,
+/// once another worker has taken slots after it, lost — with the first slot, the gap
+/// between them and how many were taken; or, when the first would be later than
+/// `latest_ms`, how long to wait before asking again: until it is half a horizon away, and
+/// at least a second.
 pub fn take(
     state: Option<&RateState>,
     rate: Rate,
     n: u32,
     now_ms: i64,
     latest_ms: i64,
-) -> Result<(RateState, i64, f64), Duration> {
+) -> Result<(RateState, i64, f64, u32), Duration> {
     // The slowdown is kept as it was at the 429 (it wears off from then); the gap uses
     // what is left of it now.
     let (next, slow, now_slow, hit_at, version) = match state {
@@ -102,13 +105,15 @@ pub fn take(
         return Err(come_back(first, now_ms));
     }
     let gap = rate.gap_ms * now_slow;
+    let fits = ((latest_ms - first) as f64 / gap).floor() as u32 + 1;
+    let n = n.min(fits).max(1);
     let state = RateState {
         next_ms: first + (gap * f64::from(n)).ceil() as i64,
         slow,
         hit_at_ms: hit_at,
         version: version + 1,
     };
-    Ok((state, first, gap))
+    Ok((state, first, gap, n))
 }
 
 /// How long to wait before asking again for a slot at `first_ms`.
@@ -265,7 +270,7 @@ impl Governor {
             let read = self.store.rate(&self.key).await?;
             let now = wall_ms();
             let latest = now + HORIZON.as_millis() as i64;
-            let (state, first, gap) = match take(read.as_ref(), self.rate, n, now, latest) {
+            let (state, first, gap, n) = match take(read.as_ref(), self.rate, n, now, latest) {
                 Ok(taken) => taken,
                 Err(wait) => return Ok(Err(wait)),
             };
@@ -372,7 +377,8 @@ mod tests {
     #[test]
     fn an_idle_key_starts_now_and_a_busy_one_after_its_last_slot() {
         let rate = Rate::per_second(10.0).unwrap();
-        let (after, first, gap) = take(None, rate, 5, 1_000, 3_000).unwrap();
+        let (after, first, gap, n) = take(None, rate, 5, 1_000, 3_000).unwrap();
+        assert_eq!(n, 5);
         assert_eq!(
             (first, gap, after.next_ms, after.version),
             (1_000, 100.0, 1_500, 1)
@@ -382,8 +388,12 @@ mod tests {
         assert_eq!(take(Some(&old), rate, 1, 1_000, 3_000).unwrap().1, 1_000);
         // Busy: after the slots handed out before.
         let busy = state(1_800, 1.0, 0);
-        let (after, first, _) = take(Some(&busy), rate, 2, 1_000, 3_000).unwrap();
+        let (after, first, _, _) = take(Some(&busy), rate, 2, 1_000, 3_000).unwrap();
         assert_eq!((first, after.next_ms, after.version), (1_800, 2_000, 4));
+        // Near the horizon: only the slots that fall within it.
+        let near = state(2_750, 1.0, 0);
+        let (after, first, _, n) = take(Some(&near), rate, 5, 1_000, 3_000).unwrap();
+        assert_eq!((first, n, after.next_ms), (2_750, 3, 3_050));
     }
 
     #[test]
