@@ -1097,6 +1097,23 @@ mod tests {
     }
 
     #[test]
+    fn a_url_that_cannot_work_is_refused_without_repeating_its_password() {
+        for url in [
+            "postgres://ana:s3cr3t-pw@db.example.org:notaport/calls",
+            "mysql://ana:s3cr3t-pw@db.example.org:99999/calls",
+            "postgres://ana:s3cr3t-pw@db.example.org/calls?sslmode=bogus",
+            "ftp://ana:s3cr3t-pw@db.example.org/calls",
+        ] {
+            let Err(e) = Database::connect(url) else {
+                panic!("{url} was accepted");
+            };
+            let text = e.to_string();
+            assert!(!text.contains("s3cr3t"), "{text}");
+            assert!(matches!(e, SqlError::Url(_)), "{text}");
+        }
+    }
+
+    #[test]
     fn tls_is_required_unless_the_url_says_otherwise() {
         assert_eq!(
             with_tls("postgres://u@db.example.org/calls", Dialect::Postgres),
