@@ -142,6 +142,30 @@ pub fn ten_call_night() -> Vec<String> {
     rows
 }
 
+/// `nightly` for `candidate`'s `date`, as the manual event runs it: the run's summary.
+pub async fn run_day(
+    svc: &Services,
+    candidate: &str,
+    date: jiff::civil::Date,
+) -> serde_json::Value {
+    callsync::entrypoints::nightly::handle(
+        svc,
+        serde_json::json!({"candidate": candidate, "date": date.to_string()}),
+    )
+    .await
+    .expect("the nightly run")
+}
+
+/// `nightly`'s hourly tick, as EventBridge sends it.
+pub async fn tick(svc: &Services) -> serde_json::Value {
+    callsync::entrypoints::nightly::handle(
+        svc,
+        serde_json::json!({"source": "aws.events", "detail-type": "Scheduled Event"}),
+    )
+    .await
+    .expect("the tick")
+}
+
 pub async fn drop_cdr(svc: &Services, key: &str, rows: &[String]) {
     let mut text = String::from(CDR_HEADER);
     for r in rows {

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use callsync::call::CallId;
 use callsync::destinations::DeliverContext;
-use callsync::entrypoints::nightly as nightly_event;
 use callsync::ledger::{CallKey, CallState, DayKey, DeliveryKey, DeliveryRecord, Receipt};
 use callsync::services::Services;
 use callsync::values::CandidateSlug;
@@ -19,7 +18,7 @@ use callsync_tests::harness::{
     Answer, LocalStack, TEST_TOKEN, event, for_candidate, request, with_token,
 };
 use callsync_tests::night::{
-    TestClock, Webhook, cdr_row, drain, drop_cdr, services, ten_call_night,
+    TestClock, Webhook, cdr_row, drain, drop_cdr, run_day, services, ten_call_night, tick,
 };
 use jiff::civil::{Date, date};
 use serde_json::{Value, json};
@@ -137,21 +136,11 @@ fn night_rows() -> Vec<String> {
 
 impl World {
     async fn run(&self, date: Date) -> Value {
-        nightly_event::handle(
-            &self.svc,
-            json!({"candidate": "night", "date": date.to_string()}),
-        )
-        .await
-        .unwrap()
+        run_day(&self.svc, "night", date).await
     }
 
     async fn tick(&self) {
-        nightly_event::handle(
-            &self.svc,
-            json!({"source": "aws.events", "detail-type": "Scheduled Event"}),
-        )
-        .await
-        .unwrap();
+        tick(&self.svc).await;
     }
 
     async fn night(&self, date: Date) {

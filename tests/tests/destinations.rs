@@ -22,7 +22,8 @@ use callsync_tests::fake_tls::{self, Pki, TlsReceiver};
 use callsync_tests::fake_van::{FakeVan, VanData};
 use callsync_tests::harness::LocalStack;
 use callsync_tests::night::{
-    TestClock, Webhook, cdr_row, drain, drain_killing, drop_cdr, objects, services, ten_call_night,
+    TestClock, Webhook, cdr_row, drain, drain_killing, drop_cdr, objects, run_day, services,
+    ten_call_night, tick,
 };
 use jiff::civil::{Date, date};
 use serde_json::{Value, json};
@@ -199,21 +200,11 @@ const HOOKED: [&str; 7] = ["1001", "1002", "1003", "1004", "1005", "1006", "1010
 
 impl World {
     async fn run(&self) -> Value {
-        nightly_event::handle(
-            &self.svc,
-            json!({"candidate": "night", "date": DAY.to_string()}),
-        )
-        .await
-        .unwrap()
+        run_day(&self.svc, "night", DAY).await
     }
 
     async fn tick(&self) -> Value {
-        nightly_event::handle(
-            &self.svc,
-            json!({"source": "aws.events", "detail-type": "Scheduled Event"}),
-        )
-        .await
-        .unwrap()
+        tick(&self.svc).await
     }
 
     async fn drain(&self) -> usize {

@@ -12,14 +12,13 @@ use std::time::Duration;
 use callsync::call::CallId;
 use callsync::destinations::DeliverContext;
 use callsync::destinations::sql::{Database, Dialect, SCHEMA_VERSION};
-use callsync::entrypoints::nightly as nightly_event;
 use callsync::ledger::{CallKey, CallState, DayKey, DeliveryKey, Receipt};
 use callsync::services::Services;
 use callsync::values::CandidateSlug;
 use callsync_tests::fake_van::{FakeVan, VanData};
 use callsync_tests::harness::LocalStack;
 use callsync_tests::night::{
-    TestClock, Webhook, drain, drain_killing, drop_cdr, services, ten_call_night,
+    TestClock, Webhook, drain, drain_killing, drop_cdr, run_day, services, ten_call_night, tick,
 };
 use jiff::civil::{Date, date};
 use serde_json::{Value, json};
@@ -197,21 +196,11 @@ const CALLS: usize = 11;
 
 impl World {
     async fn run(&self) -> Value {
-        nightly_event::handle(
-            &self.svc,
-            json!({"candidate": "night", "date": DAY.to_string()}),
-        )
-        .await
-        .unwrap()
+        run_day(&self.svc, "night", DAY).await
     }
 
     async fn tick(&self) -> Value {
-        nightly_event::handle(
-            &self.svc,
-            json!({"source": "aws.events", "detail-type": "Scheduled Event"}),
-        )
-        .await
-        .unwrap()
+        tick(&self.svc).await
     }
 
     /// Run the night, then let the workers and the ticks work until nothing is left.
@@ -243,6 +232,12 @@ impl World {
 
     fn table(&self, name: &str) -> String {
         format!("{}{name}", self.prefix)
+    }
+
+    /// How many rows `table` (under this world's prefix) holds.
+    async fn rows(&self, table: &str) -> i64 {
+        self.count(format!("SELECT count(*) FROM {}", self.table(table)))
+            .await
     }
 
     async fn count(&self, sql: String) -> i64 {
@@ -364,11 +359,7 @@ async fn a_night_lands_in(dialect: Dialect) {
         "{:?}",
         d.delivery.receipt
     );
-    assert_eq!(
-        w.count(format!("SELECT count(*) FROM {}", w.table("calls")))
-            .await,
-        CALLS as i64
-    );
+    assert_eq!(w.rows("calls").await, CALLS as i64);
     if dialect == Dialect::Postgres {
         // A queue batch's rows go in one statement: the night's eleven calls reached the
         // warehouse in as many statements as batches (the CSV's and the unknown result's
@@ -426,8 +417,7 @@ async fn a_night_lands_in(dialect: Dialect) {
     assert!(exported[2].contains("exports/night/"), "{exported:?}");
     assert_eq!(w.delivery_row("1009", "none").await[0], "unattempted_error");
     assert_eq!(
-        w.count(format!("SELECT count(*) FROM {}", w.table("deliveries")))
-            .await,
+        w.rows("deliveries").await,
         CALLS as i64,
         "one row per call: its VAN, CSV or no delivery"
     );
@@ -437,11 +427,7 @@ async fn a_night_lands_in(dialect: Dialect) {
     w.clock.advance(Duration::from_secs(3600));
     w.night().await;
     assert_eq!(w.last_write().await, written);
-    assert_eq!(
-        w.count(format!("SELECT count(*) FROM {}", w.table("calls")))
-            .await,
-        CALLS as i64
-    );
+    assert_eq!(w.rows("calls").await, CALLS as i64);
     assert_eq!(w.van.canvass_posts().len(), 7, "1001–1006 and 1011, once");
 }
 
@@ -489,11 +475,7 @@ async fn a_database_down_for_part_of_the_night(dialect: Dialect) {
         w.warehouse_states().await,
         [(CallState::Finished, CALLS as u64)].into_iter().collect()
     );
-    assert_eq!(
-        w.count(format!("SELECT count(*) FROM {}", w.table("calls")))
-            .await,
-        CALLS as i64
-    );
+    assert_eq!(w.rows("calls").await, CALLS as i64);
     assert_eq!(w.van.canvass_posts().len(), 7, "VAN was sent nothing twice");
 
     // A re-run changes nothing.
@@ -642,16 +624,8 @@ async fn workers_killed_anywhere_in_a_batch_leave_every_call_in_the_warehouse_on
         w.warehouse_states().await,
         [(CallState::Finished, CALLS as u64)].into_iter().collect()
     );
-    assert_eq!(
-        w.count(format!("SELECT count(*) FROM {}", w.table("calls")))
-            .await,
-        CALLS as i64
-    );
-    assert_eq!(
-        w.count(format!("SELECT count(*) FROM {}", w.table("deliveries")))
-            .await,
-        CALLS as i64
-    );
+    assert_eq!(w.rows("calls").await, CALLS as i64);
+    assert_eq!(w.rows("deliveries").await, CALLS as i64);
     assert_eq!(w.delivery_row("1001", "van").await[0], "finished");
 }
 
@@ -693,9 +667,5 @@ async fn a_refusal_fixed_and_retried_is_written_again_with_its_new_outcome() {
         w.warehouse_states().await,
         [(CallState::Finished, CALLS as u64)].into_iter().collect()
     );
-    assert_eq!(
-        w.count(format!("SELECT count(*) FROM {}", w.table("calls")))
-            .await,
-        CALLS as i64
-    );
+    assert_eq!(w.rows("calls").await, CALLS as i64);
 }
