@@ -138,8 +138,14 @@ fn default_parts(account: &str) -> Option<(Option<&str>, Option<&str>, &str)> {
     let district = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric());
     let state = |s: &str| s.len() == 2 && s.bytes().all(|b| b.is_ascii_alphabetic());
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    let parts: Vec<&str> = account.splitn(5, '-').collect();
-    match parts.as_slice() {
+    // At most five parts, held on the stack: this runs for every row of a night.
+    let mut parts = [""; 5];
+    let mut n = 0;
+    for part in account.splitn(5, '-') {
+        parts[n] = part;
+        n += 1;
+    }
+    match &parts[..n] {
         [id] if digits(id) => Some((None, None, id)),
         [sys, id] if is_system(sys) && digits(id) => Some((None, Some(sys), id)),
         [d, sys, id] if district(d) && is_system(sys) && digits(id) => {

@@ -210,14 +210,7 @@ impl Batch {
         else {
             return;
         };
-        let ctx = DeliverContext {
-            secrets: g.svc.secrets.as_ref(),
-            connectors: &g.svc.connectors,
-            candidate,
-            clock: g.svc.clock.as_ref(),
-            meter: None,
-        };
-        Self::send(ctx, destination, ready).await;
+        Self::send(g.svc.destination_context(candidate), destination, ready).await;
     }
 
     /// Mark member `i` done; when it was the last, what is waiting, to be sent.
@@ -363,14 +356,10 @@ async fn governor(
 ) -> Option<Arc<Governor>> {
     let target = candidate.target(destination)?;
     let rate = Rate::per_second(target.rate_limit)?;
-    let ctx = DeliverContext {
-        secrets: svc.secrets.as_ref(),
-        connectors: &svc.connectors,
-        candidate,
-        clock: svc.clock.as_ref(),
-        meter: None,
-    };
-    let key = target.adapter.rate_key(ctx, &target.name).await;
+    let key = target
+        .adapter
+        .rate_key(svc.destination_context(candidate), &target.name)
+        .await;
     Some(Arc::new(Governor::new(
         Arc::clone(&svc.rates),
         key,
@@ -700,11 +689,8 @@ async fn send<R: Stored>(
     });
     let meter: Arc<dyn RequestMeter> = admitted.clone();
     let ctx = DeliverContext {
-        secrets: svc.secrets.as_ref(),
-        connectors: &svc.connectors,
-        candidate,
-        clock: svc.clock.as_ref(),
         meter: Some(&meter),
+        ..svc.destination_context(candidate)
     };
     let started = std::time::Instant::now();
     let mut parcel = record.as_delivery();

@@ -172,6 +172,21 @@ pub enum CandidateError {
 }
 
 impl Services {
+    /// What a destination of `candidate` may use when a run asks it something: the
+    /// secrets, the deployment's connections, the run's clock; nothing metered.
+    pub fn destination_context<'a>(
+        &'a self,
+        candidate: &'a crate::candidate::Candidate,
+    ) -> crate::destinations::DeliverContext<'a> {
+        crate::destinations::DeliverContext {
+            secrets: self.secrets.as_ref(),
+            connectors: &self.connectors,
+            candidate,
+            clock: self.clock.as_ref(),
+            meter: None,
+        }
+    }
+
     /// The production wiring, named by the environment.
     pub async fn from_env() -> Result<Self, env::MissingVar> {
         Self::build(&env::aws().await, &env::Vars::process())

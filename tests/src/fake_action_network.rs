@@ -7,7 +7,8 @@
 //! record merged into it — tags of the group added and removed by name, unknown names
 //! ignored without a word, subscriptions changed only when a `status` is sent (a new email
 //! subscribed, a new number unsubscribed), the limit of 4 requests a second per key (429),
-//! and errors as `{"error": "…"}` (404 for an unknown person).
+//! writes refused without a JSON `Content-Type`, and errors as `{"error": "…"}` (404 for an
+//! unknown person).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -213,6 +214,14 @@ fn handle(
             429,
             "You have exceeded your rate limit of 4 requests per second; retry later".into(),
         ))
+    } else if method == "POST"
+        && !headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.contains("json"))
+    {
+        // A write's body is read only when it says it is JSON.
+        Err((400, "Content-Type must be application/json".into()))
     } else if method == "POST"
         && let Some((n, status)) = s.fail_next.filter(|(n, _)| *n > 0)
     {

@@ -272,8 +272,12 @@ impl Database {
     /// What the URL's user lacks for callsync's writes under `prefix`, each with the grant
     /// that gives it: creating tables (while a migration is pending) and inserting,
     /// updating and reading rows of `calls` and `deliveries`. Empty when it has all.
-    pub async fn missing_privileges(&self, prefix: &str) -> Result<Vec<String>, SqlError> {
-        let version = self.schema_version(prefix).await?;
+    /// `version` is the schema version found under `prefix` ([`Database::schema_version`]).
+    pub async fn missing_privileges(
+        &self,
+        prefix: &str,
+        version: i64,
+    ) -> Result<Vec<String>, SqlError> {
         let tables = [format!("{prefix}calls"), format!("{prefix}deliveries")];
         let rows = ["INSERT", "UPDATE", "SELECT"];
         let mut missing = Vec::new();
@@ -824,17 +828,16 @@ impl Sql {
         let secret: UrlSecret = super::own_secret(ctx, &self.secret_name).await?;
         let digest = crate::values::sha256_hex(secret.url.as_bytes());
         let mut pool = self.pool.lock().await;
-        if pool.as_ref().is_none_or(|p| p.url != digest) {
-            let database = Database::connect(secret.url.trim())
-                .map_err(|e| DeliveryError::Setup(format!("secret {:?}: {e}", self.secret_name)))?;
-            *pool = Some(Pool {
+        let p = match pool.take() {
+            Some(p) if p.url == digest => pool.insert(p),
+            // None yet, or one for a URL the secret no longer holds.
+            _ => pool.insert(Pool {
                 url: digest,
-                database,
+                database: Database::connect(secret.url.trim()).map_err(|e| {
+                    DeliveryError::Setup(format!("secret {:?}: {e}", self.secret_name))
+                })?,
                 migrated: false,
-            });
-        }
-        let Some(p) = pool.as_mut() else {
-            unreachable!("the pool was just made");
+            }),
         };
         if !p.migrated {
             p.database.migrate(&self.prefix).await.map_err(|e| match e {
@@ -963,29 +966,33 @@ impl Destination for Sql {
                 "the database did not answer ({why}): its deliveries wait until it does; if it is inside a VPC, deploy with the VPC parameters (README, \"sql\")"
             )
         };
-        match database.missing_privileges(&self.prefix).await {
-            Ok(missing) => found.problems = missing,
+        let version = match database.schema_version(&self.prefix).await {
+            Ok(v) => v,
             Err(SqlError::Unavailable(why)) => {
                 found.notes.push(unreachable(why));
                 return found;
             }
-            Err(e) => found.problems.push(e.to_string()),
-        }
-        match database.schema_version(&self.prefix).await {
-            Ok(v) if v == SCHEMA_VERSION => {
-                found.notes.push(format!("schema version {v} (current)"));
+            Err(e) => {
+                found.problems.push(e.to_string());
+                return found;
             }
-            Ok(0) => found.notes.push(format!(
-                "no callsync schema yet: the first delivery creates version {SCHEMA_VERSION}"
-            )),
-            Ok(v) if v < SCHEMA_VERSION => found.notes.push(format!(
-                "schema version {v}: the next delivery upgrades it to {SCHEMA_VERSION}"
-            )),
-            Ok(v) => found.problems.push(format!(
-                "schema version {v} is newer than this deployment's {SCHEMA_VERSION}: deploy the newer callsync"
-            )),
+        };
+        match database.missing_privileges(&self.prefix, version).await {
+            Ok(missing) => found.problems = missing,
             Err(SqlError::Unavailable(why)) => found.notes.push(unreachable(why)),
             Err(e) => found.problems.push(e.to_string()),
+        }
+        match version {
+            v if v == SCHEMA_VERSION => found.notes.push(format!("schema version {v} (current)")),
+            0 => found.notes.push(format!(
+                "no callsync schema yet: the first delivery creates version {SCHEMA_VERSION}"
+            )),
+            v if v < SCHEMA_VERSION => found.notes.push(format!(
+                "schema version {v}: the next delivery upgrades it to {SCHEMA_VERSION}"
+            )),
+            v => found.problems.push(format!(
+                "schema version {v} is newer than this deployment's {SCHEMA_VERSION}: deploy the newer callsync"
+            )),
         }
         found
     }

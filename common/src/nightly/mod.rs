@@ -723,13 +723,7 @@ pub(super) async fn sample_requests(
 /// (its secret absent or unreadable, its endpoint one the deployment may not reach) and
 /// each enabled extension's. Sends nothing to any destination.
 pub async fn unconfigured(svc: &Services, candidate: &Compiled) -> Vec<String> {
-    let ctx = crate::destinations::DeliverContext {
-        secrets: svc.secrets.as_ref(),
-        connectors: &svc.connectors,
-        candidate,
-        clock: svc.clock.as_ref(),
-        meter: None,
-    };
+    let ctx = svc.destination_context(candidate);
     let mut problems = Vec::new();
     for d in &candidate.destinations {
         for p in d.adapter.check(ctx).await {
