@@ -197,10 +197,15 @@ pub enum AccountError {
 
 /// The VAN database an account's `system` names.
 pub fn system_mode(system: &str) -> Option<DatabaseMode> {
-    match system.trim().to_ascii_lowercase().as_str() {
-        "van" | "myv" | "vf" | "voterfile" | "voter_file" => Some(DatabaseMode::VoterFile),
-        "myc" | "mycampaign" | "my_campaign" | "ea" => Some(DatabaseMode::MyCampaign),
-        _ => None,
+    // Compared without case rather than lowered into a new string: every row names one.
+    let system = system.trim();
+    let any = |names: &[&str]| names.iter().any(|n| n.eq_ignore_ascii_case(system));
+    if any(&["van", "myv", "vf", "voterfile", "voter_file"]) {
+        Some(DatabaseMode::VoterFile)
+    } else if any(&["myc", "mycampaign", "my_campaign", "ea"]) {
+        Some(DatabaseMode::MyCampaign)
+    } else {
+        None
     }
 }
 

@@ -121,26 +121,37 @@ impl fmt::Display for VanId {
 /// `Display` masks all but the last four digits so a number can be logged; use
 /// [`PhoneNumber::digits`] where the full number is needed (VAN requests, CSV exports).
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct PhoneNumber(String);
+pub struct PhoneNumber([u8; 10]);
 
 impl PhoneNumber {
     pub fn parse(raw: &str) -> Result<Self, ValueError> {
-        let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
-        let national = match digits.len() {
-            10 => digits,
-            11 if digits.starts_with('1') => digits[1..].to_owned(),
+        // Read into a fixed buffer: every row of a night has a number, and none needs a
+        // string of its own.
+        let mut digits = [0u8; 11];
+        let mut len = 0usize;
+        for b in raw.bytes().filter(u8::is_ascii_digit) {
+            if len < digits.len() {
+                digits[len] = b;
+            }
+            len += 1;
+        }
+        let national = match len {
+            10 => &digits[..10],
+            11 if digits[0] == b'1' => &digits[1..],
             _ => {
-                return Err(ValueError::Phone {
-                    masked: mask(&digits),
-                });
+                let all: String = raw.chars().filter(char::is_ascii_digit).collect();
+                return Err(ValueError::Phone { masked: mask(&all) });
             }
         };
-        Ok(Self(national))
+        let mut number = [0u8; 10];
+        number.copy_from_slice(national);
+        Ok(Self(number))
     }
 
     /// The ten national digits, e.g. `2125550143`.
     pub fn digits(&self) -> &str {
-        &self.0
+        // ASCII digits only, by construction.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 
     /// The country dialing prefix VAN expects beside the number.
@@ -157,7 +168,7 @@ fn mask(digits: &str) -> String {
 
 impl fmt::Display for PhoneNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "***-***-{}", &self.0[6..])
+        write!(f, "***-***-{}", &self.digits()[6..])
     }
 }
 
@@ -169,7 +180,7 @@ impl fmt::Debug for PhoneNumber {
 
 impl Serialize for PhoneNumber {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
+        s.serialize_str(self.digits())
     }
 }
 

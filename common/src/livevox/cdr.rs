@@ -272,7 +272,8 @@ impl CdrReader {
                 key: self.file_name.clone(),
                 result_column: layout.fields.result.clone(),
             }),
-            records: csv.into_byte_records(),
+            csv,
+            record: csv::StringRecord::new(),
             layout,
             file: self.file_name.clone(),
             format: Arc::from(self.columns.time_format.as_str()),
@@ -404,7 +405,7 @@ impl<R: Read> Read for LfLines<R> {
             // Most files have no CR at all: what was read stands (but for an LF that
             // ends a CRLF split across two reads).
             let skip = usize::from(self.after_cr && out[0] == b'\n');
-            let Some(first_cr) = out[skip..n].iter().position(|b| *b == b'\r') else {
+            let Some(first_cr) = memchr::memchr(b'\r', &out[skip..n]) else {
                 self.after_cr = false;
                 if skip == 0 {
                     return Ok(n);
@@ -444,9 +445,9 @@ impl<R: Read> Read for LfLines<R> {
 
 /// Row `record` (at `line`) as raw input, borrowing its text.
 fn raw<'a>(
-    layout: &Layout,
+    layout: &'a Layout,
     file: &'a str,
-    format: &Arc<str>,
+    format: &'a str,
     record: &'a csv::StringRecord,
     line: u64,
 ) -> RawCall<'a> {
@@ -455,17 +456,14 @@ fn raw<'a>(
     let time = |i: Option<usize>| {
         i.map(text)
             .filter(|t| !t.trim().is_empty())
-            .map(|text| RawTime::Local {
-                text,
-                format: Arc::clone(format),
-            })
+            .map(|text| RawTime::Local { text, format })
     };
     RawCall {
         origin: RowOrigin {
             file: Cow::Borrowed(file),
             line,
         },
-        fields: Arc::clone(&layout.fields),
+        fields: &layout.fields,
         call_id: text(layout.call_id),
         account: text(layout.account),
         first_name: text(layout.first_name),
@@ -481,9 +479,9 @@ fn raw<'a>(
 }
 
 struct Rows<R> {
-    /// Byte records, each checked for UTF-8 here: the csv crate's string records report a
-    /// header that is not UTF-8 as an error of the first row.
-    records: csv::ByteRecordsIntoIter<LfLines<R>>,
+    csv: csv::Reader<LfLines<R>>,
+    /// Every row is read into this one record: a row costs no allocation of its own.
+    record: csv::StringRecord,
     layout: Layout,
     file: String,
     /// Shared by the position of every call read.
@@ -502,18 +500,11 @@ impl<R: Read> Iterator for Rows<R> {
         if self.done {
             return None;
         }
-        match self.records.next()? {
-            Ok(record) => {
-                let line = record.position().map_or(0, csv::Position::line);
-                let record = match csv::StringRecord::from_byte_record(record) {
-                    Ok(record) => record,
-                    Err(err) => {
-                        return Some(RowOutcome::Bad(
-                            self.not_utf8(line, err.utf8_error().field()),
-                        ));
-                    }
-                };
-                let raw = raw(&self.layout, &self.file, &self.format, &record, line);
+        match self.csv.read_record(&mut self.record) {
+            Ok(false) => None,
+            Ok(true) => {
+                let line = self.record.position().map_or(0, csv::Position::line);
+                let raw = raw(&self.layout, &self.file, &self.format, &self.record, line);
                 let outcome = normalise_in(raw, &self.accounts, &self.zone, &mut self.memo);
                 Some(match outcome {
                     RowOutcome::Call(mut call) => {
@@ -526,7 +517,13 @@ impl<R: Read> Iterator for Rows<R> {
                     other => other,
                 })
             }
-            Err(err) => Some(RowOutcome::Bad(self.malformed(err))),
+            Err(err) => match err.kind() {
+                csv::ErrorKind::Utf8 { pos, err: utf8 } => {
+                    let line = pos.as_ref().map_or(0, csv::Position::line);
+                    Some(RowOutcome::Bad(self.not_utf8(line, utf8.field())))
+                }
+                _ => Some(RowOutcome::Bad(self.malformed(err))),
+            },
         }
     }
 }
@@ -554,10 +551,9 @@ impl<R: Read> Rows<R> {
     /// A record the CSV parser refused. Its text is never echoed: it holds names and
     /// phone numbers.
     fn malformed(&mut self, err: csv::Error) -> RowError {
-        let line = err.position().map_or_else(
-            || self.records.reader().position().line(),
-            csv::Position::line,
-        );
+        let line = err
+            .position()
+            .map_or_else(|| self.csv.position().line(), csv::Position::line);
         let origin = RowOrigin {
             file: Cow::Borrowed(&self.file),
             line,
@@ -568,7 +564,7 @@ impl<R: Read> Rows<R> {
             } => {
                 // An unclosed quote joins the lines after it into this record until the
                 // next quote; say so, or those calls would vanish without a word.
-                let last = self.records.reader().position().line().saturating_sub(1);
+                let last = self.csv.position().line().saturating_sub(1);
                 let reason = if last > line {
                     format!(
                         "has {len} fields but the header has {expected_len}, and runs on to line {last} — an unclosed quote probably joined lines {line}–{last}, and none of them were read as calls; fix the quote and load the file again"
@@ -748,6 +744,27 @@ mod tests {
         );
         assert!(
             matches!(&rows[1], RowOutcome::Call(c) if c.call_id.0 == "1002"),
+            "{rows:?}"
+        );
+    }
+
+    #[test]
+    fn a_header_in_windows_1252_still_reads_every_row() {
+        // An extra column Excel saved as "Notes é" in Windows-1252: the rows are UTF-8.
+        let mut bytes = HEADER.trim_end().as_bytes().to_vec();
+        bytes.extend_from_slice(b",Notes \xe9\n");
+        for id in ["1001", "1002"] {
+            let mut line = row(id, "ny14-van-6", "21-11-2026 18:04:05", "", "Busy");
+            line.insert(line.len() - 1, ',');
+            bytes.extend_from_slice(line.as_bytes());
+        }
+        let rows: Vec<_> = reader("America/New_York")
+            .rows(&bytes[..])
+            .unwrap()
+            .collect();
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert!(
+            rows.iter().all(|r| matches!(r, RowOutcome::Call(_))),
             "{rows:?}"
         );
     }

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -81,14 +81,12 @@ pub struct CallDetail {
 /// Where API rows say they came from in row errors.
 pub const CALL_DETAIL_SOURCE: &str = "LiveVox API POST /reporting/callDetail";
 
-static CALL_DETAIL_FIELDS: LazyLock<Arc<FieldNames>> = LazyLock::new(|| {
-    Arc::new(FieldNames {
-        call_id: "callId".into(),
-        account: "account".into(),
-        phone: "phoneDialed".into(),
-        start: "start".into(),
-        result: "result".into(),
-    })
+static CALL_DETAIL_FIELDS: LazyLock<FieldNames> = LazyLock::new(|| FieldNames {
+    call_id: "callId".into(),
+    account: "account".into(),
+    phone: "phoneDialed".into(),
+    start: "start".into(),
+    result: "result".into(),
 });
 
 impl CallDetail {
@@ -103,7 +101,7 @@ impl CallDetail {
                 file: CALL_DETAIL_SOURCE.into(),
                 line: index + 1,
             },
-            fields: Arc::clone(&CALL_DETAIL_FIELDS),
+            fields: &CALL_DETAIL_FIELDS,
             call_id: text(&self.call_id),
             account: text(&self.account),
             first_name: text(&self.first_name),

@@ -3,7 +3,6 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::Arc;
 
 use jiff::Timestamp;
 use jiff::civil::DateTime;
@@ -36,10 +35,7 @@ pub struct FieldNames {
 pub enum RawTime<'a> {
     /// Local wall-clock text (CDR files) and the strftime format it is written in; it is
     /// resolved in the candidate's zone.
-    Local {
-        text: Cow<'a, str>,
-        format: Arc<str>,
-    },
+    Local { text: Cow<'a, str>, format: &'a str },
     /// An instant (API epoch milliseconds).
     Instant(Timestamp),
 }
@@ -50,7 +46,7 @@ pub enum RawTime<'a> {
 #[derive(Clone)]
 pub struct RawCall<'a> {
     pub origin: RowOrigin<'a>,
-    pub fields: Arc<FieldNames>,
+    pub fields: &'a FieldNames,
     pub call_id: Cow<'a, str>,
     pub account: Cow<'a, str>,
     pub first_name: Cow<'a, str>,
@@ -225,7 +221,7 @@ fn build(
     zone: &TimeZone,
     memo: &mut Memo,
 ) -> Result<Option<Call>, RowError> {
-    let names = &*raw.fields;
+    let names = raw.fields;
     let bad = |column: &str, value: &str, reason: String| {
         let value = if column == names.phone {
             mask_digits(value)
@@ -476,14 +472,15 @@ mod tests {
 
     use super::*;
 
-    fn fields() -> Arc<FieldNames> {
-        Arc::new(FieldNames {
+    fn fields() -> &'static FieldNames {
+        static FIELDS: std::sync::LazyLock<FieldNames> = std::sync::LazyLock::new(|| FieldNames {
             call_id: "id".into(),
             account: "account number".into(),
             phone: "phone dialed".into(),
             start: "start time".into(),
             result: "result".into(),
-        })
+        });
+        &FIELDS
     }
 
     fn raw(start: &str) -> RawCall<'_> {
@@ -500,7 +497,7 @@ mod tests {
             phone: "212-555-0143".into(),
             start: Some(RawTime::Local {
                 text: start.into(),
-                format: "%d-%m-%Y %H:%M:%S".into(),
+                format: "%d-%m-%Y %H:%M:%S",
             }),
             end: None,
             agent: "".into(),
@@ -547,7 +544,7 @@ mod tests {
         let mut r = raw("21-11-2026 18:04:05");
         r.end = Some(RawTime::Local {
             text: "soon".into(),
-            format: "%d-%m-%Y %H:%M:%S".into(),
+            format: "%d-%m-%Y %H:%M:%S",
         });
         let RowOutcome::Call(call) = normalise(r, &AccountPattern::default(), &zone()) else {
             panic!("expected a call")
@@ -594,11 +591,12 @@ mod tests {
     fn errors_on_the_phone_column_are_masked() {
         // A report whose account number is the phone number dialed (column map pointing
         // `account` at the phone column) must not leak the number in the error.
-        let mut r = raw("21-11-2026 18:04:05");
-        r.fields = Arc::new(FieldNames {
+        let names = FieldNames {
             account: "phone dialed".into(),
-            ..(*fields()).clone()
-        });
+            ..fields().clone()
+        };
+        let mut r = raw("21-11-2026 18:04:05");
+        r.fields = &names;
         r.account = "212-555-0143".into();
         let RowOutcome::Bad(err) = normalise(r, &AccountPattern::default(), &zone()) else {
             panic!("expected an error")
