@@ -175,7 +175,7 @@ pub(crate) fn unknown_result(call: &Call, candidate: &Candidate) -> PlanError {
     };
     PlanError::UnknownResult {
         key: call.result.as_str().to_owned(),
-        text: call.result_text.clone(),
+        text: call.result_text.to_string(),
         at,
         candidate: candidate.slug.to_string(),
         date: call.local_date,
@@ -357,6 +357,7 @@ pub fn select(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::call::CallText;
     use crate::candidate::CandidateDoc;
     use crate::mapping::SurveyAnswer;
     use crate::values::ResultKey;
@@ -389,14 +390,11 @@ mod tests {
     fn call(result: &str, phone: Option<&str>) -> Call {
         Call {
             call_id: CallId("101312525040".into()),
-            account: "ny14-van-18372073".into(),
+            text: CallText::new("ny14-van-18372073", "A", "B", "agent7"),
             van_id: Some(VanId::new(18372073).unwrap()),
             phone: phone.map(|p| PhoneNumber::parse(p).unwrap()),
-            first_name: "A".into(),
-            last_name: "B".into(),
             started_at: "2026-11-21T23:04:11Z".parse().unwrap(),
             ended_at: None,
-            agent: "agent7".into(),
             result: ResultKey::normalise(result).unwrap(),
             result_text: result.into(),
             service: None,

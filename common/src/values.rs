@@ -211,8 +211,9 @@ impl<'de> Deserialize<'de> for PhoneNumber {
 /// the word "number": `Wrong #` (`wrong`) and `Wrong Number` are different results.
 /// Accented letters are kept as they are (`Réponse` ≠ `Reponse`). The rule is idempotent:
 /// a key normalises to itself.
+// Shared, not copied: every call of a night holds the key of its result.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ResultKey(String);
+pub struct ResultKey(std::sync::Arc<str>);
 
 impl ResultKey {
     pub fn normalise(raw: &str) -> Result<Self, ValueError> {
@@ -236,7 +237,7 @@ impl ResultKey {
         if key.is_empty() {
             Err(ValueError::EmptyResult)
         } else {
-            Ok(Self(key))
+            Ok(Self(key.into()))
         }
     }
 

@@ -74,7 +74,8 @@ fn main() {
         let mut rows = reader.rows(bytes.as_slice()).expect("a usable header");
         let mut calls = 0usize;
         loop {
-            let batch: Vec<RowOutcome> = rows.by_ref().take(ingest::BATCH_ROWS).collect();
+            let mut batch = Vec::with_capacity(ingest::BATCH_ROWS);
+            batch.extend(rows.by_ref().take(ingest::BATCH_ROWS));
             if batch.is_empty() {
                 break calls;
             }
@@ -88,7 +89,8 @@ fn main() {
         let mut rows = reader.rows(bytes.as_slice()).expect("a usable header");
         let mut planned = 0usize;
         loop {
-            let batch: Vec<RowOutcome> = rows.by_ref().take(ingest::BATCH_ROWS).collect();
+            let mut batch = Vec::with_capacity(ingest::BATCH_ROWS);
+            batch.extend(rows.by_ref().take(ingest::BATCH_ROWS));
             if batch.is_empty() {
                 break planned;
             }

@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use callsync::adapters::dynamo_ledger::{DynamoDayStore, DynamoLedger};
 use callsync::adapters::s3::S3Objects;
 use callsync::adapters::sqs::SqsQueue;
-use callsync::call::{Call, CallId};
+use callsync::call::{Call, CallId, CallText};
 use callsync::ledger::{
     CallKey, CallRecord, CallState, DayKey, DayRecord, DeliveryKey, DeliveryPlan, DeliveryRecord,
     ErrorNote, ExportRef, Receipt,
@@ -40,14 +40,11 @@ fn day(candidate: &str, date: Date) -> DayKey {
 fn call(id: &str, local_date: Date) -> Call {
     Call {
         call_id: CallId(id.into()),
-        account: "pa07-van-18372073".into(),
+        text: CallText::new("pa07-van-18372073", "Ana", "Núñez", "agent7"),
         van_id: Some(VanId::new(18_372_073).unwrap()),
         phone: Some(PhoneNumber::parse("(212) 555-0143").unwrap()),
-        first_name: "Ana".into(),
-        last_name: "Núñez".into(),
         started_at: "2026-11-21T23:04:11.123456789Z".parse().unwrap(),
         ended_at: Some("2026-11-21T23:06:40Z".parse().unwrap()),
-        agent: "agent7".into(),
         result: ResultKey::normalise("Strong Support").unwrap(),
         result_text: "Strong Support (SS)".into(),
         service: Some("GOTV".into()),

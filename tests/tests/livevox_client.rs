@@ -260,7 +260,7 @@ async fn yesterdays_call_details_become_calls_through_the_shared_normalisation()
         assert!(call.ended_at.unwrap() > call.started_at);
     }
     assert!(
-        calls.iter().any(|c| c.agent.is_empty()),
+        calls.iter().any(|c| c.agent().is_empty()),
         "system results have no agent"
     );
     assert!(calls.iter().any(|c| c.result.as_str() == "agent cust 1"));

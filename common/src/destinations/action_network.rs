@@ -464,11 +464,11 @@ impl Destination for ActionNetwork {
             ));
         }
         let mut person = serde_json::Map::new();
-        if !call.first_name.is_empty() {
-            person.insert("given_name".into(), call.first_name.clone().into());
+        if !call.first_name().is_empty() {
+            person.insert("given_name".into(), call.first_name().to_owned().into());
         }
-        if !call.last_name.is_empty() {
-            person.insert("family_name".into(), call.last_name.clone().into());
+        if !call.last_name().is_empty() {
+            person.insert("family_name".into(), call.last_name().to_owned().into());
         }
         // No `status`: a new number starts unsubscribed, an existing one keeps its own.
         person.insert(
@@ -481,10 +481,10 @@ impl Destination for ActionNetwork {
             .filter_map(|(name, field)| {
                 let value = match field {
                     Field::DisplayName => row.map(|r| r.display_name.clone()),
-                    Field::Result => Some(call.result_text.clone()),
+                    Field::Result => Some(call.result_text.to_string()),
                     Field::LocalDate => Some(call.local_date.to_string()),
                     Field::StartedAt => Some(call.started_at.to_string()),
-                    Field::Agent => (!call.agent.is_empty()).then(|| call.agent.clone()),
+                    Field::Agent => (!call.agent().is_empty()).then(|| call.agent().to_owned()),
                 }?;
                 Some((name.clone(), Value::String(value)))
             })

@@ -20,7 +20,7 @@ pub fn call_and_contact(call: &Call, row: Option<&ResultRow>, candidate: &Candid
             "local_date": call.local_date.to_string(),
             "started_at": call.started_at.to_string(),
             "ended_at": call.ended_at.map(|t| t.to_string()),
-            "agent": call.agent,
+            "agent": call.agent(),
             "result_key": call.result.as_str(),
             "result": call.result_text,
             "display_name": row.map(|r| r.display_name.as_str()),
@@ -33,9 +33,9 @@ pub fn call_and_contact(call: &Call, row: Option<&ResultRow>, candidate: &Candid
         "contact": {
             "van_id": call.van_id.map(crate::values::VanId::get),
             "database_mode": database_mode,
-            "account": call.account,
-            "first_name": call.first_name,
-            "last_name": call.last_name,
+            "account": call.account(),
+            "first_name": call.first_name(),
+            "last_name": call.last_name(),
             "phone": call.phone,
         },
     })
@@ -74,7 +74,7 @@ pub fn sample() -> Value {
 pub(crate) mod fixtures {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::call::CallId;
+    use crate::call::{CallId, CallText};
     use crate::values::{PhoneNumber, ResultKey, VanId};
 
     /// A candidate with two result rows and the given `destinations`.
@@ -98,14 +98,11 @@ pub(crate) mod fixtures {
     pub fn call(result: &str, first_name: &str) -> Call {
         Call {
             call_id: CallId("101312525040".into()),
-            account: "18372073".into(),
+            text: CallText::new("18372073", first_name, "Núñez", "agent7"),
             van_id: Some(VanId::new(18372073).unwrap()),
             phone: Some(PhoneNumber::parse("2125550143").unwrap()),
-            first_name: first_name.into(),
-            last_name: "Núñez".into(),
             started_at: "2026-11-21T23:04:11Z".parse().unwrap(),
             ended_at: Some("2026-11-21T23:06:41Z".parse().unwrap()),
-            agent: "agent7".into(),
             result: ResultKey::normalise(result).unwrap(),
             result_text: result.into(),
             service: Some("phones-tx".into()),

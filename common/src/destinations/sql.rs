@@ -883,7 +883,7 @@ pub fn call_row(call: &Call, row: Option<&ResultRow>, candidate: &Candidate) -> 
         local_date: call.local_date,
         started_at: call.started_at,
         ended_at: call.ended_at,
-        agent: text(&call.agent),
+        agent: text(call.agent()),
         result_key: call.result.as_str().to_owned(),
         result_name: row.map(|r| r.display_name.clone()),
         van_id: call.van_id.and_then(|v| i64::try_from(v.get()).ok()),
@@ -892,8 +892,8 @@ pub fn call_row(call: &Call, row: Option<&ResultRow>, candidate: &Candidate) -> 
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
         }),
-        first_name: text(&call.first_name),
-        last_name: text(&call.last_name),
+        first_name: text(call.first_name()),
+        last_name: text(call.last_name()),
         phone: call.phone.as_ref().map(|p| p.digits().to_owned()),
         source_file: call.origin.as_ref().map(|o| o.file.key.clone()),
         source_line: call

@@ -56,8 +56,8 @@ impl Extension for PersonMatch {
                     .into(),
             ));
         };
-        let first = call.first_name.trim();
-        let last = call.last_name.trim();
+        let first = call.first_name().trim();
+        let last = call.last_name().trim();
         let missing: Vec<&str> = [
             (first.is_empty(), "a first name"),
             (last.is_empty(), "a last name"),

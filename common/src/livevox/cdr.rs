@@ -673,7 +673,7 @@ mod tests {
 
         let ids: Vec<_> = calls.iter().map(|c| c.call_id.0.as_str()).collect();
         assert_eq!(ids, ["1001", "1007"]);
-        assert_eq!(calls[1].agent, "", "system results have no agent");
+        assert_eq!(calls[1].agent(), "", "system results have no agent");
         assert_eq!(calls[1].result.as_str(), "answering machine hung up");
         assert_eq!(tests, 1);
 

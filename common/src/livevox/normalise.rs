@@ -3,12 +3,13 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use jiff::civil::DateTime;
 use jiff::tz::{AmbiguousOffset, TimeZone};
 
-use crate::call::{Account, AccountError, AccountPattern, Call, CallId};
+use crate::call::{Account, AccountError, AccountPattern, Call, CallId, CallText};
 use crate::values::{PhoneNumber, ResultKey};
 
 /// Where a raw row came from, for error messages: a file and its physical line, or (API
@@ -144,30 +145,48 @@ pub fn normalise(raw: RawCall<'_>, accounts: &AccountPattern, zone: &TimeZone) -
 }
 
 /// What reading one source (a file, an API answer) remembers from row to row: its rows
-/// repeat a few result texts and run through the night hour by hour, so a result's key and
-/// an hour's offset are worked out once, not per row.
+/// repeat a few result texts, services and campaigns and run through the night hour by
+/// hour, so a result's key and an hour's offset are worked out once, not per row, and the
+/// repeated texts are shared by the calls that hold them.
 #[derive(Debug, Default)]
 pub struct Memo {
     /// The last local hour read and its offset, when the zone keeps one offset all of it.
     hour: Option<(DateTime, jiff::tz::Offset)>,
     /// Result texts seen, with their keys.
-    results: Vec<(String, ResultKey)>,
+    results: Vec<(Arc<str>, ResultKey)>,
+    services: Vec<Arc<str>>,
+    campaigns: Vec<Arc<str>>,
 }
 
-/// How many distinct result texts a [`Memo`] keeps: a dialer has a few dozen.
-const REMEMBERED_RESULTS: usize = 128;
+/// How many distinct values of each kind a [`Memo`] keeps: a dialer has a few dozen
+/// results, and a night a few services and campaigns. Past that, each row's value is its
+/// own.
+const REMEMBERED: usize = 128;
+
+/// `text` as a shared string: the one `seen` holds, or a new one it keeps.
+fn shared(seen: &mut Vec<Arc<str>>, text: &str) -> Arc<str> {
+    if let Some(known) = seen.iter().find(|s| ***s == *text) {
+        return Arc::clone(known);
+    }
+    let new: Arc<str> = Arc::from(text);
+    if seen.len() < REMEMBERED {
+        seen.push(Arc::clone(&new));
+    }
+    new
+}
 
 impl Memo {
-    /// The key of result text `text`.
-    fn result(&mut self, text: &str) -> Result<ResultKey, crate::values::ValueError> {
-        if let Some((_, key)) = self.results.iter().find(|(t, _)| t == text) {
-            return Ok(key.clone());
+    /// The text and key of result text `text`.
+    fn result(&mut self, text: &str) -> Result<(Arc<str>, ResultKey), crate::values::ValueError> {
+        if let Some((t, key)) = self.results.iter().find(|(t, _)| **t == *text) {
+            return Ok((Arc::clone(t), key.clone()));
         }
         let key = ResultKey::normalise(text)?;
-        if self.results.len() < REMEMBERED_RESULTS {
-            self.results.push((text.to_owned(), key.clone()));
+        let text: Arc<str> = Arc::from(text);
+        if self.results.len() < REMEMBERED {
+            self.results.push((Arc::clone(&text), key.clone()));
         }
-        Ok(key)
+        Ok((text, key))
     }
 
     /// The instant of local time `civil` in `zone` ("compatible" in a gap or fold), and the
@@ -231,7 +250,7 @@ fn build(
         RowError::new(&raw.origin, column, &value, reason)
     };
 
-    let account = raw.account.trim();
+    let account = trim(&raw.account);
     let (van_id, database_mode) = match accounts.parse(account) {
         // No account number: a person the list carries without a VAN id.
         _ if account.is_empty() => (None, None),
@@ -276,7 +295,7 @@ fn build(
         }
     };
 
-    let call_id = raw.call_id.trim();
+    let call_id = trim(&raw.call_id);
     if call_id.is_empty() {
         return Err(bad(
             &names.call_id,
@@ -314,8 +333,8 @@ fn build(
         .and_then(|time| resolve(time, zone, memo).ok())
         .map(|(at, _)| at);
 
-    let result_text = raw.result.trim();
-    let result = memo.result(result_text).map_err(|_| {
+    let result_text = trim(&raw.result);
+    let (result_text, result) = memo.result(result_text).map_err(|_| {
         bad(
             &names.result,
             result_text,
@@ -325,19 +344,21 @@ fn build(
 
     Ok(Some(Call {
         call_id: CallId(call_id.to_owned()),
-        account: account.to_owned(),
+        text: CallText::new(
+            account,
+            trim(&raw.first_name),
+            trim(&raw.last_name),
+            trim(&raw.agent),
+        ),
         van_id,
         database_mode,
         phone: PhoneNumber::parse(&raw.phone).ok(),
-        first_name: raw.first_name.trim().to_owned(),
-        last_name: raw.last_name.trim().to_owned(),
         started_at,
         ended_at,
-        agent: raw.agent.trim().to_owned(),
         result,
-        result_text: result_text.to_owned(),
-        service: non_empty(raw.service.as_deref()),
-        campaign: non_empty(raw.campaign.as_deref()),
+        result_text,
+        service: non_empty(raw.service.as_deref()).map(|s| shared(&mut memo.services, s)),
+        campaign: non_empty(raw.campaign.as_deref()).map(|c| shared(&mut memo.campaigns, c)),
         local_date: local.map_or_else(|| zone.to_datetime(started_at).date(), |l| l.date()),
         origin: None,
     }))
@@ -381,7 +402,7 @@ fn read_time(
     match time {
         RawTime::Instant(ts) => Ok((*ts, None)),
         RawTime::Local { text, format } => {
-            let text = text.trim();
+            let text = trim(text);
             let civil = match day_month_year(format, text) {
                 Some(civil) => civil,
                 None => jiff::fmt::strtime::parse(&**format, text)
@@ -443,11 +464,18 @@ fn day_month_year(format: &str, text: &str) -> Option<DateTime> {
     .ok()
 }
 
-fn non_empty(value: Option<&str>) -> Option<String> {
-    value
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned)
+fn non_empty(value: Option<&str>) -> Option<&str> {
+    value.map(trim).filter(|v| !v.is_empty())
+}
+
+/// `text` without surrounding whitespace (Unicode's: a spreadsheet's no-break space too),
+/// without looking further when it starts and ends with a visible ASCII character, as
+/// nearly every field does.
+fn trim(text: &str) -> &str {
+    match (text.as_bytes().first(), text.as_bytes().last()) {
+        (Some(first), Some(last)) if first.is_ascii_graphic() && last.is_ascii_graphic() => text,
+        _ => text.trim(),
+    }
 }
 
 /// Hides every digit but the last four, for values that may be phone numbers.
@@ -522,7 +550,7 @@ mod tests {
         };
         assert_eq!(call.van_id.unwrap().get(), 18372073);
         assert_eq!(call.result.as_str(), "agent cust 1");
-        assert_eq!(call.result_text, "Agent Cust 1 (167)");
+        assert_eq!(&*call.result_text, "Agent Cust 1 (167)");
         assert_eq!(call.started_at.to_string(), "2026-11-21T23:04:05Z");
         assert_eq!(call.phone.unwrap().digits(), "2125550143");
         assert_eq!(call.service, None, "blank service is no service");
