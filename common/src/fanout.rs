@@ -8,7 +8,7 @@
 //! nothing already delivered anywhere moves. `POST /retry` is the one way to re-plan a
 //! delivery ([`retry`]).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use futures::StreamExt;
 use serde::Serialize;
@@ -430,29 +430,26 @@ pub struct DestinationRetry {
     pub replanned: BTreeMap<CallState, u64>,
     /// Delivered calls whose content changed since: sent again, as `updated`.
     pub updated: u64,
-    /// The calls whose delivery this retry changed.
-    #[serde(skip)]
-    pub calls: Vec<crate::call::CallId>,
 }
 
-/// For a destination that mirrors a call's whole story ([`Metadata::waits_for_call`]):
-/// plan again each of `calls` it already delivered, so that it is written again once the
-/// call's other deliveries — which a retry just changed — are final again. Returns how many.
+/// For the destinations that mirror a call's whole story ([`Metadata::waits_for_call`]):
+/// plan again a call one of them already delivered, so that it is written again once the
+/// call's other deliveries — which a retry just changed — are final again. Returns how
+/// many per destination. A call whose mirror is not delivered yet is left alone: it
+/// carries the news when it goes (so a call changed twice is marked once).
 ///
 /// [`Metadata::waits_for_call`]: crate::destinations::Metadata::waits_for_call
 pub async fn mirror_again(
     svc: &Services,
     candidate: &Compiled,
-    destination: &Configured,
-    calls: &[CallRecord],
-    ids: &HashSet<crate::call::CallId>,
-) -> Result<u64, StoreError> {
-    let now = svc.clock.now();
-    let mut again = 0;
-    for record in calls.iter().filter(|r| ids.contains(&r.key.call_id)) {
-        let Some(call) = record.call.as_ref() else {
-            continue;
-        };
+    mirrors: &[&Configured],
+    record: &CallRecord,
+) -> Result<Vec<(String, u64)>, StoreError> {
+    let mut again = Vec::new();
+    let Some(call) = record.call.as_ref() else {
+        return Ok(again);
+    };
+    for destination in mirrors {
         let key = DeliveryKey {
             call: record.key.clone(),
             destination: destination.name.clone(),
@@ -460,16 +457,15 @@ pub async fn mirror_again(
         let Some(mut delivery) = svc.ledger.get_delivery(&key).await? else {
             continue;
         };
-        // One not delivered yet will carry the news when it goes.
         if delivery.delivery.state != CallState::Finished {
             continue;
         }
         let plan = record
             .held_by_extension()
             .unwrap_or_else(|| destination.plan(call, candidate));
-        delivery.apply_plan(&plan, now);
+        delivery.apply_plan(&plan, svc.clock.now());
         if svc.ledger.replace_delivery(&mut delivery).await? {
-            again += 1;
+            again.push((destination.name.clone(), 1));
         }
     }
     Ok(again)
@@ -478,24 +474,32 @@ pub async fn mirror_again(
 /// Re-plan one destination's deliveries in `states` (error states) with the current
 /// candidate, and, for kinds that take updates, mark a delivered call for sending again
 /// when what it would send now differs from what was delivered. Calls are read from the
-/// day's call records (`calls`), so the payload follows the current mapping.
+/// day's call records beside the deliveries, both in call-id order a page at a time, so
+/// the payload follows the current mapping and nothing of the day is held. A call whose
+/// delivery changed is marked for `mirrors` again ([`mirror_again`]); returns what that
+/// did too.
 pub async fn retry(
     svc: &Services,
     candidate: &Compiled,
     day: &DayKey,
     destination: &Configured,
-    calls: &[CallRecord],
     states: &[CallState],
-) -> Result<DestinationRetry, StoreError> {
-    let by_id: HashMap<&str, &CallRecord> = calls
-        .iter()
-        .map(|r| (r.key.call_id.0.as_str(), r))
-        .collect();
+    mirrors: &[&Configured],
+) -> Result<(DestinationRetry, Vec<(String, u64)>), StoreError> {
     let resends = destination.adapter.metadata().resends_updates;
+    let mirrors: &[&Configured] = if destination.adapter.metadata().waits_for_call {
+        &[]
+    } else {
+        mirrors
+    };
     let now = svc.clock.now();
     let mut summary = DestinationRetry::default();
-    for mut record in svc.ledger.deliveries(day, &destination.name).await? {
-        let Some(call_record) = by_id.get(record.key.call.call_id.0.as_str()) else {
+    let mut mirrored = Vec::new();
+    let mut calls = svc.ledger.day_records(day).peekable();
+    let mut deliveries = svc.ledger.delivery_records(day, &destination.name);
+    while let Some(record) = deliveries.next().await {
+        let mut record = record?;
+        let Some(call_record) = call_of(&mut calls, &record.key.call.call_id).await? else {
             continue;
         };
         let Some(call) = call_record.call.as_ref() else {
@@ -504,13 +508,14 @@ pub async fn retry(
         let plan = call_record
             .held_by_extension()
             .unwrap_or_else(|| destination.plan(call, candidate));
-        if states.contains(&record.delivery.state) {
+        let changed = if states.contains(&record.delivery.state) {
             record.kind = destination.kind().to_owned();
             record.apply_plan(&plan, now);
-            if svc.ledger.replace_delivery(&mut record).await? {
+            let changed = svc.ledger.replace_delivery(&mut record).await?;
+            if changed {
                 *summary.replanned.entry(record.delivery.state).or_default() += 1;
-                summary.calls.push(record.key.call.call_id.clone());
             }
+            changed
         } else if record.delivery.state == CallState::Finished && resends {
             let DeliveryPlan::Send(payload) = &plan else {
                 // A delivered call the destination would no longer take stays delivered:
@@ -523,11 +528,40 @@ pub async fn retry(
                 continue;
             }
             record.apply_plan(&plan, now);
-            if svc.ledger.replace_delivery(&mut record).await? {
+            let changed = svc.ledger.replace_delivery(&mut record).await?;
+            if changed {
                 summary.updated += 1;
-                summary.calls.push(record.key.call.call_id.clone());
+            }
+            changed
+        } else {
+            false
+        };
+        if changed {
+            mirrored.extend(mirror_again(svc, candidate, mirrors, &call_record).await?);
+        }
+    }
+    Ok((summary, mirrored))
+}
+
+/// The call record of `id` from `calls` (a day's, in call-id order), passing the calls
+/// before it; `None` when the day has no such call.
+async fn call_of(
+    calls: &mut futures::stream::Peekable<crate::ports::Records<'_, CallRecord>>,
+    id: &crate::call::CallId,
+) -> Result<Option<CallRecord>, StoreError> {
+    loop {
+        let order = match std::pin::Pin::new(&mut *calls).peek().await {
+            None => return Ok(None),
+            Some(Ok(c)) => c.key.call_id.cmp(id),
+            // Taken next, so the error is returned.
+            Some(Err(_)) => std::cmp::Ordering::Less,
+        };
+        match order {
+            std::cmp::Ordering::Greater => return Ok(None),
+            std::cmp::Ordering::Equal => return calls.next().await.transpose(),
+            std::cmp::Ordering::Less => {
+                calls.next().await.transpose()?;
             }
         }
     }
-    Ok(summary)
 }

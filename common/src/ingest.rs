@@ -1,6 +1,6 @@
 //! Reading a candidate's calls from its sources: CDR files dropped in its S3 inbox (each
 //! streamed in, its rows handed on in batches, and moved aside once every row is in the
-//! ledger) and the LiveVox API for one local day. A bad row becomes an error for that row;
+//! ledger) and the LiveVox API for one local day, a page at a time. A bad row becomes an error for that row;
 //! a file whose header is unusable is set aside with a note beside it; a file that cannot
 //! be read to its end this time stays for the next run; nothing else stops.
 
@@ -8,11 +8,15 @@ use jiff::civil::Date;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use crate::call::AccountPattern;
 use crate::call::CallId;
 use crate::candidate::Candidate;
 use crate::connect::ConnectError;
 use crate::ledger::{CallKey, CallRecord, DayKey};
-use crate::livevox::{CallDetailSource, CdrColumns, CdrReader, RowError, RowOutcome, normalise};
+use crate::livevox::{
+    CallDetailCursor, CallDetailSource, CdrColumns, CdrReader, LiveVoxClient, Memo, RowError,
+    RowOutcome, normalise_in,
+};
 use crate::ports::{ObjectStore, StoreError};
 use crate::services::Services;
 
@@ -266,37 +270,70 @@ pub async fn set_aside(
 /// The key a LiveVox API read is reported under.
 pub const LIVEVOX_SOURCE: &str = "livevox:callDetail";
 
-/// Read one local day of calls from the LiveVox API: the day's rows, in the API's order.
-/// (The API answers a day in pages that the client gathers; the rows are held until the
-/// run has taken them.)
-pub async fn read_livevox(
-    svc: &Services,
-    candidate: &Candidate,
+/// One local day of calls read from the LiveVox API a page at a time (a page holds at
+/// most [`BATCH_ROWS`] calls), each page's rows normalised and handed on as one batch:
+/// nothing of the day is held but the page being read.
+#[derive(Debug)]
+pub struct LiveVoxRows {
+    client: LiveVoxClient,
+    cursor: CallDetailCursor,
+    accounts: AccountPattern,
+    zone: jiff::tz::TimeZone,
     date: Date,
-) -> Result<Vec<RowOutcome>, ConnectError> {
-    let Some(lv) = candidate.doc().source.livevox.as_ref() else {
-        return Ok(Vec::new());
-    };
-    let client = svc
-        .connectors
-        .livevox(svc.secrets.as_ref(), candidate)
-        .await?;
-    let (from, to) = day_window(candidate, date);
-    let details = client.call_details(from, to, &lv.services).await?;
-    Ok(details
-        .iter()
-        .enumerate()
-        .map(|(i, detail)| {
-            normalise(
-                detail.to_raw(i as u64),
-                &candidate.accounts,
-                &candidate.zone,
-            )
-        })
-        // The API may return a neighbouring day's call at the window's edge; it belongs
-        // to its own day, and that day's run reads it.
-        .filter(|outcome| !matches!(outcome, RowOutcome::Call(c) if c.local_date != date))
-        .collect())
+    /// Rows read so far: a row's position in the answer, for its errors.
+    read: u64,
+    memo: Memo,
+}
+
+impl LiveVoxRows {
+    /// Start reading `date` for `candidate`; `None` when it has no LiveVox source.
+    pub async fn open(
+        svc: &Services,
+        candidate: &Candidate,
+        date: Date,
+    ) -> Result<Option<Self>, ConnectError> {
+        let Some(lv) = candidate.doc().source.livevox.as_ref() else {
+            return Ok(None);
+        };
+        let client = svc
+            .connectors
+            .livevox(svc.secrets.as_ref(), candidate)
+            .await?;
+        let (from, to) = day_window(candidate, date);
+        let cursor = client.call_details_from(from, to, &lv.services);
+        Ok(Some(Self {
+            client,
+            cursor,
+            accounts: candidate.accounts.clone(),
+            zone: candidate.zone.clone(),
+            date,
+            read: 0,
+            memo: Memo::default(),
+        }))
+    }
+
+    /// The next page's rows, in the API's order; `None` once the day is read.
+    pub async fn next(&mut self) -> Result<Option<Vec<RowOutcome>>, ConnectError> {
+        let Some(page) = self.client.next_calls(&mut self.cursor).await? else {
+            return Ok(None);
+        };
+        let mut rows = Vec::with_capacity(page.len());
+        for detail in &page {
+            let outcome = normalise_in(
+                detail.to_raw(self.read),
+                &self.accounts,
+                &self.zone,
+                &mut self.memo,
+            );
+            self.read += 1;
+            // The API may return a neighbouring day's call at the window's edge; it
+            // belongs to its own day, and that day's run reads it.
+            if !matches!(&outcome, RowOutcome::Call(c) if c.local_date != self.date) {
+                rows.push(outcome);
+            }
+        }
+        Ok(Some(rows))
+    }
 }
 
 /// `[start, end)` of a local day as instants (23 or 25 hours long on DST changes).

@@ -91,7 +91,8 @@ pub trait Ledger: Send + Sync {
     /// stored (and `record`'s) version is one higher. `Ok(false)`: someone else wrote
     /// first; read again and decide again.
     async fn replace(&self, record: &mut CallRecord) -> Result<bool, StoreError>;
-    /// Every call of a day.
+    /// Every call of a day, held whole: for tests and tools. The runs read
+    /// [`Ledger::day_records`], which holds a page.
     async fn day(&self, day: &DayKey) -> Result<Vec<CallRecord>, StoreError>;
     /// Every call of a day in call-id order, read page by page as the stream is taken.
     fn day_records<'a>(&'a self, day: &'a DayKey) -> Records<'a, CallRecord>;
@@ -100,7 +101,8 @@ pub trait Ledger: Send + Sync {
     async fn get_delivery(&self, key: &DeliveryKey) -> Result<Option<DeliveryRecord>, StoreError>;
     /// As [`Ledger::replace`].
     async fn replace_delivery(&self, record: &mut DeliveryRecord) -> Result<bool, StoreError>;
-    /// Every delivery of a day to one destination.
+    /// Every delivery of a day to one destination, held whole: for tests and tools. The
+    /// runs read [`Ledger::delivery_records`].
     async fn deliveries(
         &self,
         day: &DayKey,

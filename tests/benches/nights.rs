@@ -4,12 +4,15 @@
 //! Prints each run's time and the most heap the run itself held at once: every block the
 //! stores keep (DynamoDB's, S3's and SQS's copies in production) is counted apart by the
 //! allocator, so what is printed is what the `nightly` Lambda needs beyond its baseline.
+//! Then `/retry` of a day whose agent results the mapping lacked, at both sizes: the day
+//! read a page at a time twice (the budget's ranking, then the re-plan), never held.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use callsync::adapters::memory::MemoryQueue;
 use callsync::candidate::CandidateDoc;
+use callsync::ledger::CallState;
 use callsync::nightly::{self, RunOptions};
 use callsync::values::CandidateSlug;
 use callsync_tests::bench::peak_rss_mib;
@@ -21,30 +24,92 @@ static ALLOCATOR: Counting = Counting::system();
 
 const MIB: f64 = 1024.0 * 1024.0;
 
+/// The bench's candidate; without `agent_rows` its mapping lacks the two agent results
+/// (those calls are errors until a `/retry` after the mapping is fixed).
+fn document(strategy: &str, agent_rows: bool) -> CandidateDoc {
+    let strategy_json: serde_json::Value = serde_json::from_str(strategy)
+        .unwrap_or_else(|_| serde_json::Value::String(strategy.into()));
+    let mut results = vec![
+        serde_json::json!({"result": "Agent Cust 3", "display_name": "Wrong number", "success": false,
+         "result_code_id": 20, "sync": true}),
+        serde_json::json!({"result": "Busy", "display_name": "Busy", "success": false, "result_code_id": 18, "csv": true}),
+        serde_json::json!({"result": "No Answer", "display_name": "No answer", "success": false, "result_code_id": 1, "csv": true}),
+        serde_json::json!({"result": "Hung Up in Opening", "display_name": "Dropped", "success": false}),
+    ];
+    if agent_rows {
+        results.extend([
+            serde_json::json!({"result": "Agent Cust 1", "display_name": "Strong support", "success": true,
+             "survey_responses": [{"question_id": 2300, "response_id": 9100}],
+             "activist_codes": [4400], "sync": true, "priority": 10}),
+            serde_json::json!({"result": "Agent Cust 2", "display_name": "Lean support", "success": true,
+             "survey_responses": [{"question_id": 2300, "response_id": 9101}], "sync": true}),
+        ]);
+    }
+    serde_json::from_value(serde_json::json!({
+        "slug": "bench", "display_name": "Bench", "time_zone": "America/New_York",
+        "sync_hour": 3, "source": {"cdr": {}}, "strategy": strategy_json,
+        "van": {"secret_name": "callsync/bench/van", "database_mode": "voter_file"},
+        "results": results
+    }))
+    .expect("bench candidate")
+}
+
+/// A night whose agent results the mapping lacks, then `/retry` of its errors once the
+/// mapping has them; returns the retry's peak heap in bytes.
+async fn retried(calls: u64) -> usize {
+    let queue = Arc::new(MemoryQueue::default());
+    let svc = held_services(queue.clone());
+    svc.config
+        .put(&document("full", false))
+        .await
+        .expect("store");
+    let date = jiff::civil::date(2026, 11, 3);
+    svc.objects
+        .put(
+            "inbox/bench/cdr.csv",
+            cdr_night(date, calls).into_bytes(),
+            "text/csv",
+        )
+        .await
+        .expect("put");
+    let slug = CandidateSlug::parse("bench").expect("slug");
+    nightly::run(&svc, &slug, date, RunOptions::default())
+        .await
+        .expect("run");
+    queue.drain();
+    svc.config
+        .put(&document("full", true))
+        .await
+        .expect("store");
+    held::reset_run_peak();
+    let before = held::run_live();
+    let started = Instant::now();
+    let done = nightly::retry(
+        &svc,
+        &slug,
+        date,
+        &[CallState::UnattemptedError],
+        &nightly::RetryScope::Everything,
+    )
+    .await
+    .expect("retry");
+    let ran = started.elapsed();
+    let peak = held::run_peak().saturating_sub(before);
+    println!(
+        "   retry {calls:>9} calls: {:>6.2}s, {} re-planned, {} queued; run's peak heap {:>6.1} MiB",
+        ran.as_secs_f64(),
+        done.replanned.values().sum::<u64>(),
+        queue.drain().len(),
+        peak as f64 / MIB,
+    );
+    peak
+}
+
 /// One night; returns the run's peak heap in bytes.
 async fn night(strategy: &str, calls: u64) -> usize {
     let queue = Arc::new(MemoryQueue::default());
     let svc = held_services(queue.clone());
-    let strategy_json: serde_json::Value = serde_json::from_str(strategy)
-        .unwrap_or_else(|_| serde_json::Value::String(strategy.into()));
-    let doc: CandidateDoc = serde_json::from_value(serde_json::json!({
-        "slug": "bench", "display_name": "Bench", "time_zone": "America/New_York",
-        "sync_hour": 3, "source": {"cdr": {}}, "strategy": strategy_json,
-        "van": {"secret_name": "callsync/bench/van", "database_mode": "voter_file"},
-        "results": [
-            {"result": "Agent Cust 1", "display_name": "Strong support", "success": true,
-             "survey_responses": [{"question_id": 2300, "response_id": 9100}],
-             "activist_codes": [4400], "sync": true, "priority": 10},
-            {"result": "Agent Cust 2", "display_name": "Lean support", "success": true,
-             "survey_responses": [{"question_id": 2300, "response_id": 9101}], "sync": true},
-            {"result": "Agent Cust 3", "display_name": "Wrong number", "success": false,
-             "result_code_id": 20, "sync": true},
-            {"result": "Busy", "display_name": "Busy", "success": false, "result_code_id": 18, "csv": true},
-            {"result": "No Answer", "display_name": "No answer", "success": false, "result_code_id": 1, "csv": true},
-            {"result": "Hung Up in Opening", "display_name": "Dropped", "success": false}
-        ]
-    }))
-    .expect("bench candidate");
+    let doc = document(strategy, true);
     svc.config.put(&doc).await.expect("store");
     let date = jiff::civil::date(2026, 11, 3);
     let started = Instant::now();
@@ -112,4 +177,10 @@ async fn main() {
             large as f64 / small.max(1) as f64
         );
     }
+    let small = retried(100_000).await;
+    let large = retried(1_000_000).await;
+    println!(
+        "   retry: its peak at 1,000,000 calls is {:.2}× its peak at 100,000 (target ≤ 1.10×)",
+        large as f64 / small.max(1) as f64
+    );
 }

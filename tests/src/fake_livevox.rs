@@ -188,6 +188,8 @@ struct LvState {
     current_session: Option<String>,
     sessions_issued: u64,
     logins: usize,
+    /// Reporting answers 503 for pages from this offset on (an outage mid-read).
+    reporting_down_from: Option<usize>,
 }
 
 impl FakeLiveVox {
@@ -210,6 +212,7 @@ impl FakeLiveVox {
                 current_session: None,
                 sessions_issued: 0,
                 logins: 0,
+                reporting_down_from: None,
             }),
         });
         serve::spawn(listener, router(shared.clone()));
@@ -248,6 +251,12 @@ impl FakeLiveVox {
         let mut state = self.shared.lock();
         state.sessions.clear();
         state.current_session = None;
+    }
+
+    /// The reporting service answers 503 (LiveVox's error envelope) for every page that
+    /// starts at `offset` or later; `None` ends the outage.
+    pub fn reporting_down_from(&self, offset: Option<usize>) {
+        self.shared.lock().reporting_down_from = offset;
     }
 
     pub fn with_data<R>(&self, f: impl FnOnce(&mut LiveVoxData) -> R) -> R {
@@ -736,6 +745,15 @@ async fn call_detail(
         let state = shared.lock();
         if end > start_of_day_ms(state.data.today) {
             return bad_request("The reporting API serves only days before today");
+        }
+        if state
+            .reporting_down_from
+            .is_some_and(|from| page.offset >= from)
+        {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The service is temporarily unavailable",
+            );
         }
         state
             .data

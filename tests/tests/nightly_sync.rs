@@ -13,7 +13,7 @@ use callsync::ledger::{CallKey, CallState, DayKey, Receipt};
 use callsync::nightly;
 use callsync::services::Services;
 use callsync::values::CandidateSlug;
-use callsync_tests::fake_livevox::{FakeLiveVox, LiveVoxData};
+use callsync_tests::fake_livevox::{self, FakeLiveVox, LiveVoxData};
 use callsync_tests::fake_van::{FakeVan, Fault, FaultKind, RateLimit, VanData};
 use callsync_tests::harness::LocalStack;
 use callsync_tests::night::{TestClock, Webhook, cdr_row, drain, drop_cdr, objects, services};
@@ -1202,6 +1202,61 @@ async fn livevox_calls_of_the_day_are_read_and_recorded_once() {
     let again = n.run().await;
     assert_eq!(again["new_calls"], 0);
     assert_eq!(again["known_calls"], 10);
+}
+
+#[tokio::test]
+async fn a_livevox_day_cut_short_keeps_the_pages_read_and_the_next_run_reads_the_rest_once() {
+    let mut n = night(json!("full")).await;
+    n.svc.connectors.livevox_options.retry.max_attempts = 1;
+    n.svc.connectors.livevox_options.page_size = 10;
+    n.use_livevox("UTC").await;
+    // 25 calls of the day on service 1001: three pages of 10.
+    n.livevox.with_data(|d| {
+        let model = d
+            .call_details
+            .iter()
+            .find(|c| c.service_id == 1001 && c.account.contains("van"))
+            .cloned()
+            .unwrap();
+        d.call_details = (0..25u64)
+            .map(|i| fake_livevox::CallDetail {
+                call_id: 700_000_000 + i,
+                account: format!("ny14-van-{}", 1_000_000 + i),
+                start: fake_livevox::EpochMs::Number(model.start.millis() + i as i64 * 1_000),
+                end: fake_livevox::EpochMs::Number(model.start.millis() + i as i64 * 1_000 + 500),
+                ..model.clone()
+            })
+            .collect();
+    });
+    // LiveVox fails on the third page.
+    n.livevox.reporting_down_from(Some(20));
+    let summary = n.run().await;
+    assert_eq!(summary["livevox"]["rows"], 20, "{summary:#}");
+    assert_eq!(summary["problems"][0]["source"], "livevox", "{summary:#}");
+    let message = summary["problems"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("the 20 calls read are recorded") && message.contains("503"),
+        "{message}"
+    );
+    // Each page was recorded as it came: the two read are in the ledger.
+    assert_eq!(n.svc.ledger.day(&day(DAY)).await.unwrap().len(), 20);
+    let record = n.svc.days.get(&day(DAY)).await.unwrap().unwrap();
+    assert!(record.livevox_read_at.is_none(), "the day is read again");
+
+    n.livevox.reporting_down_from(None);
+    let again = n.run().await;
+    assert_eq!(again["livevox"]["rows"], 25, "{again:#}");
+    assert_eq!(
+        (again["new_calls"].as_u64(), again["known_calls"].as_u64()),
+        (Some(5), Some(20))
+    );
+    assert!(
+        again["problems"].as_array().is_none_or(Vec::is_empty),
+        "{again:#}"
+    );
+    assert_eq!(n.svc.ledger.day(&day(DAY)).await.unwrap().len(), 25);
+    let record = n.svc.days.get(&day(DAY)).await.unwrap().unwrap();
+    assert!(record.livevox_read_at.is_some());
 }
 
 #[tokio::test]

@@ -264,44 +264,77 @@ impl LiveVoxClient {
         body: Option<&Value>,
         key: &str,
     ) -> Result<Vec<T>, LiveVoxError> {
+        let mut pages = self.pages(method, path, query, body.cloned(), key)?;
+        let mut items = Vec::new();
+        while let Some(page) = self.page(&mut pages).await? {
+            items.extend(page);
+        }
+        Ok(items)
+    }
+
+    /// A paged list, to be read a page at a time with [`Self::page`].
+    fn pages(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<Value>,
+        key: &str,
+    ) -> Result<PageCursor, LiveVoxError> {
         let mut url = self.url(path)?;
         url.query_pairs_mut()
             .extend_pairs(query)
             .append_pair("count", &self.inner.options.page_size.to_string())
             .append_pair("offset", "0");
-        let what = format!("{method} /{path}");
-        let mut seen = HashSet::new();
-        let mut items = Vec::new();
-        loop {
-            let mut page = self.request(&method, &url, body).await?;
-            match page.get_mut(key).map(Value::take) {
-                None | Some(Value::Null) => {}
-                Some(list) => items.extend(
-                    Vec::<T>::deserialize(list)
-                        .map_err(|e| decode(&what, &format!("the {key:?} list: {e}")))?,
-                ),
-            }
-            let next = page
-                .get("next")
-                .and_then(Value::as_str)
-                .map(str::trim)
-                .filter(|n| !n.is_empty());
-            let Some(next) = next else { return Ok(items) };
+        Ok(PageCursor {
+            what: format!("{method} /{path}"),
+            method,
+            body,
+            key: key.to_owned(),
+            url: Some(url),
+            seen: HashSet::new(),
+        })
+    }
+
+    /// The next page of `cursor`'s list; `None` once the last was read.
+    async fn page<T: DeserializeOwned>(
+        &self,
+        cursor: &mut PageCursor,
+    ) -> Result<Option<Vec<T>>, LiveVoxError> {
+        let Some(url) = cursor.url.take() else {
+            return Ok(None);
+        };
+        let what = &cursor.what;
+        let mut page = self
+            .request(&cursor.method, &url, cursor.body.as_ref())
+            .await?;
+        let items = match page.get_mut(&cursor.key).map(Value::take) {
+            None | Some(Value::Null) => Vec::new(),
+            Some(list) => Vec::<T>::deserialize(list)
+                .map_err(|e| decode(what, &format!("the {:?} list: {e}", cursor.key)))?,
+        };
+        let next = page
+            .get("next")
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|n| !n.is_empty());
+        if let Some(next) = next {
             let next_url = url
                 .join(next)
-                .map_err(|e| decode(&what, &format!("`next` is not a URI: {e}")))?;
+                .map_err(|e| decode(what, &format!("`next` is not a URI: {e}")))?;
             if next_url.origin() != self.inner.base.origin() {
                 return Err(decode(
-                    &what,
+                    what,
                     "`next` points to another host; it was not followed",
                 ));
             }
-            seen.insert(url);
-            if seen.contains(&next_url) {
-                return Err(decode(&what, "`next` points back to a page already read"));
+            cursor.seen.insert(url);
+            if cursor.seen.contains(&next_url) {
+                return Err(decode(what, "`next` points back to a page already read"));
             }
-            url = next_url;
+            cursor.url = Some(next_url);
         }
+        Ok(Some(items))
     }
 
     /// One API request, retried per the policy; a 401 logs in again once and repeats it.
@@ -474,16 +507,61 @@ fn decode(what: &str, detail: &str) -> LiveVoxError {
     }
 }
 
+/// Where a list stands between pages: the page to ask for next (none once the last was
+/// read) and the pages read, so a `next` that loops is caught.
+#[derive(Debug, Clone)]
+pub struct PageCursor {
+    what: String,
+    method: Method,
+    body: Option<Value>,
+    key: String,
+    url: Option<Url>,
+    seen: HashSet<Url>,
+}
+
+/// Where a read of call details stands: the services still to ask for, in request-sized
+/// groups, and the page of the group being read.
+#[derive(Debug, Clone)]
+pub struct CallDetailCursor {
+    from: Timestamp,
+    to: Timestamp,
+    groups: std::collections::VecDeque<Vec<u64>>,
+    pages: Option<PageCursor>,
+}
+
 /// Where the calls of a past period come from.
 #[async_trait::async_trait]
 pub trait CallDetailSource: Send + Sync {
-    /// Calls that started in `[from, to)`, for the given services (all when empty).
+    /// Start reading the calls that started in `[from, to)`, for the given services (all
+    /// when empty), a page at a time with [`CallDetailSource::next_calls`].
+    fn call_details_from(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        services: &[u64],
+    ) -> CallDetailCursor;
+
+    /// The next page of calls; `None` once every page was read.
+    async fn next_calls(
+        &self,
+        cursor: &mut CallDetailCursor,
+    ) -> Result<Option<Vec<CallDetail>>, LiveVoxError>;
+
+    /// Every call that started in `[from, to)`, held whole: for tools and tests. A run
+    /// reads a page at a time.
     async fn call_details(
         &self,
         from: Timestamp,
         to: Timestamp,
         services: &[u64],
-    ) -> Result<Vec<CallDetail>, LiveVoxError>;
+    ) -> Result<Vec<CallDetail>, LiveVoxError> {
+        let mut cursor = self.call_details_from(from, to, services);
+        let mut calls = Vec::new();
+        while let Some(page) = self.next_calls(&mut cursor).await? {
+            calls.extend(page);
+        }
+        Ok(calls)
+    }
 }
 
 /// **[guess]** LiveVox publishes no per-call history method. Everything assumed about it —
@@ -491,38 +569,53 @@ pub trait CallDetailSource: Send + Sync {
 /// can change without touching anything else. Reporting serves only days before today.
 #[async_trait::async_trait]
 impl CallDetailSource for LiveVoxClient {
-    async fn call_details(
+    fn call_details_from(
         &self,
         from: Timestamp,
         to: Timestamp,
         services: &[u64],
-    ) -> Result<Vec<CallDetail>, LiveVoxError> {
-        const PATH: &str = "reporting/callDetail";
-        const KEY: &str = "callDetail";
+    ) -> CallDetailCursor {
         // LiveVox reporting answers 202 (partial) beyond this many services per request.
         const MAX_SERVICES: usize = 150;
-
-        let chunks: Vec<&[u64]> = if services.is_empty() {
-            vec![&[]]
+        let groups = if services.is_empty() {
+            [Vec::new()].into()
         } else {
-            services.chunks(MAX_SERVICES).collect()
+            services.chunks(MAX_SERVICES).map(<[u64]>::to_vec).collect()
         };
-        let mut calls = Vec::new();
-        for chunk in chunks {
+        CallDetailCursor {
+            from,
+            to,
+            groups,
+            pages: None,
+        }
+    }
+
+    async fn next_calls(
+        &self,
+        cursor: &mut CallDetailCursor,
+    ) -> Result<Option<Vec<CallDetail>>, LiveVoxError> {
+        const PATH: &str = "reporting/callDetail";
+        const KEY: &str = "callDetail";
+        loop {
+            if let Some(pages) = cursor.pages.as_mut()
+                && let Some(page) = self.page(pages).await?
+            {
+                return Ok(Some(page));
+            }
+            let Some(group) = cursor.groups.pop_front() else {
+                cursor.pages = None;
+                return Ok(None);
+            };
             let mut body = json!({
-                "startDate": from.as_millisecond(),
-                "endDate": to.as_millisecond(),
+                "startDate": cursor.from.as_millisecond(),
+                "endDate": cursor.to.as_millisecond(),
                 "sortBy": "CALL_START_TIME",
             });
-            if !chunk.is_empty() {
-                body["filter"] = json!({ "service": chunk.iter().map(|id| json!({ "id": id })).collect::<Vec<_>>() });
+            if !group.is_empty() {
+                body["filter"] = json!({ "service": group.iter().map(|id| json!({ "id": id })).collect::<Vec<_>>() });
             }
-            calls.extend(
-                self.list::<CallDetail>(Method::POST, PATH, &[], Some(&body), KEY)
-                    .await?,
-            );
+            cursor.pages = Some(self.pages(Method::POST, PATH, &[], Some(body), KEY)?);
         }
-        Ok(calls)
     }
 }
 

@@ -8,7 +8,8 @@ pub mod normalise;
 
 pub use cdr::{CdrColumns, CdrError, CdrReader};
 pub use client::{
-    CallDetailSource, LiveVoxClient, LiveVoxCredentials, LiveVoxError, LiveVoxOptions,
+    CallDetailCursor, CallDetailSource, LiveVoxClient, LiveVoxCredentials, LiveVoxError,
+    LiveVoxOptions, PageCursor,
 };
 pub use model::{CallCenter, CallDetail, Service, TermCode};
 pub use normalise::{

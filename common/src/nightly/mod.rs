@@ -159,21 +159,9 @@ pub async fn run(
             || day_record
                 .as_ref()
                 .is_none_or(|d| d.livevox_read_at.is_none()));
-    let livevox = if read_api {
-        match ingest::read_livevox(svc, &candidate, date).await {
-            Ok(rows) => Some(rows),
-            Err(e) => {
-                problems.push(SourceProblem::for_now("livevox", e.to_string()));
-                None
-            }
-        }
-    } else {
-        None
-    };
-
     let mut night = Night::new(svc, &candidate, date, opts.dry_run);
     if matches!(candidate.strategy(), Strategy::Budget { .. }) {
-        night.budget = Some(rank_posts(svc, &candidate, &inbox, livevox.as_deref()).await?);
+        night.budget = Some(rank_posts(svc, &candidate, &inbox, read_api.then_some(date)).await?);
     }
     let mut files = Vec::new();
     for key in &inbox {
@@ -193,19 +181,42 @@ pub async fn run(
             Err(failure) => problems.push(failure.into_problem(key)),
         }
     }
-    let livevox_read = livevox.is_some();
+    // The API's day a page at a time. A read cut short keeps what it recorded, and the
+    // day is read again by the next run (recording a call twice is a no-op).
+    let mut livevox_read = false;
     let mut livevox_file = None;
-    if let Some(rows) = livevox {
-        let mut file = FileRead::new(ingest::LIVEVOX_SOURCE);
-        let mut rows = rows.into_iter();
-        loop {
-            let batch: Vec<RowOutcome> = rows.by_ref().take(ingest::BATCH_ROWS).collect();
-            if batch.is_empty() {
-                break;
+    if read_api {
+        match ingest::LiveVoxRows::open(svc, &candidate, date).await {
+            Ok(None) => {}
+            Ok(Some(mut rows)) => {
+                let mut file = FileRead::new(ingest::LIVEVOX_SOURCE);
+                loop {
+                    match rows.next().await {
+                        Ok(Some(batch)) => night.take(batch, &mut file).await?,
+                        Ok(None) => {
+                            livevox_read = true;
+                            break;
+                        }
+                        Err(e) => {
+                            problems.push(SourceProblem::for_now(
+                                "livevox",
+                                if file.rows == 0 {
+                                    e.to_string()
+                                } else {
+                                    format!(
+                                        "could not be read to its end this time ({e}); the {} calls read are recorded, and the next run reads the day again",
+                                        file.rows
+                                    )
+                                },
+                            ));
+                            break;
+                        }
+                    }
+                }
+                livevox_file = Some(file);
             }
-            night.take(batch, &mut file).await?;
+            Err(e) => problems.push(SourceProblem::for_now("livevox", e.to_string())),
         }
-        livevox_file = Some(file);
     }
 
     let Night {
@@ -250,7 +261,8 @@ pub async fn run(
     }
     summary.problems = problems;
 
-    if livevox_read {
+    // A day whose calls were not all recorded is read again by the next run.
+    if livevox_read && !insert_failed {
         update_day(svc, &day, |d| {
             d.livevox_read_at = Some(svc.clock.now());
             true
@@ -261,11 +273,10 @@ pub async fn run(
     // A day still going on is settled only when it is the day asked for: its calls may
     // still come in, and its report waits for its end anyway. The run's own VAN-bound
     // calls are queued already.
-    let queued_here = HashSet::new();
     for date in touched.into_iter().filter(|d| *d < today || *d == date) {
         summary
             .days
-            .push(settle_day(svc, &candidate, date, &queued_here).await?);
+            .push(settle_day(svc, &candidate, date, None).await?);
     }
     metrics::emit(
         slug,
@@ -493,7 +504,7 @@ async fn rank_posts(
     svc: &Services,
     candidate: &Compiled,
     inbox: &[String],
-    livevox: Option<&[RowOutcome]>,
+    livevox: Option<Date>,
 ) -> Result<BTreeMap<Date, planning::BudgetCut>, StoreError> {
     let Strategy::Budget {
         daily_free_requests,
@@ -536,9 +547,17 @@ async fn rank_posts(
         // Whatever failed is reported by the pass that records.
         let _ = rows.finish().await;
     }
-    for outcome in livevox.into_iter().flatten() {
-        if let RowOutcome::Call(call) = outcome {
-            offer(&mut cuts, call).await?;
+    // The API's day is read twice under the budget, as files are: holding it between the
+    // passes would hold the day.
+    if let Some(date) = livevox
+        && let Ok(Some(mut rows)) = ingest::LiveVoxRows::open(svc, candidate, date).await
+    {
+        while let Ok(Some(batch)) = rows.next().await {
+            for outcome in &batch {
+                if let RowOutcome::Call(call) = outcome {
+                    offer(&mut cuts, call).await?;
+                }
+            }
         }
     }
     Ok(cuts)
@@ -552,39 +571,6 @@ pub(super) fn plan_one(candidate: &Compiled, call: &Call) -> (Plan, Vec<Note>) {
         decided.unwrap_or_else(|| planning::plan(call, candidate)),
         notes,
     )
-}
-
-/// Plan one day's calls, in order — each through the extensions' `after_read` hooks first
-/// (their notes come back with the plan) — and apply the day's budget; also says how many
-/// posts the budget moved to the CSV.
-pub(super) async fn plan_day<'a>(
-    svc: &Services,
-    candidate: &Compiled,
-    date: Date,
-    calls: impl Iterator<Item = &'a Call>,
-) -> Result<(Vec<(Plan, Vec<Note>)>, usize), StoreError> {
-    let mut notes = Vec::new();
-    let mut plans: Vec<DayPlan> = calls
-        .map(|call| {
-            let (plan, said) = plan_one(candidate, call);
-            notes.push(said);
-            DayPlan {
-                call_id: call.call_id.clone(),
-                started_at: call.started_at,
-                plan,
-            }
-        })
-        .collect();
-    let moved = if matches!(candidate.strategy(), Strategy::Budget { .. }) {
-        let used = budget_used(svc, candidate, date).await?;
-        planning::apply_budget(&mut plans, candidate.strategy(), used)
-    } else {
-        0
-    };
-    Ok((
-        plans.into_iter().map(|p| p.plan).zip(notes).collect(),
-        moved,
-    ))
 }
 
 /// Run the candidate's `after_read` hooks on `call`, in order: what they noted, and the
@@ -920,7 +906,7 @@ mod tests {
         }
 
         async fn settle(&self) -> SettleSummary {
-            settle_day(&self.svc, &self.candidate().await, DAY, &HashSet::new())
+            settle_day(&self.svc, &self.candidate().await, DAY, None)
                 .await
                 .unwrap()
         }
@@ -1047,13 +1033,18 @@ mod tests {
 
     /// `n` VAN-bound calls of DAY, the last in the file the earliest.
     fn latest_first(n: u64) -> String {
+        latest_first_as(n, "Agent Cust 3")
+    }
+
+    /// `n` calls, each with `result`, the last of the file the earliest of the day.
+    fn latest_first_as(n: u64, result: &str) -> String {
         let mut text =
             String::from("id,account number,first name,last name,phone dialed,start time,result\n");
         for i in 1..=n {
             let at = 10 * 3600 + (n - i);
             let (h, m, s) = (at / 3600, at / 60 % 60, at % 60);
             text.push_str(&format!(
-                "{i},ny14-van-{i},A,B,2125550101,21-11-2026 {h:02}:{m:02}:{s:02},Agent Cust 3\n"
+                "{i},ny14-van-{i},A,B,2125550101,21-11-2026 {h:02}:{m:02}:{s:02},{result}\n"
             ));
         }
         text
@@ -1087,6 +1078,72 @@ mod tests {
         // The five earliest calls are the file's last five, in its last batch.
         assert_eq!(posted, ((rows - 4)..=rows).collect::<Vec<_>>());
         assert_eq!(w.queue.drain().len(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_retry_under_the_budget_keeps_the_best_posts_of_the_whole_day_read_a_page_at_a_time()
+    {
+        let w = world(r#"{"budget": {"daily_free_requests": 5}}"#, MORNING).await;
+        // More calls than a ledger page holds, all with a result the mapping lacks.
+        let rows = 2 * ingest::BATCH_ROWS as u64 + 500;
+        w.only_file(&latest_first_as(rows, "Agent Cust 9")).await;
+        let night = run(&w.svc, &w.slug(), DAY, RunOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(night.new_calls, rows);
+        assert!(w.queue.drain().is_empty());
+
+        let mut doc = w.svc.config.get(&w.slug()).await.unwrap().unwrap();
+        doc.results.push(
+            serde_json::from_value(json!({"result": "Agent Cust 9", "display_name": "Moved",
+                "success": false, "result_code_id": 21, "sync": true}))
+            .unwrap(),
+        );
+        w.svc.config.put(&doc).await.unwrap();
+        let done = retry(
+            &w.svc,
+            &w.slug(),
+            DAY,
+            &[CallState::UnattemptedError],
+            &RetryScope::Everything,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            done.replanned.get(&CallState::Unsynced),
+            Some(&5),
+            "{done:?}"
+        );
+        assert_eq!(
+            done.replanned.get(&CallState::QueuedForCsv),
+            Some(&(rows - 5)),
+            "{done:?}"
+        );
+        let day = DayKey {
+            candidate: w.slug(),
+            date: DAY,
+        };
+        let mut posted: Vec<u64> = w
+            .svc
+            .ledger
+            .day(&day)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| r.post.is_some())
+            .map(|r| r.key.call_id.0.parse().unwrap())
+            .collect();
+        posted.sort_unstable();
+        // The five earliest calls of the day: the file's last five.
+        assert_eq!(posted, ((rows - 4)..=rows).collect::<Vec<_>>());
+        // The re-planned posts are this retry's own: queued by its settle, once.
+        let queued: Vec<u64> = w
+            .queue
+            .drain()
+            .iter()
+            .map(|m| m.call_id.0.parse().unwrap())
+            .collect();
+        assert_eq!(queued.len(), 5, "{queued:?}");
     }
 
     #[tokio::test]

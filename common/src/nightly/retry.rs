@@ -1,6 +1,7 @@
 //! `POST /retry`: plan a day's errors again, for the calls or one destination.
 
 use super::*;
+use crate::destinations::Configured;
 
 /// What `/retry` did.
 #[derive(Debug, Clone, Serialize)]
@@ -52,43 +53,80 @@ pub async fn retry(
         .collect();
     let now = svc.clock.now();
     let mut replanned: BTreeMap<CallState, u64> = BTreeMap::new();
-    let mut fresh = HashSet::new();
     let mut unreadable = 0;
-    let records = svc.ledger.day(&day).await?;
+    // Destinations that mirror each call's whole story (`sql`) write again the calls whose
+    // other deliveries this retry changes, once those are final again: each such call is
+    // marked as it changes, so nothing of the day is held.
+    let mirrors: Vec<&Configured> = candidate
+        .destinations
+        .iter()
+        .filter(|d| d.adapter.metadata().waits_for_call)
+        .collect();
+    let mut mirrored: BTreeMap<String, u64> = BTreeMap::new();
     if !matches!(scope, RetryScope::Destination(_)) {
-        let (targets, unreadable_records): (Vec<&CallRecord>, Vec<&CallRecord>) = records
-            .iter()
-            .filter(|r| wanted.contains(&r.delivery.state))
-            .partition(|r| r.call.is_some());
-        unreadable = unreadable_records.len() as u64;
-        let (plans, _) = plan_day(
-            svc,
-            &candidate,
-            date,
-            targets.iter().filter_map(|r| r.call.as_ref()),
-        )
-        .await?;
-        for (record, (plan, notes)) in targets.into_iter().zip(plans) {
-            let mut record = record.clone();
-            record.display_name = record
-                .call
-                .as_ref()
-                .and_then(|c| display_name(&candidate, c));
+        let target = |r: &CallRecord| wanted.contains(&r.delivery.state);
+        // The budget's first pass: the posts among the calls to re-plan, ranked, the best
+        // kept up to what is left of the day's allowance (never more are held).
+        let cut = match candidate.strategy() {
+            Strategy::Budget {
+                daily_free_requests,
+            } => {
+                let used = budget_used(svc, &candidate, date).await?;
+                let mut cut =
+                    planning::BudgetCut::new(u64::from(daily_free_requests).saturating_sub(used));
+                let mut records = svc.ledger.day_records(&day);
+                while let Some(record) = records.next().await {
+                    let record = record?;
+                    if let (true, Some(call)) = (target(&record), record.call.as_ref()) {
+                        let (plan, _) = plan_one(&candidate, call);
+                        cut.offer(&DayPlan {
+                            call_id: call.call_id.clone(),
+                            started_at: call.started_at,
+                            plan,
+                        });
+                    }
+                }
+                Some(cut)
+            }
+            _ => None,
+        };
+        // The day's calls a page at a time, each re-planned and written as it comes.
+        let mut records = svc.ledger.day_records(&day);
+        while let Some(record) = records.next().await {
+            let mut record = record?;
+            if !target(&record) {
+                continue;
+            }
+            let Some(call) = record.call.as_ref() else {
+                unreadable += 1;
+                continue;
+            };
+            let (mut plan, notes) = plan_one(&candidate, call);
+            let day_plan = DayPlan {
+                call_id: call.call_id.clone(),
+                started_at: call.started_at,
+                plan,
+            };
+            plan = if cut.as_ref().is_some_and(|c| c.moves(&day_plan)) {
+                Plan::Csv(planning::CsvReason::OverBudget)
+            } else {
+                day_plan.plan
+            };
+            record.display_name = display_name(&candidate, call);
             record.apply_plan(&plan, now);
             record.notes = notes;
             if svc.ledger.replace(&mut record).await? {
                 *replanned.entry(record.delivery.state).or_default() += 1;
-                fresh.insert((date, record.key.call_id.clone()));
+                for (name, again) in
+                    fanout::mirror_again(svc, &candidate, &mirrors, &record).await?
+                {
+                    *mirrored.entry(name).or_default() += again;
+                }
             }
         }
     }
     // Destinations plan from the calls as they are now: a re-plan may have changed what an
     // extension said of them.
-    let records = if replanned.is_empty() {
-        records
-    } else {
-        svc.ledger.day(&day).await?
-    };
     let mut destinations = BTreeMap::new();
     for d in &candidate.destinations {
         let included = match scope {
@@ -97,30 +135,17 @@ pub async fn retry(
             RetryScope::Destination(name) => *name == d.name,
         };
         if included {
-            let done = fanout::retry(svc, &candidate, &day, d, &records, &wanted).await?;
+            let (done, again) = fanout::retry(svc, &candidate, &day, d, &wanted, &mirrors).await?;
+            for (name, again) in again {
+                *mirrored.entry(name).or_default() += again;
+            }
             destinations.insert(d.name.clone(), done);
         }
     }
-    // A destination that mirrors each call's whole story (`sql`) writes again the calls
-    // whose other deliveries this retry changed, once those are final again.
-    let mut touched: HashSet<CallId> = fresh.iter().map(|(_, id)| id.clone()).collect();
-    for d in &candidate.destinations {
-        if !d.adapter.metadata().waits_for_call
-            && let Some(done) = destinations.get(&d.name)
-        {
-            touched.extend(done.calls.iter().cloned());
-        }
+    for (name, again) in mirrored {
+        let entry: &mut DestinationRetry = destinations.entry(name).or_default();
+        entry.updated += again;
     }
-    if !touched.is_empty() {
-        for d in &candidate.destinations {
-            if d.adapter.metadata().waits_for_call {
-                let again = fanout::mirror_again(svc, &candidate, d, &records, &touched).await?;
-                let entry: &mut DestinationRetry = destinations.entry(d.name.clone()).or_default();
-                entry.updated += again;
-            }
-        }
-    }
-    drop(records);
     // The day has work again: ticks settle it until it is done. The report, if it was
     // sent, is not sent twice.
     update_day(svc, &day, |d| {
@@ -129,7 +154,8 @@ pub async fn retry(
         was
     })
     .await?;
-    let settled = settle_day(svc, &candidate, date, &fresh).await?;
+    // The calls this retry re-planned carry its instant: the settle queues them now.
+    let settled = settle_day(svc, &candidate, date, Some(now)).await?;
     Ok(RetrySummary {
         candidate: slug.clone(),
         date,

@@ -64,12 +64,14 @@ pub async fn update_day(
 }
 
 /// Settle one day: export, enqueue, sweep, report. Holds the day's lock while it works,
-/// so two runs never write the same CSV rows or double-send the report.
+/// so two runs never write the same CSV rows or double-send the report. `fresh`: the
+/// instant a run (`/retry`) wrote the calls it re-planned — those are its own, queued now
+/// rather than once the run that planned them is surely gone.
 pub async fn settle_day(
     svc: &Services,
     candidate: &Compiled,
     date: Date,
-    fresh: &HashSet<(Date, CallId)>,
+    fresh: Option<Timestamp>,
 ) -> Result<SettleSummary, StoreError> {
     let day = DayKey {
         candidate: candidate.slug.clone(),
@@ -136,7 +138,7 @@ pub(super) async fn settle_locked(
     candidate: &Compiled,
     day: &DayKey,
     held: &DayRecord,
-    fresh: &HashSet<(Date, CallId)>,
+    fresh: Option<Timestamp>,
     summary: &mut SettleSummary,
 ) -> Result<(), StoreError> {
     use futures::TryStreamExt;
@@ -174,7 +176,7 @@ pub(super) async fn settle_locked(
     let due = |r: &CallRecord| {
         // A call never handed to the queue is the run's that planned it to send (a run
         // queues its new calls as it records them), anyone's once that run is surely gone.
-        let unsent_due = fresh.contains(&(r.key.day.date, r.key.call_id.clone()))
+        let unsent_due = fresh.is_some_and(|at| r.updated_at == at)
             || r.updated_at + s.requeue_unsent_after <= now;
         r.delivery.is_due(now, unsent_due, s.requeue_stale_after)
     };

@@ -87,7 +87,7 @@ pub(super) async fn tick_candidate(
         }
         entry
             .settled
-            .push(settle_day(svc, &candidate, date, &HashSet::new()).await?);
+            .push(settle_day(svc, &candidate, date, None).await?);
     }
     Ok(entry)
 }
