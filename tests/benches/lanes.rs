@@ -14,12 +14,10 @@ use std::time::{Duration, Instant};
 
 use callsync::adapters::memory::{MemoryQueue, MemorySecrets};
 use callsync::candidate::CandidateDoc;
-use callsync::nightly::{self, RunOptions};
 use callsync::ports::SyncMessage;
 use callsync::services::Services;
 use callsync::values::CandidateSlug;
-use callsync_tests::bench::{Lane, memory_services, van_pending};
-use callsync_tests::demo_data::cdr_night;
+use callsync_tests::bench::{Lane, bench_night, memory_services, van_pending};
 use callsync_tests::fake_receiver::{Behaviour, Receiver};
 use callsync_tests::fake_van::{FakeVan, Fault, FaultKind, VanData};
 use serde_json::json;
@@ -88,18 +86,7 @@ async fn night(partner: Behaviour, lanes: bool) -> f64 {
         .await
         .expect("store");
     let date = jiff::civil::date(2026, 11, 3);
-    svc.objects
-        .put(
-            "inbox/bench/cdr.csv",
-            cdr_night(date, CALLS).into_bytes(),
-            "text/csv",
-        )
-        .await
-        .expect("put");
-    let slug = CandidateSlug::parse("bench").expect("slug");
-    nightly::run(&svc, &slug, date, RunOptions::default())
-        .await
-        .expect("run");
+    bench_night(&svc, date, CALLS).await;
 
     let (calls, deliveries): (Vec<SyncMessage>, Vec<SyncMessage>) = queue
         .drain()

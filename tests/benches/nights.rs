@@ -15,14 +15,16 @@ use callsync::candidate::CandidateDoc;
 use callsync::ledger::CallState;
 use callsync::nightly::{self, RunOptions};
 use callsync::values::CandidateSlug;
-use callsync_tests::bench::peak_rss_mib;
+use callsync_tests::bench::{bench_night, peak_rss_mib};
 use callsync_tests::demo_data::cdr_night;
 use callsync_tests::held::{self, Counting, held_services};
+use callsync_tests::observed::{Latency, observe};
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting::system();
 
 const MIB: f64 = 1024.0 * 1024.0;
+const STORE_LATENCY: std::time::Duration = std::time::Duration::from_millis(7);
 
 /// The bench's candidate; without `agent_rows` its mapping lacks the two agent results
 /// (those calls are errors until a `/retry` after the mapping is fixed).
@@ -64,19 +66,9 @@ async fn retried(calls: u64) -> usize {
         .await
         .expect("store");
     let date = jiff::civil::date(2026, 11, 3);
-    svc.objects
-        .put(
-            "inbox/bench/cdr.csv",
-            cdr_night(date, calls).into_bytes(),
-            "text/csv",
-        )
-        .await
-        .expect("put");
-    let slug = CandidateSlug::parse("bench").expect("slug");
-    nightly::run(&svc, &slug, date, RunOptions::default())
-        .await
-        .expect("run");
+    bench_night(&svc, date, calls).await;
     queue.drain();
+    let slug = CandidateSlug::parse("bench").expect("slug");
     svc.config
         .put(&document("full", true))
         .await
@@ -103,6 +95,33 @@ async fn retried(calls: u64) -> usize {
         peak as f64 / MIB,
     );
     peak
+}
+
+/// A full night with every ledger and day-store request answered after 7 ms, as DynamoDB
+/// answers a Lambda (the queue and the bucket answer at once here): the run's wall time
+/// at `calls`, which grows with the night, against the `nightly` function's 15 minutes.
+async fn latent(calls: u64) -> f64 {
+    let queue = Arc::new(MemoryQueue::default());
+    let svc = observe(
+        held_services(queue.clone()),
+        Arc::new(Latency(STORE_LATENCY)),
+    );
+    svc.config
+        .put(&document("full", true))
+        .await
+        .expect("store");
+    let date = jiff::civil::date(2026, 11, 3);
+    let started = Instant::now();
+    let summary = bench_night(&svc, date, calls).await;
+    let ran = started.elapsed().as_secs_f64();
+    println!(
+        "    full {calls:>9} calls, stores at {} ms: run {ran:>6.1}s ({:.0} µs/call), {} new, {} queued",
+        STORE_LATENCY.as_millis(),
+        ran * 1e6 / calls as f64,
+        summary.new_calls,
+        queue.drain().len(),
+    );
+    ran
 }
 
 /// One night; returns the run's peak heap in bytes.
@@ -177,6 +196,13 @@ async fn main() {
             large as f64 / small.max(1) as f64
         );
     }
+    // Time grows with the night (per call it is flat: see the in-memory runs above), so
+    // 100,000 calls at DynamoDB's latency tell what 1,000,000 would take.
+    let at = latent(100_000).await;
+    println!(
+        "    full: at 7 ms a store request, 1,000,000 calls would take about {:.0} s (the function's limit: 900 s)",
+        at * 10.0
+    );
     let small = retried(100_000).await;
     let large = retried(1_000_000).await;
     println!(

@@ -15,11 +15,9 @@ use std::time::{Duration, Instant};
 use callsync::adapters::memory::{MemoryQueue, MemorySecrets};
 use callsync::candidate::CandidateDoc;
 use callsync::ledger::DayKey;
-use callsync::nightly::{self, RunOptions};
 use callsync::ports::SyncMessage;
 use callsync::values::CandidateSlug;
-use callsync_tests::bench::{Lane, memory_services, van_pending};
-use callsync_tests::demo_data::cdr_night;
+use callsync_tests::bench::{Lane, bench_night, memory_services, van_pending};
 use callsync_tests::fake_van::{FakeVan, Fault, FaultKind, RateLimit, VanData};
 use callsync_tests::observed::{Latency, observe};
 use serde_json::json;
@@ -77,15 +75,8 @@ async fn night(limit: u32, burst: u32, workers: usize, van_calls: u64) -> Measur
     // About three calls in ten of the demo night are VAN's; VAN knows every one of them.
     let rows = van_calls * 10 / 3;
     van.add_people((0..rows).map(|n| 18_000_000 + n * 7));
-    let night = cdr_night(date, rows);
-    svc.objects
-        .put("inbox/bench/cdr.csv", night.into_bytes(), "text/csv")
-        .await
-        .expect("put");
+    bench_night(&svc, date, rows).await;
     let slug = CandidateSlug::parse("bench").expect("slug");
-    nightly::run(&svc, &slug, date, RunOptions::default())
-        .await
-        .expect("run");
     let calls: Vec<SyncMessage> = queue
         .drain()
         .into_iter()

@@ -13,6 +13,27 @@ pub fn peak_rss_mib() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
+/// Drop a generated night of `calls` CDR rows on `date` in candidate `bench`'s inbox and
+/// run it.
+pub async fn bench_night(
+    svc: &callsync::services::Services,
+    date: jiff::civil::Date,
+    calls: u64,
+) -> callsync::nightly::RunSummary {
+    svc.objects
+        .put(
+            "inbox/bench/cdr.csv",
+            crate::demo_data::cdr_night(date, calls).into_bytes(),
+            "text/csv",
+        )
+        .await
+        .expect("put");
+    let slug = callsync::values::CandidateSlug::parse("bench").expect("slug");
+    callsync::nightly::run(svc, &slug, date, callsync::nightly::RunOptions::default())
+        .await
+        .expect("run")
+}
+
 /// Services on the in-memory stores, for benches: no network but what `connectors` names.
 pub fn memory_services(
     queue: std::sync::Arc<callsync::adapters::memory::MemoryQueue>,

@@ -901,6 +901,26 @@ mod tests {
             CandidateSlug::parse("unit").unwrap()
         }
 
+        /// The calls of `DAY` planned for VAN (numeric call ids), in order.
+        async fn posted(&self) -> Vec<u64> {
+            let day = DayKey {
+                candidate: self.slug(),
+                date: DAY,
+            };
+            let mut posted: Vec<u64> = self
+                .svc
+                .ledger
+                .day(&day)
+                .await
+                .unwrap()
+                .iter()
+                .filter(|r| r.post.is_some())
+                .map(|r| r.key.call_id.0.parse().unwrap())
+                .collect();
+            posted.sort_unstable();
+            posted
+        }
+
         async fn candidate(&self) -> Compiled {
             self.svc.candidate(&self.slug()).await.unwrap()
         }
@@ -1060,21 +1080,7 @@ mod tests {
             .unwrap();
         assert_eq!(summary.new_calls, rows);
         assert_eq!(summary.moved_over_budget, rows - 5);
-        let day = DayKey {
-            candidate: w.slug(),
-            date: DAY,
-        };
-        let mut posted: Vec<u64> = w
-            .svc
-            .ledger
-            .day(&day)
-            .await
-            .unwrap()
-            .iter()
-            .filter(|r| r.post.is_some())
-            .map(|r| r.key.call_id.0.parse().unwrap())
-            .collect();
-        posted.sort_unstable();
+        let posted = w.posted().await;
         // The five earliest calls are the file's last five, in its last batch.
         assert_eq!(posted, ((rows - 4)..=rows).collect::<Vec<_>>());
         assert_eq!(w.queue.drain().len(), 5);
@@ -1119,21 +1125,7 @@ mod tests {
             Some(&(rows - 5)),
             "{done:?}"
         );
-        let day = DayKey {
-            candidate: w.slug(),
-            date: DAY,
-        };
-        let mut posted: Vec<u64> = w
-            .svc
-            .ledger
-            .day(&day)
-            .await
-            .unwrap()
-            .iter()
-            .filter(|r| r.post.is_some())
-            .map(|r| r.key.call_id.0.parse().unwrap())
-            .collect();
-        posted.sort_unstable();
+        let posted = w.posted().await;
         // The five earliest calls of the day: the file's last five.
         assert_eq!(posted, ((rows - 4)..=rows).collect::<Vec<_>>());
         // The re-planned posts are this retry's own: queued by its settle, once.
