@@ -4,7 +4,8 @@
 //! Prints each run's time and the most heap the run itself held at once: every block the
 //! stores keep (DynamoDB's, S3's and SQS's copies in production) is counted apart by the
 //! allocator, so what is printed is what the `nightly` Lambda needs beyond its baseline.
-//! Then `/retry` of a day whose agent results the mapping lacked, at both sizes: the day
+//! Then a full night at DynamoDB's latency (`NIGHTS_LATENT=1,16,64` runs only that, at
+//! each number of ledger requests at once). Then `/retry` of a day whose agent results the mapping lacked, at both sizes: the day
 //! read a page at a time twice (the budget's ranking, then the re-plan), never held.
 
 use std::sync::Arc;
@@ -98,9 +99,10 @@ async fn retried(calls: u64) -> usize {
 }
 
 /// A full night with every ledger and day-store request answered after 7 ms, as DynamoDB
-/// answers a Lambda (the queue and the bucket answer at once here): the run's wall time
-/// at `calls`, which grows with the night, against the `nightly` function's 15 minutes.
-async fn latent(calls: u64) -> f64 {
+/// answers a Lambda (the queue and the bucket answer at once here), `concurrency` ledger
+/// requests at once: the run's wall time, to hold against the `nightly` function's 15
+/// minutes.
+async fn latent(calls: u64, concurrency: usize) {
     let queue = Arc::new(MemoryQueue::default());
     let svc = observe(
         held_services(queue.clone()),
@@ -115,13 +117,12 @@ async fn latent(calls: u64) -> f64 {
     let summary = bench_night(&svc, date, calls).await;
     let ran = started.elapsed().as_secs_f64();
     println!(
-        "    full {calls:>9} calls, stores at {} ms: run {ran:>6.1}s ({:.0} µs/call), {} new, {} queued",
+        "    full {calls:>9} calls, stores at {} ms, {concurrency} requests at once: run {ran:>6.1}s ({:.0} µs/call), {} new, {} queued",
         STORE_LATENCY.as_millis(),
         ran * 1e6 / calls as f64,
         summary.new_calls,
         queue.drain().len(),
     );
-    ran
 }
 
 /// One night; returns the run's peak heap in bytes.
@@ -183,6 +184,14 @@ async fn main() {
     }
     held::start_counting();
     println!("start: peak RSS {:.0} MiB", peak_rss_mib());
+    // `NIGHTS_LATENT=1,16,64`: only the night at DynamoDB's latency, at each of these
+    // numbers of requests at once.
+    if let Ok(list) = std::env::var("NIGHTS_LATENT") {
+        for concurrency in list.split(',').filter_map(|n| n.trim().parse().ok()) {
+            latent(100_000, concurrency).await;
+        }
+        return;
+    }
     let budget = "{\"budget\":{\"daily_free_requests\":1000}}";
     // 1,000 a day: the night's calls span two settled days.
     for strategy in ["hybrid", budget] {
@@ -196,13 +205,10 @@ async fn main() {
             large as f64 / small.max(1) as f64
         );
     }
-    // Time grows with the night (per call it is flat: see the in-memory runs above), so
-    // 100,000 calls at DynamoDB's latency tell what 1,000,000 would take.
-    let at = latent(100_000).await;
-    println!(
-        "    full: at 7 ms a store request, 1,000,000 calls would take about {:.0} s (the function's limit: 900 s)",
-        at * 10.0
-    );
+    // The ledger's requests at once (`ledger_concurrency`) at the default and four times it.
+    for concurrency in [16, 64] {
+        latent(100_000, concurrency).await;
+    }
     let small = retried(100_000).await;
     let large = retried(1_000_000).await;
     println!(
