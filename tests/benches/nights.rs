@@ -4,7 +4,7 @@
 //! Prints each run's time and the most heap the run itself held at once: every block the
 //! stores keep (DynamoDB's, S3's and SQS's copies in production) is counted apart by the
 //! allocator, so what is printed is what the `nightly` Lambda needs beyond its baseline.
-//! Then a full night at DynamoDB's latency (`NIGHTS_LATENT=1,16,64` runs only that, at
+//! Then a full night at DynamoDB's latency (`NIGHTS_LATENT=16,64` runs only that, at
 //! each number of ledger requests at once). Then `/retry` of a day whose agent results the mapping lacked, at both sizes: the day
 //! read a page at a time twice (the budget's ranking, then the re-plan), never held.
 
@@ -104,10 +104,11 @@ async fn retried(calls: u64) -> usize {
 /// minutes.
 async fn latent(calls: u64, concurrency: usize) {
     let queue = Arc::new(MemoryQueue::default());
-    let svc = observe(
+    let mut svc = observe(
         held_services(queue.clone()),
         Arc::new(Latency(STORE_LATENCY)),
     );
+    svc.settings.ledger_concurrency = concurrency;
     svc.config
         .put(&document("full", true))
         .await
@@ -184,7 +185,7 @@ async fn main() {
     }
     held::start_counting();
     println!("start: peak RSS {:.0} MiB", peak_rss_mib());
-    // `NIGHTS_LATENT=1,16,64`: only the night at DynamoDB's latency, at each of these
+    // `NIGHTS_LATENT=16,64`: only the night at DynamoDB's latency, at each of these
     // numbers of requests at once.
     if let Ok(list) = std::env::var("NIGHTS_LATENT") {
         for concurrency in list.split(',').filter_map(|n| n.trim().parse().ok()) {
