@@ -231,7 +231,7 @@ impl Services {
             },
             clock: Arc::new(SystemClock),
             connectors,
-            settings: Settings::default(),
+            settings: settings(vars)?,
             compiled: CandidateCache::default(),
         })
     }
@@ -249,5 +249,46 @@ impl Services {
                 slug: slug.clone(),
                 problems,
             })
+    }
+}
+
+/// The run's settings the environment changes ([`env::LEDGER_CONCURRENCY`]); the rest are
+/// the defaults.
+pub fn settings(vars: &env::Vars) -> Result<Settings, env::MissingVar> {
+    let mut settings = Settings::default();
+    if let Some(value) = vars.optional(env::LEDGER_CONCURRENCY) {
+        settings.ledger_concurrency = value
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| (1..=256).contains(n))
+            .ok_or(env::MissingVar::Invalid {
+                name: env::LEDGER_CONCURRENCY,
+                value,
+                expected: "a whole number from 1 to 256 (the template's LedgerConcurrency)",
+            })?;
+    }
+    Ok(settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ledger_concurrency_is_read_from_the_environment_or_refused_naming_it() {
+        let vars = |v: &str| {
+            env::Vars::from_map([(env::LEDGER_CONCURRENCY.to_owned(), v.to_owned())].into())
+        };
+        let read = |v: &env::Vars| settings(v).map(|s| s.ledger_concurrency).ok();
+        assert_eq!(read(&env::Vars::from_map(Default::default())), Some(16));
+        assert_eq!(read(&vars("64")), Some(64));
+        for bad in ["0", "257", "sixteen", "-4"] {
+            let err = settings(&vars(bad)).unwrap_err().to_string();
+            assert!(
+                err.contains(env::LEDGER_CONCURRENCY) && err.contains("1 to 256"),
+                "{err}"
+            );
+        }
     }
 }

@@ -193,6 +193,8 @@ enum Names {
     Url,
     /// A list of extension names: each must be one the code knows.
     Extensions,
+    /// A setting the code reads as a number.
+    Setting,
 }
 
 fn names(var: &str) -> Names {
@@ -204,6 +206,7 @@ fn names(var: &str) -> Names {
         env::NIGHTLY_FUNCTION => Names::Function,
         env::VAN_BASE_URL | env::LIVEVOX_BASE_URL | env::LOCAL_ENDPOINTS => Names::Url,
         env::EXTENSIONS => Names::Extensions,
+        env::LEDGER_CONCURRENCY => Names::Setting,
         other => panic!("{other}: say here what kind of resource it names, so it is checked"),
     }
 }
@@ -269,6 +272,11 @@ async fn the_tables_queue_bucket_and_secret_the_variables_name_exist() {
                     .filter(|n| !n.is_empty())
                     .find(|n| !callsync::extensions::known().contains(n))
                     .map_or(Ok(()), |n| Err(format!("{n:?} is not an extension"))),
+                Names::Setting => callsync::services::settings(&env::Vars::from_map(
+                    [(var.clone(), value.clone())].into_iter().collect(),
+                ))
+                .map(drop)
+                .map_err(|e| e.to_string()),
                 Names::Function | Names::Url => continue,
             };
             if let Err(e) = found {

@@ -32,6 +32,10 @@ pub const LOCAL_ENDPOINTS: &str = "CALLSYNC_LOCAL_ENDPOINTS";
 /// Extensions every candidate without its own `extensions` list runs: a comma list, no
 /// spaces (`phone_ids,example`). Unset: none.
 pub const EXTENSIONS: &str = "CALLSYNC_EXTENSIONS";
+/// How many ledger requests a run makes at once (default 16): a night's time is its
+/// ledger's requests (`make bench`), so a big night on a table with the capacity for it
+/// is faster with more.
+pub const LEDGER_CONCURRENCY: &str = "CALLSYNC_LEDGER_CONCURRENCY";
 
 /// Every variable callsync's code reads, for checks against the deploy template.
 pub const ALL: &[&str] = &[
@@ -47,6 +51,7 @@ pub const ALL: &[&str] = &[
     LIVEVOX_BASE_URL,
     LOCAL_ENDPOINTS,
     EXTENSIONS,
+    LEDGER_CONCURRENCY,
 ];
 
 /// The egress rules the environment asks for: loopback receivers only where
@@ -85,10 +90,18 @@ pub fn connectors(vars: &Vars) -> crate::connect::Connectors {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "environment variable {0} is not set: the deploy template sets it; locally, `make dev-up` writes it to .env.local"
-)]
-pub struct MissingVar(pub &'static str);
+pub enum MissingVar {
+    #[error(
+        "environment variable {0} is not set: the deploy template sets it; locally, `make dev-up` writes it to .env.local"
+    )]
+    Unset(&'static str),
+    #[error("environment variable {name} is {value:?}: {expected}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+}
 
 /// Where variables are read from: the process environment, or a given map (tests run
 /// many local stacks in one process, so they cannot share the process environment).
@@ -114,7 +127,7 @@ impl Vars {
     }
 
     pub fn required(&self, name: &'static str) -> Result<String, MissingVar> {
-        self.optional(name).ok_or(MissingVar(name))
+        self.optional(name).ok_or(MissingVar::Unset(name))
     }
 }
 
