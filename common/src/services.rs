@@ -178,13 +178,12 @@ impl Services {
         &'a self,
         candidate: &'a crate::candidate::Candidate,
     ) -> crate::destinations::DeliverContext<'a> {
-        crate::destinations::DeliverContext {
-            secrets: self.secrets.as_ref(),
-            connectors: &self.connectors,
+        crate::destinations::DeliverContext::unmetered(
+            self.secrets.as_ref(),
+            &self.connectors,
             candidate,
-            clock: self.clock.as_ref(),
-            meter: None,
-        }
+            self.clock.as_ref(),
+        )
     }
 
     /// The production wiring, named by the environment.

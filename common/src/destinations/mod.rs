@@ -158,7 +158,24 @@ pub struct DeliverContext<'a> {
     pub meter: Option<&'a Arc<dyn RequestMeter>>,
 }
 
-impl DeliverContext<'_> {
+impl<'a> DeliverContext<'a> {
+    /// For asking a destination something outside a delivery (validate, configure, a
+    /// run's checks): nothing is metered.
+    pub fn unmetered(
+        secrets: &'a dyn SecretStore,
+        connectors: &'a Connectors,
+        candidate: &'a Candidate,
+        clock: &'a dyn Clock,
+    ) -> Self {
+        Self {
+            secrets,
+            connectors,
+            candidate,
+            clock,
+            meter: None,
+        }
+    }
+
     pub fn egress(&self) -> Egress {
         self.connectors.egress
     }

@@ -49,13 +49,12 @@ impl ApiContext {
         &'a self,
         candidate: &'a crate::candidate::Candidate,
     ) -> crate::destinations::DeliverContext<'a> {
-        crate::destinations::DeliverContext {
-            secrets: self.secrets.as_ref(),
-            connectors: &self.connectors,
+        crate::destinations::DeliverContext::unmetered(
+            self.secrets.as_ref(),
+            &self.connectors,
             candidate,
-            clock: &crate::ports::SystemClock,
-            meter: None,
-        }
+            &crate::ports::SystemClock,
+        )
     }
 
     /// The production wiring: DynamoDB and Secrets Manager, named by the environment.
