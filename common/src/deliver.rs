@@ -32,7 +32,7 @@ use serde::Serialize;
 use crate::destinations::{
     Compiled, Configured, DeliverContext, DeliveryError, Retry, VAN as VAN_KIND,
 };
-use crate::governor::{Admission, Governor, Rate};
+use crate::governor::{Admission, Governor, Rate, Turn};
 use crate::ledger::{
     CallKey, CallRecord, CallState, DayKey, DeliveryKey, DeliveryRecord, ErrorNote, Tracked, VAN,
 };
@@ -394,17 +394,13 @@ impl Admitted {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
-        let now = tokio::time::Instant::now();
         let Some(governor) = &self.governor else {
-            return Ok(now);
+            return Ok(tokio::time::Instant::now());
         };
         // A slot missed (the request waited on a connection, a lookup) is not used late.
-        if let Some(slot) = prepaid.filter(|slot| *slot + governor.tolerance() >= now) {
-            return Ok(slot);
-        }
-        match governor.admit().await {
-            Ok(Admission::At { wait, .. }) => Ok(now + wait),
-            Ok(Admission::Busy(next)) => {
+        match governor.keep(prepaid).await {
+            Ok(Turn::At(slot)) => Ok(slot),
+            Ok(Turn::Busy(next)) => {
                 *self.no_slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(next);
                 Err(MeterError::NoSlot(format!(
                     "the rate limit of {} has no slot left for this batch; the message is delivered again (a slot in about {} s)",
@@ -647,6 +643,21 @@ async fn try_deliver<R: Stored>(
     let prepaid = match msg.destination {
         None => Some(slot),
         Some(_) => {
+            // A slot the lease's write outlasted is not used late: sent late, it would
+            // bunch with the next worker's, and the destination counts arrivals.
+            let slot = match g.governor.as_deref().map(|gov| gov.keep(Some(slot))) {
+                None => slot,
+                Some(turn) => match turn.await {
+                    Ok(Turn::At(slot)) => slot,
+                    Ok(Turn::Busy(next)) => {
+                        return unsent(svc, record, msg, &lease, Some(next)).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(delivery = %key, error = %e, "the rate governor is unavailable; the message will be delivered again");
+                        return unsent(svc, record, msg, &lease, None).await;
+                    }
+                },
+            };
             tokio::time::sleep_until(slot).await;
             None
         }
@@ -657,6 +668,28 @@ async fn try_deliver<R: Stored>(
         member,
     };
     send(g, candidate, destination, record, msg, held).await
+}
+
+/// Give back a leased delivery nothing was sent for (its attempt not counted): handed
+/// back to the queue after `back`, or, with no time to give, left for the queue's own
+/// redelivery.
+async fn unsent<R: Stored>(
+    svc: &Services,
+    mut record: R,
+    msg: &SyncMessage,
+    lease: &str,
+    back: Option<Duration>,
+) -> Result<Outcome, StoreError> {
+    let d = record.delivery_mut();
+    d.state = CallState::Unsynced;
+    d.attempts = d.attempts.saturating_sub(1);
+    if settle(svc, record, lease).await?.is_none() {
+        return Ok(Outcome::Skipped);
+    }
+    Ok(match back {
+        Some(after) => hand_back(svc, msg, after).await,
+        None => Outcome::Retry,
+    })
 }
 
 /// What a worker holds of a leased delivery: the lease's id, the first request's slot

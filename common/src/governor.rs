@@ -46,6 +46,14 @@ pub enum Admission {
     Busy(Duration),
 }
 
+/// When a request leaves ([`Governor::keep`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Turn {
+    At(tokio::time::Instant),
+    /// No slot within [`HORIZON`]: come back after this long.
+    Busy(Duration),
+}
+
 /// The rate a key runs at: the gap between two slots, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Rate {
@@ -222,6 +230,20 @@ impl Governor {
 
     pub fn key(&self) -> &str {
         &self.key
+    }
+
+    /// When a request given `slot` (taken earlier, before a store write, say) leaves:
+    /// at it while it is missed by no more than the [`Governor::tolerance`], otherwise at a
+    /// fresh one — a slot is never used late — or `Busy` when none is in reach.
+    pub async fn keep(&self, slot: Option<tokio::time::Instant>) -> Result<Turn, StoreError> {
+        let now = tokio::time::Instant::now();
+        if let Some(slot) = slot.filter(|slot| *slot + self.tolerance() >= now) {
+            return Ok(Turn::At(slot));
+        }
+        Ok(match self.admit().await? {
+            Admission::At { wait, .. } => Turn::At(now + wait),
+            Admission::Busy(next) => Turn::Busy(next),
+        })
     }
 
     /// A slot for one request. A slot this worker holds that has passed by more than the
@@ -487,6 +509,34 @@ mod tests {
             panic!("a slot 3 s away is past the horizon")
         };
         assert!(wait >= Duration::from_millis(1_500), "{wait:?}");
+    }
+
+    #[tokio::test]
+    async fn a_slot_missed_by_more_than_the_tolerance_is_not_used_late() {
+        let store: Arc<dyn RateStore> = Arc::new(MemoryRates::default());
+        // Two a second: a gap of 500 ms, a tolerance of 250.
+        let g = Governor::new(store, "an/k".into(), Rate::per_second(2.0).unwrap(), 10);
+        let Admission::At { wait, .. } = g.admit().await.unwrap() else {
+            panic!("an idle key admits at once")
+        };
+        let now = tokio::time::Instant::now();
+        let taken = now + wait;
+        // Held through a store write of 100 ms: still its turn.
+        let late = taken - Duration::from_millis(100);
+        assert_eq!(g.keep(Some(late)).await.unwrap(), Turn::At(late));
+        // Held through one of a second: the next slot of the schedule, half a second after
+        // the one taken, not now (sent now, it would crowd the slot taken last).
+        let missed = taken - Duration::from_secs(1);
+        let Turn::At(fresh) = g.keep(Some(missed)).await.unwrap() else {
+            panic!("the next slot is in reach")
+        };
+        assert!(
+            fresh >= taken + Duration::from_millis(450),
+            "{:?}",
+            fresh - now
+        );
+        // None held: a slot of its own.
+        assert!(matches!(g.keep(None).await.unwrap(), Turn::At(_)));
     }
 
     #[test]
