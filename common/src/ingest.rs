@@ -31,6 +31,13 @@ pub struct FileRead {
     pub rows: u64,
     pub bad_rows: u64,
     pub test_rows: u64,
+    /// Rows at its start that earlier runs of the day recorded: read past, not counted.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub recorded_before: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl FileRead {
@@ -40,6 +47,7 @@ impl FileRead {
             rows: 0,
             bad_rows: 0,
             test_rows: 0,
+            recorded_before: 0,
         }
     }
 }
@@ -163,11 +171,13 @@ impl FileRows {
     }
 }
 
-/// Start reading the inbox file `key` of `candidate`.
+/// Start reading the inbox file `key` of `candidate`, after its first `skip` rows (rows an
+/// earlier run recorded: they are read past, never handed on).
 pub async fn open_file(
     objects: &dyn ObjectStore,
     candidate: &Candidate,
     key: &str,
+    skip: u64,
 ) -> Result<FileRows, StoreError> {
     let columns: CdrColumns = candidate
         .doc()
@@ -195,7 +205,7 @@ pub async fn open_file(
         let stopped = || FileFailure::Unread("the run stopped reading".into());
         let mut batch = Vec::with_capacity(BATCH_ROWS);
         let mut cut_off = None;
-        for outcome in rows {
+        for outcome in rows.skip(usize::try_from(skip).unwrap_or(usize::MAX)) {
             // The row the failure cut off is not a bad row: the next run reads it whole.
             cut_off = crate::ports::read_failure(&failed);
             if cut_off.is_some() {

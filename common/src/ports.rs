@@ -217,6 +217,8 @@ pub trait CallQueue: Send + Sync {
 pub struct ObjectInfo {
     pub key: String,
     pub size: u64,
+    /// A fingerprint of the object's bytes (S3's ETag): the same bytes, the same tag.
+    pub etag: String,
 }
 
 /// An object's bytes, read as they are taken.
@@ -304,6 +306,14 @@ pub struct ManualRun {
     pub date: Option<jiff::civil::Date>,
     #[serde(default)]
     pub dry_run: bool,
+    /// The part of a run that stopped at its deadline this event continues (0: a run of
+    /// its own). A continuation reads the LiveVox API only if the day's was not read yet.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub continuation: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Starts a nightly run elsewhere (the `nightly` function) and does not wait for it: a

@@ -37,6 +37,10 @@ pub struct Settings {
     pub requeue_stale_after: Duration,
     /// How long a run holds its day against other runs of the same day.
     pub run_lock: Duration,
+    /// A `nightly` run stops reading this long before its function's end: time for the
+    /// batch in hand, the note of how far it got, the files read set aside, and the start
+    /// of its next part.
+    pub wrap_up: Duration,
     /// Concurrent ledger writes of one run.
     pub ledger_concurrency: usize,
     /// Concurrent VAN deliveries of one `sync-call` batch, each waiting for its own slot
@@ -70,6 +74,7 @@ impl Default for Settings {
             requeue_unsent_after: Duration::from_secs(5 * 60),
             requeue_stale_after: Duration::from_secs(6 * 3600),
             run_lock: Duration::from_secs(15 * 60),
+            wrap_up: Duration::from_secs(120),
             ledger_concurrency: 16,
             van_concurrency: 4,
             post_deadline: Duration::from_secs(15),

@@ -635,7 +635,7 @@ async fn a_dry_run_shows_what_the_webhook_would_be_sent_and_sends_nothing() {
         DAY,
         nightly::RunOptions {
             dry_run: true,
-            force_livevox: false,
+            ..Default::default()
         },
     )
     .await

@@ -84,6 +84,7 @@ fn run() -> ManualRun {
         candidate: CandidateSlug::parse("night").unwrap(),
         date: Some(jiff::civil::date(2026, 11, 21)),
         dry_run: false,
+        continuation: 0,
     }
 }
 

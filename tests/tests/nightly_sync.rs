@@ -1083,6 +1083,7 @@ async fn a_run_request_is_handed_to_the_nightly_function() {
         candidate: slug(),
         date: Some(DAY),
         dry_run: false,
+        continuation: 0,
     };
     assert_eq!(started(), vec![run.clone()]);
     assert_eq!(

@@ -13,6 +13,7 @@ use callsync::entrypoints::http::ApiContext;
 use callsync::ports::ObjectStore;
 use callsync::services::Services;
 use callsync_tests::harness::{LocalStack, repo_root};
+use serde_json::Value;
 
 /// Functions whose `main` builds an [`ApiContext`].
 const HTTP_FUNCTIONS: &[&str] = &["ConfigureFunction", "ValidateFunction", "StatusFunction"];
@@ -78,6 +79,8 @@ const NEEDED: &[(&str, &[&str])] = &[
             "dynamodb:PutItem",
             "dynamodb:Query",
             "dynamodb:Scan",
+            // A run stopped at its deadline starts its own next part.
+            "lambda:InvokeFunction",
             "s3:DeleteObject",
             "s3:GetObject",
             "s3:ListBucket",
@@ -427,5 +430,37 @@ fn the_bucket_keeps_every_version_and_refuses_requests_without_tls() {
     assert!(
         tls_only,
         "a Deny of every request without TLS, on the bucket and its objects: {policy:#}"
+    );
+}
+
+#[test]
+fn the_functions_that_start_runs_may_invoke_the_nightly_function_and_no_other() {
+    let resources: Value = local_stack("resources");
+    let nightly = &resources["NightlyFunction"]["Properties"];
+    // The nightly function names itself as it is named (a !Ref to itself would be a cycle).
+    let own_name = nightly["FunctionName"]["Fn::Sub"].as_str().unwrap();
+    assert_eq!(
+        nightly["Environment"]["Variables"][env::NIGHTLY_FUNCTION]["Fn::Sub"],
+        own_name,
+        "the nightly function starts its next part under its own name"
+    );
+    let own_arn = format!(
+        "arn:${{AWS::Partition}}:lambda:${{AWS::Region}}:${{AWS::AccountId}}:function:{own_name}"
+    );
+    let allowed = BTreeSet::from([own_arn, "!GetAtt NightlyFunction.Arn".to_owned()]);
+    let mut invokers = BTreeSet::new();
+    for (function, per_action) in grants() {
+        let Some(targets) = per_action.get("lambda:InvokeFunction") else {
+            continue;
+        };
+        assert!(
+            targets.is_subset(&allowed),
+            "{function} may invoke {targets:?}: only the nightly function is ever started"
+        );
+        invokers.insert(function);
+    }
+    assert_eq!(
+        invokers,
+        BTreeSet::from(["NightlyFunction".to_owned(), "StatusFunction".to_owned()])
     );
 }

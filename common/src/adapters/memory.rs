@@ -461,6 +461,7 @@ impl ObjectStore for MemoryObjects {
             .map(|(k, v)| ObjectInfo {
                 key: k.clone(),
                 size: v.len() as u64,
+                etag: crate::values::sha256_hex(v),
             })
             .collect())
     }

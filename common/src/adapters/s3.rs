@@ -210,6 +210,7 @@ impl ObjectStore for S3Objects {
                 (!key.ends_with('/')).then(|| ObjectInfo {
                     key: key.to_owned(),
                     size: o.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+                    etag: o.e_tag().unwrap_or_default().to_owned(),
                 })
             }));
         }

@@ -26,10 +26,28 @@ fn is_scheduled(event: &Value) -> bool {
         || event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event")
 }
 
+/// When the runs of an invocation that must end by `end_ms` (Lambda's deadline, in
+/// milliseconds since the epoch) stop reading: the settings' wrap-up before it.
+pub fn deadline(svc: &Services, end_ms: u64) -> Option<jiff::Timestamp> {
+    let end = jiff::Timestamp::from_millisecond(i64::try_from(end_ms).ok()?).ok()?;
+    end.checked_sub(jiff::SignedDuration::try_from(svc.settings.wrap_up).ok()?)
+        .ok()
+}
+
 /// Handle one event; the answer is the run's summary as JSON.
 pub async fn handle(svc: &Services, event: Value) -> Result<Value, EventError> {
+    handle_until(svc, event, None).await
+}
+
+/// [`handle`], within the invocation's time: the runs stop reading at `deadline` (the
+/// function's end less the time to wrap up), and a run stopped there starts its next part.
+pub async fn handle_until(
+    svc: &Services,
+    event: Value,
+    deadline: Option<jiff::Timestamp>,
+) -> Result<Value, EventError> {
     if is_scheduled(&event) {
-        let entries = nightly::tick(svc).await?;
+        let entries = nightly::tick(svc, deadline).await?;
         return Ok(json!({ "tick": entries }));
     }
     let run: ManualRun = serde_path_to_error::deserialize(event).map_err(|e| {
@@ -56,7 +74,10 @@ pub async fn handle(svc: &Services, event: Value) -> Result<Value, EventError> {
         date,
         RunOptions {
             dry_run: run.dry_run,
-            force_livevox: true,
+            // A continuation reads on from where the part before stopped.
+            force_livevox: run.continuation == 0,
+            deadline,
+            continuation: run.continuation,
         },
     )
     .await?;

@@ -224,6 +224,7 @@ async fn runs(ctx: &ApiContext, svc: &Services, req: &Request) -> Result<Respons
             RunOptions {
                 dry_run: true,
                 force_livevox: true,
+                ..RunOptions::default()
             },
         )
         .await

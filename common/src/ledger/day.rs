@@ -1,5 +1,7 @@
 //! A candidate's day: its exports, its report, its VAN request count and run lock.
 
+use std::collections::BTreeMap;
+
 use super::*;
 
 /// A CSV written for a day.
@@ -50,6 +52,30 @@ pub struct DayRecord {
     /// The last run found the candidate not fully configured, and did not run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocked: Option<Blocked>,
+    /// How far runs got into the inbox files still there (by key): a run stopped at its
+    /// deadline, or killed, is taken up after the rows it recorded.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub progress: BTreeMap<String, SourceProgress>,
+}
+
+/// How far runs got into one inbox file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceProgress {
+    /// The file's fingerprint when it was read (S3's ETag): a file replaced by other
+    /// bytes since is read from its start.
+    pub etag: String,
+    /// Rows from its start, every one of them recorded in the ledger.
+    pub rows: u64,
+}
+
+impl DayRecord {
+    /// Rows of file `key` (with the fingerprint `etag`) runs have recorded from its start.
+    pub fn recorded_rows(&self, key: &str, etag: &str) -> u64 {
+        self.progress
+            .get(key)
+            .filter(|p| p.etag == etag)
+            .map_or(0, |p| p.rows)
+    }
 }
 
 /// Why a day's night did not run: what keeps the candidate from being fully configured.
@@ -73,6 +99,7 @@ impl DayRecord {
             runs: 0,
             last_run_at: None,
             blocked: None,
+            progress: BTreeMap::new(),
         }
     }
 }

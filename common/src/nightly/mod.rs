@@ -71,7 +71,17 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// Read the LiveVox API even if this day's was already read.
     pub force_livevox: bool,
+    /// When to stop reading (the function's own end, less the time to wrap up): what was
+    /// read is kept, and a continuation reads the rest. None: no limit.
+    pub deadline: Option<Timestamp>,
+    /// Which continuation of a run stopped at its deadline this is (0: a first run).
+    pub continuation: u32,
 }
+
+/// A run stopped at its deadline starts the next part at most this many times; past
+/// that, the hourly tick takes the day up (a night that makes no headway does not
+/// invoke itself for ever).
+pub const MAX_CONTINUATIONS: u32 = 12;
 
 /// What a run did.
 #[derive(Debug, Clone, Serialize)]
@@ -108,6 +118,9 @@ pub struct RunSummary {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub sample_payloads: BTreeMap<String, Vec<Value>>,
     pub days: Vec<SettleSummary>,
+    /// The run stopped at its deadline before reading everything: what takes up the rest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unfinished: Option<String>,
     /// Dry runs: what would keep the night from running (see [`unconfigured`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub not_configured: Vec<String>,
@@ -140,9 +153,21 @@ pub async fn run(
     }
 
     let mut problems = Vec::new();
-    let inbox = match candidate.inbox_prefix() {
+    let day_record = svc.days.get(&day).await?;
+    // Each inbox file with the rows of it runs before recorded (a dry run reads it all).
+    let inbox: Vec<InboxFile> = match candidate.inbox_prefix() {
         Some(prefix) => match svc.objects.list(&prefix).await {
-            Ok(objects) => objects.into_iter().map(|o| o.key).collect(),
+            Ok(objects) => objects
+                .into_iter()
+                .map(|o| InboxFile {
+                    recorded: match (&day_record, opts.dry_run) {
+                        (Some(d), false) => d.recorded_rows(&o.key, &o.etag),
+                        _ => 0,
+                    },
+                    key: o.key,
+                    etag: o.etag,
+                })
+                .collect(),
             Err(e) => {
                 problems.push(SourceProblem::for_now(
                     prefix,
@@ -153,7 +178,6 @@ pub async fn run(
         },
         None => Vec::new(),
     };
-    let day_record = svc.days.get(&day).await?;
     let read_api = candidate.doc().source.livevox.is_some()
         && (opts.force_livevox
             || day_record
@@ -161,20 +185,51 @@ pub async fn run(
                 .is_none_or(|d| d.livevox_read_at.is_none()));
     let mut night = Night::new(svc, &candidate, date, opts.dry_run);
     if matches!(candidate.strategy(), Strategy::Budget { .. }) {
-        night.budget = Some(rank_posts(svc, &candidate, &inbox, read_api.then_some(date)).await?);
+        let budget = rank_posts(svc, &candidate, &inbox, read_api.then_some(date)).await?;
+        night.budget = Some(budget);
     }
     let mut files = Vec::new();
-    for key in &inbox {
-        let mut file = FileRead::new(key.as_str());
-        let mut rows = match ingest::open_file(svc.objects.as_ref(), &candidate, key).await {
+    let past = |deadline: Option<Timestamp>| deadline.is_some_and(|d| svc.clock.now() >= d);
+    let mut stopped = false;
+    for inbox_file in &inbox {
+        if past(opts.deadline) {
+            stopped = true;
+            break;
+        }
+        let key = inbox_file.key.as_str();
+        let mut file = FileRead::new(key);
+        file.recorded_before = inbox_file.recorded;
+        let opened =
+            ingest::open_file(svc.objects.as_ref(), &candidate, key, inbox_file.recorded).await;
+        let mut rows = match opened {
             Ok(rows) => rows,
             Err(e) => {
                 problems.push(ingest::FileFailure::Unread(e.to_string()).into_problem(key));
                 continue;
             }
         };
+        // Rows from the file's start all recorded: where the next run starts.
+        let mut recorded = Some(inbox_file.recorded);
         while let Some(batch) = rows.next().await {
+            let rows_in = batch.len() as u64;
+            let failures = night.insert_failures;
             night.take(batch, &mut file).await?;
+            recorded = recorded
+                .filter(|_| night.insert_failures == failures)
+                .map(|n| n + rows_in);
+            if let Some(n) = recorded
+                && !opts.dry_run
+            {
+                save_progress(svc, &day, inbox_file, n).await;
+            }
+            if past(opts.deadline) {
+                stopped = true;
+                break;
+            }
+        }
+        if stopped {
+            // Dropping the rows stops the reader; the file stays in the inbox.
+            break;
         }
         match rows.finish().await {
             Ok(()) => files.push(file),
@@ -185,12 +240,16 @@ pub async fn run(
     // day is read again by the next run (recording a call twice is a no-op).
     let mut livevox_read = false;
     let mut livevox_file = None;
-    if read_api {
+    if read_api && !stopped {
         match ingest::LiveVoxRows::open(svc, &candidate, date).await {
             Ok(None) => {}
             Ok(Some(mut rows)) => {
                 let mut file = FileRead::new(ingest::LIVEVOX_SOURCE);
                 loop {
+                    if past(opts.deadline) {
+                        stopped = true;
+                        break;
+                    }
                     match rows.next().await {
                         Ok(Some(batch)) => night.take(batch, &mut file).await?,
                         Ok(None) => {
@@ -222,10 +281,11 @@ pub async fn run(
     let Night {
         mut summary,
         touched,
-        insert_failed,
+        insert_failures,
         samples,
         ..
     } = night;
+    let insert_failed = insert_failures > 0;
     summary.files = files;
     summary.livevox = livevox_file;
 
@@ -238,6 +298,7 @@ pub async fn run(
     }
 
     // Files leave the inbox only once all their rows are recorded.
+    let mut set_aside = false;
     if insert_failed {
         problems.push(SourceProblem::for_now(
             "ledger",
@@ -258,25 +319,54 @@ pub async fn run(
                 "files could not be moved aside (the next run reads them again, harmlessly): {e}"
             ),
         ));
+    } else {
+        set_aside = true;
     }
     summary.problems = problems;
 
-    // A day whose calls were not all recorded is read again by the next run.
-    if livevox_read && !insert_failed {
-        update_day(svc, &day, |d| {
+    // A day whose calls were not all recorded is read again by the next run; a file set
+    // aside needs no place to start from.
+    update_day(svc, &day, |d| {
+        let mut changed = false;
+        if set_aside {
+            for file in &summary.files {
+                changed |= d.progress.remove(&file.key).is_some();
+            }
+        }
+        if livevox_read && !insert_failed {
             d.livevox_read_at = Some(svc.clock.now());
-            true
-        })
-        .await?;
+            changed = true;
+        }
+        changed
+    })
+    .await?;
+
+    if stopped {
+        // The rest is read, and the day settled, by the next part.
+        summary.unfinished = Some(continue_run(svc, slug, date, opts.continuation).await);
+        tracing::info!(candidate = %slug, %date, calls = summary.calls_read, new = summary.new_calls, "run stopped at its deadline");
+        return Ok(summary);
     }
 
     // A day still going on is settled only when it is the day asked for: its calls may
     // still come in, and its report waits for its end anyway. The run's own VAN-bound
     // calls are queued already.
+    let settle_opts = SettleOptions {
+        deadline: opts.deadline,
+        ..SettleOptions::default()
+    };
     for date in touched.into_iter().filter(|d| *d < today || *d == date) {
-        summary
-            .days
-            .push(settle_day(svc, &candidate, date, None).await?);
+        if settle_opts.past(svc) {
+            stopped = true;
+            break;
+        }
+        let settled = settle_day(svc, &candidate, date, settle_opts).await?;
+        stopped |= settled.stopped;
+        summary.days.push(settled);
+    }
+    if stopped {
+        // The next part settles on from where this one stopped.
+        summary.unfinished = Some(continue_run(svc, slug, date, opts.continuation).await);
     }
     metrics::emit(
         slug,
@@ -307,6 +397,70 @@ pub async fn run(
     Ok(summary)
 }
 
+/// An inbox file as a run finds it: its fingerprint, and the rows of it runs before
+/// recorded.
+struct InboxFile {
+    key: String,
+    etag: String,
+    recorded: u64,
+}
+
+/// Note on the day that the first `rows` rows of `file` are recorded. Only ever moves
+/// forward (two runs of a day may read at once); a failure costs the next run a re-read
+/// of those rows, nothing more.
+async fn save_progress(svc: &Services, day: &DayKey, file: &InboxFile, rows: u64) {
+    let saved = update_day(svc, day, |d| {
+        if d.recorded_rows(&file.key, &file.etag) >= rows {
+            return false;
+        }
+        d.progress.insert(
+            file.key.clone(),
+            crate::ledger::SourceProgress {
+                etag: file.etag.clone(),
+                rows,
+            },
+        );
+        true
+    })
+    .await;
+    if let Err(e) = saved {
+        tracing::warn!(day = %day, error = %e, "could not note how far the run got; the next run reads those rows again");
+    }
+}
+
+/// Start the next part of a run stopped at its deadline; what takes up the rest.
+async fn continue_run(
+    svc: &Services,
+    slug: &CandidateSlug,
+    date: Date,
+    continuation: u32,
+) -> String {
+    let next = continuation + 1;
+    if next > MAX_CONTINUATIONS {
+        return format!(
+            "stopped at its deadline in part {next}, the last a run starts by itself; the next hourly tick reads the rest"
+        );
+    }
+    let run = crate::ports::ManualRun {
+        candidate: slug.clone(),
+        date: Some(date),
+        dry_run: false,
+        continuation: next,
+    };
+    match svc.launcher.start(&run).await {
+        Ok(()) => format!(
+            "stopped at its deadline; part {} was started to read the rest and settle the day",
+            next + 1
+        ),
+        Err(e) => {
+            tracing::warn!(candidate = %slug, %date, error = %e, "could not start the run's next part");
+            format!(
+                "stopped at its deadline, and its next part could not be started ({e}); the next hourly tick reads the rest"
+            )
+        }
+    }
+}
+
 /// A night being read: each batch of rows is planned, recorded and its new VAN-bound
 /// calls queued before the next is taken.
 struct Night<'a> {
@@ -321,7 +475,8 @@ struct Night<'a> {
     summary: RunSummary,
     /// The days the new calls belong to (each is settled).
     touched: BTreeSet<Date>,
-    insert_failed: bool,
+    /// Calls the ledger could not take (their files stay in the inbox).
+    insert_failures: u64,
     samples: Samples,
 }
 
@@ -362,10 +517,11 @@ impl<'a> Night<'a> {
                 sample_requests: Vec::new(),
                 sample_payloads: BTreeMap::new(),
                 days: Vec::new(),
+                unfinished: None,
                 not_configured: Vec::new(),
             },
             touched: BTreeSet::from([date]),
-            insert_failed: false,
+            insert_failures: 0,
             samples: Samples::default(),
         }
     }
@@ -444,7 +600,7 @@ impl<'a> Night<'a> {
                 }
                 Ok(false) => self.summary.known_calls += 1,
                 Err(e) => {
-                    self.insert_failed = true;
+                    self.insert_failures += 1;
                     tracing::warn!(call = %records[i].key, error = %e, "could not record the call");
                 }
             }
@@ -503,7 +659,7 @@ impl<'a> Night<'a> {
 async fn rank_posts(
     svc: &Services,
     candidate: &Compiled,
-    inbox: &[String],
+    inbox: &[InboxFile],
     livevox: Option<Date>,
 ) -> Result<BTreeMap<Date, planning::BudgetCut>, StoreError> {
     let Strategy::Budget {
@@ -533,8 +689,12 @@ async fn rank_posts(
         });
         Ok(())
     };
-    for key in inbox {
-        let Ok(mut rows) = ingest::open_file(svc.objects.as_ref(), candidate, key).await else {
+    // Rows earlier runs recorded are not offered again: their posts count among the
+    // day's used allowance already.
+    for file in inbox {
+        let opened =
+            ingest::open_file(svc.objects.as_ref(), candidate, &file.key, file.recorded).await;
+        let Ok(mut rows) = opened else {
             continue;
         };
         while let Some(batch) = rows.next().await {
@@ -926,9 +1086,14 @@ mod tests {
         }
 
         async fn settle(&self) -> SettleSummary {
-            settle_day(&self.svc, &self.candidate().await, DAY, None)
-                .await
-                .unwrap()
+            settle_day(
+                &self.svc,
+                &self.candidate().await,
+                DAY,
+                SettleOptions::default(),
+            )
+            .await
+            .unwrap()
         }
 
         async fn day_record(&self) -> DayRecord {
@@ -1340,7 +1505,9 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(second.new_calls, rows - first.new_calls);
-        assert_eq!(second.known_calls, first.new_calls);
+        // It starts after the rows recorded: none is written twice.
+        assert_eq!(second.files[0].recorded_before, first.new_calls);
+        assert_eq!(second.known_calls, 0);
         assert_eq!(second.bad_rows, 0);
         assert!(second.problems.is_empty(), "{:?}", second.problems);
         assert!(
@@ -1386,15 +1553,15 @@ mod tests {
     async fn the_tick_runs_yesterday_only_once_the_sync_hour_has_come() {
         // 03:30 in Chicago: before the 04:00 sync hour.
         let w = world("all_csv", "2026-11-22T09:30:00Z").await;
-        let entries = tick(&w.svc).await.unwrap();
+        let entries = tick(&w.svc, None).await.unwrap();
         assert!(entries[0].run.is_none(), "{entries:?}");
         assert!(w.objects.list("inbox/unit/").await.unwrap().len() == 1);
 
         w.set_clock("2026-11-22T10:30:00Z");
-        let entries = tick(&w.svc).await.unwrap();
+        let entries = tick(&w.svc, None).await.unwrap();
         assert_eq!(entries[0].run.as_ref().unwrap().date, DAY);
         // Complete: the next tick leaves the day alone.
-        let entries = tick(&w.svc).await.unwrap();
+        let entries = tick(&w.svc, None).await.unwrap();
         assert!(entries[0].run.is_none());
         assert!(entries[0].settled.is_empty());
     }
@@ -1407,10 +1574,50 @@ mod tests {
         ledger: MemoryLedger,
         days: MemoryDays,
         objects: MemoryObjects,
+        /// When set, each write takes a second of this clock (a run's time is its writes).
+        clock: Option<Arc<FixedClock>>,
     }
 
     impl PowerCut {
+        /// Stores that lose power after `left` more writes, holding `w`'s inbox.
+        async fn after(left: i64, w: &World) -> Arc<Self> {
+            Self::new(left, w, None).await
+        }
+
+        /// Stores on which each write takes a second of `w`'s clock, holding its inbox.
+        async fn timed(w: &World) -> Arc<Self> {
+            Self::new(i64::MAX, w, Some(w.clock.clone())).await
+        }
+
+        async fn new(left: i64, w: &World, clock: Option<Arc<FixedClock>>) -> Arc<Self> {
+            let power = Arc::new(PowerCut {
+                left: left.into(),
+                ledger: MemoryLedger::default(),
+                days: MemoryDays::default(),
+                objects: MemoryObjects::default(),
+                clock,
+            });
+            for o in w.svc.objects.list("inbox/").await.unwrap() {
+                let body = w.svc.objects.get(&o.key).await.unwrap();
+                power.objects.put(&o.key, body, "text/csv").await.unwrap();
+            }
+            power
+        }
+
+        /// `svc` on these stores.
+        fn services(self: &Arc<Self>, svc: &Services) -> Services {
+            let mut svc = svc.clone();
+            svc.ledger = Arc::new(Cut(self.clone()));
+            svc.days = Arc::new(Cut(self.clone()));
+            svc.objects = Arc::new(Cut(self.clone()));
+            svc
+        }
+
         fn write(&self) -> Result<(), StoreError> {
+            if let Some(clock) = &self.clock {
+                let mut now = clock.0.lock().unwrap();
+                *now += jiff::SignedDuration::from_secs(1);
+            }
             if self.left.fetch_sub(1, Ordering::SeqCst) > 0 {
                 Ok(())
             } else {
@@ -1590,6 +1797,7 @@ mod tests {
                 ledger: MemoryLedger::default(),
                 days: MemoryDays::default(),
                 objects: MemoryObjects::default(),
+                clock: None,
             });
             for key in ["inbox/unit/a.csv", "inbox/unit/b.csv"] {
                 let body = w.svc.objects.get(key).await.unwrap();
@@ -1677,5 +1885,274 @@ mod tests {
                 "stopped after {cut} writes: no row for a call that is not CSV-bound"
             );
         }
+    }
+
+    /// `n` VAN-bound calls of DAY in call-id order; the rows of `earliest` are the day's
+    /// first calls (the budget keeps them), the rest later.
+    fn calls_with_earliest(n: u64, earliest: &[u64]) -> String {
+        let mut text =
+            String::from("id,account number,first name,last name,phone dialed,start time,result\n");
+        for i in 1..=n {
+            let at = if earliest.contains(&i) {
+                9 * 3600 + i
+            } else {
+                10 * 3600 + i
+            };
+            let (h, m, s) = (at / 3600, at / 60 % 60, at % 60);
+            text.push_str(&format!(
+                "{i},ny14-van-{i},A,B,2125550101,21-11-2026 {h:02}:{m:02}:{s:02},Agent Cust 3\n"
+            ));
+        }
+        text
+    }
+
+    #[tokio::test]
+    async fn a_run_stopped_at_its_deadline_starts_its_next_part_which_reads_on_from_there() {
+        let w = world("full", MORNING).await;
+        let rows = 2 * ingest::BATCH_ROWS as u64 + 500;
+        w.only_file(&latest_first(rows)).await;
+        let power = PowerCut::timed(&w).await;
+        let mut svc = power.services(&w.svc);
+        let launcher = Arc::new(MemoryLauncher::default());
+        svc.launcher = launcher.clone();
+        // Each write takes a second: the deadline falls inside the file.
+        let deadline = w.svc.clock.now() + jiff::SignedDuration::from_secs(3000);
+        let first = run(
+            &svc,
+            &w.slug(),
+            DAY,
+            RunOptions {
+                deadline: Some(deadline),
+                ..RunOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+        let done = first.new_calls;
+        assert!(done > 0 && done < rows, "{done} of {rows}");
+        assert_eq!(done % ingest::BATCH_ROWS as u64, 0, "whole batches");
+        let unfinished = first.unfinished.as_deref().unwrap();
+        assert!(unfinished.contains("part 2 was started"), "{unfinished}");
+        assert!(
+            first.days.is_empty(),
+            "the part that reads the last row settles"
+        );
+        assert!(first.files.is_empty(), "no file was read to its end");
+        let next = launcher.started.lock().unwrap().clone();
+        assert_eq!(
+            next,
+            [crate::ports::ManualRun {
+                candidate: w.slug(),
+                date: Some(DAY),
+                dry_run: false,
+                continuation: 1,
+            }]
+        );
+        let key = DayKey {
+            candidate: w.slug(),
+            date: DAY,
+        };
+        let day = svc.days.get(&key).await.unwrap().unwrap();
+        assert_eq!(day.progress["inbox/unit/big.csv"].rows, done);
+        assert_eq!(power.objects.list("inbox/").await.unwrap().len(), 1);
+
+        // The next part reads past what is recorded: no call is written twice.
+        let second = run(
+            &svc,
+            &w.slug(),
+            DAY,
+            RunOptions {
+                continuation: 1,
+                ..RunOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(second.unfinished, None);
+        assert_eq!(second.files.len(), 1);
+        assert_eq!(second.files[0].recorded_before, done);
+        assert_eq!(second.files[0].rows, rows - done);
+        assert_eq!(second.new_calls, rows - done);
+        assert_eq!(
+            second.known_calls, 0,
+            "the rows recorded are not written again"
+        );
+        assert_eq!(second.days.len(), 1, "settled");
+        assert!(power.objects.list("inbox/").await.unwrap().is_empty());
+        let day = svc.days.get(&key).await.unwrap().unwrap();
+        assert!(day.progress.is_empty(), "{:?}", day.progress);
+        assert_eq!(svc.ledger.day(&key).await.unwrap().len() as u64, rows);
+        // Each call queued once, over both parts.
+        let queued: HashSet<String> = w.queue.drain().into_iter().map(|m| m.call_id.0).collect();
+        assert_eq!(queued.len() as u64, rows);
+    }
+
+    #[tokio::test]
+    async fn a_settle_stopped_at_its_deadline_is_finished_by_the_next_part_into_one_file() {
+        let w = world("all_csv", MORNING).await;
+        let rows = 2 * ingest::BATCH_ROWS as u64 + 500;
+        w.only_file(&latest_first(rows)).await;
+        let power = PowerCut::timed(&w).await;
+        let mut svc = power.services(&w.svc);
+        let launcher = Arc::new(MemoryLauncher::default());
+        svc.launcher = launcher.clone();
+        // The rows are read and recorded (a write each); the deadline falls while the
+        // export's calls are being finished (a write each too).
+        let deadline = w.svc.clock.now() + jiff::SignedDuration::from_secs(rows as i64 + 1000);
+        let first = run(
+            &svc,
+            &w.slug(),
+            DAY,
+            RunOptions {
+                deadline: Some(deadline),
+                ..RunOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(first.new_calls, rows, "every row read");
+        let settled = &first.days[0];
+        assert!(settled.stopped);
+        assert_eq!(settled.report, ReportOutcome::Waiting);
+        assert!(
+            settled.csv.is_none(),
+            "not listed before its calls are finished"
+        );
+        assert!(
+            first
+                .unfinished
+                .as_deref()
+                .unwrap()
+                .contains("part 2 was started")
+        );
+        assert_eq!(launcher.started.lock().unwrap()[0].continuation, 1);
+        let key = DayKey {
+            candidate: w.slug(),
+            date: DAY,
+        };
+        let finished = |svc: &Services| {
+            let (svc, key) = (svc.clone(), key.clone());
+            async move {
+                svc.ledger
+                    .day(&key)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .filter(|r| r.delivery.state == CallState::Finished)
+                    .count() as u64
+            }
+        };
+        let part = finished(&svc).await;
+        assert!(part > 0 && part < rows, "{part} of {rows} finished");
+
+        // The next part adopts the file and finishes the rest into it: one file, every
+        // call's receipt a row of it, one report.
+        let second = run(
+            &svc,
+            &w.slug(),
+            DAY,
+            RunOptions {
+                continuation: 1,
+                ..RunOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(second.new_calls, 0);
+        let settled = &second.days[0];
+        assert!(!settled.stopped);
+        assert_eq!(settled.report, ReportOutcome::Sent);
+        assert_eq!(finished(&svc).await, rows);
+        let day = svc.days.get(&key).await.unwrap().unwrap();
+        assert_eq!(day.exports.len(), 1, "{:?}", day.exports);
+        assert_eq!(day.exports[0].rows, rows);
+        assert_eq!(power.objects.list("exports/unit/").await.unwrap().len(), 1);
+        assert_eq!(w.notifier.sent.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_run_killed_in_a_file_is_taken_up_after_its_last_whole_batch() {
+        let w = world("full", MORNING).await;
+        let rows = 3 * ingest::BATCH_ROWS as u64;
+        w.only_file(&latest_first(rows)).await;
+        // Power lasts into the file's second batch.
+        let power = PowerCut::after(ingest::BATCH_ROWS as i64 * 2 + 300, &w).await;
+        let svc = power.services(&w.svc);
+        let first = run(&svc, &w.slug(), DAY, RunOptions::default()).await;
+        assert!(
+            first.as_ref().map_or(true, |s| s.new_calls < rows),
+            "{first:?}"
+        );
+        power.left.store(i64::MAX, Ordering::SeqCst);
+        let second = run(&svc, &w.slug(), DAY, RunOptions::default())
+            .await
+            .unwrap();
+        let resumed = second.files[0].recorded_before;
+        assert!(resumed >= ingest::BATCH_ROWS as u64, "{resumed}");
+        assert_eq!(resumed % ingest::BATCH_ROWS as u64, 0);
+        // Only the batch the power cut went through is written again.
+        assert!(
+            second.known_calls < ingest::BATCH_ROWS as u64,
+            "{}",
+            second.known_calls
+        );
+        let key = DayKey {
+            candidate: w.slug(),
+            date: DAY,
+        };
+        assert_eq!(svc.ledger.day(&key).await.unwrap().len() as u64, rows);
+        assert!(power.objects.list("inbox/").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_budget_of_a_run_taken_up_offers_only_the_rows_not_yet_recorded() {
+        let w = world(r#"{"budget": {"daily_free_requests": 5}}"#, MORNING).await;
+        let rows = 2 * ingest::BATCH_ROWS as u64 + 500;
+        // The day's five earliest calls: three in the first batch, two in the last.
+        let best = [1, 2, 3, rows - 1, rows];
+        w.only_file(&calls_with_earliest(rows, &best)).await;
+        let power = PowerCut::timed(&w).await;
+        let svc = power.services(&w.svc);
+        let key = DayKey {
+            candidate: w.slug(),
+            date: DAY,
+        };
+        // A first part stopped before the last batch, the first three posted.
+        let deadline = w.svc.clock.now() + jiff::SignedDuration::from_secs(1500);
+        let first = run(
+            &svc,
+            &w.slug(),
+            DAY,
+            RunOptions {
+                deadline: Some(deadline),
+                ..RunOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert!(first.new_calls <= rows - 500, "{}", first.new_calls);
+        assert_eq!(posted_in(&svc, &key).await, [1, 2, 3]);
+        // The next part has two of the five left, for the best of the rows it reads: the
+        // recorded ones are not offered again (they would take those two, and be known).
+        let second = run(&svc, &w.slug(), DAY, RunOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(second.files[0].recorded_before, first.new_calls);
+        assert_eq!(posted_in(&svc, &key).await, best);
+    }
+
+    /// The calls of `key` planned for VAN (numeric call ids), in order.
+    async fn posted_in(svc: &Services, key: &DayKey) -> Vec<u64> {
+        let mut posted: Vec<u64> = svc
+            .ledger
+            .day(key)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| r.post.is_some())
+            .map(|r| r.key.call_id.0.parse().unwrap())
+            .collect();
+        posted.sort_unstable();
+        posted
     }
 }

@@ -155,7 +155,11 @@ pub async fn retry(
     })
     .await?;
     // The calls this retry re-planned carry its instant: the settle queues them now.
-    let settled = settle_day(svc, &candidate, date, Some(now)).await?;
+    let opts = SettleOptions {
+        fresh: Some(now),
+        ..SettleOptions::default()
+    };
+    let settled = settle_day(svc, &candidate, date, opts).await?;
     Ok(RetrySummary {
         candidate: slug.clone(),
         date,

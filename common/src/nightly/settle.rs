@@ -20,6 +20,26 @@ pub struct SettleSummary {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub destinations: BTreeMap<String, DestinationSettle>,
     pub report: ReportOutcome,
+    /// The settle stopped at its deadline: the counts are of the calls it reached, and
+    /// the next settle of the day goes on (an export it began is adopted then).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stopped: bool,
+}
+
+/// How a settle runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SettleOptions {
+    /// The instant a run (`/retry`) wrote the calls it re-planned — those are its own,
+    /// queued now rather than once the run that planned them is surely gone.
+    pub fresh: Option<Timestamp>,
+    /// When to stop (between calls; never inside a write): see [`RunOptions::deadline`].
+    pub deadline: Option<Timestamp>,
+}
+
+impl SettleOptions {
+    pub(super) fn past(&self, svc: &Services) -> bool {
+        self.deadline.is_some_and(|d| svc.clock.now() >= d)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -64,14 +84,12 @@ pub async fn update_day(
 }
 
 /// Settle one day: export, enqueue, sweep, report. Holds the day's lock while it works,
-/// so two runs never write the same CSV rows or double-send the report. `fresh`: the
-/// instant a run (`/retry`) wrote the calls it re-planned — those are its own, queued now
-/// rather than once the run that planned them is surely gone.
+/// so two runs never write the same CSV rows or double-send the report.
 pub async fn settle_day(
     svc: &Services,
     candidate: &Compiled,
     date: Date,
-    fresh: Option<Timestamp>,
+    opts: SettleOptions,
 ) -> Result<SettleSummary, StoreError> {
     let day = DayKey {
         candidate: candidate.slug.clone(),
@@ -102,12 +120,13 @@ pub async fn settle_day(
         pending: 0,
         destinations: BTreeMap::new(),
         report: ReportOutcome::Busy,
+        stopped: false,
     };
     if busy {
         return Ok(summary);
     }
 
-    let result = settle_locked(svc, candidate, &day, &held, fresh, &mut summary).await;
+    let result = settle_locked(svc, candidate, &day, &held, opts, &mut summary).await;
     let finish = update_day(svc, &day, |d| {
         if d.lock_id.as_deref() != Some(lock.as_str()) {
             return false;
@@ -138,25 +157,45 @@ pub(super) async fn settle_locked(
     candidate: &Compiled,
     day: &DayKey,
     held: &DayRecord,
-    fresh: Option<Timestamp>,
+    opts: SettleOptions,
     summary: &mut SettleSummary,
 ) -> Result<(), StoreError> {
     use futures::TryStreamExt;
+    let fresh = opts.fresh;
+    // Stopped at the deadline: the rest is the next settle's.
+    let stop = |summary: &mut SettleSummary| {
+        summary.stopped = true;
+        summary.report = ReportOutcome::Waiting;
+        Ok(())
+    };
 
     // 1. CSV-bound calls into one new CSV, written as the day's calls stream by. A file a
     // dead run wrote but never listed is adopted first: its calls are finished into it,
     // never written into a second file.
-    adopt_unlisted_exports(svc, candidate, day, held).await?;
-    let queued = svc.ledger.day_records(day).try_filter(|r| {
-        std::future::ready(r.delivery.state == CallState::QueuedForCsv && r.call.is_some())
-    });
+    if !adopt_unlisted_exports(svc, candidate, day, held, opts).await? {
+        return stop(summary);
+    }
+    let queued = svc
+        .ledger
+        .day_records(day)
+        .try_filter(|r| {
+            std::future::ready(r.delivery.state == CallState::QueuedForCsv && r.call.is_some())
+        })
+        // A file cut at the deadline holds the calls before it; the next settle's the rest.
+        .try_take_while(|_| std::future::ready(Ok(!opts.past(svc))));
     let written = candidate
         .csv
         .deliver_many(batch_context(svc, candidate, day), Box::pin(queued))
         .await
         .map_err(export_error)?;
     if let Some(unit) = written {
-        finish_unit(svc, candidate, day, &unit.key).await?;
+        if finish_unit(svc, candidate, day, &unit.key, opts)
+            .await?
+            .is_none()
+        {
+            // Left unlisted: the next settle adopts it and finishes its calls.
+            return stop(summary);
+        }
         let export = ExportRef {
             key: unit.key,
             rows: unit.items,
@@ -189,7 +228,12 @@ pub(super) async fn settle_locked(
         .collect();
     let mut sending: Vec<CallRecord> = Vec::new();
     let mut calls = svc.ledger.day_records(day);
+    let mut stopped = false;
     while let Some(record) = calls.next().await {
+        if opts.past(svc) {
+            stopped = true;
+            break;
+        }
         let record = record?;
         tally.add(&record);
         fanout::add_own(&mut own, &record);
@@ -215,6 +259,10 @@ pub(super) async fn settle_locked(
         summary
             .destinations
             .insert(d.name.clone(), pass.finish().await?);
+    }
+    if stopped {
+        summary.counts = tally.by_state.clone();
+        return stop(summary);
     }
     let delivering: u64 = summary.destinations.values().map(|d| d.pending).sum();
     // A day already complete has work again: ticks sweep it until done.
@@ -274,7 +322,8 @@ async fn send_calls(
 }
 
 /// Finish each call the export `key` holds that is still CSV-bound, its receipt its row;
-/// returns the file's rows. Its rows are read back from the file (so the receipts are
+/// returns the file's rows, or `None` when the deadline came first (the file stays
+/// unlisted, for the next settle to adopt). Its rows are read back from the file (so the receipts are
 /// what the file says, whoever wrote it), a chunk at a time. Each step is safe to repeat,
 /// and any store failure stops here: the file then stays unlisted, and the next settle
 /// adopts it — every CSV-bound call ends in exactly one listed file.
@@ -283,13 +332,17 @@ async fn finish_unit(
     candidate: &Compiled,
     day: &DayKey,
     key: &str,
-) -> Result<u64, StoreError> {
+    opts: SettleOptions,
+) -> Result<Option<u64>, StoreError> {
     let mut receipts = candidate
         .csv
         .receipts(batch_context(svc, candidate, day), key)
         .chunks(fanout::CHUNK);
     let mut rows = 0;
     while let Some(chunk) = receipts.next().await {
+        if opts.past(svc) {
+            return Ok(None);
+        }
         let chunk: Vec<(CallId, Receipt)> = chunk.into_iter().collect::<Result<_, _>>()?;
         rows += chunk.len() as u64;
         let finished: Vec<Result<(), StoreError>> = futures::stream::iter(chunk)
@@ -299,7 +352,7 @@ async fn finish_unit(
             .await;
         finished.into_iter().collect::<Result<(), _>>()?;
     }
-    Ok(rows)
+    Ok(Some(rows))
 }
 
 /// Finish one call into its row, if it is still CSV-bound (one read, one write; a record
@@ -379,7 +432,8 @@ pub(super) async fn adopt_unlisted_exports(
     candidate: &Compiled,
     day: &DayKey,
     held: &DayRecord,
-) -> Result<(), StoreError> {
+    opts: SettleOptions,
+) -> Result<bool, StoreError> {
     let listed: Vec<&str> = held.exports.iter().map(|e| e.key.as_str()).collect();
     let unlisted = candidate
         .csv
@@ -388,8 +442,9 @@ pub(super) async fn adopt_unlisted_exports(
         .map_err(export_error)?;
     for key in unlisted {
         tracing::warn!(key = %key, "adopting an export a stopped run left unlisted");
-        match finish_unit(svc, candidate, day, &key).await {
-            Ok(rows) => {
+        match finish_unit(svc, candidate, day, &key, opts).await {
+            Ok(None) => return Ok(false),
+            Ok(Some(rows)) => {
                 let export = ExportRef {
                     key,
                     rows,
@@ -403,7 +458,7 @@ pub(super) async fn adopt_unlisted_exports(
             Err(e) => return Err(e),
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 pub(super) async fn send_report(

@@ -16,10 +16,26 @@ pub struct TickEntry {
 /// The hourly tick: every active candidate whose sync hour has come in its own zone gets
 /// its previous local day run (until that day is complete), and every recent day with
 /// work left is settled. One candidate's failure never stops another's.
-pub async fn tick(svc: &Services) -> Result<Vec<TickEntry>, StoreError> {
+pub async fn tick(
+    svc: &Services,
+    deadline: Option<Timestamp>,
+) -> Result<Vec<TickEntry>, StoreError> {
     let mut entries = Vec::new();
     for slug in svc.config.list().await? {
-        let entry = match tick_candidate(svc, &slug).await {
+        if deadline.is_some_and(|d| svc.clock.now() >= d) {
+            // Out of time: the next tick (or the run's own next part) takes it up.
+            entries.push(TickEntry {
+                candidate: slug.clone(),
+                run: None,
+                settled: Vec::new(),
+                error: Some(
+                    "this tick ran out of time before this candidate; the next tick takes it"
+                        .into(),
+                ),
+            });
+            continue;
+        }
+        let entry = match tick_candidate(svc, &slug, deadline).await {
             Ok(entry) => entry,
             Err(e) => {
                 tracing::warn!(candidate = %slug, error = %e, "tick failed for this candidate");
@@ -39,7 +55,16 @@ pub async fn tick(svc: &Services) -> Result<Vec<TickEntry>, StoreError> {
 pub(super) async fn tick_candidate(
     svc: &Services,
     slug: &CandidateSlug,
+    deadline: Option<Timestamp>,
 ) -> Result<TickEntry, RunError> {
+    let opts = RunOptions {
+        deadline,
+        ..RunOptions::default()
+    };
+    let settle_opts = SettleOptions {
+        deadline,
+        ..SettleOptions::default()
+    };
     let candidate = svc.candidate(slug).await?;
     let mut entry = TickEntry {
         candidate: slug.clone(),
@@ -63,7 +88,7 @@ pub(super) async fn tick_candidate(
             })
             .await?;
         if !record.is_some_and(|d| d.complete) {
-            let summary = run(svc, slug, yesterday, RunOptions::default()).await?;
+            let summary = run(svc, slug, yesterday, opts).await?;
             done.extend(summary.days.iter().map(|d| d.date));
             entry.run = Some(summary);
         }
@@ -72,6 +97,9 @@ pub(super) async fn tick_candidate(
         .checked_sub(jiff::Span::new().days(svc.settings.lookback_days))
         .unwrap_or(today);
     for open in svc.days.open_days(slug).await? {
+        if deadline.is_some_and(|d| svc.clock.now() >= d) {
+            break;
+        }
         let date = open.key.date;
         if done.contains(&date) || date < oldest || date >= today {
             continue;
@@ -79,7 +107,7 @@ pub(super) async fn tick_candidate(
         if candidate.doc().source.livevox.is_some() && open.livevox_read_at.is_none() {
             // Its LiveVox calls were never read (the API refused, or the day only came
             // from a file): a whole run, which reads them and settles the day.
-            let summary = run(svc, slug, date, RunOptions::default()).await?;
+            let summary = run(svc, slug, date, opts).await?;
             entry
                 .settled
                 .extend(summary.days.into_iter().filter(|d| d.date == date));
@@ -87,7 +115,7 @@ pub(super) async fn tick_candidate(
         }
         entry
             .settled
-            .push(settle_day(svc, &candidate, date, None).await?);
+            .push(settle_day(svc, &candidate, date, settle_opts).await?);
     }
     Ok(entry)
 }

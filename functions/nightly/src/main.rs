@@ -11,7 +11,9 @@ async fn main() -> Result<(), Error> {
     callsync::telemetry::init();
     let svc = &Services::from_env().await?;
     run(service_fn(move |event: LambdaEvent<Value>| async move {
-        Ok::<_, Error>(nightly::handle(svc, event.payload).await?)
+        // A run too big for one invocation stops short of the timeout and starts its next part.
+        let deadline = nightly::deadline(svc, event.context.deadline);
+        Ok::<_, Error>(nightly::handle_until(svc, event.payload, deadline).await?)
     }))
     .await
 }
