@@ -545,7 +545,7 @@ pub async fn retry(
 
 /// The call record of `id` from `calls` (a day's, in call-id order), passing the calls
 /// before it; `None` when the day has no such call.
-async fn call_of(
+pub(crate) async fn call_of(
     calls: &mut futures::stream::Peekable<crate::ports::Records<'_, CallRecord>>,
     id: &crate::call::CallId,
 ) -> Result<Option<CallRecord>, StoreError> {

@@ -14,8 +14,8 @@ use crate::candidate::Candidate;
 use crate::connect::ConnectError;
 use crate::ledger::{CallKey, CallRecord, DayKey};
 use crate::livevox::{
-    CallDetailCursor, CallDetailSource, CdrColumns, CdrReader, LiveVoxClient, Memo, RowError,
-    RowOutcome, normalise_in,
+    CallDetailCursor, CallDetailPosition, CallDetailSource, CdrColumns, CdrReader, LiveVoxClient,
+    Memo, RowError, RowOutcome, normalise_in,
 };
 use crate::ports::{ObjectStore, StoreError};
 use crate::services::Services;
@@ -296,11 +296,13 @@ pub struct LiveVoxRows {
 }
 
 impl LiveVoxRows {
-    /// Start reading `date` for `candidate`; `None` when it has no LiveVox source.
+    /// Start reading `date` for `candidate` at `from` (where an earlier read stopped, or
+    /// the start); `None` when it has no LiveVox source.
     pub async fn open(
         svc: &Services,
         candidate: &Candidate,
         date: Date,
+        from: CallDetailPosition,
     ) -> Result<Option<Self>, ConnectError> {
         let Some(lv) = candidate.doc().source.livevox.as_ref() else {
             return Ok(None);
@@ -309,8 +311,9 @@ impl LiveVoxRows {
             .connectors
             .livevox(svc.secrets.as_ref(), candidate)
             .await?;
-        let (from, to) = day_window(candidate, date);
-        let cursor = client.call_details_from(from, to, &lv.services);
+        let (start, end) = day_window(candidate, date);
+        let mut cursor = client.call_details_from(start, end, &lv.services);
+        cursor.resume(from);
         Ok(Some(Self {
             client,
             cursor,
@@ -320,6 +323,11 @@ impl LiveVoxRows {
             read: 0,
             memo: Memo::default(),
         }))
+    }
+
+    /// How far the read has come (taken up there by [`LiveVoxRows::open`]).
+    pub fn position(&self) -> CallDetailPosition {
+        self.cursor.position()
     }
 
     /// The next page's rows, in the API's order; `None` once the day is read.

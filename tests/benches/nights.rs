@@ -5,7 +5,8 @@
 //! stores keep (DynamoDB's, S3's and SQS's copies in production) is counted apart by the
 //! allocator, so what is printed is what the `nightly` Lambda needs beyond its baseline.
 //! Then a full night at DynamoDB's latency (`NIGHTS_LATENT=16,64` runs only that, at
-//! each number of ledger requests at once). Then `/retry` of a day whose agent results the mapping lacked, at both sizes: the day
+//! each number of ledger requests at once), and the same night in parts of 40 s, as if
+//! that were the function's time (`NIGHTS_PARTS=40` runs only that). Then `/retry` of a day whose agent results the mapping lacked, at both sizes: the day
 //! read a page at a time twice (the budget's ranking, then the re-plan), never held.
 
 use std::sync::Arc;
@@ -126,6 +127,74 @@ async fn latent(calls: u64, concurrency: usize) {
     );
 }
 
+/// The night of [`latent`] at 16 requests at once, each part of it given `part` before its
+/// deadline, as the `nightly` function gives a run its 15 minutes less the wrap-up: how
+/// many parts the night takes, the longest, and that every call is recorded and queued
+/// once over them.
+async fn in_parts(calls: u64, part: std::time::Duration) {
+    let queue = Arc::new(MemoryQueue::default());
+    let mut svc = observe(
+        held_services(queue.clone()),
+        Arc::new(Latency(STORE_LATENCY)),
+    );
+    svc.clock = Arc::new(callsync::ports::SystemClock);
+    let launcher = Arc::new(callsync::adapters::memory::MemoryLauncher::default());
+    svc.launcher = launcher.clone();
+    svc.config
+        .put(&document("full", true))
+        .await
+        .expect("store");
+    let date = jiff::civil::date(2026, 11, 3);
+    svc.objects
+        .put(
+            "inbox/bench/cdr.csv",
+            cdr_night(date, calls).into_bytes(),
+            "text/csv",
+        )
+        .await
+        .expect("put");
+    let slug = CandidateSlug::parse("bench").expect("slug");
+    let started = Instant::now();
+    let (mut parts, mut longest, mut new, mut known) = (0, 0.0_f64, 0, 0);
+    let mut continuation = 0;
+    loop {
+        let begun = Instant::now();
+        let deadline = svc.clock.now() + part;
+        let summary = nightly::run(
+            &svc,
+            &slug,
+            date,
+            RunOptions {
+                deadline: Some(deadline),
+                continuation,
+                ..RunOptions::default()
+            },
+        )
+        .await
+        .expect("run");
+        parts += 1;
+        longest = longest.max(begun.elapsed().as_secs_f64());
+        new += summary.new_calls;
+        known += summary.known_calls;
+        if summary.unfinished.is_none() {
+            break;
+        }
+        continuation = launcher
+            .started
+            .lock()
+            .expect("lock")
+            .last()
+            .map_or(continuation + 1, |r| r.continuation);
+    }
+    println!(
+        "    full {calls:>9} calls, stores at {} ms, 16 requests at once, parts of {} s: {parts} parts (the longest {longest:.1} s), {:.1} s in all; {new} new, {known} recorded twice, {} queued",
+        STORE_LATENCY.as_millis(),
+        part.as_secs(),
+        started.elapsed().as_secs_f64(),
+        queue.drain().len(),
+    );
+}
+
 /// One night; returns the run's peak heap in bytes.
 async fn night(strategy: &str, calls: u64) -> usize {
     let queue = Arc::new(MemoryQueue::default());
@@ -193,6 +262,12 @@ async fn main() {
         }
         return;
     }
+    // `NIGHTS_PARTS=40`: only the night at DynamoDB's latency in parts of 40 s.
+    if let Ok(secs) = std::env::var("NIGHTS_PARTS") {
+        let secs = secs.trim().parse().expect("NIGHTS_PARTS: seconds");
+        in_parts(100_000, std::time::Duration::from_secs(secs)).await;
+        return;
+    }
     let budget = "{\"budget\":{\"daily_free_requests\":1000}}";
     // 1,000 a day: the night's calls span two settled days.
     for strategy in ["hybrid", budget] {
@@ -210,6 +285,9 @@ async fn main() {
     for concurrency in [16, 64] {
         latent(100_000, concurrency).await;
     }
+    // The same night as if the function had 40 s: a night longer than an invocation ends
+    // in parts, each call once.
+    in_parts(100_000, std::time::Duration::from_secs(40)).await;
     let small = retried(100_000).await;
     let large = retried(1_000_000).await;
     println!(

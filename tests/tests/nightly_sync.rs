@@ -1242,22 +1242,49 @@ async fn a_livevox_day_cut_short_keeps_the_pages_read_and_the_next_run_reads_the
     // Each page was recorded as it came: the two read are in the ledger.
     assert_eq!(n.svc.ledger.day(&day(DAY)).await.unwrap().len(), 20);
     let record = n.svc.days.get(&day(DAY)).await.unwrap().unwrap();
-    assert!(record.livevox_read_at.is_none(), "the day is read again");
+    assert!(record.livevox_read_at.is_none(), "the day is read on");
+    let at = record.livevox_progress.unwrap();
+    assert_eq!((at.groups, at.offset), (0, 20));
 
+    // The tick takes the day up after the calls recorded: LiveVox is asked from the 21st
+    // on, and no call is written twice.
     n.livevox.reporting_down_from(None);
-    let again = n.run().await;
-    assert_eq!(again["livevox"]["rows"], 25, "{again:#}");
+    let asked = n.livevox.requests().len();
+    let tick = n.tick().await;
+    let again = &tick["tick"][0]["run"];
+    assert_eq!(again["livevox"]["rows"], 5, "{tick:#}");
     assert_eq!(
         (again["new_calls"].as_u64(), again["known_calls"].as_u64()),
-        (Some(5), Some(20))
+        (Some(5), Some(0))
     );
     assert!(
         again["problems"].as_array().is_none_or(Vec::is_empty),
         "{again:#}"
     );
+    let offsets: Vec<String> = n.livevox.requests()[asked..]
+        .iter()
+        .filter(|r| r.path.ends_with("callDetail"))
+        .filter_map(|r| {
+            r.query
+                .iter()
+                .find(|(k, _)| k == "offset")
+                .map(|(_, v)| v.clone())
+        })
+        .collect();
+    assert_eq!(
+        offsets.first().map(String::as_str),
+        Some("20"),
+        "{offsets:?}"
+    );
     assert_eq!(n.svc.ledger.day(&day(DAY)).await.unwrap().len(), 25);
     let record = n.svc.days.get(&day(DAY)).await.unwrap().unwrap();
     assert!(record.livevox_read_at.is_some());
+    assert_eq!(record.livevox_progress, None);
+
+    // A run asked for by hand reads the whole day again (LiveVox may have more by now).
+    let by_hand = n.run().await;
+    assert_eq!(by_hand["livevox"]["rows"], 25, "{by_hand:#}");
+    assert_eq!(by_hand["known_calls"], 25);
 }
 
 #[tokio::test]

@@ -56,6 +56,10 @@ pub struct DayRecord {
     /// deadline, or killed, is taken up after the rows it recorded.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub progress: BTreeMap<String, SourceProgress>,
+    /// How far runs got into the day's LiveVox API read, every call before it recorded,
+    /// while the day is not read to its end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub livevox_progress: Option<crate::livevox::CallDetailPosition>,
 }
 
 /// How far runs got into one inbox file.
@@ -100,6 +104,7 @@ impl DayRecord {
             last_run_at: None,
             blocked: None,
             progress: BTreeMap::new(),
+            livevox_progress: None,
         }
     }
 }

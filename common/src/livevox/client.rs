@@ -264,7 +264,7 @@ impl LiveVoxClient {
         body: Option<&Value>,
         key: &str,
     ) -> Result<Vec<T>, LiveVoxError> {
-        let mut pages = self.pages(method, path, query, body.cloned(), key)?;
+        let mut pages = self.pages(method, path, query, body.cloned(), key, 0)?;
         let mut items = Vec::new();
         while let Some(page) = self.page(&mut pages).await? {
             items.extend(page);
@@ -280,12 +280,13 @@ impl LiveVoxClient {
         query: &[(&str, String)],
         body: Option<Value>,
         key: &str,
+        offset: u64,
     ) -> Result<PageCursor, LiveVoxError> {
         let mut url = self.url(path)?;
         url.query_pairs_mut()
             .extend_pairs(query)
             .append_pair("count", &self.inner.options.page_size.to_string())
-            .append_pair("offset", "0");
+            .append_pair("offset", &offset.to_string());
         Ok(PageCursor {
             what: format!("{method} /{path}"),
             method,
@@ -527,6 +528,31 @@ pub struct CallDetailCursor {
     to: Timestamp,
     groups: std::collections::VecDeque<Vec<u64>>,
     pages: Option<PageCursor>,
+    /// How far the read has come, in the API's own terms.
+    at: CallDetailPosition,
+}
+
+/// How far a read of call details has come: the service groups read to their end, and
+/// the calls read of the next. A past day's answer is the same each time it is asked for
+/// (sorted by start time), so a read can be taken up where another stopped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct CallDetailPosition {
+    pub groups: u32,
+    pub offset: u64,
+}
+
+impl CallDetailCursor {
+    /// How far this read has come.
+    pub fn position(&self) -> CallDetailPosition {
+        self.at
+    }
+
+    /// Take up a read where one stopped at `at` (before the first page is asked for).
+    pub fn resume(&mut self, at: CallDetailPosition) {
+        let skip = usize::try_from(at.groups).unwrap_or(usize::MAX);
+        self.groups.drain(..skip.min(self.groups.len()));
+        self.at = at;
+    }
 }
 
 /// Where the calls of a past period come from.
@@ -587,6 +613,7 @@ impl CallDetailSource for LiveVoxClient {
             to,
             groups,
             pages: None,
+            at: CallDetailPosition::default(),
         }
     }
 
@@ -597,13 +624,18 @@ impl CallDetailSource for LiveVoxClient {
         const PATH: &str = "reporting/callDetail";
         const KEY: &str = "callDetail";
         loop {
-            if let Some(pages) = cursor.pages.as_mut()
-                && let Some(page) = self.page(pages).await?
-            {
-                return Ok(Some(page));
+            if let Some(pages) = cursor.pages.as_mut() {
+                if let Some(page) = self.page(pages).await? {
+                    cursor.at.offset += page.len() as u64;
+                    return Ok(Some(page));
+                }
+                cursor.pages = None;
+                cursor.at = CallDetailPosition {
+                    groups: cursor.at.groups + 1,
+                    offset: 0,
+                };
             }
             let Some(group) = cursor.groups.pop_front() else {
-                cursor.pages = None;
                 return Ok(None);
             };
             let mut body = json!({
@@ -614,7 +646,9 @@ impl CallDetailSource for LiveVoxClient {
             if !group.is_empty() {
                 body["filter"] = json!({ "service": group.iter().map(|id| json!({ "id": id })).collect::<Vec<_>>() });
             }
-            cursor.pages = Some(self.pages(Method::POST, PATH, &[], Some(body), KEY)?);
+            // A group taken up mid-way starts at the calls read before.
+            let offset = cursor.at.offset;
+            cursor.pages = Some(self.pages(Method::POST, PATH, &[], Some(body), KEY, offset)?);
         }
     }
 }

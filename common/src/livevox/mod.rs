@@ -8,8 +8,8 @@ pub mod normalise;
 
 pub use cdr::{CdrColumns, CdrError, CdrReader};
 pub use client::{
-    CallDetailCursor, CallDetailSource, LiveVoxClient, LiveVoxCredentials, LiveVoxError,
-    LiveVoxOptions, PageCursor,
+    CallDetailCursor, CallDetailPosition, CallDetailSource, LiveVoxClient, LiveVoxCredentials,
+    LiveVoxError, LiveVoxOptions, PageCursor,
 };
 pub use model::{CallCenter, CallDetail, Service, TermCode};
 pub use normalise::{

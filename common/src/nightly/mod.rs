@@ -25,7 +25,7 @@ use crate::ingest::{self, FileRead, SourceProblem};
 use crate::ledger::{
     CallRecord, CallState, DayKey, DayRecord, ExportRef, Note, NoteEffect, Receipt,
 };
-use crate::livevox::RowOutcome;
+use crate::livevox::{CallDetailPosition, RowOutcome};
 use crate::metrics::{self, Metric};
 use crate::planning::{self, DayPlan, Plan, PlanError};
 use crate::ports::StoreError;
@@ -183,10 +183,16 @@ pub async fn run(
             || day_record
                 .as_ref()
                 .is_none_or(|d| d.livevox_read_at.is_none()));
+    // Where the API's day is taken up: after the calls runs before recorded, unless asked
+    // to read it all again.
+    let livevox_from = match (&day_record, opts.force_livevox || opts.dry_run) {
+        (Some(d), false) => d.livevox_progress.unwrap_or_default(),
+        _ => CallDetailPosition::default(),
+    };
     let mut night = Night::new(svc, &candidate, date, opts.dry_run);
     if matches!(candidate.strategy(), Strategy::Budget { .. }) {
-        let budget = rank_posts(svc, &candidate, &inbox, read_api.then_some(date)).await?;
-        night.budget = Some(budget);
+        let api = read_api.then_some((date, livevox_from));
+        night.budget = Some(rank_posts(svc, &candidate, &inbox, api).await?);
     }
     let mut files = Vec::new();
     let past = |deadline: Option<Timestamp>| deadline.is_some_and(|d| svc.clock.now() >= d);
@@ -237,21 +243,29 @@ pub async fn run(
         }
     }
     // The API's day a page at a time. A read cut short keeps what it recorded, and the
-    // day is read again by the next run (recording a call twice is a no-op).
+    // next run reads on after the last page whose calls were all recorded.
     let mut livevox_read = false;
     let mut livevox_file = None;
     if read_api && !stopped {
-        match ingest::LiveVoxRows::open(svc, &candidate, date).await {
+        match ingest::LiveVoxRows::open(svc, &candidate, date, livevox_from).await {
             Ok(None) => {}
             Ok(Some(mut rows)) => {
                 let mut file = FileRead::new(ingest::LIVEVOX_SOURCE);
+                let mut whole = true;
                 loop {
                     if past(opts.deadline) {
                         stopped = true;
                         break;
                     }
                     match rows.next().await {
-                        Ok(Some(batch)) => night.take(batch, &mut file).await?,
+                        Ok(Some(batch)) => {
+                            let failures = night.insert_failures;
+                            night.take(batch, &mut file).await?;
+                            whole &= night.insert_failures == failures;
+                            if whole && !opts.dry_run {
+                                save_livevox_progress(svc, &day, rows.position()).await;
+                            }
+                        }
                         Ok(None) => {
                             livevox_read = true;
                             break;
@@ -263,7 +277,7 @@ pub async fn run(
                                     e.to_string()
                                 } else {
                                     format!(
-                                        "could not be read to its end this time ({e}); the {} calls read are recorded, and the next run reads the day again",
+                                        "could not be read to its end this time ({e}); the {} calls read are recorded, and the next run reads on from there",
                                         file.rows
                                     )
                                 },
@@ -335,6 +349,7 @@ pub async fn run(
         }
         if livevox_read && !insert_failed {
             d.livevox_read_at = Some(svc.clock.now());
+            d.livevox_progress = None;
             changed = true;
         }
         changed
@@ -425,6 +440,25 @@ async fn save_progress(svc: &Services, day: &DayKey, file: &InboxFile, rows: u64
     .await;
     if let Err(e) = saved {
         tracing::warn!(day = %day, error = %e, "could not note how far the run got; the next run reads those rows again");
+    }
+}
+
+/// Note on the day that the LiveVox API's calls before `at` are recorded.
+async fn save_livevox_progress(svc: &Services, day: &DayKey, at: CallDetailPosition) {
+    let further = |d: &DayRecord| {
+        d.livevox_progress
+            .is_none_or(|was| (at.groups, at.offset) > (was.groups, was.offset))
+    };
+    let saved = update_day(svc, day, |d| {
+        if d.livevox_read_at.is_some() || !further(d) {
+            return false;
+        }
+        d.livevox_progress = Some(at);
+        true
+    })
+    .await;
+    if let Err(e) = saved {
+        tracing::warn!(day = %day, error = %e, "could not note how far the LiveVox read got; the next run reads those calls again");
     }
 }
 
@@ -660,7 +694,7 @@ async fn rank_posts(
     svc: &Services,
     candidate: &Compiled,
     inbox: &[InboxFile],
-    livevox: Option<Date>,
+    livevox: Option<(Date, CallDetailPosition)>,
 ) -> Result<BTreeMap<Date, planning::BudgetCut>, StoreError> {
     let Strategy::Budget {
         daily_free_requests,
@@ -709,8 +743,8 @@ async fn rank_posts(
     }
     // The API's day is read twice under the budget, as files are: holding it between the
     // passes would hold the day.
-    if let Some(date) = livevox
-        && let Ok(Some(mut rows)) = ingest::LiveVoxRows::open(svc, candidate, date).await
+    if let Some((date, from)) = livevox
+        && let Ok(Some(mut rows)) = ingest::LiveVoxRows::open(svc, candidate, date, from).await
     {
         while let Ok(Some(batch)) = rows.next().await {
             for outcome in &batch {
@@ -1576,6 +1610,8 @@ mod tests {
         objects: MemoryObjects,
         /// When set, each write takes a second of this clock (a run's time is its writes).
         clock: Option<Arc<FixedClock>>,
+        /// Calls read one by one (`Ledger::get`).
+        gets: std::sync::atomic::AtomicU64,
     }
 
     impl PowerCut {
@@ -1596,6 +1632,7 @@ mod tests {
                 days: MemoryDays::default(),
                 objects: MemoryObjects::default(),
                 clock,
+                gets: 0.into(),
             });
             for o in w.svc.objects.list("inbox/").await.unwrap() {
                 let body = w.svc.objects.get(&o.key).await.unwrap();
@@ -1635,6 +1672,7 @@ mod tests {
             self.0.ledger.insert(record).await
         }
         async fn get(&self, key: &CallKey) -> Result<Option<CallRecord>, StoreError> {
+            self.0.gets.fetch_add(1, Ordering::SeqCst);
             self.0.ledger.get(key).await
         }
         async fn replace(&self, record: &mut CallRecord) -> Result<bool, StoreError> {
@@ -1798,6 +1836,7 @@ mod tests {
                 days: MemoryDays::default(),
                 objects: MemoryObjects::default(),
                 clock: None,
+                gets: 0.into(),
             });
             for key in ["inbox/unit/a.csv", "inbox/unit/b.csv"] {
                 let body = w.svc.objects.get(key).await.unwrap();
@@ -2068,6 +2107,9 @@ mod tests {
         assert_eq!(day.exports[0].rows, rows);
         assert_eq!(power.objects.list("exports/unit/").await.unwrap().len(), 1);
         assert_eq!(w.notifier.sent.lock().unwrap().len(), 1);
+        // The file's calls came from the day's pages: none was read on its own, and the
+        // part that took the file up wrote only the calls not yet finished.
+        assert_eq!(power.gets.load(Ordering::SeqCst), 0);
     }
 
     #[tokio::test]

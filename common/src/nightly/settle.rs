@@ -338,6 +338,10 @@ async fn finish_unit(
         .csv
         .receipts(batch_context(svc, candidate, day), key)
         .chunks(fanout::CHUNK);
+    // The file holds its calls in the day's order: their records come from the day's
+    // pages as they go by (a page read for many rows, and none again for a call already
+    // finished), and a row out of that order is read on its own.
+    let mut calls = svc.ledger.day_records(day).peekable();
     let mut rows = 0;
     while let Some(chunk) = receipts.next().await {
         if opts.past(svc) {
@@ -345,8 +349,13 @@ async fn finish_unit(
         }
         let chunk: Vec<(CallId, Receipt)> = chunk.into_iter().collect::<Result<_, _>>()?;
         rows += chunk.len() as u64;
-        let finished: Vec<Result<(), StoreError>> = futures::stream::iter(chunk)
-            .map(|(call_id, receipt)| finish_one(svc, day, call_id, receipt))
+        let mut found = Vec::with_capacity(chunk.len());
+        for (call_id, receipt) in chunk {
+            let record = fanout::call_of(&mut calls, &call_id).await?;
+            found.push((call_id, receipt, record));
+        }
+        let finished: Vec<Result<(), StoreError>> = futures::stream::iter(found)
+            .map(|(call_id, receipt, record)| finish_one(svc, day, call_id, receipt, record))
             .buffer_unordered(svc.settings.ledger_concurrency.max(1))
             .collect()
             .await;
@@ -355,20 +364,25 @@ async fn finish_unit(
     Ok(Some(rows))
 }
 
-/// Finish one call into its row, if it is still CSV-bound (one read, one write; a record
-/// someone changed in between is read once more).
+/// Finish one call into its row, if it is still CSV-bound: one write, given the record as
+/// the day's pages had it; a record not given, or changed since, is read (once more).
 async fn finish_one(
     svc: &Services,
     day: &DayKey,
     call_id: CallId,
     receipt: Receipt,
+    mut read: Option<CallRecord>,
 ) -> Result<(), StoreError> {
     let key = crate::ledger::CallKey {
         day: day.clone(),
         call_id,
     };
-    for _ in 0..2 {
-        let Some(mut record) = svc.ledger.get(&key).await? else {
+    for _ in 0..3 {
+        let record = match read.take() {
+            Some(record) => Some(record),
+            None => svc.ledger.get(&key).await?,
+        };
+        let Some(mut record) = record else {
             tracing::warn!(call = %key, "an exported call is not in the ledger");
             return Ok(());
         };
