@@ -471,6 +471,27 @@ pub async fn mirror_again(
     Ok(again)
 }
 
+/// [`mirror_again`] for a call whose record carries the intent (`CallRecord::remirror`),
+/// then the intent cleared (`record` is written, its version moves on). Safe to repeat:
+/// a mirror already marked is not marked twice.
+pub async fn remirror(
+    svc: &Services,
+    candidate: &Compiled,
+    mirrors: &[&Configured],
+    record: &mut CallRecord,
+) -> Result<Vec<(String, u64)>, StoreError> {
+    let again = mirror_again(svc, candidate, mirrors, record).await?;
+    if record.remirror {
+        record.remirror = false;
+        if !svc.ledger.replace(record).await? {
+            // Someone wrote the call in between: its next settle sees the intent, and
+            // marking again changes nothing.
+            tracing::debug!(call = %record.key, "the call changed while its mirrors were marked");
+        }
+    }
+    Ok(again)
+}
+
 /// Re-plan one destination's deliveries in `states` (error states) with the current
 /// candidate, and, for kinds that take updates, mark a delivered call for sending again
 /// when what it would send now differs from what was delivered. Calls are read from the
@@ -499,7 +520,7 @@ pub async fn retry(
     let mut deliveries = svc.ledger.delivery_records(day, &destination.name);
     while let Some(record) = deliveries.next().await {
         let mut record = record?;
-        let Some(call_record) = call_of(&mut calls, &record.key.call.call_id).await? else {
+        let Some(mut call_record) = call_of(&mut calls, &record.key.call.call_id).await? else {
             continue;
         };
         let Some(call) = call_record.call.as_ref() else {
@@ -508,7 +529,33 @@ pub async fn retry(
         let plan = call_record
             .held_by_extension()
             .unwrap_or_else(|| destination.plan(call, candidate));
-        let changed = if states.contains(&record.delivery.state) {
+        let replan = states.contains(&record.delivery.state);
+        let resend = !replan
+            && record.delivery.state == CallState::Finished
+            && resends
+            && match &plan {
+                DeliveryPlan::Send(payload) => {
+                    record.delivered_hash.as_deref()
+                        != Some(crate::ledger::payload_hash(payload).as_str())
+                }
+                // A delivered call the destination would no longer take stays delivered:
+                // nothing can be taken back from a receiver.
+                _ => false,
+            };
+        if !replan && !resend {
+            continue;
+        }
+        // The mirrors' intent goes on the call before the delivery changes: a run that
+        // dies after the change leaves it for the next settle.
+        let intent = !mirrors.is_empty() && !call_record.remirror;
+        if intent {
+            call_record.remirror = true;
+            if !svc.ledger.replace(&mut call_record).await? {
+                // The call changed under this retry: it is left for another.
+                continue;
+            }
+        }
+        let changed = if replan {
             record.kind = destination.kind().to_owned();
             record.apply_plan(&plan, now);
             let changed = svc.ledger.replace_delivery(&mut record).await?;
@@ -516,28 +563,20 @@ pub async fn retry(
                 *summary.replanned.entry(record.delivery.state).or_default() += 1;
             }
             changed
-        } else if record.delivery.state == CallState::Finished && resends {
-            let DeliveryPlan::Send(payload) = &plan else {
-                // A delivered call the destination would no longer take stays delivered:
-                // nothing can be taken back from a receiver.
-                continue;
-            };
-            if record.delivered_hash.as_deref()
-                == Some(crate::ledger::payload_hash(payload).as_str())
-            {
-                continue;
-            }
+        } else {
             record.apply_plan(&plan, now);
             let changed = svc.ledger.replace_delivery(&mut record).await?;
             if changed {
                 summary.updated += 1;
             }
             changed
-        } else {
-            false
         };
         if changed {
-            mirrored.extend(mirror_again(svc, candidate, mirrors, &call_record).await?);
+            mirrored.extend(remirror(svc, candidate, mirrors, &mut call_record).await?);
+        } else if intent {
+            // Another worker wrote the delivery first: nothing changed, no intent left.
+            call_record.remirror = false;
+            svc.ledger.replace(&mut call_record).await?;
         }
     }
     Ok((summary, mirrored))

@@ -8,6 +8,7 @@ pub mod fake_livevox;
 pub mod fake_receiver;
 pub mod fake_tls;
 pub mod fake_van;
+pub mod faults;
 pub mod harness;
 pub mod held;
 pub mod night;

@@ -669,3 +669,51 @@ async fn a_refusal_fixed_and_retried_is_written_again_with_its_new_outcome() {
     );
     assert_eq!(w.rows("calls").await, CALLS as i64);
 }
+
+#[tokio::test]
+async fn a_retry_that_dies_before_marking_the_warehouse_row_leaves_that_to_the_next_settle() {
+    use callsync_tests::faults::FailingLedger;
+    let w = world(Dialect::Postgres, &server(Dialect::Postgres)).await;
+    drop_cdr(&w.svc, "inbox/night/cdr.csv", &night_rows()).await;
+    w.night().await;
+    assert_eq!(w.delivery_row("1010", "van").await[0], "attempted_error");
+
+    // VAN learns the person and the refusal is retried, but the process dies right after
+    // the call is planned again, before its warehouse row is marked to be written again.
+    w.van.add_people(950_000_001..=950_000_001);
+    let stopping = Arc::new(FailingLedger::new(w.svc.ledger.clone()));
+    stopping.fail_delivery_reads(true);
+    let mut svc = w.svc.clone();
+    svc.ledger = stopping.clone();
+    let died = callsync::nightly::retry(
+        &svc,
+        &slug(),
+        DAY,
+        &[CallState::AttemptedError],
+        &callsync::nightly::RetryScope::Everything,
+    )
+    .await;
+    assert!(died.is_err(), "{died:?}");
+    let key = CallKey {
+        day: day(),
+        call_id: CallId("1010".into()),
+    };
+    let call = w.svc.ledger.get(&key).await.unwrap().unwrap();
+    assert_eq!(call.delivery.state, CallState::Unsynced, "planned again");
+    assert!(call.remirror, "the intent is on the call");
+
+    // The ticks and workers that come next post it to VAN — once the run that planned it
+    // is surely gone — and write the row again.
+    w.later().await;
+    let after = w.delivery_row("1010", "van").await;
+    assert_eq!(
+        after[..2],
+        ["finished", "2"],
+        "the warehouse has VAN's new outcome: {after:?}"
+    );
+    assert!(!w.svc.ledger.get(&key).await.unwrap().unwrap().remirror);
+    assert_eq!(
+        w.warehouse_states().await,
+        [(CallState::Finished, CALLS as u64)].into_iter().collect()
+    );
+}

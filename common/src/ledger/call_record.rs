@@ -119,6 +119,12 @@ pub struct CallRecord {
     /// The call's delivery to VAN or the CSV: state, receipt, error, lease, attempts.
     #[serde(flatten)]
     pub delivery: Delivery,
+    /// A `/retry` changed the call's story after the destinations that mirror it wrote it,
+    /// and they are not yet marked to write it again (`fanout::remirror`). Set in the same
+    /// write as the change, cleared once they are: a run that dies in between leaves the
+    /// marking to the next settle.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub remirror: bool,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -202,6 +208,7 @@ impl CallRecord {
             csv_reason: None,
             notes: Vec::new(),
             delivery: Delivery::new(state),
+            remirror: false,
             created_at: now,
             updated_at: now,
         }

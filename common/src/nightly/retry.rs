@@ -52,6 +52,15 @@ pub async fn retry(
         .filter(|s| s.is_retryable())
         .collect();
     let now = svc.clock.now();
+    // The day has work again: ticks settle it until it is done (the report, if it was
+    // sent, is not sent twice). Marked first, so a retry that dies part-way leaves what
+    // it re-planned to the ticks.
+    update_day(svc, &day, |d| {
+        let was = d.complete;
+        d.complete = false;
+        was
+    })
+    .await?;
     let mut replanned: BTreeMap<CallState, u64> = BTreeMap::new();
     let mut unreadable = 0;
     // Destinations that mirror each call's whole story (`sql`) write again the calls whose
@@ -115,10 +124,12 @@ pub async fn retry(
             record.display_name = display_name(&candidate, call);
             record.apply_plan(&plan, now);
             record.notes = notes;
+            // The mirrors are marked in a second step; the intent rides on the re-plan.
+            record.remirror |= !mirrors.is_empty();
             if svc.ledger.replace(&mut record).await? {
                 *replanned.entry(record.delivery.state).or_default() += 1;
                 for (name, again) in
-                    fanout::mirror_again(svc, &candidate, &mirrors, &record).await?
+                    fanout::remirror(svc, &candidate, &mirrors, &mut record).await?
                 {
                     *mirrored.entry(name).or_default() += again;
                 }
@@ -146,14 +157,6 @@ pub async fn retry(
         let entry: &mut DestinationRetry = destinations.entry(name).or_default();
         entry.updated += again;
     }
-    // The day has work again: ticks settle it until it is done. The report, if it was
-    // sent, is not sent twice.
-    update_day(svc, &day, |d| {
-        let was = d.complete;
-        d.complete = false;
-        was
-    })
-    .await?;
     // The calls this retry re-planned carry its instant: the settle queues them now.
     let opts = SettleOptions {
         fresh: Some(now),

@@ -226,6 +226,11 @@ pub(super) async fn settle_locked(
         .iter()
         .map(|d| fanout::DestinationPass::new(svc, candidate, day, d))
         .collect();
+    let mirrors: Vec<&crate::destinations::Configured> = candidate
+        .destinations
+        .iter()
+        .filter(|d| d.adapter.metadata().waits_for_call)
+        .collect();
     let mut sending: Vec<CallRecord> = Vec::new();
     let mut calls = svc.ledger.day_records(day);
     let mut stopped = false;
@@ -234,7 +239,11 @@ pub(super) async fn settle_locked(
             stopped = true;
             break;
         }
-        let record = record?;
+        let mut record = record?;
+        if record.remirror {
+            // A `/retry` that died before marking the call's mirrors: marked now.
+            fanout::remirror(svc, candidate, &mirrors, &mut record).await?;
+        }
         tally.add(&record);
         fanout::add_own(&mut own, &record);
         // Destinations that mirror the call's whole story come last, told whether the
