@@ -322,6 +322,16 @@ fn is_zero(n: &u32) -> bool {
 pub trait RunLauncher: Send + Sync {
     /// Hand `run` over (its `date` filled in); `Ok` once it is accepted, not done.
     async fn start(&self, run: &ManualRun) -> Result<(), StoreError>;
+    /// Hand over the rest of a tick that ran out of time: the candidates after `after`.
+    async fn continue_tick(&self, after: &TickAfter) -> Result<(), StoreError>;
+}
+
+/// The `nightly` event that goes on with a tick that ran out of time: the candidates
+/// whose slugs sort after `tick_after`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TickAfter {
+    pub tick_after: CandidateSlug,
 }
 
 /// The current time; a port so tests can fix it.

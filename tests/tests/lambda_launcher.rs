@@ -11,7 +11,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use callsync::adapters::lambda_launcher::LambdaLauncher;
-use callsync::entrypoints::nightly::ManualRun;
+use callsync::entrypoints::nightly::{ManualRun, TickAfter};
 use callsync::ports::{RunLauncher, StoreError};
 use callsync::values::CandidateSlug;
 use serde_json::json;
@@ -104,6 +104,36 @@ async fn the_launcher_invokes_the_nightly_function_asynchronously() {
     );
     let back: ManualRun = serde_json::from_value(body).unwrap();
     assert_eq!(back, run(), "the nightly function reads it as the same run");
+}
+
+#[tokio::test]
+async fn a_run_and_a_tick_handed_on_reach_the_nightly_function_as_events_it_reads() {
+    let (url, seen) = fake_lambda(StatusCode::ACCEPTED).await;
+    let next = ManualRun {
+        continuation: 2,
+        ..run()
+    };
+    launcher(&url).start(&next).await.unwrap();
+    let rest = TickAfter {
+        tick_after: CandidateSlug::parse("ny14-smith").unwrap(),
+    };
+    launcher(&url).continue_tick(&rest).await.unwrap();
+
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(
+        seen.iter()
+            .all(|s| s.invocation_type.as_deref() == Some("Event"))
+    );
+    let body: serde_json::Value = serde_json::from_slice(&seen[0].body).unwrap();
+    assert_eq!(
+        body,
+        json!({"candidate": "night", "date": "2026-11-21", "dry_run": false, "continuation": 2})
+    );
+    assert_eq!(serde_json::from_value::<ManualRun>(body).unwrap(), next);
+    let body: serde_json::Value = serde_json::from_slice(&seen[1].body).unwrap();
+    assert_eq!(body, json!({"tick_after": "ny14-smith"}));
+    assert_eq!(serde_json::from_value::<TickAfter>(body).unwrap(), rest);
 }
 
 #[tokio::test]

@@ -966,6 +966,9 @@ async fn the_sample_events_are_understood() {
     let n = night(json!("full")).await;
     let tick = n.run_event(event("nightly-scheduled.json")).await;
     assert!(tick["tick"].is_array(), "{tick:#}");
+    // The rest of a tick handed on: the candidates after "demo" ("night").
+    let rest = n.run_event(event("nightly-tick-after.json")).await;
+    assert_eq!(rest["tick"][0]["candidate"], "night", "{rest:#}");
     for name in ["nightly-manual.json", "nightly-dry-run.json"] {
         let run: nightly_event::ManualRun = serde_json::from_value(event(name)).unwrap();
         assert_eq!(run.candidate.as_str(), "demo", "{name}");
@@ -1245,6 +1248,25 @@ async fn a_livevox_day_cut_short_keeps_the_pages_read_and_the_next_run_reads_the
     assert!(record.livevox_read_at.is_none(), "the day is read on");
     let at = record.livevox_progress.unwrap();
     assert_eq!((at.groups, at.offset), (0, 20));
+    // GET /status says how far the day is read.
+    {
+        use callsync::entrypoints::status;
+        use callsync_tests::harness::{
+            Answer, TEST_TOKEN, event, for_candidate, request, with_token,
+        };
+        let mut get = for_candidate(event("status-get.json"), "night");
+        get["rawQueryString"] = "date=2026-11-21".into();
+        get["queryStringParameters"] = json!({"date": "2026-11-21"});
+        let ctx = n.stack.api_context();
+        let get = request(&with_token(get, Some(TEST_TOKEN)));
+        let a = Answer::from(status::handle(&ctx, &n.svc, get).await);
+        assert_eq!(
+            a.json()["reading"],
+            json!({"files": {}, "livevox": {"groups": 0, "offset": 20}}),
+            "{}",
+            a.body
+        );
+    }
 
     // The tick takes the day up after the calls recorded: LiveVox is asked from the 21st
     // on, and no call is written twice.

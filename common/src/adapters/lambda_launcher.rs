@@ -8,7 +8,7 @@ use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 
 use crate::adapters::env;
-use crate::ports::ManualRun;
+use crate::ports::{ManualRun, TickAfter};
 use crate::ports::{RunLauncher, StoreError};
 
 const WHAT: &str = "the nightly function";
@@ -32,8 +32,19 @@ impl LambdaLauncher {
 #[async_trait]
 impl RunLauncher for LambdaLauncher {
     async fn start(&self, run: &ManualRun) -> Result<(), StoreError> {
-        let payload = serde_json::to_vec(run).map_err(|e| {
-            StoreError::Unavailable(WHAT, format!("the run cannot be encoded: {e}"))
+        self.invoke(run).await
+    }
+
+    async fn continue_tick(&self, after: &TickAfter) -> Result<(), StoreError> {
+        self.invoke(after).await
+    }
+}
+
+impl LambdaLauncher {
+    /// An asynchronous invocation of the nightly function with `event`.
+    async fn invoke(&self, event: &impl serde::Serialize) -> Result<(), StoreError> {
+        let payload = serde_json::to_vec(event).map_err(|e| {
+            StoreError::Unavailable(WHAT, format!("the event cannot be encoded: {e}"))
         })?;
         let out = self
             .client
@@ -66,18 +77,28 @@ impl RunLauncher for LambdaLauncher {
     }
 }
 
-/// The launcher of a function that has no `nightly` function to invoke (`nightly` and
-/// `sync-call` themselves): every start is refused, saying why.
+/// The launcher of a function that has no `nightly` function to invoke (`sync-call`, or
+/// a local run without it): every start is refused, saying why.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoLauncher;
 
 #[async_trait]
 impl RunLauncher for NoLauncher {
     async fn start(&self, _run: &ManualRun) -> Result<(), StoreError> {
+        Self::refuse()
+    }
+
+    async fn continue_tick(&self, _after: &TickAfter) -> Result<(), StoreError> {
+        Self::refuse()
+    }
+}
+
+impl NoLauncher {
+    fn refuse() -> Result<(), StoreError> {
         Err(StoreError::Unavailable(
             WHAT,
             format!(
-                "{} is not set in this function's environment: the deploy template sets it for the status function; locally, `make dev-up` writes it to .env.local",
+                "{} is not set in this function's environment: the deploy template sets it for the status and nightly functions; locally, `make dev-up` writes it to .env.local",
                 env::NIGHTLY_FUNCTION
             ),
         ))

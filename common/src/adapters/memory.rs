@@ -552,12 +552,19 @@ impl Notifier for MemoryNotifier {
 #[derive(Debug, Default)]
 pub struct MemoryLauncher {
     pub started: Mutex<Vec<crate::ports::ManualRun>>,
+    /// Ticks handed on, by the candidate they go on after.
+    pub ticks: Mutex<Vec<crate::ports::TickAfter>>,
 }
 
 #[async_trait]
 impl crate::ports::RunLauncher for MemoryLauncher {
     async fn start(&self, run: &crate::ports::ManualRun) -> Result<(), StoreError> {
         self.started.lock().expect("lock").push(run.clone());
+        Ok(())
+    }
+
+    async fn continue_tick(&self, after: &crate::ports::TickAfter) -> Result<(), StoreError> {
+        self.ticks.lock().expect("lock").push(after.clone());
         Ok(())
     }
 }

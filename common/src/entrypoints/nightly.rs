@@ -1,13 +1,15 @@
 //! The `nightly` function's events: EventBridge's hourly tick, or a manual run
 //! `{"candidate": "…", "date": "YYYY-MM-DD"?, "dry_run": bool?}` (a backfill, a re-run, a
-//! preview). A malformed event is refused with what is wrong and where.
+//! preview) — and those it sends itself: a run's next part (`"continuation": n`) and the
+//! rest of a tick that ran out of time (`{"tick_after": "<slug>"}`). A malformed event is
+//! refused with what is wrong and where.
 
 use serde_json::{Value, json};
 
 use crate::nightly::{self, RunOptions};
 use crate::services::Services;
 
-pub use crate::ports::ManualRun;
+pub use crate::ports::{ManualRun, TickAfter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EventError {
@@ -24,6 +26,15 @@ pub enum EventError {
 fn is_scheduled(event: &Value) -> bool {
     event.get("source").and_then(Value::as_str) == Some("aws.events")
         || event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event")
+}
+
+fn malformed(e: serde_path_to_error::Error<serde_json::Error>) -> EventError {
+    let path = e.path().to_string();
+    EventError::Malformed(if path == "." {
+        e.inner().to_string()
+    } else {
+        format!("field `{path}`: {}", e.inner())
+    })
 }
 
 /// When the runs of an invocation that must end by `end_ms` (Lambda's deadline, in
@@ -47,17 +58,16 @@ pub async fn handle_until(
     deadline: Option<jiff::Timestamp>,
 ) -> Result<Value, EventError> {
     if is_scheduled(&event) {
-        let entries = nightly::tick(svc, deadline).await?;
+        let entries = nightly::tick(svc, deadline, None).await?;
         return Ok(json!({ "tick": entries }));
     }
-    let run: ManualRun = serde_path_to_error::deserialize(event).map_err(|e| {
-        let path = e.path().to_string();
-        EventError::Malformed(if path == "." {
-            e.inner().to_string()
-        } else {
-            format!("field `{path}`: {}", e.inner())
-        })
-    })?;
+    if event.get("tick_after").is_some() {
+        // The rest of a tick that ran out of time.
+        let rest: TickAfter = serde_path_to_error::deserialize(event).map_err(malformed)?;
+        let entries = nightly::tick(svc, deadline, Some(&rest.tick_after)).await?;
+        return Ok(json!({ "tick": entries }));
+    }
+    let run: ManualRun = serde_path_to_error::deserialize(event).map_err(malformed)?;
     let date = match run.date {
         Some(d) => d,
         None => {

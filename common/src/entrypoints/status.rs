@@ -4,6 +4,8 @@
 //! run (`POST /runs` with the `nightly` function's manual event: a dry run answers its plan
 //! here, a real run is handed to `nightly`, since a big day outlasts API Gateway's 30 s).
 
+use std::collections::BTreeMap;
+
 use futures::StreamExt;
 use jiff::civil::Date;
 use lambda_http::http::{Method, StatusCode};
@@ -123,7 +125,7 @@ async fn status(
             "url": svc.objects.presign(&e.key, svc.settings.link_ttl).await?,
         }));
     }
-    let body = json!({
+    let mut body = json!({
         "candidate": day.candidate,
         "date": date,
         "total": tally.total,
@@ -141,6 +143,19 @@ async fn status(
         "errors_next": next,
         "destinations": destinations,
     });
+    // A night going on in parts: how far its runs have read (rows of each inbox file,
+    // and into the LiveVox API's day), every row before it recorded.
+    if let Some(d) = record
+        .as_ref()
+        .filter(|d| !d.progress.is_empty() || d.livevox_progress.is_some())
+    {
+        let files: BTreeMap<&str, u64> = d
+            .progress
+            .iter()
+            .map(|(key, p)| (key.as_str(), p.rows))
+            .collect();
+        body["reading"] = json!({"files": files, "livevox": d.livevox_progress});
+    }
     Ok(json_response(StatusCode::OK, &body))
 }
 

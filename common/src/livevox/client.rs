@@ -685,6 +685,44 @@ mod tests {
     }
 
     #[test]
+    fn a_read_taken_up_skips_the_service_groups_read_and_starts_at_its_offset() {
+        let creds = LiveVoxCredentials {
+            access_token: "t".into(),
+            client_name: "c".into(),
+            user_name: "u".into(),
+            password: "p".into(),
+        };
+        let client =
+            LiveVoxClient::new("http://127.0.0.1:9", creds, LiveVoxOptions::default()).unwrap();
+        // 400 services: three requests' worth (150 a request).
+        let services: Vec<u64> = (1..=400).collect();
+        let (from, to) = (Timestamp::UNIX_EPOCH, Timestamp::UNIX_EPOCH);
+        let fresh = client.call_details_from(from, to, &services);
+        assert_eq!(fresh.groups.len(), 3);
+        assert_eq!(fresh.position(), CallDetailPosition::default());
+        let mut cursor = client.call_details_from(from, to, &services);
+        let at = CallDetailPosition {
+            groups: 2,
+            offset: 1_000,
+        };
+        cursor.resume(at);
+        assert_eq!(cursor.position(), at);
+        assert_eq!(cursor.groups.len(), 1);
+        assert_eq!(
+            cursor.groups[0],
+            (301..=400).collect::<Vec<u64>>(),
+            "the third group"
+        );
+        // A position past the groups there are leaves none to read.
+        let mut cursor = client.call_details_from(from, to, &services);
+        cursor.resume(CallDetailPosition {
+            groups: 7,
+            offset: 0,
+        });
+        assert!(cursor.groups.is_empty());
+    }
+
+    #[test]
     fn server_failures_are_retried_and_refusals_are_not() {
         let api = |status| LiveVoxError::Api {
             status,

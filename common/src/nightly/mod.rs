@@ -1587,15 +1587,15 @@ mod tests {
     async fn the_tick_runs_yesterday_only_once_the_sync_hour_has_come() {
         // 03:30 in Chicago: before the 04:00 sync hour.
         let w = world("all_csv", "2026-11-22T09:30:00Z").await;
-        let entries = tick(&w.svc, None).await.unwrap();
+        let entries = tick(&w.svc, None, None).await.unwrap();
         assert!(entries[0].run.is_none(), "{entries:?}");
         assert!(w.objects.list("inbox/unit/").await.unwrap().len() == 1);
 
         w.set_clock("2026-11-22T10:30:00Z");
-        let entries = tick(&w.svc, None).await.unwrap();
+        let entries = tick(&w.svc, None, None).await.unwrap();
         assert_eq!(entries[0].run.as_ref().unwrap().date, DAY);
         // Complete: the next tick leaves the day alone.
-        let entries = tick(&w.svc, None).await.unwrap();
+        let entries = tick(&w.svc, None, None).await.unwrap();
         assert!(entries[0].run.is_none());
         assert!(entries[0].settled.is_empty());
     }
@@ -2110,6 +2110,48 @@ mod tests {
         // The file's calls came from the day's pages: none was read on its own, and the
         // part that took the file up wrote only the calls not yet finished.
         assert_eq!(power.gets.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_tick_out_of_time_hands_the_candidates_it_did_not_reach_to_another_invocation() {
+        let w = world("full", MORNING).await;
+        let mut doc =
+            serde_json::to_value(w.svc.config.get(&w.slug()).await.unwrap().unwrap()).unwrap();
+        doc["slug"] = json!("zed");
+        doc["van"]["secret_name"] = json!("callsync/zed/van");
+        w.svc
+            .config
+            .put(&serde_json::from_value(doc).unwrap())
+            .await
+            .unwrap();
+        let power = PowerCut::timed(&w).await;
+        let mut svc = power.services(&w.svc);
+        let launcher = Arc::new(MemoryLauncher::default());
+        svc.launcher = launcher.clone();
+        // Each write takes a second: the first candidate's night outlasts the deadline.
+        let deadline = w.svc.clock.now() + jiff::SignedDuration::from_secs(2);
+        let entries = tick(&svc, Some(deadline), None).await.unwrap();
+        assert_eq!(entries.len(), 2, "{entries:#?}");
+        assert_eq!(entries[0].candidate.as_str(), "unit");
+        assert_eq!(entries[0].run.as_ref().unwrap().new_calls, 3);
+        assert_eq!(entries[1].candidate.as_str(), "zed");
+        assert!(entries[1].run.is_none());
+        let note = entries[1].error.as_deref().unwrap();
+        assert!(note.contains("another invocation goes on"), "{note}");
+        let handed = launcher.ticks.lock().unwrap().clone();
+        assert_eq!(
+            handed,
+            [crate::ports::TickAfter {
+                tick_after: w.slug()
+            }]
+        );
+
+        // That invocation takes the candidates after it, and only those.
+        let rest = tick(&svc, None, Some(&handed[0].tick_after)).await.unwrap();
+        assert_eq!(rest.len(), 1, "{rest:#?}");
+        assert_eq!(rest[0].candidate.as_str(), "zed");
+        assert_eq!(rest[0].error, None);
+        assert!(rest[0].run.is_some(), "zed's night ran");
     }
 
     #[tokio::test]

@@ -16,25 +16,49 @@ pub struct TickEntry {
 /// The hourly tick: every active candidate whose sync hour has come in its own zone gets
 /// its previous local day run (until that day is complete), and every recent day with
 /// work left is settled. One candidate's failure never stops another's.
+///
+/// Candidates go in slug order, those after `after` only when given (a tick handed on).
+/// Out of time (`deadline`), the tick hands the candidates it did not reach to another
+/// invocation (`RunLauncher::continue_tick`); the next hourly tick takes up what that
+/// cannot.
 pub async fn tick(
     svc: &Services,
     deadline: Option<Timestamp>,
+    after: Option<&CandidateSlug>,
 ) -> Result<Vec<TickEntry>, StoreError> {
+    let mut slugs = svc.config.list().await?;
+    slugs.sort();
+    slugs.retain(|s| after.is_none_or(|a| s > a));
     let mut entries = Vec::new();
-    for slug in svc.config.list().await? {
+    // The last candidate this invocation took: the next goes on after it.
+    let mut reached: Option<CandidateSlug> = None;
+    for slug in slugs {
         if deadline.is_some_and(|d| svc.clock.now() >= d) {
-            // Out of time: the next tick (or the run's own next part) takes it up.
+            let note = match reached {
+                Some(last) => {
+                    let rest = crate::ports::TickAfter { tick_after: last };
+                    match svc.launcher.continue_tick(&rest).await {
+                        Ok(()) => "this tick ran out of time here; another invocation goes on from this candidate".to_owned(),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not hand the rest of the tick on");
+                            format!("this tick ran out of time here and could not hand the rest on ({e}); the next hourly tick takes it up")
+                        }
+                    }
+                }
+                None => {
+                    "this tick had no time for any candidate; the next hourly tick takes them up"
+                        .to_owned()
+                }
+            };
             entries.push(TickEntry {
-                candidate: slug.clone(),
+                candidate: slug,
                 run: None,
                 settled: Vec::new(),
-                error: Some(
-                    "this tick ran out of time before this candidate; the next tick takes it"
-                        .into(),
-                ),
+                error: Some(note),
             });
-            continue;
+            break;
         }
+        reached = Some(slug.clone());
         let entry = match tick_candidate(svc, &slug, deadline).await {
             Ok(entry) => entry,
             Err(e) => {
