@@ -717,3 +717,79 @@ async fn a_retry_that_dies_before_marking_the_warehouse_row_leaves_that_to_the_n
         [(CallState::Finished, CALLS as u64)].into_iter().collect()
     );
 }
+
+#[tokio::test]
+async fn a_destination_retry_that_dies_before_marking_the_warehouse_row_leaves_that_to_the_next_settle()
+ {
+    use callsync_tests::fake_action_network::FakeActionNetwork;
+    use callsync_tests::faults::FailingLedger;
+    const SUPPORTERS: &str = "supporters";
+    const TAG: &str = "PB 2026 Supporter";
+    let w = world(Dialect::MySql, &server(Dialect::MySql)).await;
+    // Action Network beside the warehouse, refusing every person at first.
+    let an = FakeActionNetwork::start("an-key", &[TAG]).await;
+    an.fail_next(100, 400);
+    let secret = format!("callsync/night/an-{:08x}", fastrand::u32(..));
+    aws_sdk_secretsmanager::Client::new(&w.stack.aws)
+        .create_secret()
+        .name(&secret)
+        .secret_string(json!({"api_key": "an-key"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let mut svc = w.svc.clone();
+    svc.connectors.action_network_base_url = Some(an.base_url.clone());
+    let mut doc = svc.config.get(&slug()).await.unwrap().unwrap();
+    doc.destinations.push(
+        serde_json::from_value(json!({
+            "name": SUPPORTERS, "kind": "action_network", "secret_name": secret,
+            "select": "all", "results": {"Agent Cust 1": {"add_tags": [TAG]}}
+        }))
+        .unwrap(),
+    );
+    svc.config.put(&doc).await.unwrap();
+    let w = World { svc, ..w };
+    drop_cdr(&w.svc, "inbox/night/cdr.csv", &night_rows()).await;
+    w.night().await;
+    let refused = w.delivery_row("1001", SUPPORTERS).await;
+    assert_eq!(refused[0], "attempted_error", "{refused:?}");
+
+    // Action Network takes people again and its refusals are retried; the process dies
+    // right after the first is planned again, before its call's warehouse row is marked.
+    an.fail_next(0, 400);
+    let stopping = Arc::new(FailingLedger::new(w.svc.ledger.clone()));
+    stopping.fail_delivery_reads(true);
+    let mut dying = w.svc.clone();
+    dying.ledger = stopping.clone();
+    let died = callsync::nightly::retry(
+        &dying,
+        &slug(),
+        DAY,
+        &[CallState::AttemptedError],
+        &callsync::nightly::RetryScope::Destination(SUPPORTERS.into()),
+    )
+    .await;
+    assert!(died.is_err(), "{died:?}");
+    let marked: Vec<String> = w
+        .svc
+        .ledger
+        .day(&day())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.remirror)
+        .map(|c| c.key.call_id.0)
+        .collect();
+    assert_eq!(marked, ["1001"], "the intent is on the call re-planned");
+
+    // The ticks after it finish what it began: the call's warehouse row shows Action
+    // Network's delivery as it is now.
+    w.later().await;
+    let after = w.delivery_row("1001", SUPPORTERS).await;
+    assert_eq!(after[0], "finished", "{after:?}");
+    let call = CallKey {
+        day: day(),
+        call_id: CallId("1001".into()),
+    };
+    assert!(!w.svc.ledger.get(&call).await.unwrap().unwrap().remirror);
+}
