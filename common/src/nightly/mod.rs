@@ -1095,28 +1095,40 @@ mod tests {
             CandidateSlug::parse("unit").unwrap()
         }
 
-        /// The calls of `DAY` planned for VAN (numeric call ids), in order.
-        async fn posted(&self) -> Vec<u64> {
-            let day = DayKey {
+        /// DAY of the unit candidate.
+        fn day(&self) -> DayKey {
+            DayKey {
                 candidate: self.slug(),
                 date: DAY,
-            };
-            let mut posted: Vec<u64> = self
-                .svc
-                .ledger
-                .day(&day)
-                .await
-                .unwrap()
-                .iter()
-                .filter(|r| r.post.is_some())
-                .map(|r| r.key.call_id.0.parse().unwrap())
-                .collect();
-            posted.sort_unstable();
-            posted
+            }
+        }
+
+        /// The calls of `DAY` planned for VAN (numeric call ids), in order.
+        async fn posted(&self) -> Vec<u64> {
+            posted_in(&self.svc, &self.day()).await
         }
 
         async fn candidate(&self) -> Compiled {
             self.svc.candidate(&self.slug()).await.unwrap()
+        }
+
+        /// A run of DAY on `svc` that stops once `secs` of the clock have gone by.
+        async fn run_for(&self, svc: &Services, secs: i64) -> RunSummary {
+            let deadline = self.svc.clock.now() + jiff::SignedDuration::from_secs(secs);
+            let opts = RunOptions {
+                deadline: Some(deadline),
+                ..RunOptions::default()
+            };
+            run(svc, &self.slug(), DAY, opts).await.unwrap()
+        }
+
+        /// Part `continuation` + 1 of DAY's run on `svc`, without a deadline.
+        async fn next_part(&self, svc: &Services, continuation: u32) -> RunSummary {
+            let opts = RunOptions {
+                continuation,
+                ..RunOptions::default()
+            };
+            run(svc, &self.slug(), DAY, opts).await.unwrap()
         }
 
         async fn settle(&self) -> SettleSummary {
@@ -1641,6 +1653,16 @@ mod tests {
             power
         }
 
+        /// [`PowerCut::timed`], with `w`'s services on it and a launcher that keeps the
+        /// runs and ticks it is asked to start.
+        async fn timed_with_launcher(w: &World) -> (Arc<Self>, Services, Arc<MemoryLauncher>) {
+            let power = Self::timed(w).await;
+            let mut svc = power.services(&w.svc);
+            let launcher = Arc::new(MemoryLauncher::default());
+            svc.launcher = launcher.clone();
+            (power, svc, launcher)
+        }
+
         /// `svc` on these stores.
         fn services(self: &Arc<Self>, svc: &Services) -> Services {
             let mut svc = svc.clone();
@@ -1950,23 +1972,9 @@ mod tests {
         let w = world("full", MORNING).await;
         let rows = 2 * ingest::BATCH_ROWS as u64 + 500;
         w.only_file(&latest_first(rows)).await;
-        let power = PowerCut::timed(&w).await;
-        let mut svc = power.services(&w.svc);
-        let launcher = Arc::new(MemoryLauncher::default());
-        svc.launcher = launcher.clone();
+        let (power, svc, launcher) = PowerCut::timed_with_launcher(&w).await;
         // Each write takes a second: the deadline falls inside the file.
-        let deadline = w.svc.clock.now() + jiff::SignedDuration::from_secs(3000);
-        let first = run(
-            &svc,
-            &w.slug(),
-            DAY,
-            RunOptions {
-                deadline: Some(deadline),
-                ..RunOptions::default()
-            },
-        )
-        .await
-        .unwrap();
+        let first = w.run_for(&svc, 3000).await;
         let done = first.new_calls;
         assert!(done > 0 && done < rows, "{done} of {rows}");
         assert_eq!(done % ingest::BATCH_ROWS as u64, 0, "whole batches");
@@ -1987,26 +1995,13 @@ mod tests {
                 continuation: 1,
             }]
         );
-        let key = DayKey {
-            candidate: w.slug(),
-            date: DAY,
-        };
+        let key = w.day();
         let day = svc.days.get(&key).await.unwrap().unwrap();
         assert_eq!(day.progress["inbox/unit/big.csv"].rows, done);
         assert_eq!(power.objects.list("inbox/").await.unwrap().len(), 1);
 
         // The next part reads past what is recorded: no call is written twice.
-        let second = run(
-            &svc,
-            &w.slug(),
-            DAY,
-            RunOptions {
-                continuation: 1,
-                ..RunOptions::default()
-            },
-        )
-        .await
-        .unwrap();
+        let second = w.next_part(&svc, 1).await;
         assert_eq!(second.unfinished, None);
         assert_eq!(second.files.len(), 1);
         assert_eq!(second.files[0].recorded_before, done);
@@ -2031,24 +2026,10 @@ mod tests {
         let w = world("all_csv", MORNING).await;
         let rows = 2 * ingest::BATCH_ROWS as u64 + 500;
         w.only_file(&latest_first(rows)).await;
-        let power = PowerCut::timed(&w).await;
-        let mut svc = power.services(&w.svc);
-        let launcher = Arc::new(MemoryLauncher::default());
-        svc.launcher = launcher.clone();
+        let (power, svc, launcher) = PowerCut::timed_with_launcher(&w).await;
         // The rows are read and recorded (a write each); the deadline falls while the
         // export's calls are being finished (a write each too).
-        let deadline = w.svc.clock.now() + jiff::SignedDuration::from_secs(rows as i64 + 1000);
-        let first = run(
-            &svc,
-            &w.slug(),
-            DAY,
-            RunOptions {
-                deadline: Some(deadline),
-                ..RunOptions::default()
-            },
-        )
-        .await
-        .unwrap();
+        let first = w.run_for(&svc, rows as i64 + 1000).await;
         assert_eq!(first.new_calls, rows, "every row read");
         let settled = &first.days[0];
         assert!(settled.stopped);
@@ -2065,10 +2046,7 @@ mod tests {
                 .contains("part 2 was started")
         );
         assert_eq!(launcher.started.lock().unwrap()[0].continuation, 1);
-        let key = DayKey {
-            candidate: w.slug(),
-            date: DAY,
-        };
+        let key = w.day();
         let finished = |svc: &Services| {
             let (svc, key) = (svc.clone(), key.clone());
             async move {
@@ -2086,17 +2064,7 @@ mod tests {
 
         // The next part adopts the file and finishes the rest into it: one file, every
         // call's receipt a row of it, one report.
-        let second = run(
-            &svc,
-            &w.slug(),
-            DAY,
-            RunOptions {
-                continuation: 1,
-                ..RunOptions::default()
-            },
-        )
-        .await
-        .unwrap();
+        let second = w.next_part(&svc, 1).await;
         assert_eq!(second.new_calls, 0);
         let settled = &second.days[0];
         assert!(!settled.stopped);
@@ -2124,10 +2092,7 @@ mod tests {
             .put(&serde_json::from_value(doc).unwrap())
             .await
             .unwrap();
-        let power = PowerCut::timed(&w).await;
-        let mut svc = power.services(&w.svc);
-        let launcher = Arc::new(MemoryLauncher::default());
-        svc.launcher = launcher.clone();
+        let (_, svc, launcher) = PowerCut::timed_with_launcher(&w).await;
         // Each write takes a second: the first candidate's night outlasts the deadline.
         let deadline = w.svc.clock.now() + jiff::SignedDuration::from_secs(2);
         let entries = tick(&svc, Some(deadline), None).await.unwrap();
@@ -2180,10 +2145,7 @@ mod tests {
             "{}",
             second.known_calls
         );
-        let key = DayKey {
-            candidate: w.slug(),
-            date: DAY,
-        };
+        let key = w.day();
         assert_eq!(svc.ledger.day(&key).await.unwrap().len() as u64, rows);
         assert!(power.objects.list("inbox/").await.unwrap().is_empty());
     }
@@ -2197,23 +2159,9 @@ mod tests {
         w.only_file(&calls_with_earliest(rows, &best)).await;
         let power = PowerCut::timed(&w).await;
         let svc = power.services(&w.svc);
-        let key = DayKey {
-            candidate: w.slug(),
-            date: DAY,
-        };
+        let key = w.day();
         // A first part stopped before the last batch, the first three posted.
-        let deadline = w.svc.clock.now() + jiff::SignedDuration::from_secs(1500);
-        let first = run(
-            &svc,
-            &w.slug(),
-            DAY,
-            RunOptions {
-                deadline: Some(deadline),
-                ..RunOptions::default()
-            },
-        )
-        .await
-        .unwrap();
+        let first = w.run_for(&svc, 1500).await;
         assert!(first.new_calls <= rows - 500, "{}", first.new_calls);
         assert_eq!(posted_in(&svc, &key).await, [1, 2, 3]);
         // The next part has two of the five left, for the best of the rows it reads: the
