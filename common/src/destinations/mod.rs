@@ -440,6 +440,15 @@ impl Compiled {
         self.destinations.iter().find(|d| d.name == name)
     }
 
+    /// The destinations that mirror each call's whole story (`sql`: its kind's
+    /// [`Metadata::waits_for_call`]), written again when a call's other deliveries change.
+    pub fn mirrors(&self) -> Vec<&Configured> {
+        self.destinations
+            .iter()
+            .filter(|d| d.adapter.metadata().waits_for_call)
+            .collect()
+    }
+
     /// The destination a queue message names: VAN when it names none.
     pub fn target(&self, name: Option<&str>) -> Option<&Configured> {
         match name {

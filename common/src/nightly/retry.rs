@@ -1,7 +1,6 @@
 //! `POST /retry`: plan a day's errors again, for the calls or one destination.
 
 use super::*;
-use crate::destinations::Configured;
 
 /// What `/retry` did.
 #[derive(Debug, Clone, Serialize)]
@@ -66,11 +65,7 @@ pub async fn retry(
     // Destinations that mirror each call's whole story (`sql`) write again the calls whose
     // other deliveries this retry changes, once those are final again: each such call is
     // marked as it changes, so nothing of the day is held.
-    let mirrors: Vec<&Configured> = candidate
-        .destinations
-        .iter()
-        .filter(|d| d.adapter.metadata().waits_for_call)
-        .collect();
+    let mirrors = candidate.mirrors();
     let mut mirrored: BTreeMap<String, u64> = BTreeMap::new();
     if !matches!(scope, RetryScope::Destination(_)) {
         let target = |r: &CallRecord| wanted.contains(&r.delivery.state);

@@ -226,11 +226,7 @@ pub(super) async fn settle_locked(
         .iter()
         .map(|d| fanout::DestinationPass::new(svc, candidate, day, d))
         .collect();
-    let mirrors: Vec<&crate::destinations::Configured> = candidate
-        .destinations
-        .iter()
-        .filter(|d| d.adapter.metadata().waits_for_call)
-        .collect();
+    let mirrors = candidate.mirrors();
     let mut sending: Vec<CallRecord> = Vec::new();
     let mut calls = svc.ledger.day_records(day);
     let mut stopped = false;
