@@ -60,6 +60,10 @@ pub struct DayRecord {
     /// while the day is not read to its end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub livevox_progress: Option<crate::livevox::CallDetailPosition>,
+    /// A run of the day with a deadline (a `nightly` invocation) is reading it until then
+    /// (its deadline and wrap-up): the hourly tick leaves the day to it meanwhile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reading_until: Option<Timestamp>,
 }
 
 /// How far runs got into one inbox file.
@@ -105,6 +109,7 @@ impl DayRecord {
             blocked: None,
             progress: BTreeMap::new(),
             livevox_progress: None,
+            reading_until: None,
         }
     }
 }

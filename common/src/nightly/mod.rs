@@ -152,6 +152,26 @@ pub async fn run(
         gate(svc, &candidate, &day).await?;
     }
 
+    // A run with a deadline says until when it reads the day, so that the hourly tick does
+    // not read the same rows beside it (a run without one, or killed, holds nothing past
+    // that instant).
+    let reading_until = match (opts.deadline, opts.dry_run) {
+        (Some(d), false) => {
+            let until = d
+                .checked_add(
+                    jiff::SignedDuration::try_from(svc.settings.wrap_up).unwrap_or_default(),
+                )
+                .unwrap_or(d);
+            update_day(svc, &day, |r| {
+                r.reading_until = Some(until);
+                true
+            })
+            .await?;
+            Some(until)
+        }
+        _ => None,
+    };
+
     let mut problems = Vec::new();
     let day_record = svc.days.get(&day).await?;
     // Each inbox file with the rows of it runs before recorded (a dry run reads it all).
@@ -342,6 +362,10 @@ pub async fn run(
     // aside needs no place to start from.
     update_day(svc, &day, |d| {
         let mut changed = false;
+        if reading_until.is_some() && d.reading_until == reading_until {
+            d.reading_until = None;
+            changed = true;
+        }
         if set_aside {
             for file in &summary.files {
                 changed |= d.progress.remove(&file.key).is_some();
@@ -1998,6 +2022,10 @@ mod tests {
         let key = w.day();
         let day = svc.days.get(&key).await.unwrap().unwrap();
         assert_eq!(day.progress["inbox/unit/big.csv"].rows, done);
+        assert_eq!(
+            day.reading_until, None,
+            "the part that stopped holds nothing"
+        );
         assert_eq!(power.objects.list("inbox/").await.unwrap().len(), 1);
 
         // The next part reads past what is recorded: no call is written twice.
@@ -2117,6 +2145,32 @@ mod tests {
         assert_eq!(rest[0].candidate.as_str(), "zed");
         assert_eq!(rest[0].error, None);
         assert!(rest[0].run.is_some(), "zed's night ran");
+    }
+
+    #[tokio::test]
+    async fn the_tick_leaves_a_night_another_invocation_is_reading_to_it() {
+        let w = world("full", MORNING).await;
+        // An invocation of `nightly` reads DAY until a minute from now.
+        let until = w.svc.clock.now() + jiff::SignedDuration::from_secs(60);
+        update_day(&w.svc, &w.day(), |d| {
+            d.reading_until = Some(until);
+            true
+        })
+        .await
+        .unwrap();
+        let entries = tick(&w.svc, None, None).await.unwrap();
+        assert!(entries[0].run.is_none(), "{entries:#?}");
+        let note = entries[0].note.as_deref().unwrap();
+        assert!(note.contains("reading it until"), "{note}");
+        assert!(
+            w.svc.ledger.day(&w.day()).await.unwrap().is_empty(),
+            "nothing read beside it"
+        );
+        // Past that (the invocation died without clearing it), the tick runs the day.
+        w.set_clock("2026-11-22T16:02:00Z");
+        let entries = tick(&w.svc, None, None).await.unwrap();
+        assert_eq!(entries[0].run.as_ref().unwrap().new_calls, 3);
+        assert_eq!(entries[0].note, None);
     }
 
     #[tokio::test]

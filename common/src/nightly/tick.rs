@@ -11,6 +11,9 @@ pub struct TickEntry {
     pub settled: Vec<SettleSummary>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What the tick left alone, and why (a night another invocation is reading).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// The hourly tick: every active candidate whose sync hour has come in its own zone gets
@@ -55,6 +58,7 @@ pub async fn tick(
                 run: None,
                 settled: Vec::new(),
                 error: Some(note),
+                note: None,
             });
             break;
         }
@@ -68,12 +72,18 @@ pub async fn tick(
                     run: None,
                     settled: Vec::new(),
                     error: Some(e.to_string()),
+                    note: None,
                 }
             }
         };
         entries.push(entry);
     }
     Ok(entries)
+}
+
+/// Until when a run of `day` with a deadline is reading it, if it still is.
+fn reading(svc: &Services, day: &DayRecord) -> Option<Timestamp> {
+    day.reading_until.filter(|t| *t > svc.clock.now())
 }
 
 pub(super) async fn tick_candidate(
@@ -95,6 +105,7 @@ pub(super) async fn tick_candidate(
         run: None,
         settled: Vec::new(),
         error: None,
+        note: None,
     };
     if !candidate.doc().active {
         return Ok(entry);
@@ -111,7 +122,12 @@ pub(super) async fn tick_candidate(
                 date: yesterday,
             })
             .await?;
-        if !record.is_some_and(|d| d.complete) {
+        if let Some(until) = record.as_ref().and_then(|d| reading(svc, d)) {
+            entry.note = Some(format!(
+                "{yesterday}: a part of its night is reading it until {until}; left to it"
+            ));
+            done.insert(yesterday);
+        } else if !record.is_some_and(|d| d.complete) {
             let summary = run(svc, slug, yesterday, opts).await?;
             done.extend(summary.days.iter().map(|d| d.date));
             entry.run = Some(summary);
@@ -125,7 +141,7 @@ pub(super) async fn tick_candidate(
             break;
         }
         let date = open.key.date;
-        if done.contains(&date) || date < oldest || date >= today {
+        if done.contains(&date) || date < oldest || date >= today || reading(svc, &open).is_some() {
             continue;
         }
         if candidate.doc().source.livevox.is_some() && open.livevox_read_at.is_none() {
