@@ -547,14 +547,17 @@ pub async fn retry(
         }
         // The mirrors' intent goes on the call before the delivery changes: a run that
         // dies after the change leaves it for the next settle.
-        let intent = !mirrors.is_empty() && !call_record.remirror;
-        if intent {
-            call_record.remirror = true;
-            if !svc.ledger.replace(&mut call_record).await? {
-                // The call changed under this retry: it is left for another.
-                continue;
+        let intent = if mirrors.is_empty() {
+            false
+        } else {
+            match intend_remirror(svc, &mut call_record).await? {
+                Some(ours) => ours,
+                None => {
+                    tracing::warn!(call = %call_record.key, "the call kept changing under this retry; left for the next");
+                    continue;
+                }
             }
-        }
+        };
         let changed = if replan {
             record.kind = destination.kind().to_owned();
             record.apply_plan(&plan, now);
@@ -580,6 +583,29 @@ pub async fn retry(
         }
     }
     Ok((summary, mirrored))
+}
+
+/// Put the mirrors' intent on `record` (read again when a worker wrote the call since the
+/// page was read). `Some(true)`: this call set it; `Some(false)`: it was there already;
+/// `None`: the call is gone or kept changing.
+async fn intend_remirror(
+    svc: &Services,
+    record: &mut CallRecord,
+) -> Result<Option<bool>, StoreError> {
+    for _ in 0..3 {
+        if record.remirror {
+            return Ok(Some(false));
+        }
+        record.remirror = true;
+        if svc.ledger.replace(record).await? {
+            return Ok(Some(true));
+        }
+        match svc.ledger.get(&record.key).await? {
+            Some(now) => *record = now,
+            None => return Ok(None),
+        }
+    }
+    Ok(None)
 }
 
 /// The call record of `id` from `calls` (a day's, in call-id order), passing the calls

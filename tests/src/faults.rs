@@ -13,6 +13,7 @@ use callsync::ports::{Ledger, Records, StoreError};
 pub struct FailingLedger {
     inner: Arc<dyn Ledger>,
     fail_delivery_reads: AtomicBool,
+    race_call_write: AtomicBool,
 }
 
 impl std::fmt::Debug for FailingLedger {
@@ -28,11 +29,18 @@ impl FailingLedger {
         Self {
             inner,
             fail_delivery_reads: AtomicBool::new(false),
+            race_call_write: AtomicBool::new(false),
         }
     }
 
     pub fn fail_delivery_reads(&self, fail: bool) {
         self.fail_delivery_reads.store(fail, Ordering::SeqCst);
+    }
+
+    /// The next write of a call record meets another writer's first (a worker's lease,
+    /// say): the call is written once more just before it, so it is refused as stale.
+    pub fn race_next_call_write(&self) {
+        self.race_call_write.store(true, Ordering::SeqCst);
     }
 }
 
@@ -45,6 +53,11 @@ impl Ledger for FailingLedger {
         self.inner.get(key).await
     }
     async fn replace(&self, record: &mut CallRecord) -> Result<bool, StoreError> {
+        if self.race_call_write.swap(false, Ordering::SeqCst)
+            && let Some(mut now) = self.inner.get(&record.key).await?
+        {
+            self.inner.replace(&mut now).await?;
+        }
         self.inner.replace(record).await
     }
     async fn day(&self, day: &DayKey) -> Result<Vec<CallRecord>, StoreError> {

@@ -718,16 +718,17 @@ async fn a_retry_that_dies_before_marking_the_warehouse_row_leaves_that_to_the_n
     );
 }
 
-#[tokio::test]
-async fn a_destination_retry_that_dies_before_marking_the_warehouse_row_leaves_that_to_the_next_settle()
- {
-    use callsync_tests::fake_action_network::FakeActionNetwork;
-    use callsync_tests::faults::FailingLedger;
-    const SUPPORTERS: &str = "supporters";
+const SUPPORTERS: &str = "supporters";
+
+/// The warehouse (MariaDB) with Action Network beside it, whose every person was refused
+/// on the night (400): each call's delivery there is an attempted error.
+async fn warehouse_and_refused_supporters() -> (
+    World,
+    callsync_tests::fake_action_network::FakeActionNetwork,
+) {
     const TAG: &str = "PB 2026 Supporter";
     let w = world(Dialect::MySql, &server(Dialect::MySql)).await;
-    // Action Network beside the warehouse, refusing every person at first.
-    let an = FakeActionNetwork::start("an-key", &[TAG]).await;
+    let an = callsync_tests::fake_action_network::FakeActionNetwork::start("an-key", &[TAG]).await;
     an.fail_next(100, 400);
     let secret = format!("callsync/night/an-{:08x}", fastrand::u32(..));
     aws_sdk_secretsmanager::Client::new(&w.stack.aws)
@@ -753,10 +754,18 @@ async fn a_destination_retry_that_dies_before_marking_the_warehouse_row_leaves_t
     w.night().await;
     let refused = w.delivery_row("1001", SUPPORTERS).await;
     assert_eq!(refused[0], "attempted_error", "{refused:?}");
+    an.fail_next(0, 400);
+    (w, an)
+}
+
+#[tokio::test]
+async fn a_destination_retry_that_dies_before_marking_the_warehouse_row_leaves_that_to_the_next_settle()
+ {
+    use callsync_tests::faults::FailingLedger;
+    let (w, _an) = warehouse_and_refused_supporters().await;
 
     // Action Network takes people again and its refusals are retried; the process dies
     // right after the first is planned again, before its call's warehouse row is marked.
-    an.fail_next(0, 400);
     let stopping = Arc::new(FailingLedger::new(w.svc.ledger.clone()));
     stopping.fail_delivery_reads(true);
     let mut dying = w.svc.clone();
@@ -792,4 +801,39 @@ async fn a_destination_retry_that_dies_before_marking_the_warehouse_row_leaves_t
         call_id: CallId("1001".into()),
     };
     assert!(!w.svc.ledger.get(&call).await.unwrap().unwrap().remirror);
+}
+
+#[tokio::test]
+async fn a_destination_retry_takes_a_call_a_worker_wrote_since_its_page_was_read() {
+    use callsync_tests::faults::FailingLedger;
+    let (w, _an) = warehouse_and_refused_supporters().await;
+    // A worker writes the first call between the retry's page and its own write of it.
+    let racing = Arc::new(FailingLedger::new(w.svc.ledger.clone()));
+    racing.race_next_call_write();
+    let mut svc = w.svc.clone();
+    svc.ledger = racing.clone();
+    let retried = callsync::nightly::retry(
+        &svc,
+        &slug(),
+        DAY,
+        &[CallState::AttemptedError],
+        &callsync::nightly::RetryScope::Destination(SUPPORTERS.into()),
+    )
+    .await
+    .unwrap();
+    let refused = retried.destinations[SUPPORTERS]
+        .replanned
+        .values()
+        .sum::<u64>();
+    w.later().await;
+    // Every refusal was planned again and delivered, the raced call's too, and the
+    // warehouse shows each.
+    let rows = w
+        .count(format!(
+            "SELECT count(*) FROM {} WHERE destination = '{SUPPORTERS}' AND state = 'finished'",
+            w.table("deliveries")
+        ))
+        .await;
+    assert_eq!(rows as u64, refused, "{retried:?}");
+    assert_eq!(w.delivery_row("1001", SUPPORTERS).await[0], "finished");
 }
