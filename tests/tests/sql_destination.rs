@@ -639,15 +639,9 @@ async fn a_refusal_fixed_and_retried_is_written_again_with_its_new_outcome() {
 
     // VAN learns the person; the refusal is retried and posted.
     w.van.add_people(950_000_001..=950_000_001);
-    let retried = callsync::nightly::retry(
-        &w.svc,
-        &slug(),
-        DAY,
-        &[CallState::AttemptedError],
-        &callsync::nightly::RetryScope::Everything,
-    )
-    .await
-    .unwrap();
+    let retried = retry_refusals(&w.svc, callsync::nightly::RetryScope::Everything)
+        .await
+        .unwrap();
     assert_eq!(retried.destinations[WAREHOUSE].updated, 1, "{retried:?}");
     w.settle().await;
 
@@ -672,7 +666,6 @@ async fn a_refusal_fixed_and_retried_is_written_again_with_its_new_outcome() {
 
 #[tokio::test]
 async fn a_retry_that_dies_before_marking_the_warehouse_row_leaves_that_to_the_next_settle() {
-    use callsync_tests::faults::FailingLedger;
     let w = world(Dialect::Postgres, &server(Dialect::Postgres)).await;
     drop_cdr(&w.svc, "inbox/night/cdr.csv", &night_rows()).await;
     w.night().await;
@@ -681,18 +674,8 @@ async fn a_retry_that_dies_before_marking_the_warehouse_row_leaves_that_to_the_n
     // VAN learns the person and the refusal is retried, but the process dies right after
     // the call is planned again, before its warehouse row is marked to be written again.
     w.van.add_people(950_000_001..=950_000_001);
-    let stopping = Arc::new(FailingLedger::new(w.svc.ledger.clone()));
-    stopping.fail_delivery_reads(true);
-    let mut svc = w.svc.clone();
-    svc.ledger = stopping.clone();
-    let died = callsync::nightly::retry(
-        &svc,
-        &slug(),
-        DAY,
-        &[CallState::AttemptedError],
-        &callsync::nightly::RetryScope::Everything,
-    )
-    .await;
+    let svc = stopping_at_delivery_reads(&w);
+    let died = retry_refusals(&svc, callsync::nightly::RetryScope::Everything).await;
     assert!(died.is_err(), "{died:?}");
     let key = CallKey {
         day: day(),
@@ -761,21 +744,14 @@ async fn warehouse_and_refused_supporters() -> (
 #[tokio::test]
 async fn a_destination_retry_that_dies_before_marking_the_warehouse_row_leaves_that_to_the_next_settle()
  {
-    use callsync_tests::faults::FailingLedger;
     let (w, _an) = warehouse_and_refused_supporters().await;
 
     // Action Network takes people again and its refusals are retried; the process dies
     // right after the first is planned again, before its call's warehouse row is marked.
-    let stopping = Arc::new(FailingLedger::new(w.svc.ledger.clone()));
-    stopping.fail_delivery_reads(true);
-    let mut dying = w.svc.clone();
-    dying.ledger = stopping.clone();
-    let died = callsync::nightly::retry(
+    let dying = stopping_at_delivery_reads(&w);
+    let died = retry_refusals(
         &dying,
-        &slug(),
-        DAY,
-        &[CallState::AttemptedError],
-        &callsync::nightly::RetryScope::Destination(SUPPORTERS.into()),
+        callsync::nightly::RetryScope::Destination(SUPPORTERS.into()),
     )
     .await;
     assert!(died.is_err(), "{died:?}");
@@ -805,19 +781,12 @@ async fn a_destination_retry_that_dies_before_marking_the_warehouse_row_leaves_t
 
 #[tokio::test]
 async fn a_destination_retry_takes_a_call_a_worker_wrote_since_its_page_was_read() {
-    use callsync_tests::faults::FailingLedger;
     let (w, _an) = warehouse_and_refused_supporters().await;
     // A worker writes the first call between the retry's page and its own write of it.
-    let racing = Arc::new(FailingLedger::new(w.svc.ledger.clone()));
-    racing.race_next_call_write();
-    let mut svc = w.svc.clone();
-    svc.ledger = racing.clone();
-    let retried = callsync::nightly::retry(
+    let svc = racing_the_next_call_write(&w);
+    let retried = retry_refusals(
         &svc,
-        &slug(),
-        DAY,
-        &[CallState::AttemptedError],
-        &callsync::nightly::RetryScope::Destination(SUPPORTERS.into()),
+        callsync::nightly::RetryScope::Destination(SUPPORTERS.into()),
     )
     .await
     .unwrap();
@@ -836,4 +805,31 @@ async fn a_destination_retry_takes_a_call_a_worker_wrote_since_its_page_was_read
         .await;
     assert_eq!(rows as u64, refused, "{retried:?}");
     assert_eq!(w.delivery_row("1001", SUPPORTERS).await[0], "finished");
+}
+
+/// `/retry` of the day's attempted errors in `scope`.
+async fn retry_refusals(
+    svc: &Services,
+    scope: callsync::nightly::RetryScope,
+) -> Result<callsync::nightly::RetrySummary, callsync::nightly::RunError> {
+    callsync::nightly::retry(svc, &slug(), DAY, &[CallState::AttemptedError], &scope).await
+}
+
+/// `w`'s services on a ledger that fails every read of a single delivery: a run that asks
+/// for one stops there, as if the process died.
+fn stopping_at_delivery_reads(w: &World) -> Services {
+    let stopping = callsync_tests::faults::FailingLedger::new(w.svc.ledger.clone());
+    stopping.fail_delivery_reads(true);
+    let mut svc = w.svc.clone();
+    svc.ledger = Arc::new(stopping);
+    svc
+}
+
+/// `w`'s services on a ledger whose next write of a call meets another writer's first.
+fn racing_the_next_call_write(w: &World) -> Services {
+    let racing = callsync_tests::faults::FailingLedger::new(w.svc.ledger.clone());
+    racing.race_next_call_write();
+    let mut svc = w.svc.clone();
+    svc.ledger = Arc::new(racing);
+    svc
 }

@@ -1293,10 +1293,15 @@ mod tests {
 
     /// `n` calls, each with `result`, the last of the file the earliest of the day.
     fn latest_first_as(n: u64, result: &str) -> String {
+        calls_at(n, result, |i| 10 * 3600 + (n - i))
+    }
+
+    /// `n` calls of DAY, each with `result`, call `i` at `second(i)` seconds after midnight.
+    fn calls_at(n: u64, result: &str, second: impl Fn(u64) -> u64) -> String {
         let mut text =
             String::from("id,account number,first name,last name,phone dialed,start time,result\n");
         for i in 1..=n {
-            let at = 10 * 3600 + (n - i);
+            let at = second(i);
             let (h, m, s) = (at / 3600, at / 60 % 60, at % 60);
             text.push_str(&format!(
                 "{i},ny14-van-{i},A,B,2125550101,21-11-2026 {h:02}:{m:02}:{s:02},{result}\n"
@@ -1975,20 +1980,8 @@ mod tests {
     /// `n` VAN-bound calls of DAY in call-id order; the rows of `earliest` are the day's
     /// first calls (the budget keeps them), the rest later.
     fn calls_with_earliest(n: u64, earliest: &[u64]) -> String {
-        let mut text =
-            String::from("id,account number,first name,last name,phone dialed,start time,result\n");
-        for i in 1..=n {
-            let at = if earliest.contains(&i) {
-                9 * 3600 + i
-            } else {
-                10 * 3600 + i
-            };
-            let (h, m, s) = (at / 3600, at / 60 % 60, at % 60);
-            text.push_str(&format!(
-                "{i},ny14-van-{i},A,B,2125550101,21-11-2026 {h:02}:{m:02}:{s:02},Agent Cust 3\n"
-            ));
-        }
-        text
+        let hour = |i: u64| if earliest.contains(&i) { 9 } else { 10 };
+        calls_at(n, "Agent Cust 3", |i| hour(i) * 3600 + i)
     }
 
     #[tokio::test]
