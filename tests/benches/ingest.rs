@@ -3,7 +3,7 @@
 //! result normalised) and then the planner — against the csv crate alone parsing the same
 //! bytes into byte records. Rows are read as a night reads them, a batch of
 //! `ingest::BATCH_ROWS` at a time, planned, and let go. Prints each as a ratio of the csv crate's time, measured in one
-//! run (best of five each), so a machine's speed cancels out.
+//! run (the best of eleven rounds, the three taken in turn), so a machine's speed cancels out.
 
 use std::time::{Duration, Instant};
 
@@ -16,16 +16,34 @@ use callsync_tests::demo_data::cdr_night;
 
 const CALLS: u64 = 100_000;
 
-fn best_of<T>(runs: usize, mut work: impl FnMut() -> T) -> (Duration, T) {
-    let mut best = Duration::MAX;
-    let mut last = None;
-    for _ in 0..runs {
+/// Rounds of the three measurements, taken in turn so that a machine busy for a moment
+/// slows one round of each rather than every run of one; the best round of each counts.
+const ROUNDS: usize = 11;
+
+/// The best time of the runs of one piece of work, and its last answer.
+struct Best<T> {
+    time: Duration,
+    out: Option<T>,
+}
+
+impl<T> Best<T> {
+    fn new() -> Self {
+        Self {
+            time: Duration::MAX,
+            out: None,
+        }
+    }
+
+    fn run(&mut self, work: impl FnOnce() -> T) {
         let started = Instant::now();
         let out = work();
-        best = best.min(started.elapsed());
-        last = Some(out);
+        self.time = self.time.min(started.elapsed());
+        self.out = Some(out);
     }
-    (best, last.expect("at least one run"))
+
+    fn take(self) -> (Duration, T) {
+        (self.time, self.out.expect("at least one round"))
+    }
 }
 
 fn main() {
@@ -60,7 +78,7 @@ fn main() {
         candidate.zone.clone(),
     );
 
-    let (raw, fields) = best_of(5, || {
+    let raw_csv = || {
         let mut csv = csv::ReaderBuilder::new().from_reader(bytes.as_slice());
         let mut record = csv::ByteRecord::new();
         let mut fields = 0usize;
@@ -68,9 +86,9 @@ fn main() {
             fields += record.len();
         }
         fields
-    });
+    };
     // As a night reads: a batch of rows at a time, planned and let go before the next.
-    let (read, calls) = best_of(5, || {
+    let read_only = || {
         let mut rows = reader.rows(bytes.as_slice()).expect("a usable header");
         let mut calls = 0usize;
         loop {
@@ -84,8 +102,8 @@ fn main() {
                 .filter(|row| matches!(row, RowOutcome::Call(_)))
                 .count();
         }
-    });
-    let (read_and_plan, planned) = best_of(5, || {
+    };
+    let read_and_plan = || {
         let mut rows = reader.rows(bytes.as_slice()).expect("a usable header");
         let mut planned = 0usize;
         loop {
@@ -103,9 +121,19 @@ fn main() {
                 .filter(|p| matches!(p, planning::Plan::Van(_)))
                 .count();
         }
-    });
+    };
+    let (mut best_raw, mut best_read, mut best_plan) = (Best::new(), Best::new(), Best::new());
+    for _ in 0..ROUNDS {
+        best_raw.run(raw_csv);
+        best_read.run(read_only);
+        best_plan.run(read_and_plan);
+    }
+    let ((raw, fields), (read, calls), (read_and_plan, planned)) =
+        (best_raw.take(), best_read.take(), best_plan.take());
     let mib = bytes.len() as f64 / (1024.0 * 1024.0);
-    println!("ingest: {CALLS} CDR rows, {mib:.1} MiB ({fields} fields), best of five each");
+    println!(
+        "ingest: {CALLS} CDR rows, {mib:.1} MiB ({fields} fields), best of {ROUNDS} rounds each, taken in turn"
+    );
     println!(
         "  the csv crate, byte records:        {:>7.1} ms (1.00×)",
         raw.as_secs_f64() * 1000.0

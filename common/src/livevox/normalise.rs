@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use jiff::civil::DateTime;
+use jiff::civil::{Date, DateTime};
 use jiff::tz::{AmbiguousOffset, TimeZone};
 
 use crate::call::{Account, AccountError, AccountPattern, Call, CallId, CallText};
@@ -152,10 +152,22 @@ pub fn normalise(raw: RawCall<'_>, accounts: &AccountPattern, zone: &TimeZone) -
 pub struct Memo {
     /// The last local hour read and its offset, when the zone keeps one offset all of it.
     hour: Option<(DateTime, jiff::tz::Offset)>,
+    /// That hour as LiveVox's format writes it (`dd-mm-yyyy HH`), when it was read in that
+    /// format: a value that starts with it is read from its minutes and seconds alone.
+    hour_text: Option<HourText>,
     /// Result texts seen, with their keys.
     results: Vec<(Arc<str>, ResultKey)>,
     services: Vec<Arc<str>>,
     campaigns: Vec<Arc<str>>,
+}
+
+/// A local hour of one offset, as [`DEFAULT_TIME_FORMAT`] writes its start.
+#[derive(Debug)]
+struct HourText {
+    text: [u8; 13],
+    /// The Unix second the hour starts at.
+    start: i64,
+    date: Date,
 }
 
 /// How many distinct values of each kind a [`Memo`] keeps: a dialer has a few dozen
@@ -205,6 +217,7 @@ impl Memo {
         let at = zone.to_ambiguous_timestamp(civil);
         let exact = matches!(at.offset(), AmbiguousOffset::Unambiguous { .. });
         let ts = at.compatible()?;
+        self.hour_text = None;
         let last = hour.date().at(hour.hour(), 59, 59, 999_999_999);
         if let (
             AmbiguousOffset::Unambiguous { offset: first },
@@ -217,6 +230,47 @@ impl Memo {
             self.hour = Some((hour, first));
         }
         Ok((ts, exact.then_some(civil)))
+    }
+
+    /// The instant and local date of `text` in LiveVox's format when it lies in the hour
+    /// read last (the rows of a night run through it hour by hour), without parsing the
+    /// date or asking the zone; `None` when it does not, and the general path reads it.
+    fn in_last_hour(&self, text: &[u8]) -> Option<(Timestamp, Date)> {
+        let hour = self.hour_text.as_ref()?;
+        let [m1, m2, b':', s1, s2] = *text.strip_prefix(&hour.text)?.strip_prefix(b":")? else {
+            return None;
+        };
+        let two = |a: u8, b: u8| {
+            (a.is_ascii_digit() && b.is_ascii_digit())
+                .then(|| i64::from((a - b'0') * 10 + (b - b'0')))
+        };
+        let (minute, second) = (two(m1, m2)?, two(s1, s2)?);
+        if minute > 59 || second > 59 {
+            return None;
+        }
+        let at = Timestamp::from_second(hour.start + minute * 60 + second).ok()?;
+        Some((at, hour.date))
+    }
+
+    /// Remembers `text` (read in LiveVox's format as `civil`) as the hour read last, when
+    /// the zone keeps one offset all of it.
+    fn note_hour_text(&mut self, text: &[u8], civil: DateTime) {
+        let Some((hour, offset)) = self.hour else {
+            return;
+        };
+        let (Some(prefix), Ok(start)) = (
+            text.get(..13).and_then(|p| <[u8; 13]>::try_from(p).ok()),
+            offset.to_timestamp(hour),
+        ) else {
+            return;
+        };
+        if hour.date() == civil.date() && hour.hour() == civil.hour() {
+            self.hour_text = Some(HourText {
+                text: prefix,
+                start: start.as_second(),
+                date: hour.date(),
+            });
+        }
     }
 }
 
@@ -314,7 +368,7 @@ fn build(
         ));
     }
 
-    let (started_at, local) = match &raw.start {
+    let (started_at, local_date) = match &raw.start {
         None => {
             return Err(bad(
                 &names.start,
@@ -359,7 +413,7 @@ fn build(
         result_text,
         service: non_empty(raw.service.as_deref()).map(|s| shared(&mut memo.services, s)),
         campaign: non_empty(raw.campaign.as_deref()).map(|c| shared(&mut memo.campaigns, c)),
-        local_date: local.map_or_else(|| zone.to_datetime(started_at).date(), |l| l.date()),
+        local_date,
         origin: None,
     }))
 }
@@ -371,9 +425,9 @@ fn resolve(
     time: &RawTime,
     zone: &TimeZone,
     memo: &mut Memo,
-) -> Result<(Timestamp, Option<DateTime>), (String, String)> {
+) -> Result<(Timestamp, Date), (String, String)> {
     let (at, local) = read_time(time, zone, memo)?;
-    let local = local.unwrap_or_else(|| zone.to_datetime(at));
+    let local = local.unwrap_or_else(|| zone.to_datetime(at).date());
     if local.year() < EARLIEST_CALL_YEAR {
         let value = match time {
             RawTime::Local { text, .. } => text.trim().to_owned(),
@@ -390,20 +444,25 @@ fn resolve(
             format!("is before {EARLIEST_CALL_YEAR}, which cannot be a call's date — {hint}"),
         ));
     }
-    Ok((at, Some(local)))
+    Ok((at, local))
 }
 
-/// The instant, and the local time when it is unambiguous.
+/// The instant, and the local date when the local time is unambiguous.
 fn read_time(
     time: &RawTime,
     zone: &TimeZone,
     memo: &mut Memo,
-) -> Result<(Timestamp, Option<DateTime>), (String, String)> {
+) -> Result<(Timestamp, Option<Date>), (String, String)> {
     match time {
         RawTime::Instant(ts) => Ok((*ts, None)),
         RawTime::Local { text, format } => {
             let text = trim(text);
-            let civil = match day_month_year(format, text) {
+            let livevox = *format == crate::livevox::cdr::DEFAULT_TIME_FORMAT;
+            if livevox && let Some((at, date)) = memo.in_last_hour(text.as_bytes()) {
+                return Ok((at, Some(date)));
+            }
+            let shaped = livevox.then(|| day_month_year(text)).flatten();
+            let civil = match shaped {
                 Some(civil) => civil,
                 None => jiff::fmt::strtime::parse(&**format, text)
                     .and_then(|tm| tm.to_datetime())
@@ -416,7 +475,7 @@ fn read_time(
                         )
                     })?,
             };
-            memo.instant(zone, civil).map_err(|e| {
+            let (at, local) = memo.instant(zone, civil).map_err(|e| {
                 (
                     text.to_owned(),
                     format!(
@@ -424,18 +483,19 @@ fn read_time(
                         zone.iana_name().unwrap_or("given")
                     ),
                 )
-            })
+            })?;
+            if shaped.is_some() {
+                memo.note_hour_text(text.as_bytes(), civil);
+            }
+            Ok((at, local.map(|l| l.date())))
         }
     }
 }
 
-/// LiveVox's own format, `%d-%m-%Y %H:%M:%S`, read without the general parser (it reads
-/// the format again for every value); `None` for any other format or a value that is not
-/// exactly that shape, which the general parser then reads (or explains).
-fn day_month_year(format: &str, text: &str) -> Option<DateTime> {
-    if format != crate::livevox::cdr::DEFAULT_TIME_FORMAT {
-        return None;
-    }
+/// A value in LiveVox's own format, `%d-%m-%Y %H:%M:%S`, read without the general parser
+/// (it reads the format again for every value); `None` for a value that is not exactly
+/// that shape, which the general parser then reads (or explains).
+fn day_month_year(text: &str) -> Option<DateTime> {
     let b = text.as_bytes();
     if b.len() != 19
         || b[2] != b'-'
@@ -555,6 +615,65 @@ mod tests {
         assert_eq!(call.phone.unwrap().digits(), "2125550143");
         assert_eq!(call.service, None, "blank service is no service");
         assert_eq!(call.campaign.as_deref(), Some("88"));
+    }
+
+    /// What a row with start time `text` becomes: its instant and local date, or the
+    /// error's value and reason.
+    fn read_start(text: &str, zone: &TimeZone, memo: &mut Memo) -> Result<(String, Date), String> {
+        match normalise_in(raw(text), &AccountPattern::default(), zone, memo) {
+            RowOutcome::Call(call) => Ok((call.started_at.to_string(), call.local_date)),
+            RowOutcome::Bad(err) => Err(format!("{:?}: {}", err.value, err.reason)),
+            RowOutcome::TestAccount => panic!("not a test account"),
+        }
+    }
+
+    #[test]
+    fn rows_read_in_turn_are_placed_as_each_read_alone_through_dst_changes() {
+        // Both of 2026's changes in New York and Lord Howe's half-hour one, at steps that
+        // land every minute and second of an hour sooner or later; a value in the hour
+        // just read but odd after it (a leap second, a letter, cut short) must be read as
+        // it would be alone.
+        let cases = [
+            ("America/New_York", jiff::civil::date(2026, 3, 7)),
+            ("America/New_York", jiff::civil::date(2026, 10, 31)),
+            ("Australia/Lord_Howe", jiff::civil::date(2026, 4, 4)),
+        ];
+        for (name, day) in cases {
+            let zone = TimeZone::get(name).unwrap();
+            let mut memo = Memo::default();
+            let mut at = day.at(0, 0, 0, 0);
+            let end = day.at(0, 0, 0, 0) + jiff::Span::new().hours(48);
+            let mut step = 0;
+            while at < end {
+                let text = at.strftime("%d-%m-%Y %H:%M:%S").to_string();
+                let in_turn = read_start(&text, &zone, &mut memo);
+                assert_eq!(
+                    in_turn,
+                    read_start(&text, &zone, &mut Memo::default()),
+                    "{name} {text}"
+                );
+                assert!(in_turn.is_ok(), "{name} {text}: {in_turn:?}");
+                let odd_ones = if step % 4 == 0 {
+                    &[":60:00", ":00:60", ":5x:00", ":00", ":00:000"][..]
+                } else {
+                    &[]
+                };
+                for odd in odd_ones {
+                    let text = format!("{}{odd}", &text[..13]);
+                    let in_turn = read_start(&text, &zone, &mut memo);
+                    assert_eq!(
+                        in_turn,
+                        read_start(&text, &zone, &mut Memo::default()),
+                        "{name} {text}"
+                    );
+                    if odd.contains('x') || odd.len() == 3 {
+                        assert!(in_turn.is_err(), "{name} {text}");
+                    }
+                }
+                at += jiff::Span::new().minutes(11).seconds(7);
+                step += 1;
+            }
+        }
     }
 
     #[test]
