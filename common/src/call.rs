@@ -299,13 +299,23 @@ fn default_parts(account: &str) -> Option<(Option<&str>, Option<&str>, &str)> {
     let district = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric());
     let state = |s: &str| s.len() == 2 && s.bytes().all(|b| b.is_ascii_alphabetic());
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    // At most five parts, held on the stack: this runs for every row of a night.
-    let mut parts = [""; 5];
+    // At most four parts, found in one pass over the bytes and held on the stack: this
+    // runs for every row of a night. A fifth part matches no form.
+    let mut parts = [""; 4];
     let mut n = 0;
-    for part in account.splitn(5, '-') {
-        parts[n] = part;
-        n += 1;
+    let mut start = 0;
+    for (i, b) in account.bytes().enumerate() {
+        if b == b'-' {
+            if n == 3 {
+                return None;
+            }
+            parts[n] = &account[start..i];
+            n += 1;
+            start = i + 1;
+        }
     }
+    parts[n] = &account[start..];
+    n += 1;
     match &parts[..n] {
         [id] if digits(id) => Some((None, None, id)),
         [sys, id] if is_system(sys) && digits(id) => Some((None, Some(sys), id)),
@@ -424,7 +434,7 @@ impl AccountPattern {
     }
 
     pub fn parse(&self, account: &str) -> Result<Account, AccountError> {
-        let account = account.trim();
+        let account = crate::values::trim(account);
         // Unicode case folding and digits are the engines' to judge: the shortcuts read
         // ASCII only.
         let ascii = account.is_ascii();

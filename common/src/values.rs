@@ -63,6 +63,16 @@ impl fmt::Display for CandidateSlug {
     }
 }
 
+/// `text` without surrounding whitespace (Unicode's: a spreadsheet's no-break space too),
+/// without looking further when it starts and ends with a visible ASCII character, as
+/// nearly every field of a night's rows does.
+pub fn trim(text: &str) -> &str {
+    match (text.as_bytes().first(), text.as_bytes().last()) {
+        (Some(first), Some(last)) if first.is_ascii_graphic() && last.is_ascii_graphic() => text,
+        _ => text.trim(),
+    }
+}
+
 /// A person's id in VAN (`vanId`): always positive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "u64", into = "u64")]
@@ -98,14 +108,18 @@ impl From<VanId> for u64 {
 impl FromStr for VanId {
     type Err = ValueError;
     fn from_str(raw: &str) -> Result<Self, Self::Err> {
-        let trimmed = raw.trim();
-        if trimmed.is_empty() || !trimmed.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(ValueError::VanId(raw.to_owned()));
-        }
-        trimmed
-            .parse::<u64>()
-            .ok()
-            .and_then(|n| Self::new(n).ok())
+        // Digits only (no sign, unlike `u64`'s parser), read in one pass: every row of a
+        // night has one.
+        let digits = trim(raw).as_bytes();
+        let id = match digits {
+            [] => None,
+            _ => digits.iter().try_fold(0u64, |n, &b| {
+                b.is_ascii_digit()
+                    .then_some(())
+                    .and_then(|()| n.checked_mul(10)?.checked_add(u64::from(b - b'0')))
+            }),
+        };
+        id.and_then(|n| Self::new(n).ok())
             .ok_or_else(|| ValueError::VanId(raw.to_owned()))
     }
 }
@@ -455,6 +469,21 @@ mod tests {
         assert!("0".parse::<VanId>().is_err());
         assert!("12a".parse::<VanId>().is_err());
         assert!("-5".parse::<VanId>().is_err());
+        assert!(
+            "+5".parse::<VanId>().is_err(),
+            "no sign, which u64's parser takes"
+        );
+        assert!("".parse::<VanId>().is_err());
+        assert!("18446744073709551616".parse::<VanId>().is_err(), "past u64");
+        assert_eq!(
+            "\u{a0}42 ".parse::<VanId>().unwrap().get(),
+            42,
+            "a spreadsheet's no-break space around it"
+        );
+        assert_eq!(
+            "18446744073709551615".parse::<VanId>().unwrap().get(),
+            u64::MAX
+        );
         assert!(serde_json::from_str::<VanId>("0").is_err());
     }
 

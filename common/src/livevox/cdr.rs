@@ -447,6 +447,7 @@ impl<R: Read> Read for LfLines<R> {
 fn raw<'a>(
     layout: &'a Layout,
     file: &'a str,
+    position: &Arc<CdrFile>,
     format: &'a str,
     record: &'a csv::StringRecord,
     line: u64,
@@ -463,6 +464,10 @@ fn raw<'a>(
             file: Cow::Borrowed(file),
             line,
         },
+        position: Some(CdrPosition {
+            file: Arc::clone(position),
+            line,
+        }),
         fields: &layout.fields,
         call_id: text(layout.call_id),
         account: text(layout.account),
@@ -504,18 +509,20 @@ impl<R: Read> Iterator for Rows<R> {
             Ok(false) => None,
             Ok(true) => {
                 let line = self.record.position().map_or(0, csv::Position::line);
-                let raw = raw(&self.layout, &self.file, &self.format, &self.record, line);
-                let outcome = normalise_in(raw, &self.accounts, &self.zone, &mut self.memo);
-                Some(match outcome {
-                    RowOutcome::Call(mut call) => {
-                        call.origin = Some(CdrPosition {
-                            file: Arc::clone(&self.position),
-                            line,
-                        });
-                        RowOutcome::Call(call)
-                    }
-                    other => other,
-                })
+                let raw = raw(
+                    &self.layout,
+                    &self.file,
+                    &self.position,
+                    &self.format,
+                    &self.record,
+                    line,
+                );
+                Some(normalise_in(
+                    raw,
+                    &self.accounts,
+                    &self.zone,
+                    &mut self.memo,
+                ))
             }
             Err(err) => match err.kind() {
                 csv::ErrorKind::Utf8 { pos, err: utf8 } => {

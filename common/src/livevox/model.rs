@@ -101,6 +101,7 @@ impl CallDetail {
                 file: CALL_DETAIL_SOURCE.into(),
                 line: index + 1,
             },
+            position: None,
             fields: &CALL_DETAIL_FIELDS,
             call_id: text(&self.call_id),
             account: text(&self.account),

@@ -9,8 +9,8 @@ use jiff::Timestamp;
 use jiff::civil::{Date, DateTime};
 use jiff::tz::{AmbiguousOffset, TimeZone};
 
-use crate::call::{Account, AccountError, AccountPattern, Call, CallId, CallText};
-use crate::values::{PhoneNumber, ResultKey};
+use crate::call::{Account, AccountError, AccountPattern, Call, CallId, CallText, CdrPosition};
+use crate::values::{PhoneNumber, ResultKey, trim};
 
 /// Where a raw row came from, for error messages: a file and its physical line, or (API
 /// rows) the endpoint and the row's position in the result, counted from 1.
@@ -47,6 +47,8 @@ pub enum RawTime<'a> {
 #[derive(Clone)]
 pub struct RawCall<'a> {
     pub origin: RowOrigin<'a>,
+    /// Where the call is kept as coming from (a CDR file's line), handed on to the call.
+    pub position: Option<CdrPosition>,
     pub fields: &'a FieldNames,
     pub call_id: Cow<'a, str>,
     pub account: Cow<'a, str>,
@@ -65,6 +67,7 @@ impl fmt::Debug for RawCall<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RawCall")
             .field("origin", &self.origin)
+            .field("position", &self.position)
             .field("call_id", &self.call_id)
             .field("account", &self.account)
             .field("first_name", &"<redacted>")
@@ -414,7 +417,7 @@ fn build(
         service: non_empty(raw.service.as_deref()).map(|s| shared(&mut memo.services, s)),
         campaign: non_empty(raw.campaign.as_deref()).map(|c| shared(&mut memo.campaigns, c)),
         local_date,
-        origin: None,
+        origin: raw.position,
     }))
 }
 
@@ -528,16 +531,6 @@ fn non_empty(value: Option<&str>) -> Option<&str> {
     value.map(trim).filter(|v| !v.is_empty())
 }
 
-/// `text` without surrounding whitespace (Unicode's: a spreadsheet's no-break space too),
-/// without looking further when it starts and ends with a visible ASCII character, as
-/// nearly every field does.
-fn trim(text: &str) -> &str {
-    match (text.as_bytes().first(), text.as_bytes().last()) {
-        (Some(first), Some(last)) if first.is_ascii_graphic() && last.is_ascii_graphic() => text,
-        _ => text.trim(),
-    }
-}
-
 /// Hides every digit but the last four, for values that may be phone numbers.
 pub(crate) fn mask_digits(raw: &str) -> String {
     let total = raw.chars().filter(char::is_ascii_digit).count();
@@ -577,6 +570,7 @@ mod tests {
                 file: "calls.csv".into(),
                 line: 7,
             },
+            position: None,
             fields: fields(),
             call_id: "101312525040".into(),
             account: "ny14-van-18372073".into(),
