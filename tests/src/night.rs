@@ -15,7 +15,77 @@ use callsync::ports::Clock;
 use callsync::services::Services;
 use jiff::Timestamp;
 
+use crate::fake_van::{FakeVan, VanData};
 use crate::harness::LocalStack;
+
+pub use crate::api::VAN_SECRET;
+
+/// 09:00 in New York on 22 Nov 2026: past the 03:00 sync hour, so the 21st is due.
+pub const MORNING: &str = "2026-11-22T14:00:00Z";
+
+/// The candidate "night" the destination tests share: New York, VAN for synced calls
+/// ("Agent Cust 1" strong support, "Agent Cust 3" a wrong number) and the CSV for "No
+/// Answer", its report sent to `report`; each field of `more` (its `destinations`,
+/// mostly) set over it.
+pub fn night_doc(report: &str, more: serde_json::Value) -> callsync::candidate::CandidateDoc {
+    let mut doc = serde_json::json!({
+        "slug": "night", "display_name": "Night for Congress", "time_zone": "America/New_York",
+        "sync_hour": 3, "source": {"cdr": {}}, "strategy": "full",
+        "van": {"secret_name": "callsync/night/van", "database_mode": "voter_file"},
+        "results": [
+            {"result": "Agent Cust 1", "display_name": "Strong support", "success": true,
+             "survey_responses": [{"question_id": 2300, "response_id": 9100}], "sync": true},
+            {"result": "Agent Cust 3", "display_name": "Wrong number", "success": false,
+             "result_code_id": 20, "sync": true},
+            {"result": "No Answer", "display_name": "No answer", "success": false,
+             "result_code_id": 1, "csv": true}
+        ],
+        "notify": {"webhook_url": report}
+    });
+    for (field, value) in more.as_object().expect("`more` is an object") {
+        doc[field] = value.clone();
+    }
+    serde_json::from_value(doc).expect("a candidate document")
+}
+
+/// What a destination test's night stands on: the fake VAN, a local stack, the sync's
+/// services on a clock the test moves (at [`MORNING`]) and the webhook the report goes to.
+#[derive(Debug)]
+pub struct NightStack {
+    pub van: FakeVan,
+    pub stack: LocalStack,
+    pub svc: Services,
+    pub clock: Arc<TestClock>,
+    pub report: Webhook,
+}
+
+impl NightStack {
+    /// The fake VAN knowing the people `people` (by VAN id), and a local stack with the
+    /// night's VAN key and `secrets`, reaching that VAN and what `vars` names.
+    pub async fn up(
+        people: std::ops::RangeInclusive<u64>,
+        secrets: &[(&str, String)],
+        vars: &[(&str, String)],
+    ) -> NightStack {
+        let van = FakeVan::start(VanData::demo()).await;
+        van.add_people(people);
+        let mut all_secrets = vec![("callsync/night/van", VAN_SECRET.to_owned())];
+        all_secrets.extend(secrets.iter().cloned());
+        let mut all_vars = vec![("CALLSYNC_VAN_BASE_URL", van.base_url())];
+        all_vars.extend(vars.iter().cloned());
+        let stack = LocalStack::up(&all_secrets, &all_vars).await;
+        let clock = TestClock::new(MORNING);
+        let svc = services(&stack, clock.clone());
+        let report = Webhook::start().await;
+        NightStack {
+            van,
+            stack,
+            svc,
+            clock,
+            report,
+        }
+    }
+}
 
 /// A clock the test sets.
 #[derive(Debug)]

@@ -13,18 +13,17 @@ use callsync::ledger::{CallKey, CallState, DayKey, DeliveryKey, DeliveryRecord, 
 use callsync::services::Services;
 use callsync::values::CandidateSlug;
 use callsync_tests::fake_action_network::{FakeActionNetwork, RATE_PER_SECOND};
-use callsync_tests::fake_van::{FakeVan, VanData};
+use callsync_tests::fake_van::FakeVan;
 use callsync_tests::harness::{
     Answer, LocalStack, TEST_TOKEN, event, for_candidate, request, with_token,
 };
 use callsync_tests::night::{
-    TestClock, Webhook, cdr_row, drain, drop_cdr, run_day, services, ten_call_night, tick,
+    NightStack, TestClock, Webhook, cdr_row, drain, drop_cdr, night_doc, run_day, ten_call_night,
+    tick,
 };
 use jiff::civil::{Date, date};
 use serde_json::{Value, json};
 
-const VAN_SECRET: &str = r#"{"application_name":"callsync-demo","api_key":"demo-van-key"}"#;
-const MORNING: &str = "2026-11-22T14:00:00Z";
 const DAY: Date = date(2026, 11, 21);
 const AN: &str = "supporters";
 const KEY: &str = "an-test-key-1f0c";
@@ -56,27 +55,15 @@ fn day(date: Date) -> DayKey {
 /// every call: supporters tagged (and no longer "not home"), wrong numbers tagged by their
 /// display name, no-answers tagged "not home"; the last result and date in custom fields.
 fn doc(report: &str, secret: &str, tags: Value) -> callsync::candidate::CandidateDoc {
-    serde_json::from_value(json!({
-        "slug": "night", "display_name": "Night for Congress", "time_zone": "America/New_York",
-        "sync_hour": 3, "source": {"cdr": {}}, "strategy": "full",
-        "van": {"secret_name": "callsync/night/van", "database_mode": "voter_file"},
-        "results": [
-            {"result": "Agent Cust 1", "display_name": "Strong support", "success": true,
-             "survey_responses": [{"question_id": 2300, "response_id": 9100}], "sync": true},
-            {"result": "Agent Cust 3", "display_name": "Wrong number", "success": false,
-             "result_code_id": 20, "sync": true},
-            {"result": "No Answer", "display_name": "No answer", "success": false,
-             "result_code_id": 1, "csv": true}
-        ],
-        "destinations": [
+    night_doc(
+        report,
+        json!({"destinations": [
             {"name": "van", "kind": "van"},
             {"name": AN, "kind": "action_network", "secret_name": secret, "select": "all",
              "results": tags,
              "custom_fields": {"last_call_result": "display_name", "last_call_date": "local_date"}}
-        ],
-        "notify": {"webhook_url": report}
-    }))
-    .unwrap()
+        ]}),
+    )
 }
 
 fn tags() -> Value {
@@ -88,29 +75,25 @@ fn tags() -> Value {
 }
 
 async fn world_with(key_in_secret: &str, tags: Value) -> World {
-    let van = FakeVan::start(VanData::demo()).await;
-    van.add_people(100_001..=100_099);
     let an = FakeActionNetwork::start(KEY, &[SUPPORTER, NOT_HOME, WRONG, "Volunteer"]).await;
     // Candidate secrets are shared by every stack on one moto: a name of this world's own.
     let secret_name = format!("callsync/night/an-{:08x}", fastrand::u32(..));
-    let stack = LocalStack::up(
-        &[
-            ("callsync/night/van", VAN_SECRET.into()),
-            (
-                secret_name.as_str(),
-                json!({ "api_key": key_in_secret }).to_string(),
-            ),
-        ],
-        &[
-            ("CALLSYNC_VAN_BASE_URL", van.base_url()),
-            ("CALLSYNC_ACTION_NETWORK_BASE_URL", an.base_url.clone()),
-        ],
+    let NightStack {
+        van,
+        stack,
+        mut svc,
+        clock,
+        report,
+    } = NightStack::up(
+        100_001..=100_099,
+        &[(
+            secret_name.as_str(),
+            json!({ "api_key": key_in_secret }).to_string(),
+        )],
+        &[("CALLSYNC_ACTION_NETWORK_BASE_URL", an.base_url.clone())],
     )
     .await;
-    let clock = TestClock::new(MORNING);
-    let mut svc = services(&stack, clock.clone());
     svc.settings.requeue_stale_after = Duration::from_secs(3600);
-    let report = Webhook::start().await;
     svc.config
         .put(&doc(&report.url, &secret_name, tags))
         .await

@@ -14,13 +14,13 @@ use callsync_tests::fake_van::{FakeVan, VanData};
 use callsync_tests::harness::{
     Answer, LocalStack, TEST_TOKEN, event, for_candidate, request, with_token,
 };
-use callsync_tests::night::{TestClock, Webhook, cdr_row, drain, drop_cdr, services};
+use callsync_tests::night::{
+    MORNING, TestClock, VAN_SECRET, Webhook, cdr_row, drain, drop_cdr, services,
+};
 use jiff::civil::{Date, date};
 use serde_json::{Value, json};
 
-const VAN_SECRET: &str = r#"{"application_name":"callsync-demo","api_key":"demo-van-key"}"#;
 const SIGNING_SECRET: &str = "whsec-test-0f3c9a6b2e71d48c5a09f3e7b1c2d4a6";
-const MORNING: &str = "2026-11-22T14:00:00Z";
 const DAY: Date = date(2026, 11, 21);
 // Candidate secrets are shared by every stack on one moto: these candidates' names are
 // their own, so a secret one test lacks is not another test's.

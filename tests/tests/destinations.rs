@@ -19,19 +19,16 @@ use callsync::services::Services;
 use callsync::values::CandidateSlug;
 use callsync_tests::fake_receiver::{Behaviour, Receiver};
 use callsync_tests::fake_tls::{self, Pki, TlsReceiver};
-use callsync_tests::fake_van::{FakeVan, VanData};
+use callsync_tests::fake_van::FakeVan;
 use callsync_tests::harness::LocalStack;
 use callsync_tests::night::{
-    TestClock, Webhook, cdr_row, drain, drain_killing, drop_cdr, objects, run_day, services,
-    ten_call_night, tick,
+    NightStack, TestClock, Webhook, cdr_row, drain, drain_killing, drop_cdr, objects, run_day,
+    services, ten_call_night, tick,
 };
 use jiff::civil::{Date, date};
 use serde_json::{Value, json};
 
-const VAN_SECRET: &str = r#"{"application_name":"callsync-demo","api_key":"demo-van-key"}"#;
 const SIGNING_SECRET: &str = "whsec-test-0f3c9a6b2e71d48c5a09f3e7b1c2d4a6";
-/// 09:00 in New York on 22 Nov: past the 03:00 sync hour, so the 21st is due.
-const MORNING: &str = "2026-11-22T14:00:00Z";
 const DAY: Date = date(2026, 11, 21);
 const HOOK: &str = "crm-hook";
 const ESB: &str = "city-esb";
@@ -140,25 +137,23 @@ fn tls_secret(pki: &Pki) -> Value {
 }
 
 async fn build(esb: Option<EsbSetup>) -> World {
-    let van = FakeVan::start(VanData::demo()).await;
-    van.add_people(100_001..=100_020);
-    let mut secrets = vec![
-        ("callsync/night/van", VAN_SECRET.into()),
-        (
-            "callsync/night/crm-hook",
-            json!({"signing_secret": SIGNING_SECRET}).to_string(),
-        ),
-    ];
+    let mut secrets = vec![(
+        "callsync/night/crm-hook",
+        json!({"signing_secret": SIGNING_SECRET}).to_string(),
+    )];
     if let Some(e) = &esb {
         secrets.push((e.secret_name.as_str(), e.secret.to_string()));
     }
-    let stack = LocalStack::up(&secrets, &[("CALLSYNC_VAN_BASE_URL", van.base_url())]).await;
-    let clock = TestClock::new(MORNING);
-    let mut svc = services(&stack, clock.clone());
+    let NightStack {
+        van,
+        stack,
+        mut svc,
+        clock,
+        report,
+    } = NightStack::up(100_001..=100_020, &secrets, &[]).await;
     // A failed try's delayed message comes back after real minutes, while these tests move
     // a clock of their own: the tick's sweep of messages taken for lost stands in for it.
     svc.settings.requeue_stale_after = Duration::from_secs(3600);
-    let report = Webhook::start().await;
     let receiver = Receiver::start(SIGNING_SECRET).await;
     let mut document = doc(&report.url, Some(&receiver.url), "Strong support");
     let esb = match esb {

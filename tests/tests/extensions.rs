@@ -15,16 +15,13 @@ use callsync::services::Services;
 use callsync::values::CandidateSlug;
 use callsync_tests::api::{ApiWorld, authed, demo_doc, with_body};
 use callsync_tests::fake_receiver::Receiver;
-use callsync_tests::fake_van::{FakeVan, VanData};
+use callsync_tests::fake_van::FakeVan;
 use callsync_tests::harness::LocalStack;
-use callsync_tests::night::{TestClock, Webhook, cdr_row, drain, drop_cdr, services};
+use callsync_tests::night::{NightStack, Webhook, cdr_row, drain, drop_cdr, night_doc};
 use jiff::civil::{Date, date};
 use serde_json::{Value, json};
 
-const VAN_SECRET: &str = r#"{"application_name":"callsync-demo","api_key":"demo-van-key"}"#;
 const SIGNING_SECRET: &str = "whsec-test-0f3c9a6b2e71d48c5a09f3e7b1c2d4a6";
-/// 09:00 in New York on 22 Nov: past the 03:00 sync hour, so the 21st is due.
-const MORNING: &str = "2026-11-22T14:00:00Z";
 const DAY: Date = date(2026, 11, 21);
 const HOOK: &str = "crm-hook";
 
@@ -46,45 +43,34 @@ fn day() -> DayKey {
 
 /// The night's document: VAN, a webhook that takes every call, and `more` merged in.
 fn doc(report: &str, hook: &str, more: Value) -> CandidateDoc {
-    let mut doc = json!({
-        "slug": "night", "display_name": "Night for Congress", "time_zone": "America/New_York",
-        "sync_hour": 3, "source": {"cdr": {}}, "strategy": "full",
-        "van": {"secret_name": "callsync/night/van", "database_mode": "voter_file"},
-        "results": [
-            {"result": "Agent Cust 1", "display_name": "Strong support", "success": true,
-             "survey_responses": [{"question_id": 2300, "response_id": 9100}], "sync": true},
-            {"result": "Agent Cust 3", "display_name": "Wrong number", "success": false,
-             "result_code_id": 20, "sync": true},
-            {"result": "No Answer", "display_name": "No answer", "success": false,
-             "result_code_id": 1, "csv": true}
-        ],
-        "notify": {"webhook_url": report},
+    let mut fields = json!({
         "destinations": [
             {"name": HOOK, "kind": "webhook", "url": hook, "select": "all",
              "secret_name": "callsync/night/crm-hook", "rate_limit": 50, "timeout_secs": 2}
         ]
     });
     for (k, v) in more.as_object().unwrap() {
-        doc[k] = v.clone();
+        fields[k] = v.clone();
     }
-    serde_json::from_value(doc).unwrap()
+    night_doc(report, fields)
 }
 
 async fn world(vars: &[(&str, String)], more: Value) -> World {
-    let van = FakeVan::start(VanData::demo()).await;
-    van.add_people(100_001..=100_010);
-    let secrets = [
-        ("callsync/night/van", VAN_SECRET.to_owned()),
-        (
+    let NightStack {
+        van,
+        stack,
+        svc,
+        report,
+        ..
+    } = NightStack::up(
+        100_001..=100_010,
+        &[(
             "callsync/night/crm-hook",
             json!({"signing_secret": SIGNING_SECRET}).to_string(),
-        ),
-    ];
-    let mut env = vec![("CALLSYNC_VAN_BASE_URL", van.base_url())];
-    env.extend(vars.iter().cloned());
-    let stack = LocalStack::up(&secrets, &env).await;
-    let svc = services(&stack, TestClock::new(MORNING));
-    let report = Webhook::start().await;
+        )],
+        vars,
+    )
+    .await;
     let receiver = Receiver::start(SIGNING_SECRET).await;
     svc.config
         .put(&doc(&report.url, &receiver.url, more))

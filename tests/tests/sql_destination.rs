@@ -15,16 +15,15 @@ use callsync::destinations::sql::{Database, Dialect, SCHEMA_VERSION};
 use callsync::ledger::{CallKey, CallState, DayKey, DeliveryKey, Receipt};
 use callsync::services::Services;
 use callsync::values::CandidateSlug;
-use callsync_tests::fake_van::{FakeVan, VanData};
+use callsync_tests::fake_van::FakeVan;
 use callsync_tests::harness::LocalStack;
 use callsync_tests::night::{
-    TestClock, Webhook, drain, drain_killing, drop_cdr, run_day, services, ten_call_night, tick,
+    NightStack, TestClock, Webhook, drain, drain_killing, drop_cdr, night_doc, run_day,
+    ten_call_night, tick,
 };
 use jiff::civil::{Date, date};
 use serde_json::{Value, json};
 
-const VAN_SECRET: &str = r#"{"application_name":"callsync-demo","api_key":"demo-van-key"}"#;
-const MORNING: &str = "2026-11-22T14:00:00Z";
 const DAY: Date = date(2026, 11, 21);
 const WAREHOUSE: &str = "warehouse";
 
@@ -124,47 +123,29 @@ struct World {
 /// The candidate: VAN for synced calls, the CSV for `csv` rows, and the warehouse for
 /// every call.
 fn doc(report: &str, prefix: &str, secret: &str) -> callsync::candidate::CandidateDoc {
-    serde_json::from_value(json!({
-        "slug": "night", "display_name": "Night for Congress", "time_zone": "America/New_York",
-        "sync_hour": 3, "source": {"cdr": {}}, "strategy": "full",
-        "van": {"secret_name": "callsync/night/van", "database_mode": "voter_file"},
-        "results": [
-            {"result": "Agent Cust 1", "display_name": "Strong support", "success": true,
-             "survey_responses": [{"question_id": 2300, "response_id": 9100}], "sync": true},
-            {"result": "Agent Cust 3", "display_name": "Wrong number", "success": false,
-             "result_code_id": 20, "sync": true},
-            {"result": "No Answer", "display_name": "No answer", "success": false,
-             "result_code_id": 1, "csv": true}
-        ],
-        "destinations": [
+    night_doc(
+        report,
+        json!({"destinations": [
             {"name": "van", "kind": "van"},
             {"name": WAREHOUSE, "kind": "sql", "secret_name": secret,
              "table_prefix": prefix, "select": "all"}
-        ],
-        "notify": {"webhook_url": report}
-    }))
-    .unwrap()
+        ]}),
+    )
 }
 
 /// A world whose warehouse is reached at `database_url` (the server's own, or a relay's).
 async fn world(dialect: Dialect, database_url: &str) -> World {
-    let van = FakeVan::start(VanData::demo()).await;
-    van.add_people(100_001..=100_020);
     // Candidate secrets are shared by every stack on one moto: a name of this world's own.
     let secret_name = format!("callsync/night/warehouse-{:08x}", fastrand::u32(..));
     let secret = json!({ "url": database_url }).to_string();
-    let stack = LocalStack::up(
-        &[
-            ("callsync/night/van", VAN_SECRET.into()),
-            (secret_name.as_str(), secret),
-        ],
-        &[("CALLSYNC_VAN_BASE_URL", van.base_url())],
-    )
-    .await;
-    let clock = TestClock::new(MORNING);
-    let mut svc = services(&stack, clock.clone());
+    let NightStack {
+        van,
+        stack,
+        mut svc,
+        clock,
+        report,
+    } = NightStack::up(100_001..=100_020, &[(secret_name.as_str(), secret)], &[]).await;
     svc.settings.requeue_stale_after = Duration::from_secs(3600);
-    let report = Webhook::start().await;
     let prefix = format!("t{:08x}_", fastrand::u32(..));
     svc.config
         .put(&doc(&report.url, &prefix, &secret_name))
