@@ -213,8 +213,11 @@ pub async fn open_file(
             }
             batch.push(outcome);
             if batch.len() == BATCH_ROWS {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS));
-                tx.blocking_send(full).map_err(|_| stopped())?;
+                // Handed on before the next batch's room is made: a reader waiting for
+                // the run holds one batch, not a full one and an empty one as large.
+                tx.blocking_send(std::mem::take(&mut batch))
+                    .map_err(|_| stopped())?;
+                batch.reserve_exact(BATCH_ROWS);
             }
         }
         cut_off = cut_off.or_else(|| crate::ports::read_failure(&failed));

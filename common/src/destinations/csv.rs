@@ -55,6 +55,9 @@ fn store_error(e: StoreError) -> DeliveryError {
 
 /// What the CSV writer hands the bucket at a time.
 const PIECE: usize = 256 * 1024;
+/// Room past [`PIECE`] in the writer's buffer for the row that crosses it: a buffer that
+/// had to grow for it would double, to twice the piece.
+const ROW_ROOM: usize = 16 * 1024;
 
 #[async_trait]
 impl BatchDestination for Csv {
@@ -103,6 +106,7 @@ impl BatchDestination for Csv {
         let mut file = Writer::new(
             &ctx.candidate.zone,
             ctx.candidate.van().map(|v| v.database_mode),
+            PIECE + ROW_ROOM,
         );
         file.row(&first);
         drop(first);
@@ -310,11 +314,15 @@ struct Writer<'z> {
     zone: &'z TimeZone,
     default_mode: Option<DatabaseMode>,
     rows: u64,
+    /// The bytes each buffer is made with.
+    capacity: usize,
 }
 
 impl<'z> Writer<'z> {
-    fn new(zone: &'z TimeZone, default_mode: Option<DatabaseMode>) -> Self {
-        let mut out = csv::Writer::from_writer(BOM.to_vec());
+    fn new(zone: &'z TimeZone, default_mode: Option<DatabaseMode>, capacity: usize) -> Self {
+        let mut buffer = Vec::with_capacity(capacity.max(BOM.len()));
+        buffer.extend_from_slice(BOM);
+        let mut out = csv::Writer::from_writer(buffer);
         // Writing to a Vec cannot fail; a record that somehow could not be written would
         // be missing from a file whose row numbers are receipts, so fail loudly instead.
         out.write_record(HEADER).expect("write to memory");
@@ -323,6 +331,7 @@ impl<'z> Writer<'z> {
             zone,
             default_mode,
             rows: 0,
+            capacity,
         }
     }
 
@@ -361,7 +370,12 @@ impl<'z> Writer<'z> {
         if held == 0 || held < at_least {
             return None;
         }
-        let full = std::mem::replace(&mut self.out, csv::Writer::from_writer(Vec::new()));
+        let next = if at_least == 0 {
+            Vec::new()
+        } else {
+            Vec::with_capacity(self.capacity)
+        };
+        let full = std::mem::replace(&mut self.out, csv::Writer::from_writer(next));
         Some(full.into_inner().expect("flush to memory"))
     }
 }
@@ -373,7 +387,7 @@ pub fn write(
     zone: &TimeZone,
     default_mode: Option<DatabaseMode>,
 ) -> Vec<u8> {
-    let mut file = Writer::new(zone, default_mode);
+    let mut file = Writer::new(zone, default_mode, 0);
     for record in records {
         file.row(record);
     }
