@@ -114,9 +114,10 @@ impl FromStr for VanId {
         let id = match digits {
             [] => None,
             _ => digits.iter().try_fold(0u64, |n, &b| {
-                b.is_ascii_digit()
-                    .then_some(())
-                    .and_then(|()| n.checked_mul(10)?.checked_add(u64::from(b - b'0')))
+                if !b.is_ascii_digit() {
+                    return None;
+                }
+                n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
             }),
         };
         id.and_then(|n| Self::new(n).ok())
