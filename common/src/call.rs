@@ -4,6 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use compact_str::CompactString;
 use jiff::Timestamp;
 use jiff::civil::Date;
 use regex::Regex;
@@ -12,10 +13,12 @@ use serde::{Deserialize, Serialize};
 use crate::values::DatabaseMode;
 use crate::values::{PhoneNumber, ResultKey, ValueError, VanId};
 
-/// The dialer's id for one call (LiveVox `id` / `callId`), kept as text.
+/// The dialer's id for one call (LiveVox `id` / `callId`), kept as text: inline when it is
+/// at most 24 bytes long (a dialer's ids are a dozen digits), so a call read costs no
+/// allocation for it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct CallId(pub String);
+pub struct CallId(pub CompactString);
 
 impl fmt::Display for CallId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -371,14 +371,16 @@ impl DestinationCounts {
             return;
         }
         let call_id = &r.call_key().call_id.0;
-        let at = self.errors.partition_point(|e| e.call_id <= *call_id);
+        let at = self
+            .errors
+            .partition_point(|e| e.call_id.as_str() <= call_id.as_str());
         if at >= ERRORS_LISTED {
             return;
         }
         self.errors.insert(
             at,
             DeliveryErrorLine {
-                call_id: call_id.clone(),
+                call_id: call_id.to_string(),
                 state: d.state,
                 code: d.error.as_ref().map(|e| e.code.clone()).unwrap_or_default(),
                 message: d

@@ -104,10 +104,10 @@ const MAX_BAD_ROW_ID_BYTES: usize = 512;
 fn bad_row_id(file: &str, line: u64) -> CallId {
     let id = format!("row:{file}:{line}");
     if id.len() <= MAX_BAD_ROW_ID_BYTES {
-        return CallId(id);
+        return CallId(id.into());
     }
     let hex = crate::values::sha256_hex(file.as_bytes());
-    CallId(format!("row:sha256-{hex}:{line}"))
+    CallId(format!("row:sha256-{hex}:{line}").into())
 }
 
 fn file_name(key: &str) -> &str {

@@ -1,9 +1,11 @@
 //! `cargo bench -p callsync-tests --bench ingest`: reading a 100,000-call CDR file — the
 //! CDR reader (CSV, column map, account pattern, times in the candidate's zone, phone and
 //! result normalised) and then the planner — against the csv crate alone parsing the same
-//! bytes into byte records. Rows are read as a night reads them, a batch of
-//! `ingest::BATCH_ROWS` at a time, planned, and let go. Prints each as a ratio of the csv crate's time, measured in one
-//! run (the best of eleven rounds, the three taken in turn), so a machine's speed cancels out.
+//! bytes into byte records, and into string records (each record's UTF-8 checked: the
+//! floor of any reader that hands on text). Rows are read as a night reads them, a batch of
+//! `ingest::BATCH_ROWS` at a time, planned, and let go. Prints each as a ratio of the csv
+//! crate's time, measured in one run (the best of eleven rounds, the four taken in turn),
+//! so a machine's speed cancels out.
 
 use std::time::{Duration, Instant};
 
@@ -16,7 +18,7 @@ use callsync_tests::demo_data::cdr_night;
 
 const CALLS: u64 = 100_000;
 
-/// Rounds of the three measurements, taken in turn so that a machine busy for a moment
+/// Rounds of the four measurements, taken in turn so that a machine busy for a moment
 /// slows one round of each rather than every run of one; the best round of each counts.
 const ROUNDS: usize = 11;
 
@@ -87,6 +89,17 @@ fn main() {
         }
         fields
     };
+    // The floor of any reader that hands on text: the same parse with each record's UTF-8
+    // checked, as the CDR reader's records are.
+    let string_csv = || {
+        let mut csv = csv::ReaderBuilder::new().from_reader(bytes.as_slice());
+        let mut record = csv::StringRecord::new();
+        let mut fields = 0usize;
+        while csv.read_record(&mut record).expect("the bench's CSV") {
+            fields += record.len();
+        }
+        fields
+    };
     // As a night reads: a batch of rows at a time, planned and let go before the next.
     let read_only = || {
         let mut rows = reader.rows(bytes.as_slice()).expect("a usable header");
@@ -122,14 +135,20 @@ fn main() {
                 .count();
         }
     };
-    let (mut best_raw, mut best_read, mut best_plan) = (Best::new(), Best::new(), Best::new());
+    let (mut best_raw, mut best_string, mut best_read, mut best_plan) =
+        (Best::new(), Best::new(), Best::new(), Best::new());
     for _ in 0..ROUNDS {
         best_raw.run(raw_csv);
+        best_string.run(string_csv);
         best_read.run(read_only);
         best_plan.run(read_and_plan);
     }
-    let ((raw, fields), (read, calls), (read_and_plan, planned)) =
-        (best_raw.take(), best_read.take(), best_plan.take());
+    let ((raw, fields), (string, _), (read, calls), (read_and_plan, planned)) = (
+        best_raw.take(),
+        best_string.take(),
+        best_read.take(),
+        best_plan.take(),
+    );
     let mib = bytes.len() as f64 / (1024.0 * 1024.0);
     println!(
         "ingest: {CALLS} CDR rows, {mib:.1} MiB ({fields} fields), best of {ROUNDS} rounds each, taken in turn"
@@ -137,6 +156,11 @@ fn main() {
     println!(
         "  the csv crate, byte records:        {:>7.1} ms (1.00×)",
         raw.as_secs_f64() * 1000.0
+    );
+    println!(
+        "  the csv crate, UTF-8 checked:       {:>7.1} ms ({:.2}×)",
+        string.as_secs_f64() * 1000.0,
+        string.as_secs_f64() / raw.as_secs_f64()
     );
     println!(
         "  CDR read + normalise ({calls} calls): {:>7.1} ms ({:.2}×)",

@@ -196,7 +196,7 @@ impl World {
             .await
             .unwrap()
             .into_iter()
-            .map(|d| (d.key.call.call_id.0.clone(), d))
+            .map(|d| (d.key.call.call_id.0.to_string(), d))
             .collect()
     }
 

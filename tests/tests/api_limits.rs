@@ -121,7 +121,7 @@ async fn a_day_with_more_errors_than_a_page_is_counted_whole_and_listed_page_by_
     for i in 0..errors {
         let key = CallKey {
             day: day.clone(),
-            call_id: callsync::call::CallId(format!("row:inbox/demo/a.csv:{:04}", i + 2)),
+            call_id: callsync::call::CallId(format!("row:inbox/demo/a.csv:{:04}", i + 2).into()),
         };
         let record = CallRecord::bad_row(key, format!("bad row {i}"), jiff::Timestamp::UNIX_EPOCH);
         assert!(w.svc.ledger.insert(&record).await.unwrap());

@@ -245,7 +245,7 @@ async fn deliveries_are_kept_per_call_and_destination_with_conditional_writes() 
         .await
         .unwrap()
         .into_iter()
-        .map(|r| r.key.call.call_id.0)
+        .map(|r| r.key.call.call_id.0.into())
         .collect();
     ids.sort();
     assert_eq!(
@@ -367,7 +367,7 @@ async fn a_day_returns_every_call_of_that_day_across_shards_and_nothing_else() {
     }
 
     let got = s.ledger.day(&day("pa07-lee", wanted)).await.unwrap();
-    let ids: Vec<String> = got.iter().map(|r| r.key.call_id.0.clone()).collect();
+    let ids: Vec<String> = got.iter().map(|r| r.key.call_id.0.to_string()).collect();
     assert_eq!(ids, expected.into_iter().collect::<Vec<_>>(), "all, by id");
     assert_eq!(ids.len(), 30);
     for r in &got {
@@ -435,7 +435,7 @@ async fn a_day_returns_every_call_of_that_day_across_shards_and_nothing_else() {
     assert_eq!(
         deliveries
             .iter()
-            .map(|d| d.key.call.call_id.0.clone())
+            .map(|d| d.key.call.call_id.0.to_string())
             .collect::<Vec<_>>(),
         ids
     );
@@ -748,7 +748,7 @@ fn messages(n: usize) -> Vec<SyncMessage> {
         .map(|i| SyncMessage {
             candidate: slug(if i % 2 == 0 { "pa07-lee" } else { "ny14-smith" }),
             date: date(2026, 11, 21),
-            call_id: CallId(format!("call-{i:03}")),
+            call_id: CallId(format!("call-{i:03}").into()),
             destination: None,
         })
         .collect()

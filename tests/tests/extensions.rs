@@ -132,7 +132,7 @@ impl World {
             .await
             .unwrap()
             .into_iter()
-            .map(|r| (r.key.call_id.0.clone(), r))
+            .map(|r| (r.key.call_id.0.to_string(), r))
             .collect()
     }
 
@@ -446,7 +446,7 @@ async fn cost_guard_stops_van_requests_at_the_days_cap_and_sends_the_rest_to_the
     let file = String::from_utf8(w.svc.objects.get(key).await.unwrap()).unwrap();
     let line = file.lines().nth(*row as usize).unwrap();
     assert!(
-        line.contains(&d.key.call_id.0) && line.ends_with("cost_guard"),
+        line.contains(d.key.call_id.0.as_str()) && line.ends_with("cost_guard"),
         "{line}"
     );
     // The no-answer call went to the CSV for its row, as always.

@@ -252,7 +252,7 @@ async fn yesterdays_call_details_become_calls_through_the_shared_normalisation()
     for call in &calls {
         assert_eq!(
             call.started_at.as_millisecond(),
-            starts[&call.call_id.0],
+            starts[call.call_id.0.as_str()],
             "{}",
             call.call_id
         );

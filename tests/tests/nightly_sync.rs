@@ -873,7 +873,10 @@ async fn calls_around_local_midnight_land_on_their_local_day() {
     .await;
     n.run().await;
     let ids = |records: Vec<callsync::ledger::CallRecord>| -> Vec<String> {
-        records.into_iter().map(|r| r.key.call_id.0).collect()
+        records
+            .into_iter()
+            .map(|r| r.key.call_id.0.into())
+            .collect()
     };
     assert_eq!(
         ids(n.svc.ledger.day(&day(date(2026, 11, 20))).await.unwrap()),

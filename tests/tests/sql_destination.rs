@@ -744,7 +744,7 @@ async fn a_destination_retry_that_dies_before_marking_the_warehouse_row_leaves_t
         .unwrap()
         .into_iter()
         .filter(|c| c.remirror)
-        .map(|c| c.key.call_id.0)
+        .map(|c| c.key.call_id.0.into())
         .collect();
     assert_eq!(marked, ["1001"], "the intent is on the call re-planned");
 

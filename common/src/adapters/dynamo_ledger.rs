@@ -87,7 +87,7 @@ fn delivery_key(key: &DeliveryKey) -> [(&'static str, AttributeValue); 2] {
                 &key.destination,
             )),
         ),
-        ("sk", AttributeValue::S(key.call.call_id.0.clone())),
+        ("sk", AttributeValue::S(key.call.call_id.0.to_string())),
     ]
 }
 
@@ -101,7 +101,7 @@ fn call_key(key: &CallKey) -> [(&'static str, AttributeValue); 2] {
             "pk",
             AttributeValue::S(partition(&key.day, shard(&key.call_id))),
         ),
-        ("sk", AttributeValue::S(key.call_id.0.clone())),
+        ("sk", AttributeValue::S(key.call_id.0.to_string())),
     ]
 }
 

@@ -83,7 +83,7 @@ fn delivery_slot(key: &DeliveryKey) -> (DayKey, String, String) {
     (
         key.call.day.clone(),
         key.destination.clone(),
-        key.call.call_id.0.clone(),
+        key.call.call_id.0.to_string(),
     )
 }
 
@@ -114,7 +114,7 @@ fn replace_in<K: Ord, T: Clone + Versioned>(
 }
 
 fn call_slot(key: &CallKey) -> (DayKey, String) {
-    (key.day.clone(), key.call_id.0.clone())
+    (key.day.clone(), key.call_id.0.to_string())
 }
 
 #[async_trait]
@@ -590,7 +590,7 @@ mod tests {
             for i in 0..1_234 {
                 let key = CallKey {
                     day: day(d),
-                    call_id: CallId(format!("{i}")),
+                    call_id: CallId(format!("{i}").into()),
                 };
                 ledger
                     .insert(&CallRecord::bad_row(key, "x".into(), now))

@@ -216,7 +216,7 @@ fn call_ids(key: &str, chunks: crate::ports::Chunks) -> Records<'static, (CallId
         for (i, row) in reader.records().enumerate() {
             let row = row.map_err(cut_off)?;
             let id = uncell(row.get(column).unwrap_or_default());
-            batch.push((CallId(id.to_owned()), i as u64 + 1));
+            batch.push((CallId(id.into()), i as u64 + 1));
             if batch.len() == RECEIPT_BATCH {
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(RECEIPT_BATCH));
                 if tx.blocking_send(full).is_err() {

@@ -879,7 +879,7 @@ pub fn call_row(call: &Call, row: Option<&ResultRow>, candidate: &Candidate) -> 
     let text = |s: &str| (!s.is_empty()).then(|| s.to_owned());
     CallRow {
         candidate: candidate.slug.to_string(),
-        call_id: call.call_id.0.clone(),
+        call_id: call.call_id.0.to_string(),
         local_date: call.local_date,
         started_at: call.started_at,
         ended_at: call.ended_at,
@@ -915,7 +915,7 @@ pub fn delivery_row<R: crate::ledger::Tracked>(
     let key = record.call_key();
     DeliveryRow {
         candidate: key.day.candidate.to_string(),
-        call_id: key.call_id.0.clone(),
+        call_id: key.call_id.0.to_string(),
         destination: record.destination_name().unwrap_or("none").to_owned(),
         state: d.state.to_string(),
         attempts: i32::try_from(d.attempts).unwrap_or(i32::MAX),

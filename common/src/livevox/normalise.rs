@@ -400,7 +400,7 @@ fn build(
     })?;
 
     Ok(Some(Call {
-        call_id: CallId(call_id.to_owned()),
+        call_id: CallId(call_id.into()),
         text: CallText::new(
             account,
             trim(&raw.first_name),

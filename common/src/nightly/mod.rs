@@ -2038,7 +2038,12 @@ mod tests {
         assert!(day.progress.is_empty(), "{:?}", day.progress);
         assert_eq!(svc.ledger.day(&key).await.unwrap().len() as u64, rows);
         // Each call queued once, over both parts.
-        let queued: HashSet<String> = w.queue.drain().into_iter().map(|m| m.call_id.0).collect();
+        let queued: HashSet<String> = w
+            .queue
+            .drain()
+            .into_iter()
+            .map(|m| m.call_id.0.into())
+            .collect();
         assert_eq!(queued.len() as u64, rows);
     }
 
