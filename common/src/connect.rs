@@ -77,6 +77,63 @@ impl Connectors {
         VanClient::new(base, creds, mode, self.van_options.clone()).map_err(ConnectError::Van)
     }
 
+    /// VAN refused the key `refused` used for `candidate`'s database `mode`: forget what
+    /// `secrets` keeps of it and read it afresh. True when the key read now is another —
+    /// it was replaced, and a request refused with the old one may go again with it (VAN
+    /// refuses a replaced key at once, while a warm function keeps the one it read).
+    pub async fn van_key_replaced(
+        &self,
+        secrets: &dyn SecretStore,
+        candidate: &Candidate,
+        mode: DatabaseMode,
+        refused: &VanClient,
+    ) -> bool {
+        let Ok((name, _)) = van_secret(candidate, Some(mode)) else {
+            return false;
+        };
+        secrets.forget(name).await;
+        match secrets
+            .get(name)
+            .await
+            .map(|s| s.json::<VanCredentials>(name))
+        {
+            Ok(Ok(creds)) => creds.rate_key() != refused.rate_key(),
+            _ => false,
+        }
+    }
+
+    /// `request` sent with the client for `candidate`'s main database; sent once more with
+    /// a fresh client when VAN refuses the key and it was replaced since it was read (see
+    /// [`Connectors::van_key_replaced`]): a user who has just replaced a key and asks
+    /// again is answered with the new one. The client last used, and VAN's answer.
+    pub async fn with_van<T, F, Fut>(
+        &self,
+        secrets: &dyn SecretStore,
+        candidate: &Candidate,
+        request: F,
+    ) -> Result<(VanClient, Result<T, VanError>), ConnectError>
+    where
+        F: Fn(VanClient) -> Fut,
+        Fut: std::future::Future<Output = Result<T, VanError>>,
+    {
+        let client = self.van(secrets, candidate, None).await?;
+        match request(client.clone()).await {
+            Err(refused) if refused.status() == Some(401) => {
+                let mode = client.mode();
+                if !self
+                    .van_key_replaced(secrets, candidate, mode, &client)
+                    .await
+                {
+                    return Ok((client, Err(refused)));
+                }
+                let fresh = self.van(secrets, candidate, None).await?;
+                let answer = request(fresh.clone()).await;
+                Ok((fresh, answer))
+            }
+            answer => Ok((client, answer)),
+        }
+    }
+
     /// `candidate`'s key to database `mode` (`None`: its main database), read from its own
     /// secret, and the mode.
     pub async fn van_credentials(
@@ -85,20 +142,7 @@ impl Connectors {
         candidate: &Candidate,
         mode: Option<DatabaseMode>,
     ) -> Result<(VanCredentials, DatabaseMode), ConnectError> {
-        let van = candidate.van().ok_or_else(|| {
-            ConnectError::Config(format!(
-                "candidate {} has no VAN settings: add `van` to its document",
-                candidate.slug
-            ))
-        })?;
-        let mode = mode.unwrap_or(van.database_mode);
-        let secret = van.secret_for(mode).ok_or_else(|| {
-            ConnectError::Config(format!(
-                "candidate {} has no VAN key for database mode {mode:?}: add it under van.other_databases",
-                candidate.slug
-            ))
-        })?;
-        let name = own_secret(candidate, secret)?;
+        let (name, mode) = van_secret(candidate, mode)?;
         let creds: VanCredentials = secrets.get(name).await?.json(name)?;
         Ok((creds, mode))
     }
@@ -127,6 +171,28 @@ impl Connectors {
         LiveVoxClient::new(&base, creds, self.livevox_options.clone())
             .map_err(ConnectError::LiveVox)
     }
+}
+
+/// The name of `candidate`'s secret holding its key to database `mode` (`None`: its main
+/// database), and the mode.
+fn van_secret(
+    candidate: &Candidate,
+    mode: Option<DatabaseMode>,
+) -> Result<(&str, DatabaseMode), ConnectError> {
+    let van = candidate.van().ok_or_else(|| {
+        ConnectError::Config(format!(
+            "candidate {} has no VAN settings: add `van` to its document",
+            candidate.slug
+        ))
+    })?;
+    let mode = mode.unwrap_or(van.database_mode);
+    let secret = van.secret_for(mode).ok_or_else(|| {
+        ConnectError::Config(format!(
+            "candidate {} has no VAN key for database mode {mode:?}: add it under van.other_databases",
+            candidate.slug
+        ))
+    })?;
+    Ok((own_secret(candidate, secret)?, mode))
 }
 
 /// `name`, if it is one of `candidate`'s own secrets (checked again here, where the secret

@@ -73,6 +73,10 @@ impl fmt::Debug for SecretValue {
 #[async_trait]
 pub trait SecretStore: Send + Sync {
     async fn get(&self, name: &str) -> Result<SecretValue, StoreError>;
+
+    /// Drop what is kept of secret `name`, so the next [`SecretStore::get`] reads it
+    /// afresh: the system it opens refused it, and it may have been replaced since.
+    async fn forget(&self, _name: &str) {}
 }
 
 /// A day's records as they are read, a page at a time while the stream is taken: a day of

@@ -51,7 +51,7 @@ async fn candidate_documents_round_trip_through_the_config_table() {
 }
 
 #[tokio::test]
-async fn secrets_are_cached_briefly_and_a_missing_one_is_named() {
+async fn secrets_are_cached_briefly_forgotten_when_refused_and_a_missing_one_is_named() {
     let stack = LocalStack::up(&[("callsync/cache-test/van", "first".into())], &[]).await;
     let client = aws_sdk_secretsmanager::Client::new(&stack.aws);
     let cached = SecretsManagerStore::new(client.clone(), Duration::from_secs(300));
@@ -71,6 +71,9 @@ async fn secrets_are_cached_briefly_and_a_missing_one_is_named() {
         "served from the cache"
     );
     assert_eq!(uncached.get(name).await.unwrap().expose(), "rotated");
+    // A secret the system refused is forgotten, and read afresh the next time.
+    cached.forget(name).await;
+    assert_eq!(cached.get(name).await.unwrap().expose(), "rotated");
     match cached.get("callsync/nope").await {
         Err(StoreError::SecretNotFound(n)) => assert_eq!(n, "callsync/nope"),
         other => panic!("expected SecretNotFound, got {other:?}"),

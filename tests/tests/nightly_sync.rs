@@ -1362,3 +1362,156 @@ async fn a_call_vans_errors_outlast_is_released_delivered_again_and_posted_once(
     assert_eq!(n.posts_for(700_001), 1);
     assert_eq!(n.attempts_for(700_001), 6);
 }
+
+/// A VAN key replaced in Secrets Manager (VAN refuses the old one at once) does not fail
+/// the calls a warm worker sends in the minutes it still holds the old one: the refused
+/// key is read afresh and the request sent again with the new one — the post, and an
+/// extension's lookup before it. A key VAN refuses that was not replaced stays refused,
+/// asked once.
+#[tokio::test]
+async fn a_van_key_replaced_while_workers_hold_the_old_one_still_delivers_each_call_once() {
+    const SECRET: &str = "callsync/rotation/van";
+    let w = callsync_tests::night::NightStack::up(
+        100_001..=100_010,
+        &[(SECRET, VAN_SECRET.into())],
+        &[],
+    )
+    .await;
+    let rotation = CandidateSlug::parse("rotation").unwrap();
+    let state = |id: &'static str| {
+        let svc = &w.svc;
+        let key = CallKey {
+            day: DayKey {
+                candidate: rotation.clone(),
+                date: DAY,
+            },
+            call_id: CallId(id.into()),
+        };
+        async move { svc.ledger.get(&key).await.unwrap().unwrap() }
+    };
+    let answers = |method: &str, path: String| {
+        w.van
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == method && r.path == path)
+            .map(|r| r.status)
+            .collect::<Vec<u16>>()
+    };
+    let posts_to = |van_id: u64| answers("POST", format!("/people/{van_id}/canvassResponses"));
+    let lookups_of = |van_id: u64| answers("GET", format!("/people/{van_id}"));
+    let secrets = aws_sdk_secretsmanager::Client::new(&w.stack.aws);
+    // The key becomes `to`: VAN takes only it, and Secrets Manager holds it when `stored`.
+    let van = &w.van;
+    let replace = |from: &'static str, to: &'static str, stored: bool| {
+        let secrets = &secrets;
+        async move {
+            if stored {
+                let value = format!(r#"{{"application_name":"callsync-demo","api_key":"{to}"}}"#);
+                secrets
+                    .put_secret_value()
+                    .secret_id(SECRET)
+                    .secret_string(value)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            van.with_data(|d| {
+                for c in d.credentials.iter_mut().filter(|c| c.api_key == from) {
+                    c.api_key = to.into();
+                }
+            });
+        }
+    };
+    let night_of = |id: u64| {
+        let svc = &w.svc;
+        let stack = &w.stack;
+        async move {
+            let row = cdr_row(
+                id,
+                &format!("ny14-van-{}", 100_000 + id - 1000),
+                "212-555-0101",
+                "21-11-2026 19:00:00",
+                "Agent Cust 1",
+            );
+            drop_cdr(svc, &format!("inbox/rotation/{id}.csv"), &[row]).await;
+            callsync_tests::night::run_day(svc, "rotation", DAY).await;
+            drain(stack, svc).await;
+        }
+    };
+
+    // Calls 1001 and 1002 leave the worker's secret and VAN connection warm.
+    callsync_tests::night::one_result_van_night(&w.svc, "rotation", 2, None).await;
+    drain(&w.stack, &w.svc).await;
+    assert_eq!(state("1001").await.delivery.state, CallState::Finished);
+
+    // The key is replaced; the worker still holds the old one.
+    replace("demo-van-key", "second-key", true).await;
+    night_of(1003).await;
+    assert_eq!(state("1003").await.delivery.state, CallState::Finished);
+    assert_eq!(
+        posts_to(100_003),
+        vec![401, 204],
+        "refused with the old key, then posted once with the new"
+    );
+    night_of(1004).await;
+    assert_eq!(posts_to(100_004), vec![204], "the new key is kept");
+
+    // VAN refuses the key, and no other replaced it: an attempted error keeping VAN's
+    // envelope, posted once.
+    replace("second-key", "elsewhere-key", false).await;
+    night_of(1005).await;
+    let refused = state("1005").await;
+    assert_eq!(refused.delivery.state, CallState::AttemptedError);
+    let error = refused.delivery.error.unwrap();
+    assert_eq!(error.status, Some(401));
+    assert_eq!(
+        error.van.as_ref().unwrap()["errors"][0]["code"],
+        "UNAUTHORIZED"
+    );
+    assert_eq!(posts_to(100_005), vec![401], "not tried again");
+
+    // `phone_ids` asks VAN for the person's phones before each post, with a client of
+    // its own holding the key.
+    let mut doc = w.svc.config.get(&rotation).await.unwrap().unwrap();
+    doc.extensions = Some(vec!["phone_ids".into()]);
+    w.svc.config.put(&doc).await.unwrap();
+    w.van.with_data(|data| {
+        data.people.insert(
+            100_006,
+            serde_json::from_value(json!({
+                "vanId": 100_006, "firstName": "Pat", "lastName": "Doe",
+                "phones": [{"phoneId": 5_000_666, "phoneNumber": "2125550101"}], "emails": []
+            }))
+            .unwrap(),
+        );
+    });
+    replace("elsewhere-key", "third-key", true).await;
+    night_of(1006).await;
+    assert_eq!(state("1006").await.delivery.state, CallState::Finished);
+    assert_eq!(
+        lookups_of(100_006),
+        vec![401, 200],
+        "looked up again with the new key"
+    );
+    let posts: BTreeMap<u64, Value> = w.van.canvass_posts().into_iter().collect();
+    assert_eq!(
+        posts[&100_006]["canvassContext"]["phoneId"],
+        json!(5_000_666),
+        "the post carries what the lookup with the new key found"
+    );
+    assert_eq!(posts_to(100_006), vec![204]);
+
+    // A key refused and not replaced fails the lookup once, and nothing is posted.
+    replace("third-key", "fourth-key", false).await;
+    night_of(1007).await;
+    let refused = state("1007").await;
+    assert_eq!(refused.delivery.state, CallState::UnattemptedError);
+    let error = refused.delivery.error.unwrap();
+    assert_eq!(error.code, "extension_failed");
+    assert!(error.message.contains("401"), "{}", error.message);
+    assert_eq!(lookups_of(100_007), vec![401], "not tried again");
+    assert!(
+        posts_to(100_007).is_empty(),
+        "nothing is posted with a refused key"
+    );
+}

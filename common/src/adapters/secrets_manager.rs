@@ -69,4 +69,8 @@ impl SecretStore for SecretsManagerStore {
             .insert(name.to_owned(), (Instant::now(), value.clone()));
         Ok(value)
     }
+
+    async fn forget(&self, name: &str) {
+        self.cache.lock().await.remove(name);
+    }
 }

@@ -273,6 +273,32 @@ impl Van {
         connections.insert(mode, (Instant::now(), Arc::clone(&target)));
         Ok(target)
     }
+
+    /// Drop the connection to database `mode` if it still uses the key VAN refused
+    /// (`refused`, its rate key); a connection another call made since is kept.
+    async fn drop_target(&self, mode: DatabaseMode, refused: &str) {
+        let mut connections = self.connections.lock().await;
+        if connections
+            .get(&mode)
+            .is_some_and(|(_, target)| target.client.rate_key() == refused)
+        {
+            connections.remove(&mode);
+        }
+    }
+
+    /// The connection to database `mode` to send with, every request counted by the
+    /// context's meter.
+    async fn sender(
+        &self,
+        ctx: DeliverContext<'_>,
+        mode: DatabaseMode,
+    ) -> Result<VanTarget, SetupError> {
+        let target = self.target(ctx, mode).await?;
+        Ok(match ctx.meter {
+            Some(meter) => target.metered(Arc::clone(meter)),
+            None => (*target).clone(),
+        })
+    }
 }
 
 #[async_trait]
@@ -369,20 +395,32 @@ impl Destination for Van {
             ));
         };
         let mode = post.database_mode.unwrap_or(van.database_mode);
-        let target = self.target(ctx, mode).await?;
-        let target = match ctx.meter {
-            Some(meter) => target.metered(Arc::clone(meter)),
-            None => (*target).clone(),
-        };
+        let mut target = self.sender(ctx, mode).await?;
         // A post once sent is never cut off: VAN may already have taken it, and a second
         // post would duplicate the contact. The client's own limits (request timeout,
         // retry deadline) bound it instead; see `Connectors::for_sync`.
-        let body = target.request(&post);
-        let answer = target
-            .client
-            .post_canvass_response(van_id, &body)
-            .await
-            .map_err(van_error)?;
+        let mut body = target.request(&post);
+        let answer = match target.client.post_canvass_response(van_id, &body).await {
+            // VAN refuses a key the moment it is replaced, while a warm worker keeps the
+            // one it read for minutes: read it afresh, and when it changed, post again
+            // with the new one (VAN took nothing from a refused request). A key that did
+            // not change stands refused.
+            Err(refused) if refused.status() == Some(401) => {
+                if !ctx
+                    .connectors
+                    .van_key_replaced(ctx.secrets, ctx.candidate, mode, &target.client)
+                    .await
+                {
+                    return Err(van_error(refused));
+                }
+                self.drop_target(mode, &target.client.rate_key()).await;
+                target = self.sender(ctx, mode).await?;
+                body = target.request(&post);
+                target.client.post_canvass_response(van_id, &body).await
+            }
+            answer => answer,
+        }
+        .map_err(van_error)?;
         Ok(Receipt::Van {
             fingerprint: fingerprint(&body),
             status: answer.status,

@@ -269,7 +269,7 @@ pub struct VanClients {
 
 impl VanClients {
     /// The candidate's client for database `mode`.
-    pub async fn get(
+    async fn get(
         &self,
         ctx: SendContext<'_>,
         mode: crate::van::DatabaseMode,
@@ -297,6 +297,44 @@ impl VanClients {
             Some(meter) => client.metered(Arc::clone(meter)),
             None => client,
         })
+    }
+
+    /// `request` sent with the candidate's client for database `mode`; when VAN refuses
+    /// its key (401) and the key was replaced since this client read it, sent once more
+    /// with the new one (see [`crate::connect::Connectors::van_key_replaced`]).
+    pub async fn send<T, F, Fut>(
+        &self,
+        ctx: SendContext<'_>,
+        mode: crate::van::DatabaseMode,
+        request: F,
+    ) -> Result<Result<T, crate::van::VanError>, HookError>
+    where
+        F: Fn(crate::van::VanClient) -> Fut,
+        Fut: std::future::Future<Output = Result<T, crate::van::VanError>>,
+    {
+        let client = self.get(ctx, mode).await?;
+        match request(client.clone()).await {
+            Err(refused) if refused.status() == Some(401) => {
+                if !ctx
+                    .connectors
+                    .van_key_replaced(ctx.secrets, ctx.candidate, mode, &client)
+                    .await
+                {
+                    return Ok(Err(refused));
+                }
+                {
+                    let mut clients = self.clients.lock().await;
+                    if clients
+                        .get(&mode)
+                        .is_some_and(|c| c.rate_key() == client.rate_key())
+                    {
+                        clients.remove(&mode);
+                    }
+                }
+                Ok(request(self.get(ctx, mode).await?).await)
+            }
+            answer => Ok(answer),
+        }
     }
 
     /// Whether the candidate's VAN key reads (for [`Extension::configured`]).

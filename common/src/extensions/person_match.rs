@@ -72,7 +72,6 @@ impl Extension for PersonMatch {
                 missing.join(" and ")
             )));
         }
-        let client = self.clients.get(ctx, mode).await?;
         let query = FindPerson {
             first_name: Some(first.to_owned()),
             last_name: Some(last.to_owned()),
@@ -80,7 +79,14 @@ impl Extension for PersonMatch {
             email: None,
             van_id: None,
         };
-        match client.find_person(&query).await {
+        let query = &query;
+        let answer = self
+            .clients
+            .send(ctx, mode, |client| async move {
+                client.find_person(query).await
+            })
+            .await?;
+        match answer {
             Ok(Some(id)) => {
                 if let Value::Object(map) = payload {
                     map.insert("van_id".into(), id.get().into());

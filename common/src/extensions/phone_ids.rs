@@ -46,8 +46,13 @@ impl Extension for PhoneIds {
         let (Some(phone), Some(van_id)) = (&post.phone, post.van_id) else {
             return Ok(());
         };
-        let client = self.clients.get(ctx, mode).await?;
-        let phone_id = match client.person_with_phones(van_id).await {
+        let answer = self
+            .clients
+            .send(ctx, mode, |client| async move {
+                client.person_with_phones(van_id).await
+            })
+            .await?;
+        let phone_id = match answer {
             Ok(person) => person.phone_id_for(phone),
             // An unknown person gets its 404 from the post itself.
             Err(VanError::Api { status: 404, .. }) => None,
