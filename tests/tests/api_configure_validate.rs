@@ -426,3 +426,72 @@ async fn a_missing_van_secret_is_a_finding_naming_the_secret() {
             .contains("callsync/demo/nothing-here")
     );
 }
+
+/// `validate` asked right after a campaign replaced its VAN key (VAN refuses the old one
+/// at once) answers with the new key, not the one the warm function read minutes before;
+/// a key VAN refuses that was not replaced is still reported.
+#[tokio::test]
+async fn validate_right_after_a_key_is_replaced_checks_the_new_key() {
+    const SECRET: &str = "callsync/rekeyed/van";
+    let w = world().await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&w.stack.aws);
+    let store = |key: &'static str| {
+        let secrets = &secrets;
+        async move {
+            let value = format!(r#"{{"application_name":"callsync-demo","api_key":"{key}"}}"#);
+            // Candidate secrets are shared by every stack on one moto server.
+            if secrets
+                .create_secret()
+                .name(SECRET)
+                .secret_string(&value)
+                .send()
+                .await
+                .is_err()
+            {
+                secrets
+                    .put_secret_value()
+                    .secret_id(SECRET)
+                    .secret_string(value)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    let van_takes = |from: &str, to: &str| {
+        w.van.with_data(|d| {
+            for c in d.credentials.iter_mut().filter(|c| c.api_key == from) {
+                c.api_key = to.into();
+            }
+        })
+    };
+    let mut doc = demo_doc();
+    doc["slug"] = "rekeyed".into();
+    doc["source"] = json!({"cdr": {}});
+    doc["van"]["secret_name"] = SECRET.into();
+    doc["van"]["other_databases"] = json!([]);
+    doc["district"] = Value::Null;
+    let validate = || {
+        w.validate(with_body(
+            for_candidate(authed("validate-post.json"), "rekeyed"),
+            &doc.to_string(),
+        ))
+    };
+
+    store("demo-van-key").await;
+    let a = validate().await;
+    assert_eq!(a.json()["ok"], true, "{}", a.body);
+
+    store("replaced-key").await;
+    van_takes("demo-van-key", "replaced-key");
+    let a = validate().await;
+    assert_eq!(a.json()["ok"], true, "the new key is read: {}", a.body);
+
+    van_takes("replaced-key", "some-other-key");
+    let a = validate().await;
+    let report = a.json();
+    assert_eq!(report["ok"], false, "{}", a.body);
+    assert_eq!(report["errors"][0]["field"], "van.database_mode");
+    let message = report["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("VAN refused the credentials"), "{message}");
+}

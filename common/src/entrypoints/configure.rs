@@ -80,11 +80,13 @@ async fn configure(ctx: &ApiContext, req: &Request, c: &str) -> Result<Response<
             ),
         ));
     }
-    let client = ctx
+    let (client, fetched) = ctx
         .connectors
-        .van(ctx.secrets.as_ref(), &candidate, None)
+        .with_van(ctx.secrets.as_ref(), &candidate, |client| async move {
+            Catalogue::fetch(&client).await
+        })
         .await?;
-    let mut catalogue = Catalogue::fetch(&client).await.map_err(ApiError::van)?;
+    let mut catalogue = fetched.map_err(ApiError::van)?;
     if let Some(lv) = &doc.source.livevox {
         let client = ctx
             .connectors

@@ -147,12 +147,14 @@ async fn check(ctx: &ApiContext, doc: &CandidateDoc) -> Result<Report, ApiError>
             notes: Vec::new(),
         });
     };
-    let client = match ctx
+    let fetched = match ctx
         .connectors
-        .van(ctx.secrets.as_ref(), &candidate, None)
+        .with_van(ctx.secrets.as_ref(), &candidate, |client| async move {
+            Catalogue::fetch(&client).await
+        })
         .await
     {
-        Ok(c) => c,
+        Ok((_, fetched)) => fetched,
         Err(ConnectError::Store(
             e @ (StoreError::Corrupt { .. } | StoreError::SecretNotFound(_)),
         )) => {
@@ -164,7 +166,7 @@ async fn check(ctx: &ApiContext, doc: &CandidateDoc) -> Result<Report, ApiError>
         }
         Err(e) => return Err(e.into()),
     };
-    let mut catalogue = match Catalogue::fetch(&client).await {
+    let mut catalogue = match fetched {
         Ok(c) => c,
         Err(
             e @ VanError::Api {
