@@ -109,6 +109,27 @@ impl LocalStack {
         }
     }
 
+    /// Store `value` as secret `name`, created or replaced. Candidate secrets are shared
+    /// by every stack on one moto server: a test replacing one names its own.
+    pub async fn put_secret(&self, name: &str, value: &str) {
+        let secrets = aws_sdk_secretsmanager::Client::new(&self.aws);
+        let created = secrets
+            .create_secret()
+            .name(name)
+            .secret_string(value)
+            .send()
+            .await;
+        if created.is_err() {
+            secrets
+                .put_secret_value()
+                .secret_id(name)
+                .secret_string(value)
+                .send()
+                .await
+                .expect("replace the secret's value");
+        }
+    }
+
     /// The API functions' wiring, exactly as `main` builds it, from this stack's variables.
     pub fn api_context(&self) -> ApiContext {
         let mut ctx = ApiContext::build(&self.aws, Vars::from_map(self.env.clone()))

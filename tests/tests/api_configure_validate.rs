@@ -434,36 +434,10 @@ async fn a_missing_van_secret_is_a_finding_naming_the_secret() {
 async fn validate_right_after_a_key_is_replaced_checks_the_new_key() {
     const SECRET: &str = "callsync/rekeyed/van";
     let w = world().await;
-    let secrets = aws_sdk_secretsmanager::Client::new(&w.stack.aws);
     let store = |key: &'static str| {
-        let secrets = &secrets;
-        async move {
-            let value = format!(r#"{{"application_name":"callsync-demo","api_key":"{key}"}}"#);
-            // Candidate secrets are shared by every stack on one moto server.
-            if secrets
-                .create_secret()
-                .name(SECRET)
-                .secret_string(&value)
-                .send()
-                .await
-                .is_err()
-            {
-                secrets
-                    .put_secret_value()
-                    .secret_id(SECRET)
-                    .secret_string(value)
-                    .send()
-                    .await
-                    .unwrap();
-            }
-        }
-    };
-    let van_takes = |from: &str, to: &str| {
-        w.van.with_data(|d| {
-            for c in d.credentials.iter_mut().filter(|c| c.api_key == from) {
-                c.api_key = to.into();
-            }
-        })
+        let value = format!(r#"{{"application_name":"callsync-demo","api_key":"{key}"}}"#);
+        let stack = &w.stack;
+        async move { stack.put_secret(SECRET, &value).await }
     };
     let mut doc = demo_doc();
     doc["slug"] = "rekeyed".into();
@@ -483,11 +457,11 @@ async fn validate_right_after_a_key_is_replaced_checks_the_new_key() {
     assert_eq!(a.json()["ok"], true, "{}", a.body);
 
     store("replaced-key").await;
-    van_takes("demo-van-key", "replaced-key");
+    w.van.replace_key("demo-van-key", "replaced-key");
     let a = validate().await;
     assert_eq!(a.json()["ok"], true, "the new key is read: {}", a.body);
 
-    van_takes("replaced-key", "some-other-key");
+    w.van.replace_key("replaced-key", "some-other-key");
     let a = validate().await;
     let report = a.json();
     assert_eq!(report["ok"], false, "{}", a.body);

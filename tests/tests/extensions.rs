@@ -309,18 +309,12 @@ async fn the_deployment_enables_extensions_for_documents_without_their_own_list(
 #[tokio::test]
 async fn phone_ids_posts_vans_phone_id_for_the_dialed_number_and_counts_the_lookup() {
     let w = world(&[], json!({"extensions": ["phone_ids"]})).await;
-    w.van.with_data(|data| {
-        data.people.insert(
-            100_001,
-            serde_json::from_value(json!({
-                "vanId": 100_001, "firstName": "Pat", "lastName": "Doe",
-                "phones": [{"phoneId": 5_000_777, "phoneNumber": "2125550101"},
-                           {"phoneId": 5_000_778, "phoneNumber": "2125550999"}],
-                "emails": []
-            }))
-            .unwrap(),
-        );
-    });
+    w.van.add_person(json!({
+        "vanId": 100_001, "firstName": "Pat", "lastName": "Doe",
+        "phones": [{"phoneId": 5_000_777, "phoneNumber": "2125550101"},
+                   {"phoneId": 5_000_778, "phoneNumber": "2125550999"}],
+        "emails": []
+    }));
     w.night().await;
     let posts: BTreeMap<u64, Value> = w.van.canvass_posts().into_iter().collect();
     assert_eq!(posts.len(), 3);
@@ -498,16 +492,10 @@ fn cost_guard_needs_a_positive_cap_and_is_refused_beside_the_budget_strategy() {
 #[tokio::test]
 async fn person_match_finds_calls_without_a_van_id_by_name_and_phone_and_counts_each_find() {
     let w = world(&[], json!({"extensions": ["person_match"]})).await;
-    w.van.with_data(|data| {
-        data.people.insert(
-            200_001,
-            serde_json::from_value(json!({
-                "vanId": 200_001, "firstName": "Pat", "lastName": "Doe 2001",
-                "phones": [{"phoneId": 6_000_001, "phoneNumber": "2125550151"}], "emails": []
-            }))
-            .unwrap(),
-        );
-    });
+    w.van.add_person(json!({
+        "vanId": 200_001, "firstName": "Pat", "lastName": "Doe 2001",
+        "phones": [{"phoneId": 6_000_001, "phoneNumber": "2125550151"}], "emails": []
+    }));
     let row = |id: u64, account: &str, phone: &str| {
         cdr_row(id, account, phone, "21-11-2026 18:30:00", "Agent Cust 1")
     };

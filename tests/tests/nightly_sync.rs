@@ -1399,27 +1399,15 @@ async fn a_van_key_replaced_while_workers_hold_the_old_one_still_delivers_each_c
     };
     let posts_to = |van_id: u64| answers("POST", format!("/people/{van_id}/canvassResponses"));
     let lookups_of = |van_id: u64| answers("GET", format!("/people/{van_id}"));
-    let secrets = aws_sdk_secretsmanager::Client::new(&w.stack.aws);
     // The key becomes `to`: VAN takes only it, and Secrets Manager holds it when `stored`.
-    let van = &w.van;
     let replace = |from: &'static str, to: &'static str, stored: bool| {
-        let secrets = &secrets;
+        let w = &w;
         async move {
             if stored {
                 let value = format!(r#"{{"application_name":"callsync-demo","api_key":"{to}"}}"#);
-                secrets
-                    .put_secret_value()
-                    .secret_id(SECRET)
-                    .secret_string(value)
-                    .send()
-                    .await
-                    .unwrap();
+                w.stack.put_secret(SECRET, &value).await;
             }
-            van.with_data(|d| {
-                for c in d.credentials.iter_mut().filter(|c| c.api_key == from) {
-                    c.api_key = to.into();
-                }
-            });
+            w.van.replace_key(from, to);
         }
     };
     let night_of = |id: u64| {
@@ -1475,16 +1463,10 @@ async fn a_van_key_replaced_while_workers_hold_the_old_one_still_delivers_each_c
     let mut doc = w.svc.config.get(&rotation).await.unwrap().unwrap();
     doc.extensions = Some(vec!["phone_ids".into()]);
     w.svc.config.put(&doc).await.unwrap();
-    w.van.with_data(|data| {
-        data.people.insert(
-            100_006,
-            serde_json::from_value(json!({
-                "vanId": 100_006, "firstName": "Pat", "lastName": "Doe",
-                "phones": [{"phoneId": 5_000_666, "phoneNumber": "2125550101"}], "emails": []
-            }))
-            .unwrap(),
-        );
-    });
+    w.van.add_person(json!({
+        "vanId": 100_006, "firstName": "Pat", "lastName": "Doe",
+        "phones": [{"phoneId": 5_000_666, "phoneNumber": "2125550101"}], "emails": []
+    }));
     replace("elsewhere-key", "third-key", true).await;
     night_of(1006).await;
     assert_eq!(state("1006").await.delivery.state, CallState::Finished);

@@ -243,6 +243,22 @@ impl FakeVan {
     pub fn with_data<R>(&self, f: impl FnOnce(&mut VanData) -> R) -> R {
         f(&mut self.shared.lock().data)
     }
+
+    /// VAN knows `person`, given as VAN's JSON shows one (`vanId`, names, `phones`, …).
+    pub fn add_person(&self, person: Value) {
+        let person: Person = serde_json::from_value(person).expect("a person as VAN shows one");
+        self.with_data(|d| d.people.insert(person.van_id, person));
+    }
+
+    /// VAN takes API key `to` where it took `from`, and refuses `from` from now on: a
+    /// campaign replaced its key (or another system did).
+    pub fn replace_key(&self, from: &str, to: &str) {
+        self.with_data(|d| {
+            for c in d.credentials.iter_mut().filter(|c| c.api_key == from) {
+                c.api_key = to.into();
+            }
+        });
+    }
 }
 
 impl Shared {
