@@ -422,6 +422,11 @@ impl RequestMeter for Admitted {
         Ok(())
     }
 
+    async fn pace(&self) -> Result<(), MeterError> {
+        tokio::time::sleep_until(self.slot().await?).await;
+        Ok(())
+    }
+
     async fn rate_limited(&self, hint: Option<Duration>) {
         self.day.rate_limited(hint).await;
         if let Some(governor) = &self.governor {

@@ -175,6 +175,11 @@ impl FakeActionNetwork {
         self.lock().fail_next = Some((n, status));
     }
 
+    /// The group's API key becomes `key`: the old one is refused from now on.
+    pub fn replace_key(&self, key: &str) {
+        self.lock().key = key.to_owned();
+    }
+
     pub fn add_tag(&self, name: &str) {
         self.lock().tags.insert(name.to_owned());
     }

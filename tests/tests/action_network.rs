@@ -38,6 +38,8 @@ struct World {
     svc: Services,
     clock: std::sync::Arc<TestClock>,
     _report: Webhook,
+    /// The secret holding the Action Network key.
+    secret_name: String,
 }
 
 fn slug() -> CandidateSlug {
@@ -105,6 +107,7 @@ async fn world_with(key_in_secret: &str, tags: Value) -> World {
         svc,
         clock,
         _report: report,
+        secret_name,
     }
 }
 
@@ -564,4 +567,55 @@ async fn several_workers_and_two_destinations_share_the_keys_four_requests_a_sec
         destination: AN.into(),
     };
     assert!(w.svc.ledger.get_delivery(&key).await.unwrap().is_some());
+}
+
+/// A key replaced in Secrets Manager (Action Network refuses the old one at once) does not
+/// fail the contacts a warm worker sends in the minutes it still holds the old one: the
+/// refused key is read afresh and the person sent again with the new one. A key refused
+/// that was not replaced stays an error, sent once.
+#[tokio::test]
+async fn a_key_replaced_while_workers_hold_the_old_one_still_lands_each_contact_once() {
+    let w = world().await;
+    let posts = |status: u16| {
+        w.an.requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.status == status)
+            .count()
+    };
+    drop_cdr(&w.svc, "inbox/night/a.csv", &night_rows()[..2]).await;
+    w.night(DAY).await;
+    assert_eq!(posts(200), 2, "the workers hold the first key");
+
+    w.stack
+        .put_secret(
+            &w.secret_name,
+            &json!({"api_key": "an-replaced-key"}).to_string(),
+        )
+        .await;
+    w.an.replace_key("an-replaced-key");
+    drop_cdr(&w.svc, "inbox/night/b.csv", &night_rows()[2..4]).await;
+    w.night(DAY).await;
+    w.later().await;
+    let delivered = w.deliveries(DAY).await;
+    for id in ["1003", "1004"] {
+        assert_eq!(delivered[id].delivery.state, CallState::Finished, "{id}");
+    }
+    assert_eq!(posts(200), 4, "each contact landed once");
+    let refused = posts(401);
+    assert!(
+        (1..=2).contains(&refused),
+        "the old key was refused before the new one was read: {refused}"
+    );
+
+    w.an.replace_key("an-elsewhere-key");
+    drop_cdr(&w.svc, "inbox/night/c.csv", &night_rows()[4..5]).await;
+    w.night(DAY).await;
+    let d = &w.deliveries(DAY).await["1005"];
+    assert_eq!(d.delivery.state, CallState::AttemptedError);
+    assert_eq!(d.delivery.error.as_ref().unwrap().status, Some(401));
+    assert_eq!(
+        posts(401),
+        refused + 1,
+        "a key that was not replaced is sent once"
+    );
 }

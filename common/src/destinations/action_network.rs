@@ -515,16 +515,39 @@ impl Destination for ActionNetwork {
         let key = self.api_key(ctx).await?;
         let client = self.client()?;
         let bytes = serde_json::to_vec(payload).unwrap_or_default();
-        let response = client
-            .post(format!("{}people/", base_url(ctx)))
-            .header("OSDI-API-Token", key)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(bytes.clone())
-            .send()
-            .await
-            .map_err(|e| transport_error(e, "Action Network", super::TlsSettings::PublicOnly))?;
-        let status = response.status().as_u16();
-        let body = response.text().await.unwrap_or_default();
+        let post = |key: String| {
+            let request = client
+                .post(format!("{}people/", base_url(ctx)))
+                .header("OSDI-API-Token", key)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(bytes.clone());
+            async move {
+                let response = request.send().await.map_err(|e| {
+                    transport_error(e, "Action Network", super::TlsSettings::PublicOnly)
+                })?;
+                let status = response.status().as_u16();
+                Ok::<_, DeliveryError>((status, response.text().await.unwrap_or_default()))
+            }
+        };
+        let (mut status, mut body) = post(key.clone()).await?;
+        if status == 401 {
+            // Action Network refuses a key the moment it is replaced, while a warm worker
+            // keeps the one it read for minutes: read it afresh, and when it changed, send
+            // again with the new one at its own slot (nothing was taken from a refused
+            // request). A key that did not change stands refused.
+            ctx.secrets.forget(&self.secret_name).await;
+            let fresh = self.api_key(ctx).await?;
+            if fresh != key {
+                if let Some(meter) = ctx.meter {
+                    meter.pace().await.map_err(|e| DeliveryError::Retryable {
+                        message: e.to_string(),
+                        status: None,
+                        answer: None,
+                    })?;
+                }
+                (status, body) = post(fresh).await?;
+            }
+        }
         if !(200..300).contains(&status) {
             return Err(answer_error(status, &body, "the person"));
         }

@@ -73,6 +73,11 @@ pub struct VanClient {
 pub trait RequestMeter: Send + Sync {
     /// Count one request about to be sent. An error keeps it from being sent.
     async fn count(&self) -> Result<(), MeterError>;
+    /// Wait for the rate limit's slot of one more request to a destination that does not
+    /// charge for them (nothing counted on the day). An error keeps it from being sent.
+    async fn pace(&self) -> Result<(), MeterError> {
+        Ok(())
+    }
     /// VAN answered one of the counted requests 429, saying to wait `hint` (for the run's
     /// metrics and the rate governor).
     async fn rate_limited(&self, _hint: Option<std::time::Duration>) {}
