@@ -10,16 +10,11 @@ use std::time::Duration;
 use callsync::call::CallId;
 use callsync::destinations::DeliverContext;
 use callsync::ledger::{CallKey, CallState, DayKey, DeliveryKey, DeliveryRecord, Receipt};
-use callsync::services::Services;
 use callsync::values::CandidateSlug;
 use callsync_tests::fake_action_network::{FakeActionNetwork, RATE_PER_SECOND};
-use callsync_tests::fake_van::FakeVan;
-use callsync_tests::harness::{
-    Answer, LocalStack, TEST_TOKEN, event, for_candidate, request, with_token,
-};
+use callsync_tests::harness::{Answer, TEST_TOKEN, event, for_candidate, request, with_token};
 use callsync_tests::night::{
-    NightStack, TestClock, Webhook, cdr_row, drain, drop_cdr, night_doc, run_day, ten_call_night,
-    tick,
+    NightStack, cdr_row, drain, drop_cdr, night_doc, run_day, ten_call_night, tick,
 };
 use jiff::civil::{Date, date};
 use serde_json::{Value, json};
@@ -31,15 +26,20 @@ const SUPPORTER: &str = "PB 2026 Supporter";
 const NOT_HOME: &str = "PB 2026 Not Home";
 const WRONG: &str = "PB 2026 Wrong Number";
 
+/// The night's stack (its fields reached through the world), Action Network, and the
+/// secret holding its key.
 struct World {
-    van: FakeVan,
+    night: NightStack,
     an: FakeActionNetwork,
-    stack: LocalStack,
-    svc: Services,
-    clock: std::sync::Arc<TestClock>,
-    _report: Webhook,
-    /// The secret holding the Action Network key.
     secret_name: String,
+}
+
+impl std::ops::Deref for World {
+    type Target = NightStack;
+
+    fn deref(&self) -> &NightStack {
+        &self.night
+    }
 }
 
 fn slug() -> CandidateSlug {
@@ -80,13 +80,7 @@ async fn world_with(key_in_secret: &str, tags: Value) -> World {
     let an = FakeActionNetwork::start(KEY, &[SUPPORTER, NOT_HOME, WRONG, "Volunteer"]).await;
     // Candidate secrets are shared by every stack on one moto: a name of this world's own.
     let secret_name = format!("callsync/night/an-{:08x}", fastrand::u32(..));
-    let NightStack {
-        van,
-        stack,
-        mut svc,
-        clock,
-        report,
-    } = NightStack::up(
+    let mut night = NightStack::up(
         100_001..=100_099,
         &[(
             secret_name.as_str(),
@@ -95,18 +89,16 @@ async fn world_with(key_in_secret: &str, tags: Value) -> World {
         &[("CALLSYNC_ACTION_NETWORK_BASE_URL", an.base_url.clone())],
     )
     .await;
-    svc.settings.requeue_stale_after = Duration::from_secs(3600);
-    svc.config
-        .put(&doc(&report.url, &secret_name, tags))
+    night.svc.settings.requeue_stale_after = Duration::from_secs(3600);
+    night
+        .svc
+        .config
+        .put(&doc(&night.report.url, &secret_name, tags))
         .await
         .unwrap();
     World {
-        van,
+        night,
         an,
-        stack,
-        svc,
-        clock,
-        _report: report,
         secret_name,
     }
 }

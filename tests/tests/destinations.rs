@@ -15,15 +15,12 @@ use callsync::fanout;
 use callsync::ledger::{CallKey, CallState, DayKey, DeliveryKey, DeliveryRecord, Receipt};
 use callsync::nightly::{self, RetryScope};
 use callsync::ports::SyncMessage;
-use callsync::services::Services;
 use callsync::values::CandidateSlug;
 use callsync_tests::fake_receiver::{Behaviour, Receiver};
 use callsync_tests::fake_tls::{self, Pki, TlsReceiver};
-use callsync_tests::fake_van::FakeVan;
-use callsync_tests::harness::LocalStack;
 use callsync_tests::night::{
-    NightStack, TestClock, Webhook, cdr_row, drain, drain_killing, drop_cdr, objects, run_day,
-    services, ten_call_night, tick,
+    NightStack, cdr_row, drain, drain_killing, drop_cdr, objects, run_day, services,
+    ten_call_night, tick,
 };
 use jiff::civil::{Date, date};
 use serde_json::{Value, json};
@@ -33,15 +30,20 @@ const DAY: Date = date(2026, 11, 21);
 const HOOK: &str = "crm-hook";
 const ESB: &str = "city-esb";
 
+/// The night's stack (its fields reached through the world), the webhook receiver, and
+/// the partner over mutual TLS, when the test configures it.
 struct World {
-    van: FakeVan,
-    stack: LocalStack,
-    svc: Services,
-    clock: std::sync::Arc<TestClock>,
-    report: Webhook,
+    night: NightStack,
     receiver: Receiver,
-    /// The partner over mutual TLS, when the test configures it.
     esb: Option<Esb>,
+}
+
+impl std::ops::Deref for World {
+    type Target = NightStack;
+
+    fn deref(&self) -> &NightStack {
+        &self.night
+    }
 }
 
 fn slug() -> CandidateSlug {
@@ -144,18 +146,12 @@ async fn build(esb: Option<EsbSetup>) -> World {
     if let Some(e) = &esb {
         secrets.push((e.secret_name.as_str(), e.secret.to_string()));
     }
-    let NightStack {
-        van,
-        stack,
-        mut svc,
-        clock,
-        report,
-    } = NightStack::up(100_001..=100_020, &secrets, &[]).await;
+    let mut night = NightStack::up(100_001..=100_020, &secrets, &[]).await;
     // A failed try's delayed message comes back after real minutes, while these tests move
     // a clock of their own: the tick's sweep of messages taken for lost stands in for it.
-    svc.settings.requeue_stale_after = Duration::from_secs(3600);
+    night.svc.settings.requeue_stale_after = Duration::from_secs(3600);
     let receiver = Receiver::start(SIGNING_SECRET).await;
-    let mut document = doc(&report.url, Some(&receiver.url), "Strong support");
+    let mut document = doc(&night.report.url, Some(&receiver.url), "Strong support");
     let esb = match esb {
         None => None,
         Some(e) => {
@@ -170,13 +166,9 @@ async fn build(esb: Option<EsbSetup>) -> World {
             })
         }
     };
-    svc.config.put(&document).await.unwrap();
+    night.svc.config.put(&document).await.unwrap();
     World {
-        van,
-        stack,
-        svc,
-        clock,
-        report,
+        night,
         receiver,
         esb,
     }
@@ -1288,7 +1280,7 @@ async fn seeded_fuzz_of_every_numeric_destination_setting_never_panics_sync_call
     }));
     let mut w = world().await;
     // A slow pace hands the rest of its group back at the batch's deadline: keep it short.
-    w.svc.settings.post_deadline = Duration::from_millis(1500);
+    w.night.svc.settings.post_deadline = Duration::from_millis(1500);
     drop_cdr(&w.svc, "inbox/night/cdr.csv", &night_rows()).await;
     // A templated destination (unsigned: the receiver answers it 401) beside the webhook, so both kinds' numbers are tried.
     let plain = |rate: Option<f64>, timeout: Option<u64>| {

@@ -15,11 +15,8 @@ use callsync::destinations::sql::{Database, Dialect, SCHEMA_VERSION};
 use callsync::ledger::{CallKey, CallState, DayKey, DeliveryKey, Receipt};
 use callsync::services::Services;
 use callsync::values::CandidateSlug;
-use callsync_tests::fake_van::FakeVan;
-use callsync_tests::harness::LocalStack;
 use callsync_tests::night::{
-    NightStack, TestClock, Webhook, drain, drain_killing, drop_cdr, night_doc, run_day,
-    ten_call_night, tick,
+    NightStack, drain, drain_killing, drop_cdr, night_doc, run_day, ten_call_night, tick,
 };
 use jiff::civil::{Date, date};
 use serde_json::{Value, json};
@@ -110,14 +107,20 @@ fn host_port(url: &str) -> String {
     format!("{}:{}", u.host_str().unwrap(), u.port().unwrap())
 }
 
+/// The night's stack (its fields reached through the world) and the warehouse, its
+/// tables under `prefix`.
 struct World {
-    van: FakeVan,
-    stack: LocalStack,
-    svc: Services,
-    clock: Arc<TestClock>,
-    _report: Webhook,
+    night: NightStack,
     database: Database,
     prefix: String,
+}
+
+impl std::ops::Deref for World {
+    type Target = NightStack;
+
+    fn deref(&self) -> &NightStack {
+        &self.night
+    }
 }
 
 /// The candidate: VAN for synced calls, the CSV for `csv` rows, and the warehouse for
@@ -138,25 +141,17 @@ async fn world(dialect: Dialect, database_url: &str) -> World {
     // Candidate secrets are shared by every stack on one moto: a name of this world's own.
     let secret_name = format!("callsync/night/warehouse-{:08x}", fastrand::u32(..));
     let secret = json!({ "url": database_url }).to_string();
-    let NightStack {
-        van,
-        stack,
-        mut svc,
-        clock,
-        report,
-    } = NightStack::up(100_001..=100_020, &[(secret_name.as_str(), secret)], &[]).await;
-    svc.settings.requeue_stale_after = Duration::from_secs(3600);
+    let mut night = NightStack::up(100_001..=100_020, &[(secret_name.as_str(), secret)], &[]).await;
+    night.svc.settings.requeue_stale_after = Duration::from_secs(3600);
     let prefix = format!("t{:08x}_", fastrand::u32(..));
-    svc.config
-        .put(&doc(&report.url, &prefix, &secret_name))
+    night
+        .svc
+        .config
+        .put(&doc(&night.report.url, &prefix, &secret_name))
         .await
         .unwrap();
     World {
-        van,
-        stack,
-        svc,
-        clock,
-        _report: report,
+        night,
         database: Database::connect(&server(dialect)).unwrap(),
         prefix,
     }
@@ -713,7 +708,8 @@ async fn warehouse_and_refused_supporters() -> (
         .unwrap(),
     );
     svc.config.put(&doc).await.unwrap();
-    let w = World { svc, ..w };
+    let mut w = w;
+    w.night.svc = svc;
     drop_cdr(&w.svc, "inbox/night/cdr.csv", &night_rows()).await;
     w.night().await;
     let refused = w.delivery_row("1001", SUPPORTERS).await;
